@@ -1,0 +1,99 @@
+"""``tiktalk kg convert|stats|flows``."""
+
+from __future__ import annotations
+
+import argparse
+
+from tiktalk.cli import add_json_flag, emit
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    kg_parser = sub.add_parser("kg", help="convert, inspect and query the C3KG graph")
+    kg_sub = kg_parser.add_subparsers(dest="kg_command", metavar="KG_COMMAND")
+    kg_sub.required = True
+
+    p = kg_sub.add_parser(
+        "convert",
+        help="convert release files (ATOMIC_Chinese.tsv, head CSVs, C3KG.GRAPH, ATOMIC-2020, "
+        "flow-edge TSV; files or directories; 'sample') into the canonical directory",
+    )
+    p.add_argument("sources", nargs="+", metavar="SRC")
+    p.add_argument("--out", required=True, help="output directory (written atomically)")
+    p.add_argument("--trust-pickle", action="store_true", help="allow reading C3KG.GRAPH (a pickle)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    add_json_flag(p)
+    p.set_defaults(func=_convert)
+
+    p = kg_sub.add_parser("stats", help="counts of heads, tails, triples and flow edges")
+    p.add_argument("kg", metavar="DIR", nargs="+", help="converted KG directory, release files, or 'sample'")
+    p.add_argument("--trust-pickle", action="store_true")
+    add_json_flag(p)
+    p.set_defaults(func=_stats)
+
+    p = kg_sub.add_parser("flows", help="tails per relation and flow edges per family of a head")
+    p.add_argument("kg", metavar="DIR", help="converted KG directory, release files, or 'sample'")
+    p.add_argument("head", metavar="HEAD", nargs="+", help="head text(s), e.g. 有人买披萨")
+    p.add_argument("--depth", type=int, default=1, help="flow depth (default 1)")
+    p.add_argument("--fanout", type=int, default=None, help="best edges kept per node and family")
+    p.add_argument("--top-k-tails", type=int, default=None, help="tails kept per relation")
+    p.add_argument("--families", default=None, help="comma-separated: event,concept,emotion")
+    p.add_argument("--max-chars", type=int, default=256, help="knowledge-segment budget")
+    p.add_argument("--trust-pickle", action="store_true")
+    add_json_flag(p)
+    p.set_defaults(func=_flows)
+
+
+def _convert(args: argparse.Namespace) -> int:
+    import kg
+
+    sources = [src for s in args.sources for src in kg.resolve_sources(s)]
+    manifest = kg.convert(sources, args.out, trust_pickle=args.trust_pickle, overwrite=args.overwrite)
+    emit(args, manifest, lambda m: f"wrote {args.out}: {m['counts']['nodes']} nodes, "
+         f"{m['counts']['edges']} edges (content sha256 {m['content_sha256'][:12]})")
+    return 0
+
+
+def _render_stats(s: dict) -> str:
+    lines = [f"nodes {s['nodes']}  heads {s['heads']}  tails {s['tails']}  isolated {s['isolated_nodes']}"]
+    lines.append("nodes by kind: " + ", ".join(f"{k} {v}" for k, v in s["nodes_by_kind"].items()))
+    lines.append(f"triples {s['triples']}: " + ", ".join(f"{k} {v}" for k, v in s["triples_by_relation"].items()))
+    lines.append(f"flow edges {s['flow_edges']}: " + ", ".join(f"{k} {v}" for k, v in s["flow_edges_by_type"].items()))
+    lines.append("flow edges by family: " + ", ".join(f"{k} {v}" for k, v in s["flow_edges_by_family"].items()))
+    if s["unknown_types"]:
+        lines.append("unknown edge types (kept): " + ", ".join(f"{k} {v}" for k, v in s["unknown_types"].items()))
+    return "\n".join(lines)
+
+
+def _stats(args: argparse.Namespace) -> int:
+    import kg
+
+    emit(args, kg.load_kg(args.kg, trust_pickle=args.trust_pickle).stats(), _render_stats)
+    return 0
+
+
+def _flows(args: argparse.Namespace) -> int:
+    import kg
+
+    graph = kg.load_kg(args.kg, trust_pickle=args.trust_pickle)
+    families = args.families.split(",") if args.families else None
+    items = [
+        graph.flows(h, families=families, depth=args.depth, fanout=args.fanout, top_k_tails=args.top_k_tails)
+        for h in args.head
+    ]
+    knowledge = kg.linearize(items, kg.LinearizeConfig(max_chars=args.max_chars))
+    result = {"heads": [i.as_dict() for i in items], "knowledge": knowledge.text}
+
+    def render(r: dict) -> str:
+        lines = []
+        for item in r["heads"]:
+            lines.append(f"{item['head']}  [{item['kind']}]")
+            for rel, tails in item["relations"].items():
+                lines.append(f"  {rel:<12} " + "、".join(f"{t}({w})" for t, w in tails))
+            for fam, edges in item["flows"].items():
+                for e in edges:
+                    lines.append(f"  {fam:<8}{'  ' * e['depth']}{e['source']} -{e['type']}({e['weight']})-> {e['target']}")
+        lines.append(f"knowledge: {r['knowledge']}")
+        return "\n".join(lines)
+
+    emit(args, result, render)
+    return 0

@@ -1,0 +1,94 @@
+"""Reading the released ``C3KG.GRAPH`` (a networkx 2.6 ``write_gpickle`` file), safely.
+
+Unpickling runs code, so it is opt-in (``trust_pickle=True`` / ``--trust-pickle``), and even
+then an allow-list unpickler admits only the classes a networkx ``DiGraph`` of strings
+needs. Anything else raises :class:`UnsafePickleError` naming the class.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import networkx as nx
+
+from kg.errors import KGFormatError
+
+# (module, name) pairs a DiGraph pickle may reference. networkx >= 3 caches its views
+# (adj, succ, pred, nodes, edges) in the instance dict, so those view classes appear too;
+# protocols 0/1 reconstruct objects through copyreg with `object` as the base.
+_ALLOWED: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("networkx.classes.digraph", "DiGraph"),
+        ("networkx.classes.coreviews", "AdjacencyView"),
+        ("networkx.classes.coreviews", "AtlasView"),
+        ("networkx.classes.reportviews", "NodeView"),
+        ("networkx.classes.reportviews", "OutEdgeView"),
+        ("networkx.classes.reportviews", "InEdgeView"),
+        ("networkx.classes.reportviews", "OutDegreeView"),
+        ("networkx.classes.reportviews", "InDegreeView"),
+        ("networkx.classes.reportviews", "DiDegreeView"),
+        ("copyreg", "_reconstructor"),
+        ("copy_reg", "_reconstructor"),
+        ("builtins", "object"),
+        ("__builtin__", "object"),
+    }
+)
+
+
+class UnsafePickleError(KGFormatError):
+    """A pickle referenced a class outside the DiGraph allow-list."""
+
+
+class _DiGraphUnpickler(pickle.Unpickler):
+    def __init__(self, fh, path: Path) -> None:
+        super().__init__(fh)
+        self._path = path
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _ALLOWED:
+            raise UnsafePickleError(
+                f"refusing to unpickle class {module}.{name}: only a networkx DiGraph of "
+                "strings is accepted",
+                path=self._path,
+                value=f"{module}.{name}",
+            )
+        return super().find_class(module, name)
+
+
+def read_gpickle(path: str | Path, *, trust_pickle: bool = False) -> nx.DiGraph:
+    """Load ``C3KG.GRAPH``. Requires ``trust_pickle=True``; validates what it got."""
+    path = Path(path)
+    if not trust_pickle:
+        raise KGFormatError(
+            "this is a pickle, which can run code when loaded; pass trust_pickle=True "
+            "(CLI: --trust-pickle) if you trust its source",
+            path=path,
+        )
+    try:
+        with open(path, "rb") as fh:
+            graph = _DiGraphUnpickler(fh, path).load()
+    except FileNotFoundError:
+        raise KGFormatError("file not found", path=path) from None
+    except UnsafePickleError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as err:
+        raise KGFormatError(f"unreadable pickle (truncated?): {err}", path=path) from None
+    if type(graph) is not nx.DiGraph:
+        raise UnsafePickleError(
+            f"expected a networkx DiGraph, got {type(graph).__name__}", path=path
+        )
+    for node in graph.nodes:
+        if not isinstance(node, str):
+            raise KGFormatError("node is not a string", path=path, field="node", value=node)
+    for u, v, data in graph.edges(data=True):
+        edge_type, weight = data.get("type"), data.get("weight", 1)
+        if not isinstance(edge_type, str) or not edge_type:
+            raise KGFormatError(
+                f"edge {u!r} -> {v!r} has no string 'type'", path=path, field="type", value=edge_type
+            )
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+            raise KGFormatError(
+                f"edge {u!r} -> {v!r} has a bad 'weight'", path=path, field="weight", value=weight
+            )
+    return graph

@@ -1,0 +1,291 @@
+"""Readers for every real C3KG release format, each returning plain records.
+
+Formats (SPEC section 1):
+
+* ``ATOMIC_Chinese.tsv``: a pandas index column, then ``head``, ``relation``, ``tail``.
+* ``head_shortSentence.csv`` / ``head_phrase.csv``: utf-8-sig, an unnamed index column,
+  then ``head`` (English), ``head_replaced``, ``head_translated`` (Chinese).
+* ATOMIC-2020 English: ``head<TAB>relation<TAB>tail`` or ``head @@ relation<TAB>t1| t2``.
+* Flow edges (this project's text form of C3KG's dialogue flows): a header
+  ``source<TAB>target<TAB>type<TAB>weight``.
+* ``C3KG.GRAPH``: see :mod:`kg.pickle_io` (opt-in only).
+
+Every problem raises one :class:`~kg.errors.KGFormatError` naming file, line and field.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kg.errors import KGFormatError
+
+NONE_TAILS = frozenset({"", "none"})  # ATOMIC's "no inference" marker
+
+
+@dataclass(frozen=True)
+class HeadRecord:
+    """One row of a head CSV. ``kind`` is ``event-head`` or ``phrase-head``."""
+
+    english: str
+    replaced: str
+    chinese: str
+    kind: str
+    line: int
+
+
+@dataclass
+class TripleTable:
+    """Columnar (head, relation, tail) rows plus what was skipped while reading."""
+
+    heads: list[str] = field(default_factory=list)
+    relations: list[str] = field(default_factory=list)
+    tails: list[str] = field(default_factory=list)
+    skipped_none_tails: int = 0
+
+    def __len__(self) -> int:
+        return len(self.heads)
+
+    def append(self, head: str, relation: str, tail: str) -> None:
+        self.heads.append(head)
+        self.relations.append(relation)
+        self.tails.append(tail)
+
+
+@dataclass
+class EdgeTable:
+    sources: list[str] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
+    types: list[str] = field(default_factory=list)
+    weights: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def append(self, source: str, target: str, edge_type: str, weight: int) -> None:
+        self.sources.append(source)
+        self.targets.append(target)
+        self.types.append(edge_type)
+        self.weights.append(weight)
+
+
+def read_text(path: str | Path) -> str:
+    """Whole file as text, utf-8 with or without BOM; anything else is an error with its line."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise KGFormatError("file not found", path=path) from None
+    if not data.strip():
+        raise KGFormatError("file is empty (truncated?)", path=path, line=1)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise KGFormatError(
+            f"not valid UTF-8 at byte {err.start} (unknown encoding or truncated file); "
+            "C3KG files are UTF-8",
+            path=path,
+            line=line,
+            value=data[max(0, err.start - 8) : err.start + 8],
+        ) from None
+
+
+def _rows(path: Path, text: str, delimiter: str, quoting: int) -> csv.reader:
+    return csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=True)
+
+
+def _header_index(path: Path, header: list[str], required: tuple[str, ...]) -> dict[str, int]:
+    names = [h.strip() for h in header]
+    where: dict[str, int] = {}
+    for name in required:
+        if name not in names:
+            raise KGFormatError(
+                f"missing column; header has {names}", path=path, line=1, field=name
+            )
+        where[name] = names.index(name)
+    return where
+
+
+def _require(path: Path, line: int, name: str, value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise KGFormatError("empty value", path=path, line=line, field=name, value=value)
+    return value
+
+
+def _iter_checked(path: Path, reader, width: int):
+    """Yield (line, row) for every non-blank data row, checking the number of fields."""
+    try:
+        for row in reader:
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if len(row) != width:
+                raise KGFormatError(
+                    f"expected {width} fields, found {len(row)} (ragged or truncated row)",
+                    path=path,
+                    line=reader.line_num,
+                    value=(delim_join(row)),
+                )
+            yield reader.line_num, row
+    except csv.Error as err:
+        raise KGFormatError(f"unreadable row: {err}", path=path, line=reader.line_num) from None
+
+
+def delim_join(row: list[str]) -> str:
+    return "|".join(row)
+
+
+def read_head_csv(path: str | Path, kind: str) -> list[HeadRecord]:
+    """Read ``head_shortSentence.csv`` (kind ``event-head``) or ``head_phrase.csv`` (``phrase-head``)."""
+    path = Path(path)
+    reader = _rows(path, read_text(path), ",", csv.QUOTE_MINIMAL)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise KGFormatError("no header", path=path, line=1) from None
+    cols = _header_index(path, header, ("head", "head_replaced", "head_translated"))
+    records = []
+    for line, row in _iter_checked(path, reader, len(header)):
+        records.append(
+            HeadRecord(
+                english=_require(path, line, "head", row[cols["head"]]),
+                replaced=_require(path, line, "head_replaced", row[cols["head_replaced"]]),
+                chinese=_require(path, line, "head_translated", row[cols["head_translated"]]),
+                kind=kind,
+                line=line,
+            )
+        )
+    if not records:
+        raise KGFormatError("header but no rows (truncated?)", path=path, line=2)
+    return records
+
+
+def read_atomic_chinese(path: str | Path) -> TripleTable:
+    """Read ``ATOMIC_Chinese.tsv`` (with or without the pandas index column)."""
+    path = Path(path)
+    reader = _rows(path, read_text(path), "\t", csv.QUOTE_MINIMAL)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise KGFormatError("no header", path=path, line=1) from None
+    cols = _header_index(path, header, ("head", "relation", "tail"))
+    table = TripleTable()
+    for line, row in _iter_checked(path, reader, len(header)):
+        head = _require(path, line, "head", row[cols["head"]])
+        relation = _require(path, line, "relation", row[cols["relation"]])
+        tail = row[cols["tail"]].strip()
+        if tail.lower() in NONE_TAILS:
+            table.skipped_none_tails += 1
+            continue
+        table.append(head, relation, tail)
+    if not len(table) and not table.skipped_none_tails:
+        raise KGFormatError("header but no rows (truncated?)", path=path, line=2)
+    return table
+
+
+def read_atomic2020(path: str | Path) -> TripleTable:
+    """Read ATOMIC-2020 English: plain ``head\\trelation\\ttail`` or ``head @@ relation\\tt1| t2``.
+
+    The form is taken from the first row and every later row must follow it.
+    """
+    path = Path(path)
+    table = TripleTable()
+    form: str | None = None
+    for line, raw in enumerate(read_text(path).splitlines(), start=1):
+        if not raw.strip():
+            continue
+        fields = raw.split("\t")
+        this = "@@" if len(fields) == 2 and " @@ " in fields[0] else "plain"
+        if form is None:
+            form = this
+            if form == "plain" and [f.strip() for f in fields] == ["head", "relation", "tail"]:
+                continue  # a header line
+        if this != form or (form == "plain" and len(fields) != 3):
+            expected = "'head @@ relation<TAB>tails'" if form == "@@" else "3 tab-separated fields"
+            raise KGFormatError(
+                f"expected {expected}, found {len(fields)} field(s)", path=path, line=line, value=raw
+            )
+        if form == "@@":
+            head, _, relation = fields[0].rpartition(" @@ ")
+            tails = fields[1].split("|")
+        else:
+            head, relation, tails = fields[0], fields[1], [fields[2]]
+        head = _require(path, line, "head", head)
+        relation = _require(path, line, "relation", relation)
+        for tail in tails:
+            tail = tail.strip()
+            if tail.lower() in NONE_TAILS:
+                table.skipped_none_tails += 1
+                continue
+            table.append(head, relation, tail)
+    return table
+
+
+def read_flow_edges(path: str | Path) -> EdgeTable:
+    """Read a flow-edge list: header ``source<TAB>target<TAB>type<TAB>weight``."""
+    path = Path(path)
+    reader = _rows(path, read_text(path), "\t", csv.QUOTE_MINIMAL)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise KGFormatError("no header", path=path, line=1) from None
+    cols = _header_index(path, header, ("source", "target", "type", "weight"))
+    table = EdgeTable()
+    for line, row in _iter_checked(path, reader, len(header)):
+        raw_weight = row[cols["weight"]].strip()
+        try:
+            weight = int(raw_weight)
+        except ValueError:
+            raise KGFormatError(
+                "not an integer", path=path, line=line, field="weight", value=raw_weight
+            ) from None
+        if weight < 0:
+            raise KGFormatError("negative weight", path=path, line=line, field="weight", value=weight)
+        table.append(
+            _require(path, line, "source", row[cols["source"]]),
+            _require(path, line, "target", row[cols["target"]]),
+            _require(path, line, "type", row[cols["type"]]),
+            weight,
+        )
+    if not len(table):
+        raise KGFormatError("header but no rows (truncated?)", path=path, line=2)
+    return table
+
+
+def sniff_format(path: str | Path) -> str:
+    """Name the release format of a file: by its name first, then by its first line.
+
+    Returns one of ``event-heads``, ``phrase-heads``, ``atomic-chinese``, ``atomic2020``,
+    ``flow-edges``, ``gpickle``.
+    """
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith((".graph", ".gpickle", ".pkl", ".pickle")):
+        return "gpickle"
+    if "shortsentence" in name:
+        return "event-heads"
+    if "head_phrase" in name or name.startswith("phrase"):
+        return "phrase-heads"
+    if "atomic_chinese" in name:
+        return "atomic-chinese"
+    try:
+        with open(path, "rb") as fh:
+            first = fh.readline().decode("utf-8-sig", errors="replace").rstrip("\r\n")
+    except FileNotFoundError:
+        raise KGFormatError("file not found", path=path) from None
+    cells = [c.strip() for c in first.split("\t")]
+    if cells[:4] == ["source", "target", "type", "weight"]:
+        return "flow-edges"
+    if cells[-3:] == ["head", "relation", "tail"] and len(cells) == 4:
+        return "atomic-chinese"
+    if name.endswith((".tsv", ".txt")):
+        return "atomic2020"
+    raise KGFormatError(
+        "cannot tell the C3KG format of this file (expected ATOMIC_Chinese.tsv, "
+        "head_shortSentence.csv, head_phrase.csv, C3KG.GRAPH, an ATOMIC-2020 .tsv "
+        "or a flow-edge .tsv with header source/target/type/weight)",
+        path=path,
+    )

@@ -1,0 +1,5 @@
+import sys
+
+from tiktalk.cli import main
+
+sys.exit(main())
