@@ -41,6 +41,8 @@ def load_kg(path: str | Path | Sequence[str | Path] = SAMPLE_NAME, *, trust_pick
     Release files and directories of them (several may be given) are converted in memory
     (nothing is written).
     """
+    if not isinstance(path, (str, Path)) and len(path) == 1:
+        path = path[0]
     if isinstance(path, (str, Path)) and str(path) != SAMPLE_NAME and (Path(path) / "manifest.json").is_file():
         nodes, edges, manifest = read_canonical(path)
         return C3KG(nodes, edges, manifest, path=Path(path))

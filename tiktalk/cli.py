@@ -17,6 +17,8 @@ from typing import Any
 # One registry for every subcommand group; order is the order of `tiktalk --help`.
 COMMAND_MODULES: tuple[str, ...] = (
     "kg.cli",
+    "tiktalk.data_cli",
+    "tiktalk.demo_cli",
 )
 
 
