@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "kg.cli",
     "tiktalk.data_cli",
     "tiktalk.demo_cli",
+    "tiktalk.eval_cli",
 )
 
 
