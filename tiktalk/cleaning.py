@@ -1,0 +1,551 @@
+"""From raw Douyin-style comment trees to TikTalk dialogues (paper section 3.1).
+
+Raw input is a directory with two JSONL files (and optionally ``build_config.json``)::
+
+    videos.jsonl    video_id (str|int), title (str), topic (str), duration (seconds), likes (int)
+    comments.jsonl  comment_id (str|int), parent_id (str|int|null: null = first-level comment),
+                    video_id, text (str), likes (int)
+
+The rules, in the order they run (each counted in :class:`BuildReport`):
+
+1. videos below ``video_min_likes`` are dropped (with their comments);
+2. comments below ``comment_min_likes`` are dropped;
+3. text cleaning: ``@user`` mentions removed by regex, emoticons (``[捂脸]``, emoji) moved to
+   metadata, a character repeated ``repeat_min_run``+ times (哈哈哈哈, !!!!) merged into
+   ``repeat_keep`` copies so laughter of any length becomes one form, a short unit repeated
+   3+ times (笑死笑死笑死) into one, whitespace collapsed;
+4. comments containing a blocklisted (unethical) word are dropped;
+5. comments left empty by cleaning are dropped;
+6. replies under a dropped comment are dropped (a chain with a hole is no conversation);
+7. videos left with only first-level comments are dropped;
+8. each video gets a split from a hash of its video_id; a val/test video needs a comment
+   with ``min_references`` kept direct replies ("genuine responses"), else it moves to
+   train;
+9. train trees are split into root-to-leaf chains (context = turns before the last,
+   response = the last); single-comment chains are no dialogue. A val/test dialogue is a
+   chain ending at a comment with >= ``min_references`` replies: the replies with the most
+   likes (ties: file order) become its references, the first one its response.
+
+The paper gives no thresholds or blocklist; the defaults below are choices, all
+configurable (CLI flags or ``build_config.json``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tiktalk.dataset import (
+    AUDIO_DIM, EVAL_REFERENCES, FRAME_DIM, MAX_AUDIO, MAX_FRAMES, DatasetFormatError, from_rows,
+    read_jsonl_rows, write_dataset,
+)
+from tiktalk.io import read_json, sha256_file
+
+# A small placeholder list of abusive words; real builds should pass their own (--blocklist).
+DEFAULT_BLOCKLIST: tuple[str, ...] = ("傻逼", "傻X", "脑残", "去死", "滚蛋", "垃圾人", "贱人", "废物")
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Every option of ``tiktalk data build``; defaults live here and only here."""
+
+    video_min_likes: int = 100  # keep videos with at least this many likes
+    comment_min_likes: int = 1  # keep comments with at least this many likes
+    blocklist: tuple[str, ...] = DEFAULT_BLOCKLIST  # a comment containing one is dropped
+    repeat_min_run: int = 3  # a character repeated this often or more is merged ...
+    repeat_keep: int = 2  # ... into this many copies (哈哈哈哈 -> 哈哈)
+    min_references: int = EVAL_REFERENCES  # genuine responses needed by a val/test dialogue
+    val_fraction: float = 1000 / 38703  # share of videos hashed to val (paper: 1,000 of 38,703)
+    test_fraction: float = 2000 / 38703  # share hashed to test (paper: 2,000 of 38,703)
+    split_seed: str = "tiktalk"  # salt of the video_id hash that picks the split
+    synthetic_frames: int = 0  # > 0: write seeded random frame features, this many per video
+    synthetic_audio: int = 0  # > 0: same for audio patches
+    feature_seed: int = 0  # seed of the synthetic features
+    feature_dtype: str = "float16"  # storage dtype of features (read back as float32)
+    table_format: str = "jsonl"  # jsonl or parquet
+
+    def __post_init__(self) -> None:
+        if self.repeat_min_run < 2 or not 1 <= self.repeat_keep < self.repeat_min_run:
+            raise ValueError(f"need 1 <= repeat_keep ({self.repeat_keep}) < repeat_min_run "
+                             f"({self.repeat_min_run}) and repeat_min_run >= 2")
+        if not (0 <= self.val_fraction and 0 <= self.test_fraction and self.val_fraction + self.test_fraction <= 1):
+            raise ValueError(f"val_fraction ({self.val_fraction}) and test_fraction ({self.test_fraction}) "
+                             "must be >= 0 and sum to <= 1")
+        if self.min_references < 1:
+            raise ValueError(f"min_references ({self.min_references}) must be >= 1")
+        if not 0 <= self.synthetic_frames <= MAX_FRAMES or not 0 <= self.synthetic_audio <= MAX_AUDIO:
+            raise ValueError(f"synthetic_frames ({self.synthetic_frames}) must be in 0..{MAX_FRAMES} and "
+                             f"synthetic_audio ({self.synthetic_audio}) in 0..{MAX_AUDIO}")
+        if self.feature_dtype not in ("float16", "float32"):
+            raise ValueError(f"feature_dtype {self.feature_dtype!r}: expected float16 or float32")
+
+    def to_json(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["blocklist"] = list(self.blocklist)
+        return out
+
+    @classmethod
+    def from_json(cls, obj: Any, *, path: str | Path = "<config>", **overrides: Any) -> BuildConfig:
+        """Config from a JSON object (unknown keys are an error naming them), then ``overrides``."""
+        if not isinstance(obj, dict):
+            raise DatasetFormatError("expected a JSON object", path=path)
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in obj.items():
+            if key not in names:
+                raise DatasetFormatError(f"unknown build option (known: {', '.join(names)})", path=path, field=key)
+            default = names[key].default
+            if key == "blocklist":
+                if not (isinstance(value, list) and all(isinstance(w, str) and w for w in value)):
+                    raise DatasetFormatError("expected a list of non-empty strings", path=path, field=key, value=value)
+                value = tuple(value)
+            elif isinstance(default, bool) or not isinstance(value, type(default)) or isinstance(value, bool):
+                if not (isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool)):
+                    raise DatasetFormatError(f"expected {type(default).__name__}", path=path, field=key, value=value)
+            values[key] = value
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+# ---------------------------------------------------------------------------- text rules
+
+# A mention is "@" plus a user name, which runs to whitespace, punctuation or an emoticon.
+MENTION_RE = re.compile(r"@[^\s@，。！？、,.!?:：;；\[\]（）()]+")
+# Douyin emoticons are short bracketed words ([捂脸], [赞]); plus Unicode emoji.
+BRACKET_EMOTICON_RE = re.compile(r"\[[^\[\]\s]{1,8}\]")
+EMOJI_RE = re.compile(
+    "[\U0001F300-\U0001FAFF\U00002600-\U000027BF\U0001F000-\U0001F2FF\U0000FE0F\U0000200D]+"
+)
+EMOTICON_RE = re.compile(f"{BRACKET_EMOTICON_RE.pattern}|{EMOJI_RE.pattern}")
+_UNIT_REPEAT_RE = re.compile(r"(.{2,4}?)\1{2,}")  # a 2-4 character unit three or more times
+
+
+def remove_mentions(text: str) -> str:
+    """``"@小李子 快来看"`` -> ``" 快来看"`` (whitespace is tidied by :func:`clean_text`)."""
+    return MENTION_RE.sub(" ", text)
+
+
+def extract_emoticons(text: str) -> tuple[str, list[str]]:
+    """Move emoticons out of the text: ``"笑死[捂脸]"`` -> ``("笑死", ["[捂脸]"])``."""
+    found: list[str] = []
+    for match in EMOTICON_RE.finditer(text):
+        token = match.group(0)
+        if token.startswith("["):
+            found.append(token)
+        else:  # a run of emoji: one entry per emoji, joiners and variation selectors dropped
+            found.extend(ch for ch in token if ch not in "\ufe0f\u200d")
+    return EMOTICON_RE.sub(" ", text), found
+
+
+def merge_repeats(text: str, min_run: int = 3, keep: int = 2) -> str:
+    """Merge repeated characters and short repeated units into one form.
+
+    A character repeated ``min_run`` or more times becomes ``keep`` copies (哈哈哈哈哈 ->
+    哈哈, 哈哈哈 -> 哈哈, 2333 -> 233); doubled words (谢谢, 看看) are untouched. A unit of 2-4
+    characters repeated three or more times becomes one (笑死笑死笑死 -> 笑死).
+    """
+    char_run = re.compile(r"(.)\1{%d,}" % (min_run - 1), re.DOTALL)
+    text = char_run.sub(lambda m: m.group(1) * keep, text)
+    return _UNIT_REPEAT_RE.sub(lambda m: m.group(1), text)
+
+
+def blocked_word(text: str, blocklist: Iterable[str]) -> str | None:
+    """The first blocklisted word ``text`` contains (case-insensitive), or None."""
+    lowered = text.lower()
+    return next((w for w in blocklist if w.lower() in lowered), None)
+
+
+@dataclass(frozen=True)
+class CleanText:
+    text: str
+    emoticons: list[str]
+    had_mention: bool
+    had_repeat: bool
+
+
+def clean_text(text: str, config: BuildConfig = BuildConfig()) -> CleanText:
+    """Mentions out, emoticons to metadata, repeats merged, whitespace collapsed."""
+    no_mentions = remove_mentions(text)
+    plain, emoticons = extract_emoticons(no_mentions)
+    merged = merge_repeats(plain, config.repeat_min_run, config.repeat_keep)
+    tidy = " ".join(merged.split())
+    return CleanText(tidy, emoticons, no_mentions != text, merged != plain)
+
+
+# ---------------------------------------------------------------------------- raw input
+
+
+@dataclass(frozen=True)
+class RawVideo:
+    video_id: str
+    title: str
+    topic: str
+    duration: float
+    likes: int
+    line: int
+
+
+@dataclass(frozen=True)
+class RawComment:
+    comment_id: str
+    parent_id: str | None
+    video_id: str
+    text: str
+    likes: int
+    line: int
+
+
+def _id(value: Any, *, path: Path, line: int, name: str, nullable: bool = False) -> str | None:
+    if value is None and nullable:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
+        raise DatasetFormatError("expected a non-empty string or integer id" + (" or null" if nullable else ""),
+                                 path=path, line=line, field=name, value=value)
+    return str(value)
+
+
+def _field(row: dict, name: str, *, path: Path, line: int) -> Any:
+    if name not in row:
+        raise DatasetFormatError("missing required field", path=path, line=line, field=name)
+    return row[name]
+
+
+def _likes(value: Any, *, path: Path, line: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise DatasetFormatError("expected a non-negative integer", path=path, line=line, field="likes", value=value)
+    return value
+
+
+def _text(value: Any, name: str, *, path: Path, line: int) -> str:
+    if not isinstance(value, str):
+        raise DatasetFormatError("expected a string", path=path, line=line, field=name, value=value)
+    return value
+
+
+def read_raw_videos(path: str | Path) -> list[RawVideo]:
+    path = Path(path)
+    out, seen = [], {}
+    for line, row in read_jsonl_rows(path):
+        if not isinstance(row, dict):
+            raise DatasetFormatError("expected a JSON object", path=path, line=line)
+        get = lambda name: _field(row, name, path=path, line=line)  # noqa: E731
+        vid = _id(get("video_id"), path=path, line=line, name="video_id")
+        if vid in seen:
+            raise DatasetFormatError(f"duplicate video_id (first on line {seen[vid]})",
+                                     path=path, line=line, field="video_id", value=vid)
+        seen[vid] = line
+        duration = get("duration")
+        if isinstance(duration, bool) or not isinstance(duration, (int, float)) or duration < 0:
+            raise DatasetFormatError("expected a non-negative number of seconds", path=path, line=line,
+                                     field="duration", value=duration)
+        out.append(RawVideo(vid, _text(get("title"), "title", path=path, line=line),
+                            _text(get("topic"), "topic", path=path, line=line), float(duration),
+                            _likes(get("likes"), path=path, line=line), line))
+    return out
+
+
+def read_raw_comments(path: str | Path) -> list[RawComment]:
+    path = Path(path)
+    out, seen = [], {}
+    for line, row in read_jsonl_rows(path):
+        if not isinstance(row, dict):
+            raise DatasetFormatError("expected a JSON object", path=path, line=line)
+        get = lambda name: _field(row, name, path=path, line=line)  # noqa: E731
+        cid = _id(get("comment_id"), path=path, line=line, name="comment_id")
+        if cid in seen:
+            raise DatasetFormatError(f"duplicate comment_id (first on line {seen[cid]})",
+                                     path=path, line=line, field="comment_id", value=cid)
+        seen[cid] = line
+        out.append(RawComment(
+            cid, _id(get("parent_id"), path=path, line=line, name="parent_id", nullable=True),
+            _id(get("video_id"), path=path, line=line, name="video_id"),
+            _text(get("text"), "text", path=path, line=line), _likes(get("likes"), path=path, line=line), line))
+    return out
+
+
+# ---------------------------------------------------------------------------- trees
+
+
+def children_map(parents: dict[str, str | None]) -> dict[str | None, list[str]]:
+    """parent id (None = the video) -> child ids, in the order of ``parents``."""
+    out: dict[str | None, list[str]] = {}
+    for cid, pid in parents.items():
+        out.setdefault(pid, []).append(cid)
+    return out
+
+
+def root_to_leaf_chains(parents: dict[str, str | None]) -> list[list[str]]:
+    """Every root-to-leaf path of a comment forest (``{comment_id: parent_id or None}``).
+
+    Roots are comments whose parent is None; paths come out depth-first in the order of
+    ``parents``. Every parent must be a key (remove orphans first).
+    """
+    kids = children_map(parents)
+    chains: list[list[str]] = []
+    stack: list[list[str]] = [[r] for r in reversed(kids.get(None, []))]
+    while stack:
+        path = stack.pop()
+        below = kids.get(path[-1], [])
+        if not below:
+            chains.append(path)
+        stack.extend([*path, c] for c in reversed(below))
+    return chains
+
+
+def split_of(video_id: str, val_fraction: float, test_fraction: float, seed: str = "tiktalk") -> str:
+    """Deterministic split from a hash of the video id: val, test or train by fraction."""
+    digest = hashlib.sha256(f"{seed}:{video_id}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    return "val" if u < val_fraction else "test" if u < val_fraction + test_fraction else "train"
+
+
+def synthetic_features(video_id: str, modality: str, n: int, seed: int = 0) -> np.ndarray:
+    """Seeded stand-in features: frames (n, 2048) >= 0 like pooled ResNet; audio (n, 128)."""
+    dim = {"frames": FRAME_DIM, "audio": AUDIO_DIM}[modality]
+    digest = hashlib.sha256(f"{seed}:{modality}:{video_id}".encode()).digest()
+    rng = np.random.default_rng(int.from_bytes(digest[:8], "big"))
+    x = rng.standard_normal((n, dim), dtype=np.float32)
+    return np.abs(x) if modality == "frames" else x
+
+
+# ---------------------------------------------------------------------------- the build
+
+REMOVAL_RULES: tuple[tuple[str, str], ...] = (
+    ("comments_unknown_video", "comments whose video_id is not in videos.jsonl"),
+    ("videos_below_likes", "videos under the likes threshold"),
+    ("comments_of_dropped_videos", "comments of those videos"),
+    ("comments_below_likes", "comments under the likes threshold"),
+    ("comments_blocked", "comments with a blocklisted (unethical) word"),
+    ("comments_empty_after_cleaning", "comments that were only mentions/emoticons"),
+    ("comments_missing_parent", "replies to a comment absent from the raw data"),
+    ("comments_under_removed", "replies under a dropped comment"),
+    ("videos_only_first_level", "videos left with only first-level comments"),
+    ("eval_videos_moved_to_train", "val/test videos without a 5-response comment, moved to train"),
+    ("single_comment_chains", "root-to-leaf chains of one comment (no context)"),
+    ("eval_contexts_too_few_responses", "val/test comments with 1..4 replies (not a dialogue)"),
+)
+MODIFY_RULES: tuple[tuple[str, str], ...] = (
+    ("mentions_removed", "comments that had @mentions removed"),
+    ("repeats_merged", "comments whose repeated characters were merged"),
+    ("emoticons_moved", "comments whose emoticons moved to metadata"),
+)
+
+
+@dataclass
+class BuildReport:
+    removed: dict[str, int] = field(default_factory=lambda: {k: 0 for k, _ in REMOVAL_RULES})
+    modified: dict[str, int] = field(default_factory=lambda: {k: 0 for k, _ in MODIFY_RULES})
+    kept: dict[str, Any] = field(default_factory=dict)
+    blocked_words: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"removed": dict(self.removed), "modified": dict(self.modified), "kept": dict(self.kept),
+                "blocked_words": dict(sorted(self.blocked_words.items()))}
+
+
+@dataclass
+class BuildResult:
+    videos: list[dict]
+    dialogues: list[dict]
+    report: BuildReport
+
+
+def clean_and_split(videos: Sequence[RawVideo], comments: Sequence[RawComment], config: BuildConfig,
+                    comments_path: Path | str = "<comments>") -> BuildResult:
+    """The pure part of the build: raw rows in, dataset rows and rule counts out."""
+    report = BuildReport()
+    removed = report.removed
+    by_video: dict[str, list[RawComment]] = {v.video_id: [] for v in videos}
+    for c in comments:
+        if c.video_id not in by_video:
+            removed["comments_unknown_video"] += 1
+        else:
+            by_video[c.video_id].append(c)
+
+    out_videos: list[dict] = []
+    out_dialogues: list[dict] = []
+    for video in videos:
+        vcomments = by_video[video.video_id]
+        if video.likes < config.video_min_likes:
+            removed["videos_below_likes"] += 1
+            removed["comments_of_dropped_videos"] += len(vcomments)
+            continue
+        raw_parent = {c.comment_id: c.parent_id for c in vcomments}
+        for c in vcomments:
+            if c.parent_id is not None and c.parent_id == c.comment_id:
+                raise DatasetFormatError("a comment cannot be its own parent", path=comments_path,
+                                         line=c.line, field="parent_id", value=c.parent_id)
+        # Per-comment rules.
+        cleaned: dict[str, CleanText] = {}
+        for c in vcomments:
+            if c.likes < config.comment_min_likes:
+                removed["comments_below_likes"] += 1
+                continue
+            ct = clean_text(c.text, config)
+            word = blocked_word(ct.text, config.blocklist)
+            if word is not None:
+                removed["comments_blocked"] += 1
+                report.blocked_words[word] = report.blocked_words.get(word, 0) + 1
+                continue
+            if not ct.text:
+                removed["comments_empty_after_cleaning"] += 1
+                continue
+            report.modified["mentions_removed"] += ct.had_mention
+            report.modified["repeats_merged"] += ct.had_repeat
+            report.modified["emoticons_moved"] += bool(ct.emoticons)
+            cleaned[c.comment_id] = ct
+        # Tree rules: a kept comment needs every ancestor kept.
+        kept: dict[str, str | None] = {}
+        for c in vcomments:
+            if c.comment_id not in cleaned:
+                continue
+            pid, hops, ok = c.parent_id, 0, True
+            while pid is not None:
+                if pid not in raw_parent:
+                    removed["comments_missing_parent"] += 1
+                    ok = False
+                    break
+                if pid not in cleaned:
+                    removed["comments_under_removed"] += 1
+                    ok = False
+                    break
+                pid, hops = raw_parent[pid], hops + 1
+                if hops > len(raw_parent):
+                    raise DatasetFormatError("parent_id chain forms a cycle", path=comments_path,
+                                             line=c.line, field="parent_id", value=c.parent_id)
+            if ok:
+                kept[c.comment_id] = c.parent_id
+        if not any(pid is not None for pid in kept.values()):
+            removed["videos_only_first_level"] += 1
+            continue
+
+        kids = children_map(kept)
+        split = split_of(video.video_id, config.val_fraction, config.test_fraction, config.split_seed)
+        if split != "train" and not any(len(kids.get(cid, [])) >= config.min_references for cid in kept):
+            removed["eval_videos_moved_to_train"] += 1
+            split = "train"
+        likes = {c.comment_id: c.likes for c in vcomments}
+        text = {cid: cleaned[cid].text for cid in kept}
+
+        def emoticons_of(ids: Iterable[str]) -> list[str]:
+            return [e for cid in ids for e in cleaned[cid].emoticons]
+
+        def path_to(cid: str) -> list[str]:
+            path = [cid]
+            while kept[path[-1]] is not None:
+                path.append(kept[path[-1]])
+            return path[::-1]
+
+        n_before = len(out_dialogues)
+        if split == "train":
+            for chain in root_to_leaf_chains(kept):
+                if len(chain) < 2:
+                    removed["single_comment_chains"] += 1
+                    continue
+                out_dialogues.append({
+                    "dialogue_id": f"{video.video_id}-{chain[-1]}", "video_id": video.video_id,
+                    "split": split, "context": [text[c] for c in chain[:-1]], "response": text[chain[-1]],
+                    "references": [], "emoticons": emoticons_of(chain), "turn_ids": chain,
+                })
+        else:
+            for cid in kept:  # file order
+                replies = kids.get(cid, [])
+                if not replies:
+                    continue
+                if len(replies) < config.min_references:
+                    removed["eval_contexts_too_few_responses"] += 1
+                    continue
+                order = {r: i for i, r in enumerate(replies)}
+                best = sorted(replies, key=lambda r: (-likes[r], order[r]))[: config.min_references]
+                context = path_to(cid)
+                out_dialogues.append({
+                    "dialogue_id": f"{video.video_id}-{cid}", "video_id": video.video_id, "split": split,
+                    "context": [text[c] for c in context], "response": text[best[0]],
+                    "references": [text[r] for r in best], "emoticons": emoticons_of([*context, best[0]]),
+                    "turn_ids": [*context, best[0]],
+                })
+        assert len(out_dialogues) > n_before  # a kept reply always yields a chain / a 5-reply context
+        out_videos.append({"video_id": video.video_id, "title": video.title, "topic": video.topic,
+                           "duration": video.duration, "split": split})
+    report.kept = {"videos": len(out_videos), "dialogues": len(out_dialogues),
+                   "comments_in": len(comments), "videos_in": len(videos)}
+    for s in ("train", "val", "test"):
+        report.kept[f"{s}_videos"] = sum(v["split"] == s for v in out_videos)
+        report.kept[f"{s}_dialogues"] = sum(d["split"] == s for d in out_dialogues)
+    return BuildResult(out_videos, out_dialogues, report)
+
+
+def load_features_dir(path: str | Path) -> Callable[[str], tuple[np.ndarray | None, np.ndarray | None]]:
+    """Features from ``DIR/frames.safetensors`` and ``DIR/audio.safetensors`` keyed by video_id."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    handles = {m: safe_open(str(path / f"{m}.safetensors"), framework="numpy")
+               for m in ("frames", "audio") if (path / f"{m}.safetensors").exists()}
+    if not handles:
+        raise FileNotFoundError(f"{path}: neither frames.safetensors nor audio.safetensors found")
+
+    def get(video_id: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+        found = [handles[m].get_tensor(video_id) if m in handles and video_id in handles[m].keys() else None
+                 for m in ("frames", "audio")]
+        return found[0], found[1]
+
+    return get
+
+
+RAW_VIDEOS, RAW_COMMENTS, RAW_CONFIG = "videos.jsonl", "comments.jsonl", "build_config.json"
+
+
+def load_build_config(raw: str | Path, config_path: str | Path | None = None, **overrides: Any) -> BuildConfig:
+    """Defaults, then ``config_path`` (or RAW/build_config.json when present), then overrides."""
+    path = Path(config_path) if config_path is not None else Path(raw) / RAW_CONFIG
+    if config_path is not None or path.exists():
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such build config")
+        return BuildConfig.from_json(read_json(path), path=path, **overrides)
+    return BuildConfig.from_json({}, **overrides)
+
+
+def build_dataset(raw: str | Path, out: str | Path, config: BuildConfig | None = None, *,
+                  features_dir: str | Path | None = None, overwrite: bool = False) -> dict:
+    """Read RAW, clean, split and write the dataset directory ``out`` atomically.
+
+    Returns the manifest; its ``build`` entry holds the config, the raw files' sha256 and
+    the :class:`BuildReport`.
+    """
+    raw = Path(raw)
+    config = config or load_build_config(raw)
+    videos_path, comments_path = raw / RAW_VIDEOS, raw / RAW_COMMENTS
+    for p in (videos_path, comments_path):
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: raw input needs {RAW_VIDEOS} and {RAW_COMMENTS}")
+    result = clean_and_split(read_raw_videos(videos_path), read_raw_comments(comments_path), config,
+                             comments_path)
+    dataset = from_rows(result.videos, result.dialogues)
+    external = load_features_dir(features_dir) if features_dir is not None else None
+
+    def features(video_id: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+        frames, audio = external(video_id) if external else (None, None)
+        if frames is None and config.synthetic_frames:
+            frames = synthetic_features(video_id, "frames", config.synthetic_frames, config.feature_seed)
+        if audio is None and config.synthetic_audio:
+            audio = synthetic_features(video_id, "audio", config.synthetic_audio, config.feature_seed)
+        return frames, audio
+
+    build_info = {
+        "config": config.to_json(),
+        "raw_sha256": {name: sha256_file(raw / name) for name in (RAW_VIDEOS, RAW_COMMENTS)},
+        "features": "external" if features_dir else ("synthetic" if config.synthetic_frames or
+                                                      config.synthetic_audio else "none"),
+        **result.report.to_json(),
+    }
+    return write_dataset(dataset, out, table_format=config.table_format, overwrite=overwrite,
+                         extra_manifest={"source": "tiktalk data build", "build": build_info},
+                         feature_dtype=config.feature_dtype, features=features)
