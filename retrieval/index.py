@@ -1,0 +1,320 @@
+"""The head index directory: which KG heads are searchable, their vectors, and the FAISS index.
+
+Layout of an index directory (written atomically, no pickles)::
+
+    index.faiss      FAISS's own writer (faiss.write_index)
+    heads.parquet    row i of the index: id, text, kind, family (rows grouped by family)
+    embeddings.npy   float32 (n, dim) unit rows, so another factory can reuse them
+    manifest.json    encoder (name, fingerprint, dim), factory, search parameters, KG hash,
+                     kinds, family row ranges, file sha256s, library versions, build times
+
+Which heads: the start nodes of the dialogue flows of every family. Event heads feed the
+event flow, phrase heads and entities the concept flow, emotion nodes the emotion flows.
+``kinds=("event",)`` reproduces C3KG's own matcher (short-sentence heads only).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import faiss
+import numpy as np
+import polars as pl
+
+from retrieval.encoders import Encoder
+from retrieval.search import SearchParams, apply_params, build_index, check_vectors, on_gpu, search, to_gpu
+from tiktalk.io import atomic_directory, read_json, sha256_file, write_json
+
+FORMAT_VERSION = 1
+INDEX_FILE, HEADS_FILE, EMB_FILE, MANIFEST_FILE = "index.faiss", "heads.parquet", "embeddings.npy", "manifest.json"
+
+# short name -> (KG node kind, flow family it starts). Order = row order in the index.
+KINDS: dict[str, tuple[str, str]] = {
+    "event": ("event-head", "event"),
+    "phrase": ("phrase-head", "concept"),
+    "entity": ("entity", "concept"),
+    "emotion": ("emotion", "emotion"),
+}
+FAMILIES = ("event", "concept", "emotion")
+
+
+class IndexMismatchError(ValueError):
+    """The index was built with another encoder / dimension / KG than the one in use."""
+
+
+class IndexFileError(ValueError):
+    """An index file is missing, truncated or does not match the manifest."""
+
+
+def parse_kinds(kinds: str | Sequence[str] | None) -> list[str] | None:
+    """``"event,phrase"`` or a list -> validated short kind names (None = every kind the KG has)."""
+    if kinds is None:
+        return None
+    if isinstance(kinds, str):
+        kinds = [k.strip() for k in kinds.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown or not kinds:
+        raise ValueError(f"kinds {list(kinds)}: each must be one of {list(KINDS)}")
+    return [k for k in KINDS if k in kinds]
+
+
+def head_table(graph, kinds: Sequence[str] | None = None) -> pl.DataFrame:
+    """The searchable heads of ``graph``: id, text (Chinese, else the node id), kind, family.
+
+    Rows are grouped by family (event, concept, emotion) so each family is one id range,
+    then sorted by kind order and id: the same KG always gives the same rows.
+    """
+    chosen = parse_kinds(kinds) or list(KINDS)
+    node_kind = {KINDS[k][0]: (i, k, KINDS[k][1]) for i, k in enumerate(chosen)}
+    table = (
+        graph.nodes.filter(pl.col("kind").is_in(list(node_kind)))
+        .select(
+            pl.col("id"),
+            pl.coalesce(
+                pl.when(pl.col("text_zh").str.len_chars() > 0).then(pl.col("text_zh")),
+                pl.col("id"),
+            ).alias("text"),
+            pl.col("kind"),
+        )
+        .with_columns(
+            pl.col("kind").replace_strict({nk: v[2] for nk, v in node_kind.items()}).alias("family"),
+            pl.col("kind").replace_strict({nk: v[0] for nk, v in node_kind.items()}).alias("_kind_rank"),
+            pl.col("kind").replace_strict({nk: FAMILIES.index(v[2]) for nk, v in node_kind.items()}).alias("_fam_rank"),
+        )
+        .sort("_fam_rank", "_kind_rank", "id")
+        .drop("_kind_rank", "_fam_rank")
+    )
+    if table.is_empty():
+        raise ValueError(f"the KG has no nodes of kinds {chosen} to index")
+    return table
+
+
+def family_ranges(heads: pl.DataFrame) -> dict[str, list[int]]:
+    """family -> [lo, hi) row range (heads are grouped by family)."""
+    out: dict[str, list[int]] = {}
+    fams = heads["family"].to_list()
+    for i, fam in enumerate(fams):
+        if fam not in out:
+            out[fam] = [i, i]
+        out[fam][1] = i + 1
+    return out
+
+
+def library_versions() -> dict[str, str]:
+    import polars
+
+    return {"faiss": faiss.__version__, "numpy": np.__version__, "polars": polars.__version__,
+            "python": platform.python_version()}
+
+
+@dataclass
+class HeadIndex:
+    """A loaded index directory. ``index`` may live on the GPU; ``cpu_index`` always on the CPU."""
+
+    path: Path | None
+    manifest: dict
+    heads: pl.DataFrame
+    cpu_index: faiss.Index
+    embeddings: np.ndarray  # (n, dim) float32, memory-mapped when loaded from disk
+
+    @cached_property
+    def index(self) -> faiss.Index:
+        return to_gpu(self.cpu_index) if self.manifest.get("use_gpu", True) else self.cpu_index
+
+    @property
+    def dim(self) -> int:
+        return int(self.manifest["encoder"]["dim"])
+
+    @property
+    def families(self) -> dict[str, list[int]]:
+        return self.manifest["family_ranges"]
+
+    def __len__(self) -> int:
+        return self.heads.height
+
+    def search(self, queries: np.ndarray, k: int, family: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(nq, dim) -> (scores (nq, k), row ids (nq, k)); ``family`` restricts to its rows."""
+        if family is None:
+            return search(self.index, queries, k)
+        if family not in self.families:
+            raise ValueError(f"family {family!r} is not in this index (it has {list(self.families)})")
+        lo, hi = self.families[family]
+        target = self.cpu_index if on_gpu(self.index) else self.index  # FAISS GPU has no id selectors
+        return search(target, queries, k, id_range=(lo, hi))
+
+    def check_compatible(self, encoder: Encoder | None = None, kg_sha256: str | None = None) -> None:
+        """Refuse an encoder or KG other than the one the index was built with, naming both values."""
+        enc = self.manifest["encoder"]
+        where = self.path or "<in-memory index>"
+        if encoder is not None:
+            if int(encoder.dim) != int(enc["dim"]):
+                raise IndexMismatchError(
+                    f"{where}: index dimension {enc['dim']} ({enc['name']}) differs from encoder "
+                    f"{encoder.name}'s dimension {encoder.dim}"
+                )
+            if encoder.fingerprint != enc["fingerprint"]:
+                raise IndexMismatchError(
+                    f"{where}: index was built with encoder fingerprint {enc['fingerprint']} ({enc['name']}), "
+                    f"the encoder in use has {encoder.fingerprint} ({encoder.name})"
+                )
+        if kg_sha256 is not None and kg_sha256 != self.manifest["kg"]["content_sha256"]:
+            raise IndexMismatchError(
+                f"{where}: index was built from KG {self.manifest['kg']['content_sha256']}, "
+                f"the KG in use is {kg_sha256}"
+            )
+
+    @classmethod
+    def load(cls, path: str | Path, *, encoder: Encoder | None = None, kg_sha256: str | None = None,
+             verify: bool = True, use_gpu: bool = True) -> HeadIndex:
+        """Read an index directory; refuse missing/corrupt files and encoder/KG mismatches."""
+        path = Path(path)
+        if not path.is_dir():
+            raise FileNotFoundError(f"index directory {path} does not exist")
+        for name in (MANIFEST_FILE, INDEX_FILE, HEADS_FILE, EMB_FILE):
+            if not (path / name).is_file():
+                raise IndexFileError(f"{path / name} is missing (rebuild with `tiktalk index build`)")
+        try:
+            manifest = read_json(path / MANIFEST_FILE)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise IndexFileError(f"{path / MANIFEST_FILE}: not valid JSON ({err})") from None
+        for key in ("format_version", "encoder", "factory", "kg", "files", "family_ranges"):
+            if key not in manifest:
+                raise IndexFileError(f"{path / MANIFEST_FILE}: field {key!r} is missing")
+        if manifest["format_version"] != FORMAT_VERSION:
+            raise IndexFileError(
+                f"{path / MANIFEST_FILE}: format_version {manifest['format_version']} is not {FORMAT_VERSION}"
+            )
+        if verify:
+            for name, expected in manifest["files"].items():
+                actual = sha256_file(path / name)
+                if actual != expected:
+                    raise IndexFileError(f"{path / name}: sha256 {actual} differs from the manifest's {expected} "
+                                         "(the file is corrupt or was changed)")
+        manifest["use_gpu"] = use_gpu
+        try:
+            heads = pl.read_parquet(path / HEADS_FILE)
+        except Exception as err:  # polars raises several types for a bad file
+            raise IndexFileError(f"{path / HEADS_FILE}: cannot read Parquet ({err})") from None
+        try:
+            embeddings = np.load(path / EMB_FILE, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError) as err:
+            raise IndexFileError(f"{path / EMB_FILE}: cannot read ({err})") from None
+        try:
+            cpu_index = faiss.read_index(str(path / INDEX_FILE))
+        except RuntimeError as err:
+            raise IndexFileError(f"{path / INDEX_FILE}: FAISS cannot read it ({str(err).splitlines()[0]})") from None
+        dim, n = int(manifest["encoder"]["dim"]), heads.height
+        if embeddings.shape != (n, dim) or cpu_index.ntotal != n or cpu_index.d != dim:
+            raise IndexFileError(
+                f"{path}: sizes disagree: heads {n}, embeddings {embeddings.shape}, "
+                f"index {cpu_index.ntotal} x {cpu_index.d}, manifest dim {dim}"
+            )
+        apply_params(cpu_index, SearchParams(**manifest.get("search_params", {})))
+        out = cls(path=path, manifest=manifest, heads=heads, cpu_index=cpu_index, embeddings=embeddings)
+        out.check_compatible(encoder, kg_sha256)
+        return out
+
+
+def _encode_with_progress(encoder: Encoder, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
+    from tqdm.auto import tqdm
+
+    out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
+    with tqdm(total=len(texts), desc=f"encode heads ({encoder.name})", unit="head", disable=not progress) as bar:
+        for start in range(0, len(texts), batch_size):
+            batch = texts[start : start + batch_size]
+            out[start : start + len(batch)] = encoder.encode(batch, kind="passage")
+            bar.update(len(batch))
+    return out
+
+
+def _reusable_embeddings(source: Path, encoder: Encoder, heads: pl.DataFrame) -> np.ndarray | None:
+    """Stored embeddings of ``source`` when they were made by this encoder for these exact heads."""
+    try:
+        manifest = read_json(source / MANIFEST_FILE)
+        if manifest["encoder"]["fingerprint"] != encoder.fingerprint:
+            return None
+        old = pl.read_parquet(source / HEADS_FILE)
+        if not old.select("id", "text").equals(heads.select("id", "text")):
+            return None
+        emb = np.load(source / EMB_FILE, allow_pickle=False)
+        if sha256_file(source / EMB_FILE) != manifest["files"][EMB_FILE]:
+            return None
+        return check_vectors(emb, encoder.dim, f"{source / EMB_FILE}")
+    except (OSError, KeyError, ValueError, json.JSONDecodeError):
+        return None
+
+
+def build_head_index(
+    graph,
+    encoder: Encoder,
+    out: str | Path | None,
+    *,
+    factory: str = "Flat",
+    kinds: str | Sequence[str] | None = None,
+    params: SearchParams | None = None,
+    reuse_from: str | Path | None = None,
+    overwrite: bool = False,
+    batch_size: int = 256,
+    progress: bool = True,
+    use_gpu: bool = True,
+    kg_source: str | None = None,
+) -> HeadIndex:
+    """Encode the KG's heads and write the index directory ``out`` (None: keep it in memory).
+
+    Stored embeddings of ``reuse_from`` (default: ``out`` when it exists) are reused when
+    their encoder fingerprint and head rows match, so a new factory costs no re-encoding.
+    ``kg_source`` (e.g. ``sample`` or a directory) is recorded so the KG can be reopened.
+    """
+    params = params or SearchParams()
+    if out is not None and Path(out).exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists (pass overwrite=True / --overwrite)")
+    heads = head_table(graph, kinds)
+    texts = heads["text"].to_list()
+    timings: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    embeddings = None
+    source = Path(reuse_from) if reuse_from is not None else (Path(out) if out is not None else None)
+    if source is not None and source.is_dir():
+        embeddings = _reusable_embeddings(source, encoder, heads)
+    reused = embeddings is not None
+    if embeddings is None:
+        embeddings = _encode_with_progress(encoder, texts, batch_size, progress)
+    timings["encode_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    index = build_index(embeddings, factory, params, use_gpu=use_gpu)
+    timings["index_s"] = time.perf_counter() - t0
+
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "encoder": {"name": encoder.name, "fingerprint": encoder.fingerprint, "dim": int(encoder.dim)},
+        "factory": factory,
+        "search_params": params.as_dict(),
+        "kg": {"content_sha256": graph.content_sha256,
+               "source": kg_source if kg_source is not None else (None if graph.path is None else str(graph.path))},
+        "kinds": sorted(set(heads["kind"].to_list()), key=[v[0] for v in KINDS.values()].index),
+        "counts": dict(heads.group_by("family").len().sort("family").iter_rows()),
+        "family_ranges": family_ranges(heads),
+        "reused_embeddings": reused,
+        "timings": {k: round(v, 4) for k, v in timings.items()},
+        "versions": library_versions(),
+    }
+    result = HeadIndex(path=None, manifest=manifest, heads=heads, cpu_index=index, embeddings=embeddings)
+    if out is None:
+        result.manifest["files"] = {}
+        return result
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        faiss.write_index(index, str(tmp / INDEX_FILE))
+        heads.write_parquet(tmp / HEADS_FILE, compression="zstd", statistics=False)
+        np.save(tmp / EMB_FILE, embeddings, allow_pickle=False)
+        manifest["files"] = {name: sha256_file(tmp / name) for name in (INDEX_FILE, HEADS_FILE, EMB_FILE)}
+        write_json(tmp / MANIFEST_FILE, manifest)
+    result.path = Path(out)
+    return result

@@ -1,0 +1,233 @@
+"""Pure search functions over arrays: FAISS indexes by factory string, exact top-k, threads.
+
+Everything here takes and returns arrays; the :mod:`retrieval.index` directory format and
+the :mod:`retrieval.retriever` sit on top. Conventions:
+
+- vectors are float32 ``(n, d)`` with unit rows, metric is inner product (= cosine);
+- results are ``scores (nq, k) float32`` and ``ids (nq, k) int64``, best first, ties broken
+  by the lower id (FAISS's own heap keeps an arbitrary member of a tie), ``-1`` / ``-inf``
+  where fewer than ``k`` rows exist.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+# Each of torch and FAISS loads its own OpenMP runtime; spinning workers of one starve the
+# other on a small machine. PASSIVE measured faster here (issue 3). Must precede the import.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import faiss  # noqa: E402
+import numpy as np  # noqa: E402
+
+FACTORIES = ("Flat", "HNSW32", "IVF4096,Flat", "IVF4096,PQ48")
+# FAISS 1.15 takes its BLAS path only when nq * d >= this threshold (default 128,000);
+# below it, a batch of 256 queries at d = 384 ran 7x slower (issue 3). 1 query stays on the
+# direct scan, which is faster for a single query.
+BLAS_THRESHOLD = 2 * 384
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """Search-time knobs, stored in the index manifest. ``nprobe`` for IVF, ``ef_search`` for HNSW."""
+
+    nprobe: int = 32
+    ef_search: int = 128
+
+    def as_dict(self) -> dict:
+        return {"nprobe": self.nprobe, "ef_search": self.ef_search}
+
+
+def configure_threads(threads: int | None = None) -> int:
+    """Set FAISS's and torch's thread counts to ``threads`` (default: the usable cores).
+
+    Returns the count set. torch is only touched when it is already imported.
+    """
+    import sys
+
+    if threads is None:
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if threads < 1:
+        raise ValueError(f"threads ({threads}) must be at least 1")
+    faiss.omp_set_num_threads(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    faiss.cvar.distance_compute_blas_threshold = BLAS_THRESHOLD
+    return threads
+
+
+def check_vectors(x: np.ndarray, dim: int | None = None, what: str = "vectors") -> np.ndarray:
+    """(n, d) float32 C-contiguous, or a ValueError naming the shape / dim / dtype at fault."""
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"{what} must be 2-D (n, d), got shape {x.shape}")
+    if dim is not None and x.shape[1] != dim:
+        raise ValueError(f"{what} have dimension {x.shape[1]}, the index has {dim}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"{what} must be floating point, got {x.dtype}")
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+_IVF = re.compile(r"IVF(\d+)")
+_PQ = re.compile(r"PQ(\d+)")
+
+
+def make_index(factory: str, dim: int, n_train: int | None = None) -> faiss.Index:
+    """A fresh inner-product index from a FAISS factory string; ValueError when it cannot work."""
+    m = _IVF.search(factory)
+    if m and n_train is not None and n_train < int(m.group(1)):
+        raise ValueError(
+            f"factory {factory!r} needs at least {m.group(1)} training vectors (one per list); "
+            f"there are {n_train} (use Flat or HNSW32, or fewer lists)"
+        )
+    m = _PQ.search(factory)
+    if m and dim % int(m.group(1)):
+        raise ValueError(f"factory {factory!r}: PQ{m.group(1)} does not divide the dimension {dim}")
+    try:
+        return faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as err:
+        raise ValueError(f"FAISS cannot build factory {factory!r} at dim {dim}: {str(err).splitlines()[0]}") from None
+
+
+def apply_params(index: faiss.Index, params: SearchParams) -> None:
+    """Set nprobe / efSearch on whatever kind of index this is (no-op for Flat)."""
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        ivf.nprobe = params.nprobe
+    hnsw = getattr(faiss.downcast_index(index), "hnsw", None)
+    if hnsw is not None:
+        hnsw.efSearch = params.ef_search
+
+
+def build_index(vectors: np.ndarray, factory: str = "Flat", params: SearchParams | None = None,
+                seed: int = 0, use_gpu: bool = True) -> faiss.Index:
+    """Train (when needed) and fill an index with ``vectors`` (n, d); row i gets id i.
+
+    With a GPU visible to FAISS (and ``use_gpu``), training and adding run there and the
+    result is copied back, so what is written is always a CPU index. HNSW has no GPU form.
+    """
+    vectors = check_vectors(vectors)
+    index = make_index(factory, vectors.shape[1], n_train=vectors.shape[0])
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        ivf.cp.seed = seed  # deterministic k-means
+    if use_gpu and faiss.get_num_gpus() > 0 and "HNSW" not in factory:
+        gpu = to_gpu(index)
+        if not gpu.is_trained:
+            gpu.train(vectors)
+        gpu.add(vectors)
+        index = faiss.index_gpu_to_cpu(gpu)
+    else:
+        if not index.is_trained:
+            index.train(vectors)
+        index.add(vectors)
+    apply_params(index, params or SearchParams())
+    return index
+
+
+def to_gpu(index: faiss.Index) -> faiss.Index:
+    """Move ``index`` to GPU 0 when FAISS sees a GPU; otherwise return it unchanged."""
+    if faiss.get_num_gpus() <= 0:
+        return index
+    resources = faiss.StandardGpuResources()
+    gpu = faiss.index_cpu_to_gpu(resources, 0, index)
+    gpu.referenced_resources = resources  # keep the resources alive with the index
+    return gpu
+
+
+def on_gpu(index: faiss.Index) -> bool:
+    return type(index).__name__.startswith("Gpu")
+
+
+def _sort_rows(scores: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Order each row by (score desc, id asc); missing (-1) entries last."""
+    key_id = np.where(ids < 0, np.iinfo(np.int64).max, ids)
+    key_score = np.where(ids < 0, np.inf, -scores.astype(np.float64))
+    order = np.lexsort((key_id, key_score), axis=-1)
+    return np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
+
+
+def _range_params(index: faiss.Index, lo: int, hi: int):
+    """FAISS search parameters restricting ids to [lo, hi) (per-family search on contiguous rows)."""
+    sel = faiss.IDSelectorRange(lo, hi)
+    if faiss.try_extract_index_ivf(index) is not None:
+        ivf = faiss.try_extract_index_ivf(index)
+        params = faiss.SearchParametersIVF(sel=sel, nprobe=ivf.nprobe)
+    elif getattr(faiss.downcast_index(index), "hnsw", None) is not None:
+        params = faiss.SearchParametersHNSW(sel=sel, efSearch=faiss.downcast_index(index).hnsw.efSearch)
+    else:
+        params = faiss.SearchParameters(sel=sel)
+    params.referenced_selector = sel  # the selector must outlive the call
+    return params
+
+
+def search(index: faiss.Index, queries: np.ndarray, k: int, *, id_range: tuple[int, int] | None = None,
+           single_query_threads: int | None = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``k`` of ``queries`` (nq, d) -> (scores (nq, k), ids (nq, k)), ties by lower id.
+
+    ``id_range=(lo, hi)`` restricts the search to rows lo..hi-1. Exactness of ties: the
+    index is asked for more than ``k`` until the k-th score is strictly above the last one
+    fetched (or everything was fetched), so a tie that straddles ``k`` is seen whole.
+    One query runs on ``single_query_threads`` threads (1 measured fastest: FAISS splits
+    work by query, not by database).
+    """
+    queries = check_vectors(queries, index.d, "queries")
+    if k < 1:
+        raise ValueError(f"k ({k}) must be at least 1")
+    lo, hi = (0, index.ntotal) if id_range is None else id_range
+    if not 0 <= lo <= hi <= index.ntotal:
+        raise ValueError(f"id_range ({lo}, {hi}) is outside the index's {index.ntotal} rows")
+    n = hi - lo
+    nq = queries.shape[0]
+    scores = np.full((nq, k), -np.inf, dtype=np.float32)
+    ids = np.full((nq, k), -1, dtype=np.int64)
+    if n == 0 or nq == 0:
+        return scores, ids
+    params = None if id_range is None or (lo, hi) == (0, index.ntotal) else _range_params(index, lo, hi)
+    if params is not None and on_gpu(index):
+        raise ValueError("per-range search is not supported on a GPU index; search the CPU copy")
+
+    saved_threads = None
+    if nq == 1 and single_query_threads is not None and not on_gpu(index):
+        saved_threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(single_query_threads)
+    try:
+        todo = np.arange(nq)
+        fetch = min(n, k + 8)
+        while todo.size:
+            d, i = index.search(queries[todo], fetch, params=params)
+            i = i.astype(np.int64, copy=False)
+            d = np.where(i < 0, -np.inf, d).astype(np.float32)
+            d, i = _sort_rows(d, i)
+            kk = min(k, fetch)
+            # a row is settled when everything was fetched or its k-th score beats the last fetched
+            settled = (fetch >= n) | (d[:, kk - 1] > d[:, fetch - 1]) | (i[:, fetch - 1] < 0)
+            scores[todo[settled], :kk] = d[settled, :kk]
+            ids[todo[settled], :kk] = i[settled, :kk]
+            todo = todo[~settled]
+            fetch = min(n, fetch * 2)
+    finally:
+        if saved_threads is not None:
+            faiss.omp_set_num_threads(saved_threads)
+    return scores, ids
+
+
+def exact_topk(queries: np.ndarray, database: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The slow obvious reference: numpy scores, then a full stable sort (score desc, id asc)."""
+    queries, database = check_vectors(queries), check_vectors(database)
+    s = queries @ database.T  # (nq, n)
+    order = np.lexsort((np.broadcast_to(np.arange(s.shape[1]), s.shape), -s.astype(np.float64)), axis=-1)[:, :k]
+    scores, ids = np.take_along_axis(s, order, 1), order.astype(np.int64)
+    if k > s.shape[1]:
+        pad = k - s.shape[1]
+        scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+        ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=-1)
+    return scores.astype(np.float32), ids
+
+
+def recall_at_k(ids: np.ndarray, reference_ids: np.ndarray, k: int) -> float:
+    """Mean share of the reference's top-k ids that ``ids``' top-k contains (ANN vs Flat)."""
+    hits = [len(set(a[:k]) & set(b[:k]) - {-1}) / max(1, len(set(b[:k]) - {-1})) for a, b in zip(ids, reference_ids)]
+    return float(np.mean(hits)) if hits else 0.0
