@@ -1,0 +1,178 @@
+"""Trainer: data order, optimiser pieces, exact resume, run directory (toy model, CPU)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from fusion.checkpoint import latest_checkpoint
+from fusion.trainer import (
+    LinearSchedule,
+    TrainConfig,
+    _SeededCollate,
+    no_decay_parameter_names,
+    rank_micro_batches,
+    read_metrics,
+    steps_per_epoch,
+    train,
+)
+from tests.fusion.toy_chat_model import ToyChatModel, toy_examples
+
+FAST = dict(cpu=True, progress=False, lr=1e-2)
+
+
+def fresh_model(seed: int = 0) -> ToyChatModel:
+    torch.manual_seed(seed)
+    return ToyChatModel.from_preset("tiny")
+
+
+# ---------------------------------------------------------------- data order
+
+
+@pytest.mark.parametrize("n,world,batch", [(10, 1, 3), (10, 2, 3), (7, 3, 2), (1, 2, 4)])
+def test_rank_micro_batches_cover_every_example_like_distributed_sampler(n, world, batch):
+    shards = [rank_micro_batches(n, seed=5, epoch=1, batch_size=batch, rank=r, world_size=world) for r in range(world)]
+    counts = {len(s) for s in shards}
+    assert len(counts) == 1, "every rank must run the same number of micro-batches"
+    flat = np.concatenate([np.concatenate(s) for s in shards])
+    assert set(flat.tolist()) == set(range(n))
+    assert len(flat) == world * -(-n // world)  # padded to a multiple of the world size only
+    assert counts.pop() == -(-(-(-n // world)) // batch)
+
+
+def test_epoch_order_is_a_pure_function_of_seed_and_epoch():
+    a = rank_micro_batches(20, 1, 0, 4, 0, 1)
+    b = rank_micro_batches(20, 1, 0, 4, 0, 1)
+    c = rank_micro_batches(20, 1, 1, 4, 0, 1)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+    assert steps_per_epoch(20, 4, 1, 2) == 3  # 5 micro-batches -> 3 steps, the last with one
+
+
+def test_no_weight_decay_on_biases_and_layernorm():
+    model = fresh_model()
+    skip = no_decay_parameter_names(model)
+    assert {"LayerNorm.weight", "LayerNorm.bias", "head.bias", "frame_proj.bias"} <= skip
+    assert {"embed.weight", "head.weight", "rnn.weight_ih_l0"}.isdisjoint(skip)
+
+
+def test_linear_schedule_decays_to_zero_after_warmup():
+    s = LinearSchedule(warmup_steps=2, total_steps=6)
+    assert [round(s(i), 4) for i in range(7)] == [0.3333, 0.6667, 1.0, 0.75, 0.5, 0.25, 0.0]
+    assert [LinearSchedule(0, 4)(i) for i in range(5)] == [1.0, 0.75, 0.5, 0.25, 0.0]
+
+
+def test_train_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="batch_size must be positive, got 0"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="mixed_precision must be one of .* got 'fp8'"):
+        TrainConfig(mixed_precision="fp8")
+
+
+def test_seeded_collate_is_reproducible_and_leaves_global_rngs_alone():
+    collate = _SeededCollate(fresh_model(), toy_examples(6))
+    torch.manual_seed(123)
+    random.seed(1)
+    np.random.seed(1)
+    before = (torch.get_rng_state(), random.getstate(), np.random.get_state()[1].copy())
+    _, first = collate((77, np.arange(6)))
+    _, again = collate((77, np.arange(6)))
+    _, other = collate((78, np.arange(6)))
+    assert torch.equal(first["input_ids"], again["input_ids"])
+    assert not torch.equal(first["input_ids"], other["input_ids"])  # masking depends on the seed
+    assert torch.equal(before[0], torch.get_rng_state())
+    assert before[1] == random.getstate()
+    assert np.array_equal(before[2], np.random.get_state()[1])
+
+
+# ---------------------------------------------------------------- exact resume
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def _weights(run_dir) -> dict[str, torch.Tensor]:
+    return load_file(str(run_dir / "model" / "model.safetensors"))
+
+
+def _strip_timing(rows):
+    return [{k: v for k, v in r.items() if k not in ("examples_per_s", "step_time_s")} for r in rows]
+
+
+def test_resume_reaches_exactly_the_weights_of_an_uninterrupted_run(tmp_path):
+    # 10 examples, micro-batch 2, 2 micro-batches per step: 3 steps per epoch, the last one
+    # short; 7 steps cross two epoch boundaries; the crash at step 5 resumes mid-epoch from 4.
+    config = TrainConfig(batch_size=2, grad_accum_steps=2, max_steps=7, save_every=2, log_every=1, seed=3, **FAST)
+    examples = toy_examples(10)
+    full = train(fresh_model(), examples, config, tmp_path / "full")
+
+    def crash_at_5(step):
+        if step == 5:
+            raise Crash
+
+    with pytest.raises(Crash):
+        train(fresh_model(), examples, config, tmp_path / "cut", on_step=crash_at_5)
+    assert latest_checkpoint(tmp_path / "cut").name == "step-4"
+    assert not (tmp_path / "cut" / "model").exists()
+    # A different init must not matter: resume loads the checkpoint weights.
+    resumed = train(fresh_model(seed=99), examples, config, tmp_path / "cut", resume=True)
+
+    assert resumed.resumed_from_step == 4 and resumed.global_step == full.global_step == 7
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "cut")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    # metrics: the crashed run's step-5 line is dropped and re-logged identically
+    assert _strip_timing(read_metrics(tmp_path / "full" / "metrics.jsonl")) == _strip_timing(
+        read_metrics(tmp_path / "cut" / "metrics.jsonl")
+    )
+    run = json.loads((tmp_path / "cut" / "run.json").read_text())
+    assert run["resumed"] == [{"from_step": 4}]
+    # and training did move the weights
+    start = fresh_model().state_dict()
+    assert not torch.equal(start["head.weight"], a["head.weight"])
+
+
+def test_resume_refuses_changed_data_order_and_missing_checkpoints(tmp_path):
+    config = TrainConfig(batch_size=4, max_steps=2, save_every=1, log_every=1, **FAST)
+    examples = toy_examples(8)
+    with pytest.raises(FileNotFoundError, match="no checkpoint under"):
+        train(fresh_model(), examples, config, tmp_path / "none", resume=True)
+    train(fresh_model(), examples, config, tmp_path / "run")
+    with pytest.raises(FileExistsError, match="already exists"):
+        train(fresh_model(), examples, config, tmp_path / "run")
+    changed = TrainConfig(batch_size=3, max_steps=4, save_every=1, log_every=1, **FAST)
+    with pytest.raises(ValueError, match="train option batch_size was 4, now 3"):
+        train(fresh_model(), examples, changed, tmp_path / "run", resume=True)
+
+
+def test_run_directory_layout_and_metrics(tmp_path):
+    config = TrainConfig(batch_size=4, max_steps=3, save_every=2, keep_checkpoints=1, log_every=2, **FAST)
+    result = train(fresh_model(), toy_examples(8), config, tmp_path / "run", run_info={"data": {"path": "x"}})
+    run = tmp_path / "run"
+    assert result.global_step == 3 and result.epoch == 1
+    info = json.loads((run / "run.json").read_text())
+    assert info["model"] == "toy-char-lm"
+    assert info["model_config"]["hidden"] == 32
+    assert info["train_config"]["batch_size"] == 4
+    assert info["data"] == {"path": "x"}
+    assert {"torch", "accelerate", "transformers"} <= info["versions"].keys()
+    rows = read_metrics(run / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [2, 3]  # every 2 steps, and the last
+    for row in rows:
+        assert {"loss", "loss_response", "loss_context", "lr", "grad_norm", "examples_per_s", "epoch"} <= row.keys()
+        assert row["loss"] == pytest.approx(row["loss_response"] + 0.1 * row["loss_context"], rel=1e-5)
+    assert rows[-1]["lr"] == 0.0
+    assert (run / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # keep_checkpoints=1: only the final step survives; no temp dirs left behind
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-3"]
+    reloaded = ToyChatModel.from_pretrained(run / "model")
+    ckpt = ToyChatModel.from_pretrained(run / "checkpoints" / "step-3" / "model")
+    for key, value in reloaded.state_dict().items():
+        assert torch.equal(value, ckpt.state_dict()[key])

@@ -1,0 +1,157 @@
+"""A tiny byte-level ChatModel for trainer / checkpoint / CLI tests (test-only name).
+
+Embedding + GRU + LayerNorm + dropout + linear head over UTF-8 bytes. ``collate(train=True)``
+masks context bytes at random (global torch RNG, like a real MLM collator) and dropout
+draws from the torch RNG, so exact-resume tests exercise both random streams. Two named
+losses (``loss_response``, ``loss_context``) exercise per-objective logging.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from fusion.interface import ChatModel, register_model
+from tiktalk.types import DialogueExample
+
+PAD, SEP, EOS, MASK = 256, 257, 258, 259
+
+
+@dataclass
+class ToyConfig:
+    hidden: int = 32
+    dropout: float = 0.1
+    max_context: int = 48
+    max_response: int = 16
+    mask_prob: float = 0.15
+    context_weight: float = 0.1
+    modalities: str = "T"
+    vocab_size: int = 260
+
+
+@dataclass
+class ToyOutput:
+    loss: torch.Tensor | None
+    logits: torch.Tensor
+    loss_response: torch.Tensor | None = None
+    loss_context: torch.Tensor | None = None
+
+
+class ToyChatModel(ChatModel):
+    name = "toy-char-lm"
+    config_class = ToyConfig
+
+    def __init__(self, config: ToyConfig):
+        super().__init__()
+        self.config = config
+        self.embed = torch.nn.Embedding(config.vocab_size, config.hidden)
+        self.frame_proj = torch.nn.Linear(4, config.hidden)  # unused unless frames exist
+        self.rnn = torch.nn.GRU(config.hidden, config.hidden, batch_first=True)
+        self.LayerNorm = torch.nn.LayerNorm(config.hidden)
+        self.dropout = torch.nn.Dropout(config.dropout)
+        self.head = torch.nn.Linear(config.hidden, config.vocab_size)
+
+    # -- data
+    def _encode(self, ex: DialogueExample, with_response: bool) -> tuple[list[int], int]:
+        ctx = list("\n".join(ex.context).encode())[-self.config.max_context :]
+        if ex.knowledge:
+            ctx = list(ex.knowledge.encode())[: self.config.max_context // 2] + ctx[-self.config.max_context // 2 :]
+        ids = ctx + [SEP]
+        if with_response:
+            ids += list((ex.response or "").encode())[: self.config.max_response] + [EOS]
+        return ids, len(ctx) + 1
+
+    def collate(self, examples: Sequence[DialogueExample], train: bool = True) -> dict[str, Any]:
+        encoded = [self._encode(ex, True) for ex in examples]
+        width = max(len(ids) for ids, _ in encoded)
+        input_ids = torch.full((len(encoded), width), PAD)
+        labels = torch.full((len(encoded), width), -100)
+        context_mask = torch.zeros((len(encoded), width), dtype=torch.bool)
+        for row, (ids, n_src) in enumerate(encoded):
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+            labels[row, : len(ids) - 1] = torch.tensor(ids[1:])
+            context_mask[row, : n_src - 1] = True
+        if train:  # random context masking: the collator's own randomness
+            masked = (torch.rand(input_ids.shape) < self.config.mask_prob) & context_mask
+            input_ids = input_ids.masked_fill(masked, MASK)
+        return {"input_ids": input_ids, "labels": labels, "context_mask": context_mask}
+
+    # -- model
+    def forward(self, input_ids, labels=None, context_mask=None) -> ToyOutput:
+        # input_ids, labels: (B, T); context_mask: (B, T) bool
+        hidden, _ = self.rnn(self.embed(input_ids))
+        logits = self.head(self.dropout(self.LayerNorm(hidden)))  # (B, T, V)
+        if labels is None:
+            return ToyOutput(loss=None, logits=logits)
+        per_token = torch.nn.functional.cross_entropy(
+            logits.transpose(1, 2), labels, ignore_index=-100, reduction="none"
+        )  # (B, T)
+        valid = labels != -100
+        resp = valid & ~context_mask
+        ctx = valid & context_mask
+        loss_response = per_token[resp].mean()
+        loss_context = per_token[ctx].mean() if ctx.any() else per_token.sum() * 0
+        loss = loss_response + self.config.context_weight * loss_context
+        return ToyOutput(loss=loss, logits=logits, loss_response=loss_response, loss_context=loss_context)
+
+    @torch.no_grad()
+    def generate(self, examples: Sequence[DialogueExample], max_length: int = 8, num_beams: int = 1, **_: Any) -> list[str]:
+        self.eval()
+        device = self.head.weight.device
+        out = []
+        for ex in examples:
+            ids, _ = self._encode(ex, False)
+            tokens: list[int] = []
+            for _ in range(max_length):
+                logits = self(torch.tensor([ids + tokens], device=device)).logits[0, -1]
+                logits[[PAD, SEP, MASK]] = -1e9
+                nxt = int(logits.argmax())
+                if nxt == EOS:
+                    break
+                tokens.append(nxt)
+            out.append(bytes(t for t in tokens if t < 256).decode("utf-8", errors="ignore"))
+        return out
+
+    # -- persistence
+    def save_pretrained(self, path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "config.json").write_text(json.dumps(dataclasses.asdict(self.config)))
+        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(path / "model.safetensors"))
+
+    @classmethod
+    def from_pretrained(cls, path, **overrides: Any) -> ToyChatModel:
+        path = Path(path)
+        config = ToyConfig(**{**json.loads((path / "config.json").read_text()), **overrides})
+        model = cls(config)
+        model.load_state_dict(load_file(str(path / "model.safetensors")))
+        return model
+
+    @classmethod
+    def from_preset(cls, preset: str, **overrides: Any) -> ToyChatModel:
+        if preset != "tiny":
+            raise ValueError(f"unknown preset {preset!r}")
+        return cls(ToyConfig(**overrides))
+
+
+register_model(ToyChatModel)
+
+
+def toy_examples(n: int = 12) -> list[DialogueExample]:
+    words = ["你好", "吃饭了吗", "今天天气很好", "我们去公园", "好的", "哈哈哈", "这个视频真好看", "晚安"]
+    return [
+        DialogueExample(
+            dialogue_id=f"d{i}",
+            context=[words[i % len(words)], words[(i * 3 + 1) % len(words)]],
+            response=words[(i * 5 + 2) % len(words)],
+            references=[words[(i * 5 + 2) % len(words)]],
+        )
+        for i in range(n)
+    ]
