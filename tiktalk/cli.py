@@ -17,6 +17,7 @@ from typing import Any
 # One registry for every subcommand group; order is the order of `tiktalk --help`.
 COMMAND_MODULES: tuple[str, ...] = (
     "kg.cli",
+    "retrieval.cli",
     "tiktalk.data_cli",
     "tiktalk.demo_cli",
     "tiktalk.eval_cli",

@@ -1,0 +1,172 @@
+"""Precompute knowledge for a whole dataset: the training cache (``tiktalk annotate``).
+
+Training reads this Parquet; retrieval never runs inside a training step. The run is
+chunked and resumable: each chunk of ``chunk_size`` dialogues is written atomically as a
+part file in a folder keyed by everything that determines the output (index files,
+encoder, retriever settings, input rows, chunk size). A restarted run skips the parts
+already there and the final file is assembled from the parts in chunk order, so a run
+killed half way and restarted gives the same bytes as an uninterrupted one.
+
+Output columns: ``dialogue_id``, ``query`` (query texts joined by `` | ``), ``heads``
+(head texts, best first), ``head_ids``, ``families``, ``scores`` (float32), ``knowledge``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import polars as pl
+
+from retrieval.retriever import Retriever
+from tiktalk.io import atomic_write_bytes
+
+OUTPUT_SCHEMA = {
+    "dialogue_id": pl.String, "query": pl.String, "heads": pl.List(pl.String), "head_ids": pl.List(pl.String),
+    "families": pl.List(pl.String), "scores": pl.List(pl.Float32), "knowledge": pl.String,
+}
+
+
+def read_jsonl_contexts(path: str | Path) -> pl.DataFrame:
+    """A JSONL of ``{"dialogue_id": str, "context": [str, ...], "title": str (optional)}``."""
+    path = Path(path)
+    rows, seen = [], {}
+    with open(path, encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{line_no}: not valid JSON ({err.msg})") from None
+            if not isinstance(obj, dict):
+                raise ValueError(f"{path}:{line_no}: expected an object, got {type(obj).__name__}")
+            did, ctx, title = obj.get("dialogue_id"), obj.get("context"), obj.get("title")
+            if not isinstance(did, str) or not did:
+                raise ValueError(f"{path}:{line_no}: field 'dialogue_id' must be a non-empty string (value {did!r})")
+            if not isinstance(ctx, list) or not all(isinstance(t, str) for t in ctx):
+                raise ValueError(f"{path}:{line_no}: field 'context' must be a list of strings (value {ctx!r})")
+            if title is not None and not isinstance(title, str):
+                raise ValueError(f"{path}:{line_no}: field 'title' must be a string or absent (value {title!r})")
+            if did in seen:
+                raise ValueError(f"{path}:{line_no}: field 'dialogue_id' {did!r} repeats line {seen[did]}")
+            seen[did] = line_no
+            rows.append({"dialogue_id": did, "context": ctx, "title": title})
+    return pl.DataFrame(rows, schema={"dialogue_id": pl.String, "context": pl.List(pl.String), "title": pl.String})
+
+
+def read_contexts(data: str | Path, split: str | None = None) -> pl.DataFrame:
+    """Dialogues to annotate: a JSONL file, or a TikTalk dataset directory / ``sample``
+    (its dialogues, with each video's title). Columns: dialogue_id, context, title."""
+    path = Path(data)
+    if path.is_file():
+        if split is not None:
+            raise ValueError(f"--split applies to a dataset directory, not to the JSONL file {path}")
+        return read_jsonl_contexts(path)
+    from tiktalk.dataset import load_dataset  # the dataset package is optional for JSONL users
+
+    dataset = load_dataset(data)
+    if split is not None:
+        dataset = dataset.split(split)
+    titles = dataset.videos.select("video_id", "title")
+    return (
+        dataset.dialogues.select("dialogue_id", "video_id", "context")
+        .join(titles, on="video_id", how="left", maintain_order="left")
+        .select("dialogue_id", "context", "title")
+    )
+
+
+def _run_key(retriever: Retriever, rows: pl.DataFrame, chunk_size: int) -> str:
+    digest = hashlib.sha256()
+    manifest = retriever.index.manifest
+    digest.update(json.dumps(manifest.get("files", {}), sort_keys=True).encode())
+    digest.update(retriever.encoder.fingerprint.encode())
+    digest.update(json.dumps(asdict(retriever.config), sort_keys=True, default=str, ensure_ascii=False).encode())
+    digest.update(str(chunk_size).encode())
+    for did, ctx, title in rows.select("dialogue_id", "context", "title").iter_rows():
+        digest.update(json.dumps([did, ctx, title], ensure_ascii=False).encode() + b"\n")
+    return digest.hexdigest()[:16]
+
+
+def _chunk_frame(retriever: Retriever, chunk: pl.DataFrame) -> pl.DataFrame:
+    results = retriever.retrieve_batch(chunk["context"].to_list(), chunk["title"].to_list())
+    return pl.DataFrame(
+        {
+            "dialogue_id": chunk["dialogue_id"].to_list(),
+            "query": [" | ".join(r.queries) for r in results],
+            "heads": [[h.text for h in r.heads] for r in results],
+            "head_ids": [[h.id for h in r.heads] for r in results],
+            "families": [[h.family for h in r.heads] for r in results],
+            "scores": [[h.score for h in r.heads] for r in results],
+            "knowledge": [r.knowledge for r in results],
+        },
+        schema=OUTPUT_SCHEMA,
+    )
+
+
+def _parquet_bytes(frame: pl.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    frame.write_parquet(buf, compression="zstd", compression_level=3, statistics=False)
+    return buf.getvalue()
+
+
+def annotate(
+    retriever: Retriever,
+    rows: pl.DataFrame,
+    out: str | Path,
+    *,
+    chunk_size: int = 256,
+    progress: bool = True,
+    overwrite: bool = False,
+    on_chunk: Callable[[int], None] | None = None,
+) -> dict:
+    """Retrieve knowledge for every row of ``rows`` (dialogue_id, context, title) into ``out``.
+
+    ``on_chunk(i)`` is called after chunk ``i`` is safely on disk (tests use it to simulate
+    a crash). Returns counts: rows, chunks, chunks reused from an earlier run, the run key.
+    """
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size ({chunk_size}) must be at least 1")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists (pass overwrite=True / --overwrite)")
+    if "title" not in rows.columns:
+        rows = rows.with_columns(pl.lit(None, dtype=pl.String).alias("title"))
+    dupes = rows.filter(pl.col("dialogue_id").is_duplicated())["dialogue_id"].unique().sort().to_list()
+    if dupes:
+        raise ValueError(f"dialogue_id values repeat: {dupes[:5]}")
+
+    key = _run_key(retriever, rows, chunk_size)
+    parts = out.parent / f".{out.name}.parts-{key}"
+    parts.mkdir(parents=True, exist_ok=True)
+    n_chunks = (rows.height + chunk_size - 1) // chunk_size
+    reused = 0
+    with tqdm(total=rows.height, desc="annotate", unit="dialogue", disable=not progress) as bar:
+        for i in range(n_chunks):
+            part = parts / f"part-{i:06d}.parquet"
+            chunk = rows.slice(i * chunk_size, chunk_size)
+            if part.is_file():
+                reused += 1
+            else:
+                atomic_write_bytes(part, _parquet_bytes(_chunk_frame(retriever, chunk)))
+            bar.update(chunk.height)
+            if on_chunk is not None:
+                on_chunk(i)
+    frames = [pl.read_parquet(parts / f"part-{i:06d}.parquet") for i in range(n_chunks)]
+    table = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=OUTPUT_SCHEMA)
+    atomic_write_bytes(out, _parquet_bytes(table))
+    shutil.rmtree(parts, ignore_errors=True)
+    return {"out": str(out), "rows": table.height, "chunks": n_chunks, "chunks_reused": reused, "run_key": key}
+
+
+def read_knowledge(path: str | Path) -> dict[str, str]:
+    """dialogue_id -> knowledge text, for training (``TikTalkDataset.examples(knowledge=...)``)."""
+    table = pl.read_parquet(path, columns=["dialogue_id", "knowledge"])
+    return dict(zip(table["dialogue_id"].to_list(), table["knowledge"].to_list()))
