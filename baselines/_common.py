@@ -1,0 +1,267 @@
+"""Pieces every baseline shares: config base class, character tokenizer, frame batching,
+text cleanup, and the one save/load format.
+
+Save format (one directory, written atomically through :func:`tiktalk.io.atomic_directory`)::
+
+    model_config.json   {"model": <registry name>, "config": {...dataclass fields...},
+                         "library_versions": {...}}
+    model.safetensors   the whole ChatModel state dict (shared/tied tensors stored once)
+    tokenizer.json, tokenizer_config.json, ...   the tokenizer's own save_pretrained files
+
+Nothing is pickled; loading rebuilds the modules from the config and loads the tensors
+with ``strict=True`` so a missing or extra key is an error, not a silent random init.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+from tiktalk.io import atomic_directory, read_json, write_json
+from tiktalk.types import DialogueExample
+
+CONFIG_FILE = "model_config.json"
+WEIGHTS_FILE = "model.safetensors"
+IGNORE_INDEX = -100  # label value that cross-entropy skips (prompt, padding)
+
+C = TypeVar("C", bound="BaselineConfig")
+
+
+# --------------------------------------------------------------------------- config base
+
+
+@dataclass
+class BaselineConfig:
+    """Base of every baseline config: JSON round trip and named validation errors."""
+
+    def validate(self) -> None:  # overridden; subclasses call super().validate()
+        pass
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def _fail(self, field: str, value: Any, why: str) -> None:
+        raise ValueError(f"{type(self).__name__}.{field} = {value!r}: {why}")
+
+    def _positive(self, *names: str) -> None:
+        for name in names:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                self._fail(name, value, "must be a positive integer")
+
+    def _probability(self, *names: str) -> None:
+        for name in names:
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                self._fail(name, value, "must be a probability in [0, 1)")
+
+    def _choice(self, name: str, choices: Sequence[str]) -> None:
+        value = getattr(self, name)
+        if value not in choices:
+            self._fail(name, value, f"must be one of {list(choices)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls: type[C], data: dict[str, Any]) -> C:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown field(s) {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+    def replace(self: C, **overrides: Any) -> C:
+        return type(self).from_dict({**self.to_dict(), **overrides})
+
+
+def check_divisible(config: BaselineConfig, width_field: str, heads_field: str) -> None:
+    width, heads = getattr(config, width_field), getattr(config, heads_field)
+    if width % heads:
+        raise ValueError(
+            f"{type(config).__name__}.{width_field} ({width}) is not a multiple of "
+            f"{heads_field} ({heads})"
+        )
+
+
+# ----------------------------------------------------------------------- char tokenizer
+
+# bert-base-chinese-like character vocabulary: the same special-token ids as
+# bert-base-chinese ([PAD]=0, [UNK]=100, [CLS]=101, [SEP]=102, [MASK]=103), ASCII with
+# "##" continuations (so English words split into characters instead of [UNK]), common
+# full-width punctuation, then every CJK Unified Ideograph U+4E00..U+9FA5.
+_FULLWIDTH_PUNCT = "，。！？：；、（）《》“”‘’…—～·「」『』【】"
+
+
+def char_vocabulary() -> list[str]:
+    vocab = ["[PAD]"] + [f"[unused{i}]" for i in range(1, 100)]
+    vocab += ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    ascii_chars = [chr(c) for c in range(33, 127)]
+    vocab += ascii_chars + [f"##{c}" for c in ascii_chars if c.isalnum()]
+    vocab += [c for c in _FULLWIDTH_PUNCT]
+    vocab += [chr(c) for c in range(0x4E00, 0x9FA6)]
+    return vocab
+
+
+@lru_cache(maxsize=1)
+def _char_tokenizer_dir() -> str:
+    # BertTokenizer(vocab_file=...) silently ignores the file in transformers 5 (SPEC 6):
+    # write the vocabulary to a directory and load it with from_pretrained.
+    path = Path(tempfile.mkdtemp(prefix="tiktalk-charvocab-"))
+    (path / "vocab.txt").write_text("\n".join(char_vocabulary()) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def char_tokenizer():
+    """The generated character tokenizer (a transformers BertTokenizer).
+
+    Same layout as the Maria vocabulary (bert-base-chinese special-token ids).
+    """
+    from transformers import BertTokenizer
+
+    tokenizer = BertTokenizer.from_pretrained(_char_tokenizer_dir())
+    expected = len(char_vocabulary())
+    if len(tokenizer) != expected:  # guards against the vocab_file pitfall above
+        raise RuntimeError(f"char tokenizer has {len(tokenizer)} tokens, expected {expected}")
+    return tokenizer
+
+
+def load_tokenizer(path: str | Path, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+
+
+_SPACE_NEAR_CJK = re.compile(r"(?<=[^\x00-\x7f]) +| +(?=[^\x00-\x7f])")
+
+
+def clean_decoded(text: str) -> str:
+    """Undo the spaces a WordPiece decoder puts between Chinese characters."""
+    return _SPACE_NEAR_CJK.sub("", text.replace(" ##", "")).strip()
+
+
+def decode(tokenizer, ids: Sequence[int]) -> str:
+    return clean_decoded(tokenizer.decode(list(ids), skip_special_tokens=True))
+
+
+# ------------------------------------------------------------------------------ frames
+
+
+def stack_frames(
+    examples: Sequence[DialogueExample], max_frames: int, frame_dim: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frame features of a batch -> (features (B, F, frame_dim) float32, mask (B, F) bool).
+
+    More than ``max_frames`` frames are subsampled evenly. An example without frames gets
+    one all-zero frame that is marked valid, so attention over frames never sees an
+    all-masked row (which would give NaN).
+    """
+    rows: list[np.ndarray] = []
+    for ex in examples:
+        frames = ex.frames
+        if frames is None or len(frames) == 0:
+            rows.append(np.zeros((1, frame_dim), dtype=np.float32))
+            continue
+        frames = np.asarray(frames, dtype=np.float32)
+        if frames.ndim != 2 or frames.shape[1] != frame_dim:
+            raise ValueError(
+                f"example {ex.dialogue_id!r}: frames have shape {frames.shape}, "
+                f"expected (n_frames, {frame_dim})"
+            )
+        if len(frames) > max_frames:
+            frames = frames[np.linspace(0, len(frames) - 1, max_frames).round().astype(int)]
+        rows.append(frames)
+    width = max(len(r) for r in rows)
+    feats = torch.zeros(len(rows), width, frame_dim)
+    mask = torch.zeros(len(rows), width, dtype=torch.bool)
+    for b, r in enumerate(rows):
+        feats[b, : len(r)] = torch.from_numpy(r)
+        mask[b, : len(r)] = True
+    return feats, mask
+
+
+def stable_seed(*parts: Any) -> int:
+    """A seed from values, identical across processes (unlike ``hash``)."""
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()
+    return int(digest[:15], 16)
+
+
+def pad_right(seqs: Sequence[Sequence[int]], value: int) -> torch.Tensor:
+    width = max(len(s) for s in seqs)
+    out = torch.full((len(seqs), width), value, dtype=torch.long)
+    for b, s in enumerate(seqs):
+        out[b, : len(s)] = torch.tensor(list(s), dtype=torch.long)
+    return out
+
+
+def pad_left(seqs: Sequence[Sequence[int]], value: int) -> torch.Tensor:
+    width = max(len(s) for s in seqs)
+    out = torch.full((len(seqs), width), value, dtype=torch.long)
+    for b, s in enumerate(seqs):
+        if len(s):
+            out[b, width - len(s) :] = torch.tensor(list(s), dtype=torch.long)
+    return out
+
+
+def require_responses(examples: Sequence[DialogueExample]) -> None:
+    for ex in examples:
+        if ex.response is None:
+            raise ValueError(f"example {ex.dialogue_id!r}: response is None (needed for training)")
+
+
+def has_responses(examples: Sequence[DialogueExample]) -> bool:
+    return all(ex.response is not None for ex in examples)
+
+
+# ------------------------------------------------------------------------- save / load
+
+
+def library_versions() -> dict[str, str]:
+    import safetensors
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__,
+            "safetensors": safetensors.__version__}
+
+
+def save_model_dir(model: torch.nn.Module, path: str | Path, name: str,
+                   config: BaselineConfig, tokenizer) -> None:
+    """Write config JSON + safetensors + tokenizer files into ``path`` atomically."""
+    from safetensors.torch import save_model
+
+    with atomic_directory(path, overwrite=True) as tmp:
+        write_json(tmp / CONFIG_FILE, {"model": name, "config": config.to_dict(),
+                                       "library_versions": library_versions()})
+        save_model(model, str(tmp / WEIGHTS_FILE))
+        tokenizer.save_pretrained(str(tmp))
+
+
+def read_model_config(path: str | Path, name: str, config_class: type[C]) -> C:
+    file = Path(path) / CONFIG_FILE
+    if not file.exists():
+        raise FileNotFoundError(f"{file} does not exist (not a saved {name} model)")
+    data = read_json(file)
+    if data.get("model") != name:
+        raise ValueError(f"{file}: field 'model' is {data.get('model')!r}, expected {name!r}")
+    return config_class.from_dict(data["config"])
+
+
+def load_weights(model: torch.nn.Module, path: str | Path) -> None:
+    from safetensors.torch import load_model
+
+    load_model(model, str(Path(path) / WEIGHTS_FILE), strict=True)
+
+
+def dumps_config(config: BaselineConfig) -> str:
+    return json.dumps(config.to_dict(), ensure_ascii=False, sort_keys=True)
