@@ -43,8 +43,15 @@ from typing import Any
 import numpy as np
 
 from tiktalk.dataset import (
-    AUDIO_DIM, EVAL_REFERENCES, FRAME_DIM, MAX_AUDIO, MAX_FRAMES, DatasetFormatError, from_rows,
-    read_jsonl_rows, write_dataset,
+    AUDIO_DIM,
+    EVAL_REFERENCES,
+    FRAME_DIM,
+    MAX_AUDIO,
+    MAX_FRAMES,
+    DatasetFormatError,
+    from_rows,
+    read_jsonl_rows,
+    write_dataset,
 )
 from tiktalk.io import read_json, sha256_file
 
@@ -106,12 +113,20 @@ class BuildConfig:
                 if not (isinstance(value, list) and all(isinstance(w, str) and w for w in value)):
                     raise DatasetFormatError("expected a list of non-empty strings", path=path, field=key, value=value)
                 value = tuple(value)
-            elif isinstance(default, bool) or not isinstance(value, type(default)) or isinstance(value, bool):
-                if not (isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool)):
-                    raise DatasetFormatError(f"expected {type(default).__name__}", path=path, field=key, value=value)
+            elif not _matches_type(value, default):
+                raise DatasetFormatError(f"expected {type(default).__name__}", path=path, field=key, value=value)
             values[key] = value
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def _matches_type(value: Any, default: Any) -> bool:
+    """JSON value fits an option whose default is ``default`` (an int may stand for a float)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
 
 
 # ---------------------------------------------------------------------------- text rules
@@ -151,7 +166,7 @@ def merge_repeats(text: str, min_run: int = 3, keep: int = 2) -> str:
     哈哈, 哈哈哈 -> 哈哈, 2333 -> 233); doubled words (谢谢, 看看) are untouched. A unit of 2-4
     characters repeated three or more times becomes one (笑死笑死笑死 -> 笑死).
     """
-    char_run = re.compile(r"(.)\1{%d,}" % (min_run - 1), re.DOTALL)
+    char_run = re.compile(rf"(.)\1{{{min_run - 1},}}", re.DOTALL)
     text = char_run.sub(lambda m: m.group(1) * keep, text)
     return _UNIT_REPEAT_RE.sub(lambda m: m.group(1), text)
 
@@ -235,7 +250,9 @@ def read_raw_videos(path: str | Path) -> list[RawVideo]:
     for line, row in read_jsonl_rows(path):
         if not isinstance(row, dict):
             raise DatasetFormatError("expected a JSON object", path=path, line=line)
-        get = lambda name: _field(row, name, path=path, line=line)  # noqa: E731
+        def get(name: str, row: dict = row, line: int = line) -> Any:
+            return _field(row, name, path=path, line=line)
+
         vid = _id(get("video_id"), path=path, line=line, name="video_id")
         if vid in seen:
             raise DatasetFormatError(f"duplicate video_id (first on line {seen[vid]})",
@@ -257,7 +274,9 @@ def read_raw_comments(path: str | Path) -> list[RawComment]:
     for line, row in read_jsonl_rows(path):
         if not isinstance(row, dict):
             raise DatasetFormatError("expected a JSON object", path=path, line=line)
-        get = lambda name: _field(row, name, path=path, line=line)  # noqa: E731
+        def get(name: str, row: dict = row, line: int = line) -> Any:
+            return _field(row, name, path=path, line=line)
+
         cid = _id(get("comment_id"), path=path, line=line, name="comment_id")
         if cid in seen:
             raise DatasetFormatError(f"duplicate comment_id (first on line {seen[cid]})",
@@ -357,6 +376,18 @@ class BuildResult:
     report: BuildReport
 
 
+def _path_to(parents: dict[str, str | None], cid: str) -> list[str]:
+    """Comment ids from the root down to ``cid``."""
+    path = [cid]
+    while parents[path[-1]] is not None:
+        path.append(parents[path[-1]])
+    return path[::-1]
+
+
+def _emoticons_of(cleaned: dict[str, CleanText], ids: Iterable[str]) -> list[str]:
+    return [e for cid in ids for e in cleaned[cid].emoticons]
+
+
 def clean_and_split(videos: Sequence[RawVideo], comments: Sequence[RawComment], config: BuildConfig,
                     comments_path: Path | str = "<comments>") -> BuildResult:
     """The pure part of the build: raw rows in, dataset rows and rule counts out."""
@@ -434,15 +465,6 @@ def clean_and_split(videos: Sequence[RawVideo], comments: Sequence[RawComment], 
         likes = {c.comment_id: c.likes for c in vcomments}
         text = {cid: cleaned[cid].text for cid in kept}
 
-        def emoticons_of(ids: Iterable[str]) -> list[str]:
-            return [e for cid in ids for e in cleaned[cid].emoticons]
-
-        def path_to(cid: str) -> list[str]:
-            path = [cid]
-            while kept[path[-1]] is not None:
-                path.append(kept[path[-1]])
-            return path[::-1]
-
         n_before = len(out_dialogues)
         if split == "train":
             for chain in root_to_leaf_chains(kept):
@@ -452,7 +474,7 @@ def clean_and_split(videos: Sequence[RawVideo], comments: Sequence[RawComment], 
                 out_dialogues.append({
                     "dialogue_id": f"{video.video_id}-{chain[-1]}", "video_id": video.video_id,
                     "split": split, "context": [text[c] for c in chain[:-1]], "response": text[chain[-1]],
-                    "references": [], "emoticons": emoticons_of(chain), "turn_ids": chain,
+                    "references": [], "emoticons": _emoticons_of(cleaned, chain), "turn_ids": chain,
                 })
         else:
             for cid in kept:  # file order
@@ -464,11 +486,11 @@ def clean_and_split(videos: Sequence[RawVideo], comments: Sequence[RawComment], 
                     continue
                 order = {r: i for i, r in enumerate(replies)}
                 best = sorted(replies, key=lambda r: (-likes[r], order[r]))[: config.min_references]
-                context = path_to(cid)
+                context = _path_to(kept, cid)
                 out_dialogues.append({
                     "dialogue_id": f"{video.video_id}-{cid}", "video_id": video.video_id, "split": split,
                     "context": [text[c] for c in context], "response": text[best[0]],
-                    "references": [text[r] for r in best], "emoticons": emoticons_of([*context, best[0]]),
+                    "references": [text[r] for r in best], "emoticons": _emoticons_of(cleaned, [*context, best[0]]),
                     "turn_ids": [*context, best[0]],
                 })
         assert len(out_dialogues) > n_before  # a kept reply always yields a chain / a 5-reply context
@@ -491,9 +513,10 @@ def load_features_dir(path: str | Path) -> Callable[[str], tuple[np.ndarray | No
                for m in ("frames", "audio") if (path / f"{m}.safetensors").exists()}
     if not handles:
         raise FileNotFoundError(f"{path}: neither frames.safetensors nor audio.safetensors found")
+    keys = {m: set(h.keys()) for m, h in handles.items()}
 
     def get(video_id: str) -> tuple[np.ndarray | None, np.ndarray | None]:
-        found = [handles[m].get_tensor(video_id) if m in handles and video_id in handles[m].keys() else None
+        found = [handles[m].get_tensor(video_id) if video_id in keys.get(m, ()) else None
                  for m in ("frames", "audio")]
         return found[0], found[1]
 

@@ -220,8 +220,7 @@ def write_table(frame: pl.DataFrame, path: Path | str) -> None:
         frame.write_parquet(path)
     elif path.suffix == ".jsonl":
         with open(path, "w", encoding="utf-8") as fh:
-            for row in frame.iter_rows(named=True):
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in frame.iter_rows(named=True))
     else:
         raise ValueError(f"{path}: unknown table format {path.suffix!r} (expected .jsonl or .parquet)")
 
@@ -297,8 +296,10 @@ class TikTalkDataset:
 
             if not path.exists():
                 raise FileNotFoundError(f"{path}: {name} feature file of video {video_id!r} is missing")
-            handle = self._feature_files[path] = safe_open(str(path), framework="numpy")
-        if video_id not in handle.keys():
+            opened = safe_open(str(path), framework="numpy")
+            handle = self._feature_files[path] = (opened, set(opened.keys()))
+        handle, keys = handle
+        if video_id not in keys:
             raise DatasetFormatError(f"no {name} tensor for this video", path=path, field=video_id)
         return _as_feature(name, handle.get_tensor(video_id), path=path, key=video_id)
 
@@ -363,19 +364,19 @@ def _check_cross_references(videos: pl.DataFrame, dialogues: pl.DataFrame, paths
     seen: dict[str, int] = {}
     for i, vid in enumerate(videos["video_id"].to_list(), start=1):
         if vid in seen:
-            raise DatasetFormatError(f"duplicate video_id (first at record {seen[vid]})",
-                                     path=paths["videos"], line=i, field="video_id", value=vid)
+            raise DatasetFormatError(f"duplicate video_id (first at row {seen[vid]})",
+                                     path=paths["videos"], line=i, field="video_id", value=vid, row_word="row")
         seen[vid] = i
     seen = {}
     video_ids = set(videos["video_id"].to_list())
     for i, (did, vid) in enumerate(zip(dialogues["dialogue_id"].to_list(), dialogues["video_id"].to_list()), 1):
         if did in seen:
-            raise DatasetFormatError(f"duplicate dialogue_id (first at record {seen[did]})",
-                                     path=paths["dialogues"], line=i, field="dialogue_id", value=did)
+            raise DatasetFormatError(f"duplicate dialogue_id (first at row {seen[did]})",
+                                     path=paths["dialogues"], line=i, field="dialogue_id", value=did, row_word="row")
         seen[did] = i
         if vid is not None and vid not in video_ids:
             raise DatasetFormatError("video_id not in the videos table", path=paths["dialogues"],
-                                     line=i, field="video_id", value=vid)
+                                     line=i, field="video_id", value=vid, row_word="row")
 
 
 def sample_dir() -> Path:
