@@ -1,0 +1,254 @@
+"""Configuration of Maria adapted to TikTalk (SPEC section 3): one dataclass, defaults in one place.
+
+Sequence layout (Maria's order, TikTalk additions after the context)::
+
+    [CLS] response [SEP] [PAD]...   | context turns joined by [SEP] | knowledge [SEP] | frames | audio
+    <---- response_budget slots ---> <-------- source text (text_budget - response_budget) -->
+
+Segment / token-type ids (``SEGMENT_IDS``; one id per segment):
+
+    0 response   1 context   2 knowledge   3 vision   4 audio      (-1 marks padding in masks)
+
+bert-base-chinese has 2 token-type rows. Maria's type vocabulary is ``TYPE_VOCAB_SIZE = 5``;
+on loading a 2-row BERT checkpoint, rows 0-1 are copied, the knowledge row (2) is
+initialised from the context row (1) (knowledge is text that plays the context's role)
+and the feature rows (3, 4) start at zero, so that turning ``feature_type_embeddings`` on
+starts exactly where Maria (no type embedding on visual rows) starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+MODALITIES: tuple[str, ...] = ("text", "vision", "audio", "knowledge")
+# Table 7 letters; "T" is the textual context, "I" frames, "A" audio, "K" C3KG knowledge.
+MODALITY_LETTERS: dict[str, str] = {"T": "text", "I": "vision", "V": "vision", "A": "audio", "K": "knowledge"}
+
+RESPONSE, CONTEXT, KNOWLEDGE, VISION, AUDIO = 0, 1, 2, 3, 4
+PAD_SEGMENT = -1
+SEGMENT_IDS: dict[str, int] = {
+    "response": RESPONSE,
+    "context": CONTEXT,
+    "knowledge": KNOWLEDGE,
+    "vision": VISION,
+    "audio": AUDIO,
+}
+TYPE_VOCAB_SIZE = 5
+
+# Table 7 rows and ablations, by name -> modality string.
+TABLE7_ROWS: dict[str, str] = {
+    "T": "T",
+    "T+I": "T+I",
+    "T+I+A": "T+I+A",
+    "T+I+K": "T+I+K",
+    "T+I+A+K": "T+I+A+K",
+    "T+A": "T+A",
+    "T+K": "T+K",
+}
+
+# A tiny random BERT for tests / smoke runs (vocab size filled in from the char tokenizer).
+TINY_BACKBONE: dict[str, Any] = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "max_position_embeddings": 256,
+    "type_vocab_size": 2,
+    "hidden_dropout_prob": 0.1,
+    "attention_probs_dropout_prob": 0.1,
+}
+
+
+def parse_modalities(spec: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """``"T+I+K"`` / ``["text", "vision"]`` -> canonical ordered tuple of modality names."""
+    if isinstance(spec, str):
+        parts = [p.strip() for p in spec.replace(",", "+").split("+") if p.strip()]
+        names = []
+        for part in parts:
+            if part.upper() in MODALITY_LETTERS:
+                names.append(MODALITY_LETTERS[part.upper()])
+            elif part.lower() in MODALITIES:
+                names.append(part.lower())
+            else:
+                raise ValueError(
+                    f"modalities {spec!r}: unknown modality {part!r}; "
+                    f"use letters {sorted(MODALITY_LETTERS)} or names {list(MODALITIES)}"
+                )
+    else:
+        names = list(spec)
+        for name in names:
+            if name not in MODALITIES:
+                raise ValueError(f"modalities {spec!r}: unknown modality {name!r}; known {list(MODALITIES)}")
+    if not names:
+        raise ValueError(f"modalities {spec!r}: at least one modality is required")
+    if len(set(names)) != len(names):
+        raise ValueError(f"modalities {spec!r}: a modality is repeated")
+    return tuple(m for m in MODALITIES if m in names)
+
+
+def modality_string(modalities: tuple[str, ...]) -> str:
+    letters = {"text": "T", "vision": "I", "audio": "A", "knowledge": "K"}
+    return "+".join(letters[m] for m in MODALITIES if m in modalities)
+
+
+@dataclass
+class MariaConfig:
+    """Every option of the Maria model and its collator (saved as ``maria_config.json``)."""
+
+    backbone: dict[str, Any] | str = field(default_factory=lambda: dict(TINY_BACKBONE))
+    """BertConfig keyword arguments, or a local directory holding a BERT ``config.json``
+    (e.g. bert-base-chinese). A path is resolved to its dict by :meth:`bert_config` and
+    stored as a dict when saved, so a run directory is self-contained."""
+    modalities: tuple[str, ...] = ("text", "vision", "audio", "knowledge")
+    """Which source segments exist: any non-empty subset of text (context), vision
+    (frames), audio, knowledge; strings like ``"T+I+K"`` are parsed. The response
+    segment always exists."""
+    text_budget: int = 180
+    """All text tokens: response segment + context + knowledge (Maria: 180)."""
+    response_budget: int = 40
+    """Slots of the response segment, [CLS] and [SEP] included; always this wide, so the
+    source's positions never depend on the response length."""
+    knowledge_share: float = 0.5
+    """Share of the source text budget (text_budget - response_budget) reserved for
+    knowledge when both context and knowledge are present; whatever one segment leaves
+    unused goes to the other. TikTalk does not state it: 0.5 is our choice."""
+    max_frames: int = 50
+    """Frames kept per example (uniformly subsampled if more are given)."""
+    max_audio_frames: int = 50
+    """VGGish patches kept per example (uniformly subsampled if more are given)."""
+    frame_dim: int = 2048
+    """ResNet-101 pooled feature size."""
+    audio_dim: int = 128
+    """VGGish embedding size."""
+    feature_dropout: float = 0.1
+    """Dropout after the frame / audio projections (Maria: 0.1; no LayerNorm)."""
+    frame_position_embeddings: bool = False
+    """Add a learned frame-index embedding to frame and audio rows (Maria: off)."""
+    feature_type_embeddings: bool = False
+    """Add token-type rows 3 (vision) / 4 (audio) to feature rows (Maria: no type
+    embedding on visual rows)."""
+    mrp_prob: float = 0.7
+    """Masked response prediction: share of response tokens masked (>= 1; [SEP] may be, [CLS] never)."""
+    mcp_prob: float = 0.15
+    """Masked context prediction: share of context tokens masked."""
+    mkp_prob: float = 0.15
+    """Masked knowledge prediction: share of knowledge tokens masked."""
+    mask_token_prob: float = 0.8
+    """Of the chosen positions: share replaced by [MASK]."""
+    random_token_prob: float = 0.1
+    """Of the chosen positions: share replaced by a random vocabulary character
+    (the rest, 1 - mask - random, stays unchanged)."""
+    attn_implementation: str = "sdpa"
+    """Attention kernel of the BERT layers: "sdpa" or "eager"."""
+    tokenizer_vocab_size: int | None = None
+    """Size of the tokenizer saved beside the weights (checked on load); None: unchecked."""
+
+    def __post_init__(self) -> None:
+        self.modalities = parse_modalities(self.modalities)
+        if isinstance(self.backbone, os.PathLike):
+            self.backbone = str(self.backbone)
+        if not isinstance(self.backbone, (dict, str)):
+            raise ValueError(f"backbone must be a BertConfig dict or a directory, got {type(self.backbone).__name__}")
+        for name in ("text_budget", "response_budget", "max_frames", "max_audio_frames", "frame_dim", "audio_dim"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.response_budget < 3:
+            raise ValueError(f"response_budget ({self.response_budget}) must hold [CLS], one token and [SEP] (>= 3)")
+        if self.response_budget >= self.text_budget:
+            raise ValueError(
+                f"response_budget ({self.response_budget}) must be smaller than text_budget ({self.text_budget})"
+            )
+        for name in ("knowledge_share", "feature_dropout", "mrp_prob", "mcp_prob", "mkp_prob",
+                     "mask_token_prob", "random_token_prob"):
+            value = getattr(self, name)
+            if not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+        if self.mask_token_prob + self.random_token_prob > 1.0 + 1e-9:
+            raise ValueError(
+                f"mask_token_prob ({self.mask_token_prob}) + random_token_prob ({self.random_token_prob}) exceeds 1"
+            )
+        if self.attn_implementation not in ("sdpa", "eager"):
+            raise ValueError(f"attn_implementation must be 'sdpa' or 'eager', got {self.attn_implementation!r}")
+        if isinstance(self.backbone, dict):
+            self._check_backbone(self.backbone)
+
+    def _check_backbone(self, backbone: dict[str, Any]) -> None:
+        hidden, heads = backbone.get("hidden_size", 768), backbone.get("num_attention_heads", 12)
+        if hidden % heads:
+            raise ValueError(f"backbone hidden_size ({hidden}) is not a multiple of num_attention_heads ({heads})")
+        max_pos = backbone.get("max_position_embeddings", 512)
+        if self.text_budget > max_pos:
+            raise ValueError(
+                f"text_budget ({self.text_budget}) exceeds the backbone's max_position_embeddings ({max_pos})"
+            )
+
+    # -- derived values ------------------------------------------------------------------
+    @property
+    def source_text_budget(self) -> int:
+        """Text tokens shared by context and knowledge."""
+        return self.text_budget - self.response_budget
+
+    @property
+    def modality_string(self) -> str:
+        return modality_string(self.modalities)
+
+    def has(self, modality: str) -> bool:
+        return modality in self.modalities
+
+    def backbone_dict(self) -> dict[str, Any]:
+        """The backbone as BertConfig kwargs (reads ``config.json`` when it is a directory)."""
+        if isinstance(self.backbone, dict):
+            return dict(self.backbone)
+        path = Path(self.backbone)
+        config_file = path / "config.json" if path.is_dir() else path
+        if not config_file.exists():
+            raise ValueError(f"backbone {self.backbone!r}: no BERT config.json there")
+        data = json.loads(config_file.read_text(encoding="utf-8"))
+        self._check_backbone(data)
+        return data
+
+    def bert_config(self):
+        """A transformers BertConfig with Maria's type vocabulary (5 rows)."""
+        from transformers import BertConfig
+
+        data = self.backbone_dict()
+        for key in ("architectures", "transformers_version", "model_type", "_name_or_path"):
+            data.pop(key, None)
+        data["type_vocab_size"] = TYPE_VOCAB_SIZE
+        data["is_decoder"] = False
+        data["add_cross_attention"] = False
+        config = BertConfig(**data)
+        config._attn_implementation = self.attn_implementation
+        return config
+
+    # -- JSON ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["modalities"] = list(self.modalities)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MariaConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"MariaConfig: unknown field(s) {unknown}")
+        return cls(**data)
+
+    def save(self, path: str | os.PathLike) -> None:
+        from tiktalk.io import write_json
+
+        write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> MariaConfig:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from err
+        return cls.from_dict(data)
