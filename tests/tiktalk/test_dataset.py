@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import runpy
 import shutil
+import uuid
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import shared_path
 from tiktalk.cleaning import build_dataset
@@ -307,3 +310,25 @@ def test_cli_bad_raw_reports_file_and_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "comments.jsonl:395: field 'text': expected a string (value 5)" in err
     assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------------------- property: JSONL round trip
+
+_text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12)
+
+
+@given(st.lists(st.tuples(st.lists(_text, max_size=3), _text, st.lists(_text, max_size=2)),
+                min_size=1, max_size=6),
+       st.sampled_from(["jsonl", "parquet"]))
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_round_trip_property(tmp_path, rows, fmt):
+    # any text (quotes, newlines, emoji, control characters) survives write -> read unchanged
+    dialogues = [{"dialogue_id": f"d{i}", "video_id": "v", "split": "train", "context": ctx, "response": resp,
+                  "references": [], "emoticons": emo, "turn_ids": []} for i, (ctx, resp, emo) in enumerate(rows)]
+    ds = from_rows([{"video_id": "v", "title": rows[0][1], "topic": "美食", "duration": 1.5, "split": "train"}],
+                   dialogues)
+    out = tmp_path / f"rt-{uuid.uuid4().hex[:8]}"
+    write_dataset(ds, out, table_format=fmt)
+    back = load_dataset(out)
+    assert back.dialogues.to_dicts() == dialogues
+    assert back.videos["title"].to_list() == [rows[0][1]]
