@@ -11,8 +11,21 @@ livebot         :class:`LivebotChat`            Livebot
 blip2-img       :class:`Blip2ImgChat`           BLIP-2_Img (one random frame)
 blip2-video     :class:`Blip2VideoChat`         BLIP-2_Video (frames averaged)
 ==============  ==============================  =========================================
+
+Every model: ``from_preset("tiny", **overrides)``, ``collate(examples, train)``,
+``forward(**batch)`` -> output dataclass with ``loss``/``loss_lm``/``logits``,
+``generate(examples, **overrides)`` -> list[str], ``save_pretrained(dir)`` /
+``from_pretrained(dir)`` (model_config.json + model.safetensors + tokenizer files).
 """
 
+from baselines.blip2 import Blip2ChatConfig, Blip2ChatOutput, Blip2ImgChat, Blip2VideoChat
+from baselines.causal_lm import CausalLMChat, CausalLMConfig, CausalLMOutput
 from baselines.dialogpt import DialoGPTChat, DialoGPTConfig, DialoGPTOutput
+from baselines.livebot import LivebotChat, LivebotConfig, LivebotOutput
 
-__all__ = ["DialoGPTChat", "DialoGPTConfig", "DialoGPTOutput"]
+__all__ = [
+    "Blip2ChatConfig", "Blip2ChatOutput", "Blip2ImgChat", "Blip2VideoChat",
+    "CausalLMChat", "CausalLMConfig", "CausalLMOutput",
+    "DialoGPTChat", "DialoGPTConfig", "DialoGPTOutput",
+    "LivebotChat", "LivebotConfig", "LivebotOutput",
+]

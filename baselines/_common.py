@@ -18,10 +18,8 @@ import dataclasses
 import hashlib
 import json
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -97,44 +95,12 @@ def check_divisible(config: BaselineConfig, width_field: str, heads_field: str) 
 
 # ----------------------------------------------------------------------- char tokenizer
 
-# bert-base-chinese-like character vocabulary: the same special-token ids as
-# bert-base-chinese ([PAD]=0, [UNK]=100, [CLS]=101, [SEP]=102, [MASK]=103), ASCII with
-# "##" continuations (so English words split into characters instead of [UNK]), common
-# full-width punctuation, then every CJK Unified Ideograph U+4E00..U+9FA5.
-_FULLWIDTH_PUNCT = "，。！？：；、（）《》“”‘’…—～·「」『』【】"
-
-
-def char_vocabulary() -> list[str]:
-    vocab = ["[PAD]"] + [f"[unused{i}]" for i in range(1, 100)]
-    vocab += ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    ascii_chars = [chr(c) for c in range(33, 127)]
-    vocab += ascii_chars + [f"##{c}" for c in ascii_chars if c.isalnum()]
-    vocab += [c for c in _FULLWIDTH_PUNCT]
-    vocab += [chr(c) for c in range(0x4E00, 0x9FA6)]
-    return vocab
-
-
-@lru_cache(maxsize=1)
-def _char_tokenizer_dir() -> str:
-    # BertTokenizer(vocab_file=...) silently ignores the file in transformers 5 (SPEC 6):
-    # write the vocabulary to a directory and load it with from_pretrained.
-    path = Path(tempfile.mkdtemp(prefix="tiktalk-charvocab-"))
-    (path / "vocab.txt").write_text("\n".join(char_vocabulary()) + "\n", encoding="utf-8")
-    return str(path)
-
-
 def char_tokenizer():
-    """The generated character tokenizer (a transformers BertTokenizer).
+    """The shared generated character tokenizer (fusion.tokenization, the Maria vocabulary:
+    bert-base-chinese layout and special ids), so every model reads text the same way."""
+    from fusion.tokenization import build_char_tokenizer
 
-    Same layout as the Maria vocabulary (bert-base-chinese special-token ids).
-    """
-    from transformers import BertTokenizer
-
-    tokenizer = BertTokenizer.from_pretrained(_char_tokenizer_dir())
-    expected = len(char_vocabulary())
-    if len(tokenizer) != expected:  # guards against the vocab_file pitfall above
-        raise RuntimeError(f"char tokenizer has {len(tokenizer)} tokens, expected {expected}")
-    return tokenizer
+    return build_char_tokenizer()
 
 
 def load_tokenizer(path: str | Path, trust_remote_code: bool = False):

@@ -1,0 +1,127 @@
+"""The ChatGLM-6B row as a generic causal-LM baseline.
+
+Modern transformers cannot load ChatGLM-6B natively (its remote code breaks), so this is
+any ``AutoModelForCausalLM`` + ``AutoTokenizer`` from a local directory, fine-tuned on
+ChatGLM-style prompts (see :mod:`baselines.prompt_lm`), with labels masked over the prompt
+and optional LoRA through peft (``lora_r > 0``: only the LoRA matrices train).
+``trust_remote_code`` stays off unless the config asks for it.
+
+Saving writes the whole state dict (base LM + LoRA) and the LM's HF config, so a saved
+directory loads without the original ``lm_path``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from baselines._common import (
+    decode,
+    has_responses,
+    load_tokenizer,
+    load_weights,
+    read_model_config,
+    save_model_dir,
+)
+from baselines.prompt_lm import TINY_LLAMA, PromptEncoder, PromptLMConfig, build_lm, lm_config_dict
+from fusion.interface import ChatModel, register_model
+from tiktalk.types import DialogueExample
+
+
+@dataclass
+class CausalLMConfig(PromptLMConfig):
+    lora_r: int = 0  # 0: full fine-tuning; > 0: LoRA rank (base LM frozen)
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_target_modules: list[str] | None = None  # None: peft's default for the model type
+
+    def validate(self) -> None:
+        super().validate()
+        if not isinstance(self.lora_r, int) or self.lora_r < 0:
+            self._fail("lora_r", self.lora_r, "must be an integer >= 0 (0 disables LoRA)")
+        if self.lora_r:
+            self._positive("lora_alpha")
+            self._probability("lora_dropout")
+
+
+@dataclass
+class CausalLMOutput:
+    loss: torch.Tensor | None  # () mean cross-entropy over response tokens
+    logits: torch.Tensor  # (B, T, vocab)
+    loss_lm: torch.Tensor | None  # same value as ``loss``
+
+
+def apply_lora(lm, config: CausalLMConfig):
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(task_type="CAUSAL_LM", r=config.lora_r, lora_alpha=config.lora_alpha,
+                      lora_dropout=config.lora_dropout,
+                      target_modules=config.lora_target_modules)
+    return get_peft_model(lm, lora)
+
+
+@register_model
+class CausalLMChat(ChatModel):
+    name = "causal-lm"
+    config_class = CausalLMConfig
+
+    def __init__(self, config: CausalLMConfig, tokenizer=None, lm=None):
+        super().__init__()
+        if lm is None:
+            lm, tokenizer = build_lm(config, tokenizer)
+        # Record the LM architecture so a save can be rebuilt without lm_path.
+        self.config = config.replace(lm_config=lm_config_dict(lm))
+        self.tokenizer = tokenizer
+        self.prompts = PromptEncoder(tokenizer, self.config)
+        self.lm = apply_lora(lm, config) if config.lora_r else lm
+
+    @classmethod
+    def from_preset(cls, preset: str, **overrides: Any) -> CausalLMChat:
+        if preset != "tiny":
+            raise ValueError(f"causal-lm: unknown preset {preset!r}; known: ['tiny']")
+        return cls(CausalLMConfig(**{"lm_config": dict(TINY_LLAMA), "max_prompt_tokens": 96,
+                                     **overrides}))
+
+    def save_pretrained(self, path) -> None:
+        save_model_dir(self, path, self.name, self.config, self.tokenizer)
+
+    @classmethod
+    def from_pretrained(cls, path, **overrides: Any) -> CausalLMChat:
+        """A saved causal-lm directory; ``overrides`` change prompt/decoding options."""
+        config = read_model_config(path, cls.name, CausalLMConfig).replace(**overrides)
+        model = cls(config, tokenizer=load_tokenizer(path, config.trust_remote_code))
+        load_weights(model, path)
+        return model
+
+    def collate(self, examples: Sequence[DialogueExample], train: bool = True) -> dict[str, Any]:
+        """Prompt+response with labels (B, T) when responses exist (required for train=True);
+        otherwise left-padded prompts for generation."""
+        if train or has_responses(examples):
+            return self.prompts.training_batch(examples)
+        return self.prompts.prompt_batch(examples)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None) -> CausalLMOutput:
+        # input_ids, attention_mask, labels: (B, T); the LM shifts labels internally.
+        out = self.lm(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+        return CausalLMOutput(loss=out.loss, logits=out.logits, loss_lm=out.loss)
+
+    @torch.no_grad()
+    def generate(self, examples: Sequence[DialogueExample], **kwargs: Any) -> list[str]:
+        """One response per example. kwargs override max_new_tokens, do_sample, top_p, top_k,
+        temperature (seed the global torch RNG for reproducible sampling)."""
+        batch = self.prompts.prompt_batch(examples)
+        device = next(self.parameters()).device
+        was_training = self.training
+        self.eval()
+        try:
+            out = self.lm.generate(input_ids=batch["input_ids"].to(device),
+                                   attention_mask=batch["attention_mask"].to(device),
+                                   **self.prompts.generation_kwargs(kwargs))
+        finally:
+            self.train(was_training)
+        new_tokens = out[:, batch["input_ids"].size(1):]
+        return [decode(self.tokenizer, row.tolist()) for row in new_tokens]

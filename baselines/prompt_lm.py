@@ -1,0 +1,205 @@
+"""What the causal-LM and BLIP-2 baselines share: a causal LM from a local path (or a random
+one from a config dict), the ChatGLM-style prompt, and prompt/target tokenisation.
+
+Prompt (defaults; every piece is a config option)::
+
+    知识：{knowledge}\\n                         only if use_knowledge and the example has knowledge
+    [Round 0]\\n问：{q}\\n答：{r}\\n              one per earlier (question, answer) pair
+    [Round n]\\n问：{last context turn}\\n答：    the query; the target follows
+
+The dialogue context is paired from its end: the last context turn is the query, the
+turns before it form (question, answer) pairs backwards. If one turn is left over at
+the start (an even-length context), it becomes a round with an empty question, reading
+the first comment as an answer to the video itself. Rounds count from ``round_offset``
+(0, as ChatGLM-6B's fine-tuning script numbers them).
+
+Labels are -100 over the prompt (and padding): only the response and its closing EOS
+are learned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from baselines._common import (
+    IGNORE_INDEX,
+    BaselineConfig,
+    char_tokenizer,
+    load_tokenizer,
+    pad_left,
+    pad_right,
+    require_responses,
+)
+from tiktalk.types import DialogueExample
+
+CHATGLM_ROUND = "[Round {i}]\n问：{q}\n答：{r}\n"
+KNOWLEDGE_TEMPLATE = "知识：{knowledge}\n"
+
+# A tiny random Llama for smoke runs and tests (vocab_size comes from the tokenizer).
+TINY_LLAMA: dict[str, Any] = {
+    "model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+    "num_attention_heads": 4, "num_key_value_heads": 4, "max_position_embeddings": 512,
+}
+
+
+@dataclass
+class PromptLMConfig(BaselineConfig):
+    """Options of a causal LM that reads a chat prompt (shared by causal-lm and BLIP-2)."""
+
+    lm_path: str | None = None  # local transformers causal-LM directory (weights loaded)
+    # HF config dict of a randomly initialised LM, used when lm_path is None (tiny preset);
+    # saved models store their LM's config here so loading needs no lm_path.
+    lm_config: dict | None = None
+    tokenizer_path: str | None = None  # default: lm_path; neither: the generated char vocab
+    trust_remote_code: bool = False  # only when asked: remote code executes on load
+    round_template: str = CHATGLM_ROUND  # fields {i}, {q}, {r}; the query round stops at {r}
+    round_offset: int = 0
+    use_knowledge: bool = True  # put DialogueExample.knowledge (when set) into the prompt
+    knowledge_template: str = KNOWLEDGE_TEMPLATE  # field {knowledge}
+    max_prompt_tokens: int = 256  # longer prompts keep their end (the query)
+    max_response_tokens: int = 32  # training target length before EOS
+    max_new_tokens: int = 25
+    do_sample: bool = True  # ChatGLM-6B chat() defaults: sampling, top_p 0.7, temperature 0.95
+    top_p: float = 0.7
+    top_k: int = 0
+    temperature: float = 0.95
+
+    def validate(self) -> None:
+        super().validate()
+        self._positive("max_prompt_tokens", "max_response_tokens", "max_new_tokens")
+        if self.lm_path is None and self.lm_config is None:
+            self._fail("lm_path", None, "give lm_path (a local model directory) or lm_config")
+        if self.lm_config is not None and "model_type" not in self.lm_config:
+            self._fail("lm_config", self.lm_config, "needs a 'model_type' key")
+        try:
+            probe = self.round_template.format(i=0, q="\0q", r="\0r")
+        except (KeyError, IndexError, ValueError) as err:
+            self._fail("round_template", self.round_template,
+                       f"may only use the fields {{i}}, {{q}}, {{r}} ({err!r})")
+        if "\0q" not in probe or "\0r" not in probe or probe.index("\0q") > probe.index("\0r"):
+            self._fail("round_template", self.round_template, "needs {q} before {r}")
+        try:
+            probe = self.knowledge_template.format(knowledge="\0k")
+        except (KeyError, IndexError, ValueError) as err:
+            self._fail("knowledge_template", self.knowledge_template,
+                       f"may only use the field {{knowledge}} ({err!r})")
+        if "\0k" not in probe:
+            self._fail("knowledge_template", self.knowledge_template, "needs {knowledge}")
+        if not isinstance(self.round_offset, int) or self.round_offset < 0:
+            self._fail("round_offset", self.round_offset, "must be an integer >= 0")
+        if not 0.0 < self.top_p <= 1.0:
+            self._fail("top_p", self.top_p, "must lie in (0, 1]")
+        if self.temperature <= 0:
+            self._fail("temperature", self.temperature, "must be > 0")
+
+
+def dialogue_rounds(context: Sequence[str]) -> tuple[list[tuple[str, str]], str]:
+    """Context turns -> (earlier (question, answer) rounds, final query); see module doc."""
+    if not context:
+        return [], ""
+    earlier, query = list(context[:-1]), context[-1]
+    rounds: list[tuple[str, str]] = []
+    if len(earlier) % 2:
+        rounds.append(("", earlier.pop(0)))
+    rounds += [(earlier[k], earlier[k + 1]) for k in range(0, len(earlier), 2)]
+    return rounds, query
+
+
+def build_prompt(example: DialogueExample, config: PromptLMConfig) -> str:
+    rounds, query = dialogue_rounds(example.context)
+    parts = []
+    if config.use_knowledge and example.knowledge:
+        parts.append(config.knowledge_template.format(knowledge=example.knowledge))
+    for k, (q, r) in enumerate(rounds):
+        parts.append(config.round_template.format(i=config.round_offset + k, q=q, r=r))
+    query_template = config.round_template.split("{r}")[0]
+    parts.append(query_template.format(i=config.round_offset + len(rounds), q=query))
+    return "".join(parts)
+
+
+def build_lm(config: PromptLMConfig, tokenizer=None):
+    """(causal LM, tokenizer) from ``lm_path`` (weights) or ``lm_config`` (random init).
+
+    When ``lm_config`` is given it wins over ``lm_path``: a saved model rebuilds its
+    architecture from the stored config and then loads its own safetensors.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    remote = config.trust_remote_code
+    if tokenizer is None:
+        tok_path = config.tokenizer_path or (config.lm_path if config.lm_config is None else None)
+        tokenizer = load_tokenizer(tok_path, remote) if tok_path else char_tokenizer()
+    if config.lm_config is not None:
+        fields = dict(config.lm_config)
+        fields.setdefault("vocab_size", len(tokenizer))
+        model_type = fields.pop("model_type")
+        hf_config = AutoConfig.for_model(model_type, **fields)
+        lm = AutoModelForCausalLM.from_config(hf_config, trust_remote_code=remote)
+    else:
+        lm = AutoModelForCausalLM.from_pretrained(config.lm_path, trust_remote_code=remote)
+    if lm.get_input_embeddings().num_embeddings < len(tokenizer):
+        raise ValueError(f"LM vocabulary ({lm.get_input_embeddings().num_embeddings}) is smaller "
+                         f"than the tokenizer ({len(tokenizer)} tokens)")
+    return lm, tokenizer
+
+
+def lm_config_dict(lm) -> dict[str, Any]:
+    """The LM's HF config as a JSON-able dict that :func:`build_lm` accepts."""
+    data = lm.config.to_dict()
+    for key in ("transformers_version", "architectures", "_name_or_path", "auto_map"):
+        data.pop(key, None)
+    return data
+
+
+class PromptEncoder:
+    """Prompt/target token ids for one tokenizer and config (special ids resolved once)."""
+
+    def __init__(self, tokenizer, config: PromptLMConfig):
+        self.tokenizer, self.config = tokenizer, config
+        eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+        if eos is None:
+            raise ValueError("the LM tokenizer has neither an EOS nor a SEP token to end responses")
+        self.eos_id = eos
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+        self.bos_id = tokenizer.bos_token_id  # None for BERT-style char tokenizers
+
+    def prompt_ids(self, ex: DialogueExample) -> list[int]:
+        ids = self.tokenizer.encode(build_prompt(ex, self.config), add_special_tokens=False)
+        budget = self.config.max_prompt_tokens - (self.bos_id is not None)
+        ids = ids[len(ids) - budget:] if len(ids) > budget else ids
+        return ([self.bos_id] if self.bos_id is not None else []) + ids
+
+    def target_ids(self, ex: DialogueExample) -> list[int]:
+        ids = self.tokenizer.encode(ex.response, add_special_tokens=False)
+        return ids[: self.config.max_response_tokens] + [self.eos_id]
+
+    def training_batch(self, examples: Sequence[DialogueExample]) -> dict[str, torch.Tensor]:
+        """Right-padded prompt+target: input_ids, attention_mask, labels (B, T)."""
+        require_responses(examples)
+        seqs, labels = [], []
+        for ex in examples:
+            prompt, target = self.prompt_ids(ex), self.target_ids(ex)
+            seqs.append(prompt + target)
+            labels.append([IGNORE_INDEX] * len(prompt) + target)
+        return {"input_ids": pad_right(seqs, self.pad_id),
+                "attention_mask": pad_right([[1] * len(s) for s in seqs], 0),
+                "labels": pad_right(labels, IGNORE_INDEX)}
+
+    def prompt_batch(self, examples: Sequence[DialogueExample]) -> dict[str, torch.Tensor]:
+        """Left-padded prompts (so every row ends where generation starts): (B, T)."""
+        seqs = [self.prompt_ids(ex) for ex in examples]
+        return {"input_ids": pad_left(seqs, self.pad_id),
+                "attention_mask": pad_left([[1] * len(s) for s in seqs], 0)}
+
+    def generation_kwargs(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        c = self.config
+        opts = {"max_new_tokens": c.max_new_tokens, "do_sample": c.do_sample, "top_p": c.top_p,
+                "top_k": c.top_k, "temperature": c.temperature}
+        opts.update({k: v for k, v in overrides.items() if k in opts})
+        if not opts["do_sample"]:
+            opts = {"max_new_tokens": opts["max_new_tokens"], "do_sample": False}
+        return {**opts, "eos_token_id": self.eos_id, "pad_token_id": self.pad_id}
