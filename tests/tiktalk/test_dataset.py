@@ -332,3 +332,16 @@ def test_round_trip_property(tmp_path, rows, fmt):
     back = load_dataset(out)
     assert back.dialogues.to_dicts() == dialogues
     assert back.videos["title"].to_list() == [rows[0][1]]
+
+
+def test_build_with_external_features_and_blocklist_file(tmp_path, capsys):
+    (tmp_path / "block.txt").write_text("# one word a line\n番茄\n", encoding="utf-8")
+    out = tmp_path / "o"
+    assert main(["data", "build", "sample", "--out", str(out), "--blocklist", str(tmp_path / "block.txt"),
+                 "--synthetic-features", "0", "--features", str(sample_dir() / "features"), "--json"]) == 0
+    build = json.loads(capsys.readouterr().out)["build"]
+    assert build["blocked_words"] == {"番茄": 4} and build["config"]["blocklist"] == ["番茄"]
+    assert build["features"] == "external"
+    ds, shipped = load_dataset(out), load_dataset("sample")
+    np.testing.assert_array_equal(ds.features("v02")[0], shipped.features("v02")[0])
+    assert not any("番茄" in t for c in ds.dialogues["context"].to_list() for t in c)
