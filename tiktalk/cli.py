@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tiktalk.data_cli",
     "tiktalk.demo_cli",
     "tiktalk.eval_cli",
+    "tiktalk.bench_cli",
 )
 
 
