@@ -57,8 +57,8 @@ def test_epoch_order_is_a_pure_function_of_seed_and_epoch():
 def test_no_weight_decay_on_biases_and_layernorm():
     model = fresh_model()
     skip = no_decay_parameter_names(model)
-    assert {"LayerNorm.weight", "LayerNorm.bias", "head.bias", "frame_proj.bias"} <= skip
-    assert {"embed.weight", "head.weight", "rnn.weight_ih_l0"}.isdisjoint(skip)
+    assert {"LayerNorm.weight", "LayerNorm.bias", "head.bias", "frame_proj.bias", "conv.bias"} <= skip
+    assert {"embed.weight", "head.weight", "conv.weight"}.isdisjoint(skip)
 
 
 def test_linear_schedule_decays_to_zero_after_warmup():

@@ -1,6 +1,6 @@
 """A tiny byte-level ChatModel for trainer / checkpoint / CLI tests (test-only name).
 
-Embedding + GRU + LayerNorm + dropout + linear head over UTF-8 bytes. ``collate(train=True)``
+Embedding + causal Conv1d + LayerNorm + dropout + linear head over UTF-8 bytes. ``collate(train=True)``
 masks context bytes at random (global torch RNG, like a real MLM collator) and dropout
 draws from the torch RNG, so exact-resume tests exercise both random streams. Two named
 losses (``loss_response``, ``loss_context``) exercise per-objective logging.
@@ -53,7 +53,7 @@ class ToyChatModel(ChatModel):
         self.config = config
         self.embed = torch.nn.Embedding(config.vocab_size, config.hidden)
         self.frame_proj = torch.nn.Linear(4, config.hidden)  # unused unless frames exist
-        self.rnn = torch.nn.GRU(config.hidden, config.hidden, batch_first=True)
+        self.conv = torch.nn.Conv1d(config.hidden, config.hidden, kernel_size=4)  # causal via left pad
         self.LayerNorm = torch.nn.LayerNorm(config.hidden)
         self.dropout = torch.nn.Dropout(config.dropout)
         self.head = torch.nn.Linear(config.hidden, config.vocab_size)
@@ -86,7 +86,8 @@ class ToyChatModel(ChatModel):
     # -- model
     def forward(self, input_ids, labels=None, context_mask=None) -> ToyOutput:
         # input_ids, labels: (B, T); context_mask: (B, T) bool
-        hidden, _ = self.rnn(self.embed(input_ids))
+        x = self.embed(input_ids).transpose(1, 2)  # (B, H, T)
+        hidden = torch.tanh(self.conv(torch.nn.functional.pad(x, (3, 0)))).transpose(1, 2)  # (B, T, H)
         logits = self.head(self.dropout(self.LayerNorm(hidden)))  # (B, T, V)
         if labels is None:
             return ToyOutput(loss=None, logits=logits)

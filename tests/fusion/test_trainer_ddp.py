@@ -1,0 +1,71 @@
+"""Two processes with gloo (torchrun on CPU) end with identical weights on both ranks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys
+    import torch
+    from safetensors.torch import save_file
+    from fusion.trainer import TrainConfig, train, read_metrics
+    from tests.fusion.toy_chat_model import ToyChatModel, toy_examples
+
+    out = sys.argv[1]
+    rank = int(os.environ["RANK"])
+    torch.manual_seed(100 + rank)  # different init per rank: DDP must broadcast rank 0's
+    model = ToyChatModel.from_preset("tiny")
+    config = TrainConfig(cpu=True, progress=False, lr=1e-2, batch_size=2, grad_accum_steps=2,
+                         max_steps=3, save_every=2, log_every=1, seed=7)
+    result = train(model, toy_examples(9), config, out)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, f"{out}/../rank{rank}.safetensors")
+    with open(f"{out}/../rank{rank}.json", "w") as fh:
+        json.dump({"world": int(os.environ["WORLD_SIZE"]), "step": result.global_step}, fh)
+    """
+)
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_end_with_identical_weights(tmp_path):
+    script = tmp_path / "ddp_train.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    torchrun = Path(sys.executable).with_name("torchrun")
+    proc = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node=2", str(script), str(tmp_path / "run")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    infos = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert infos == [{"world": 2, "step": 3}] * 2
+    w0, w1 = (load_file(str(tmp_path / f"rank{r}.safetensors")) for r in (0, 1))
+    assert w0.keys() == w1.keys()
+    for key in w0:
+        assert torch.equal(w0[key], w1[key]), key
+    saved = load_file(str(tmp_path / "run" / "model" / "model.safetensors"))
+    assert all(torch.equal(saved[k], w0[k]) for k in w0)
+    # rank 0 initialised with seed 100 and trained: the weights moved away from its init
+    torch.manual_seed(100)
+    from tests.fusion.toy_chat_model import ToyChatModel
+
+    init = ToyChatModel.from_preset("tiny").state_dict()
+    assert not torch.equal(init["head.weight"], w0["head.weight"])
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["world_size"] == 2
+    rng_keys = json.loads((tmp_path / "run" / "checkpoints" / "step-2" / "rng.json").read_text()).keys()
+    assert set(rng_keys) == {"rank0", "rank1"}
+    # metrics gathered over both ranks: 9 examples padded to 10, micro-batches of 2 per rank
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]
