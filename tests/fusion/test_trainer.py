@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 
 import numpy as np
@@ -23,7 +24,7 @@ from fusion.trainer import (
 )
 from tests.fusion.toy_chat_model import ToyChatModel, toy_examples
 
-FAST = dict(cpu=True, progress=False, lr=1e-2)
+FAST = {"cpu": True, "progress": False, "lr": 1e-2}
 
 
 def fresh_model(seed: int = 0) -> ToyChatModel:
@@ -41,8 +42,9 @@ def test_rank_micro_batches_cover_every_example_like_distributed_sampler(n, worl
     assert len(counts) == 1, "every rank must run the same number of micro-batches"
     flat = np.concatenate([np.concatenate(s) for s in shards])
     assert set(flat.tolist()) == set(range(n))
-    assert len(flat) == world * -(-n // world)  # padded to a multiple of the world size only
-    assert counts.pop() == -(-(-(-n // world)) // batch)
+    per_rank = math.ceil(n / world)
+    assert len(flat) == world * per_rank  # padded to a multiple of the world size only
+    assert counts.pop() == math.ceil(per_rank / batch)
 
 
 def test_epoch_order_is_a_pure_function_of_seed_and_epoch():

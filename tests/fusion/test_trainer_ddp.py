@@ -45,7 +45,7 @@ def test_two_gloo_processes_end_with_identical_weights(tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     proc = subprocess.run(
         [str(torchrun), "--standalone", "--nproc_per_node=2", str(script), str(tmp_path / "run")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     infos = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
