@@ -111,7 +111,7 @@ def test_meteor(benchmark, corpus):
         pytest.skip("METEOR needs Java")
     from pycocoevalcap.meteor.meteor import Meteor
 
-    hyps, refs, spaced_hyps, ref_sets = corpus
+    _, _, spaced_hyps, ref_sets = corpus
     start = time.perf_counter()
     with MeteorScorer() as scorer:
         scorer.score(["热 身"], [["热 身"]])  # JVM start + paraphrase table load

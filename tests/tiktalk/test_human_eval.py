@@ -12,7 +12,14 @@ import pytest
 
 from tests.tiktalk.test_metrics_cli import build_tiny_dataset, write_jsonl
 from tiktalk.cli import main
-from tiktalk.human_eval import CRITERIA, build_sheet, fleiss_kappa, rating_counts, read_sheet, score_sheets
+from tiktalk.human_eval import (
+    CRITERIA,
+    build_sheet,
+    fleiss_kappa,
+    rating_counts,
+    read_sheet,
+    score_sheets,
+)
 
 # Fleiss (1971) as worked on Wikipedia ("Fleiss' kappa"): 10 subjects, 14 raters, 5 categories.
 WIKIPEDIA_COUNTS = np.array([

@@ -237,6 +237,6 @@ def test_corpus_protocol_accepts_uneven_reference_counts():
 
 def test_markdown_table_has_every_metric_and_dash_for_skipped():
     table = markdown_table({"maria": {k: 1.234 for k in METRIC_KEYS} | {"meteor": None}})
-    header, rule, row = table.splitlines()
+    header, _, row = table.splitlines()
     assert header.count("|") == len(METRIC_KEYS) + 2 and "CIDEr" in header
     assert row == "| maria | 1.23 | 1.23 | - | 1.23 | 1.23 | 1.23 | 1.23 |"

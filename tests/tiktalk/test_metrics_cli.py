@@ -142,3 +142,18 @@ def test_meteor_without_java_fails_the_command(monkeypatch, tmp_path, capsys):
     assert main(["evaluate", "--predictions", str(pred), "--references", str(ref), "--json"]) == 2
     captured = capsys.readouterr()
     assert "needs Java" in captured.err and "--no-meteor" in captured.err and captured.out == ""
+
+
+def test_evaluate_the_shipped_sample_against_its_own_second_references(tmp_path, capsys):
+    import polars as pl
+
+    from tiktalk.dataset import load_dataset
+
+    test = load_dataset("sample").dialogues.filter(pl.col("split") == "test")
+    second = write_jsonl(tmp_path / "second.jsonl",
+                         [(r["dialogue_id"], r["references"][1]) for r in test.iter_rows(named=True)])
+    assert main(["evaluate", "--predictions", str(second), "--data", "sample", "--no-meteor", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n_hypotheses"] == test.height
+    # the prediction equals reference 2 of 5 exactly, so ROUGE-L >= 100 / 5 with the per-reference protocol
+    assert out["rouge_l"] >= 20.0 - 1e-9
