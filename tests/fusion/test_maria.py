@@ -1,0 +1,274 @@
+"""MariaConfig and MariaForDialogue: configuration, Table 7 rows, BERT loading, save/load."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fusion.configuration_maria import TABLE7_ROWS, TINY_BACKBONE, MariaConfig, parse_modalities
+from fusion.interface import get_model_class
+from fusion.modeling_maria import TIED_KEYS, MariaForDialogue, additive_mask, expand_token_type_rows
+from fusion.tokenization import CHAR_VOCAB_SIZE, build_char_tokenizer
+from tiktalk.types import DialogueExample
+
+SMALL = {"text_budget": 48, "response_budget": 12}
+
+
+def make_examples(n=3, seed=0):
+    rng = np.random.default_rng(seed)
+    chars = list("你好我们今天视频真好笑哈哈朋友天气不错想去玩吃饭")
+    text = lambda k: "".join(rng.choice(chars, k))  # noqa: E731
+    return [
+        DialogueExample(
+            dialogue_id=f"m{i}",
+            context=[text(4 + i), text(3)],
+            response=text(3 + 2 * i),
+            frames=rng.normal(size=(3 + i, 2048)).astype(np.float32),
+            audio=rng.normal(size=(2 + i, 128)).astype(np.float32),
+            knowledge=text(6),
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_char_tokenizer()
+
+
+# -- configuration ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("T", ("text",)),
+        ("T+I", ("text", "vision")),
+        ("T+I+A", ("text", "vision", "audio")),
+        ("T+I+K", ("text", "vision", "knowledge")),
+        ("T+I+A+K", ("text", "vision", "audio", "knowledge")),
+        ("T+A", ("text", "audio")),
+        ("T+K", ("text", "knowledge")),
+        ("K+T", ("text", "knowledge")),
+        (["audio", "text"], ("text", "audio")),
+    ],
+)
+def test_parse_modalities(spec, expected):
+    assert parse_modalities(spec) == expected
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"modalities": "T+X"}, r"unknown modality 'X'"),
+        ({"modalities": "T+T"}, r"repeated"),
+        ({"modalities": ""}, r"at least one modality"),
+        ({"response_budget": 200}, r"response_budget \(200\) must be smaller than text_budget \(180\)"),
+        ({"mrp_prob": 1.5}, r"mrp_prob must be in \[0, 1\], got 1.5"),
+        ({"mask_token_prob": 0.8, "random_token_prob": 0.3}, r"mask_token_prob \(0.8\) \+ random_token_prob \(0.3\) exceeds 1"),
+        ({"max_frames": 0}, r"max_frames must be a positive integer, got 0"),
+        ({"backbone": dict(TINY_BACKBONE, hidden_size=33)}, r"hidden_size \(33\) is not a multiple of num_attention_heads \(2\)"),
+        ({"backbone": dict(TINY_BACKBONE, max_position_embeddings=100)}, r"text_budget \(180\) exceeds .* \(100\)"),
+        ({"attn_implementation": "flash"}, r"'sdpa' or 'eager', got 'flash'"),
+    ],
+)
+def test_config_validation_names_values(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        MariaConfig(**kwargs)
+
+
+def test_config_json_round_trip(tmp_path):
+    config = MariaConfig(modalities="T+I+K", knowledge_share=0.3, frame_position_embeddings=True)
+    config.save(tmp_path / "c.json")
+    again = MariaConfig.load(tmp_path / "c.json")
+    assert again == config and again.modality_string == "T+I+K"
+    data = json.loads((tmp_path / "c.json").read_text())
+    data["bogus"] = 1
+    (tmp_path / "c.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['bogus'\]"):
+        MariaConfig.load(tmp_path / "c.json")
+
+
+def test_registry_knows_maria():
+    assert get_model_class("maria") is MariaForDialogue
+
+
+# -- Table 7 rows by configuration alone ------------------------------------------------------------
+@pytest.mark.parametrize("row", sorted(TABLE7_ROWS))
+def test_table7_row_builds_runs_and_trains(row):
+    torch.manual_seed(0)
+    model = MariaForDialogue.from_preset("tiny", modalities=TABLE7_ROWS[row], **SMALL)
+    batch = model.collate(make_examples(), train=True, generator=torch.Generator().manual_seed(0))
+    output = model(**batch)
+    assert torch.isfinite(output.loss)
+    assert output.logits.shape == (int((batch["labels"] != -100).sum()), CHAR_VOCAB_SIZE)
+    assert output.loss_mrp is not None
+    assert (output.loss_mcp is not None) == ("T" in row)
+    assert (output.loss_mkp is not None) == ("K" in row)
+    # the total is the token-weighted mean of the parts
+    parts = [(getattr(output, f"loss_{k}"), n) for k, n in output.n_masked.items() if n]
+    total = sum(loss * n for loss, n in parts) / sum(n for _, n in parts)
+    torch.testing.assert_close(output.loss, total)
+    output.loss.backward()
+    fusion_keys = {k for k in model.state_dict() if k.startswith("fusion.")}
+    expected = set()
+    if "I" in row:
+        expected |= {"fusion.frame_projection.weight", "fusion.frame_projection.bias"}
+    if "A" in row:
+        expected |= {"fusion.audio_projection.weight", "fusion.audio_projection.bias"}
+    assert fusion_keys == expected
+    # every parameter gets a gradient (no unused parameters for DDP)
+    assert all(p.grad is not None for p in model.parameters())
+    if "I" in row:
+        assert model.fusion.frame_projection.weight.grad.abs().sum() > 0
+
+
+def test_feature_options_add_parameters_and_change_output():
+    torch.manual_seed(0)
+    plain = MariaForDialogue.from_preset("tiny", modalities="T+I+A", **SMALL).eval()
+    torch.manual_seed(0)
+    rich = MariaForDialogue.from_preset(
+        "tiny", modalities="T+I+A", frame_position_embeddings=True, feature_type_embeddings=True, **SMALL
+    ).eval()
+    assert "fusion.frame_positions.weight" in rich.state_dict()
+    missing, _ = rich.load_state_dict(plain.state_dict(), strict=False)
+    assert set(missing) == {"fusion.frame_positions.weight"}
+    batch = plain.collate(make_examples(), train=False)
+    with torch.no_grad():
+        torch.nn.init.zeros_(rich.fusion.frame_positions.weight)
+        rich.bert.embeddings.token_type_embeddings.weight[3:].zero_()
+        torch.testing.assert_close(rich(**batch).logits, plain(**batch).logits)  # zero rows = Maria
+        rich.bert.embeddings.token_type_embeddings.weight[3].normal_()
+        assert not torch.allclose(rich(**batch).logits, plain(**batch).logits)
+
+
+# -- the mask in the model: the source never sees the response; the response is causal ---------------
+def test_response_cannot_leak_into_source_or_earlier_response():
+    torch.manual_seed(0)
+    model = MariaForDialogue.from_preset("tiny", modalities="T+I+A+K", **SMALL).eval()
+    batch = model.collate(make_examples(), train=False)
+    changed = {k: v.clone() for k, v in batch.items()}
+    j = 4  # a response position inside every example's response
+    changed["input_ids"][:, j] = 2000
+    with torch.no_grad():
+        hidden = model.encode(model.embed(batch["input_ids"], batch["token_type_ids"], batch["position_ids"], batch["frames"], batch["audio"]), batch["attention_mask"])
+        hidden2 = model.encode(model.embed(changed["input_ids"], changed["token_type_ids"], changed["position_ids"], changed["frames"], changed["audio"]), changed["attention_mask"])
+    R = model.config.response_budget
+    valid = batch["segment_ids"] >= 0
+    torch.testing.assert_close(hidden[:, R:][valid[:, R:]], hidden2[:, R:][valid[:, R:]])  # source untouched
+    torch.testing.assert_close(hidden[:, :j], hidden2[:, :j])  # earlier response untouched
+    assert not torch.allclose(hidden[:, j + 1], hidden2[:, j + 1])  # later response sees it
+
+
+def test_additive_mask_values():
+    mask = torch.tensor([[[True, False], [True, True]]])
+    out = additive_mask(mask, torch.float32)
+    assert out.shape == (1, 1, 2, 2)
+    assert out[0, 0, 0, 0] == 0 and out[0, 0, 0, 1] == torch.finfo(torch.float32).min
+
+
+# -- BERT checkpoints ----------------------------------------------------------------------------
+def _tiny_bert_config():
+    from transformers import BertConfig
+
+    return BertConfig(**dict(TINY_BACKBONE, vocab_size=CHAR_VOCAB_SIZE))
+
+
+def test_from_pretrained_bert_masked_lm_keeps_keys(tmp_path, tokenizer):
+    from transformers import BertForMaskedLM
+
+    torch.manual_seed(1)
+    bert = BertForMaskedLM(_tiny_bert_config())
+    bert.save_pretrained(tmp_path / "bert")
+    tokenizer.save_pretrained(str(tmp_path / "bert"))
+    model = MariaForDialogue.from_pretrained(tmp_path / "bert", modalities="T+I+A+K", **SMALL)
+    bert_state = bert.state_dict()
+    maria_state = model.state_dict()
+    bert_keys = {k for k in bert_state if not k.endswith("position_ids")}
+    # BERT's keys load unchanged; everything new lives under fusion.
+    assert bert_keys <= set(maria_state)
+    assert {k for k in set(maria_state) - bert_keys if not k.startswith("fusion.")} == set()
+    assert set(maria_state) - bert_keys == {
+        "fusion.frame_projection.weight", "fusion.frame_projection.bias",
+        "fusion.audio_projection.weight", "fusion.audio_projection.bias",
+    }
+    for key in bert_keys - {"bert.embeddings.token_type_embeddings.weight"}:
+        torch.testing.assert_close(maria_state[key], bert_state[key], msg=key)
+    types = maria_state["bert.embeddings.token_type_embeddings.weight"]
+    bert_types = bert_state["bert.embeddings.token_type_embeddings.weight"]
+    assert types.shape == (5, 32)
+    torch.testing.assert_close(types[:2], bert_types)
+    torch.testing.assert_close(types[2], bert_types[1])  # knowledge starts as context
+    assert (types[3:] == 0).all()  # feature rows start at Maria's "no type embedding"
+    assert model.cls.predictions.decoder.weight is model.bert.embeddings.word_embeddings.weight
+    assert model.load_report["initialised"] == sorted(set(maria_state) - bert_keys)
+    # same logits as BERT on a text-only sequence with type ids 0/1 and a full mask
+    model.eval()
+    bert.eval()
+    ids = torch.tensor([[101, 800, 801, 102, 900, 901, 102]])
+    with torch.no_grad():
+        expected = bert(input_ids=ids).logits
+        hidden = model.encode(model.embed(ids, torch.zeros_like(ids), torch.arange(7)[None]), torch.ones(1, 7, 7, dtype=torch.bool))
+        torch.testing.assert_close(model.cls(hidden), expected)
+
+
+def test_from_pretrained_bare_bert_model_with_old_layernorm_names(tmp_path):
+    from safetensors.torch import save_file
+    from transformers import BertModel
+
+    torch.manual_seed(2)
+    bert = BertModel(_tiny_bert_config())
+    state = {k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): v.contiguous()
+             for k, v in bert.state_dict().items()}
+    (tmp_path / "b").mkdir()
+    save_file(state, str(tmp_path / "b" / "model.safetensors"))
+    bert.config.to_json_file(str(tmp_path / "b" / "config.json"))
+    model = MariaForDialogue.from_pretrained(tmp_path / "b", modalities="T", **SMALL)
+    torch.testing.assert_close(model.bert.encoder.layer[1].output.LayerNorm.weight, bert.encoder.layer[1].output.LayerNorm.weight)
+    assert "bert.pooler.dense.weight" in model.load_report["ignored"]
+    assert any(k.startswith("cls.") for k in model.load_report["initialised"])  # no MLM head in a BertModel
+
+
+def test_from_pretrained_rejects_mismatched_backbone(tmp_path):
+    from transformers import BertForMaskedLM
+
+    bert = BertForMaskedLM(_tiny_bert_config())
+    bert.save_pretrained(tmp_path / "bert")
+    config = json.loads((tmp_path / "bert" / "config.json").read_text())
+    config["hidden_size"] = 64
+    config["intermediate_size"] = 64
+    (tmp_path / "bert" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"bert: bert\.embeddings\.\S+ has shape \(32,?\S*\), the model expects \(64,?\S*\)"):
+        MariaForDialogue.from_pretrained(tmp_path / "bert")
+    with pytest.raises(ValueError, match="neither a Maria checkpoint"):
+        MariaForDialogue.from_pretrained(tmp_path)
+
+
+def test_save_pretrained_round_trip_equal_logits(tmp_path):
+    from safetensors import safe_open
+
+    torch.manual_seed(3)
+    model = MariaForDialogue.from_preset("tiny", modalities="T+I+A+K", knowledge_share=0.4, **SMALL)
+    model.save_pretrained(tmp_path / "run")
+    files = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {"maria_config.json", "model.safetensors", "tokenizer.json"} <= files
+    with safe_open(str(tmp_path / "run" / "model.safetensors"), "pt") as f:
+        assert not set(TIED_KEYS) & set(f.keys())
+        assert f.metadata()["transformers"]
+    loaded = MariaForDialogue.from_pretrained(tmp_path / "run")
+    assert loaded.config == MariaConfig.from_dict({**model.config.to_dict(), "tokenizer_vocab_size": CHAR_VOCAB_SIZE})
+    assert loaded.cls.predictions.decoder.weight is loaded.bert.embeddings.word_embeddings.weight
+    batch = model.collate(make_examples(), train=False)
+    model.eval()
+    loaded.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**batch).logits, model(**batch).logits, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="unknown Maria preset 'huge'"):
+        MariaForDialogue.from_preset("huge")
+
+
+def test_expand_token_type_rows():
+    rows = torch.arange(6.0).view(2, 3)
+    out = expand_token_type_rows(rows, 5)
+    assert out.tolist() == [[0, 1, 2], [3, 4, 5], [3, 4, 5], [0, 0, 0], [0, 0, 0]]
