@@ -1,0 +1,111 @@
+"""Causal-LM (ChatGLM-6B row): prompt format, prompt-masked labels, LoRA, local loading."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from baselines.causal_lm import CausalLMChat, CausalLMConfig
+from baselines.prompt_lm import TINY_LLAMA, build_prompt, dialogue_rounds
+from tests.baselines.examples import make_examples
+from tiktalk.types import DialogueExample
+
+
+@pytest.fixture(scope="module")
+def model() -> CausalLMChat:
+    torch.manual_seed(0)
+    return CausalLMChat.from_preset("tiny").eval()
+
+
+def test_chatglm_prompt_with_knowledge():
+    config = CausalLMConfig(lm_config=TINY_LLAMA)
+    ex = DialogueExample("x", ["A", "B", "C"], "D", knowledge="K")
+    assert build_prompt(ex, config) == "知识：K\n[Round 0]\n问：A\n答：B\n[Round 1]\n问：C\n答："
+    assert build_prompt(ex, config.replace(use_knowledge=False)) == (
+        "[Round 0]\n问：A\n答：B\n[Round 1]\n问：C\n答：")
+
+
+def test_unpaired_first_turn_is_an_answer_to_an_empty_question():
+    assert dialogue_rounds(["A", "B"]) == ([("", "A")], "B")
+    assert dialogue_rounds(["A"]) == ([], "A")
+    assert dialogue_rounds(["A", "B", "C", "D"]) == ([("", "A"), ("B", "C")], "D")
+
+
+def test_custom_template_and_offset():
+    config = CausalLMConfig(lm_config=TINY_LLAMA, round_template="Q{i}:{q} A:{r};",
+                            round_offset=1, knowledge_template="<{knowledge}>")
+    ex = DialogueExample("x", ["A", "B", "C"], knowledge="K")
+    assert build_prompt(ex, config) == "<K>Q1:A A:B;Q2:C A:"
+
+
+def test_labels_are_masked_over_the_prompt(model):
+    examples = make_examples()
+    batch = model.collate(examples)
+    for row, ex in enumerate(examples):
+        labels = batch["labels"][row]
+        kept = labels != -100
+        target = model.tokenizer.encode(ex.response, add_special_tokens=False)
+        assert labels[kept].tolist() == target + [model.prompts.eos_id]
+        assert torch.equal(batch["input_ids"][row][kept], labels[kept])
+        prompt_len = int(batch["attention_mask"][row].sum()) - len(target) - 1
+        assert not kept[:prompt_len].any()
+
+
+def test_knowledge_reaches_the_prompt_tokens(model):
+    ex = make_examples()[0]
+    knowledge_ids = model.tokenizer.encode(ex.knowledge, add_special_tokens=False)
+    with_k = model.collate([ex])["input_ids"][0].tolist()
+    off = CausalLMChat(model.config.replace(use_knowledge=False), tokenizer=model.tokenizer,
+                       lm=model.lm)
+    without_k = off.collate([ex])["input_ids"][0].tolist()
+    assert len(with_k) > len(without_k)
+    joined = ",".join(map(str, with_k))
+    assert ",".join(map(str, knowledge_ids)) in joined
+    assert ",".join(map(str, knowledge_ids)) not in ",".join(map(str, without_k))
+
+
+def test_batched_generation_matches_one_by_one(model):
+    examples = make_examples(with_response=False)
+    batched = model.generate(examples, do_sample=False, max_new_tokens=5)
+    single = [model.generate([ex], do_sample=False, max_new_tokens=5)[0] for ex in examples]
+    assert batched == single
+
+
+def test_lora_trains_only_lora_parameters(tmp_path):
+    torch.manual_seed(0)
+    model = CausalLMChat.from_preset("tiny", lora_r=4)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+    frozen_before = {n: p.detach().clone() for n, p in model.named_parameters()
+                     if not p.requires_grad}
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model(**model.collate(make_examples()[:2])).loss.backward()
+    opt.step()
+    for name, p in model.named_parameters():
+        if name in frozen_before:
+            assert torch.equal(p, frozen_before[name]), name
+    model.eval().save_pretrained(tmp_path / "lora")
+    loaded = CausalLMChat.from_pretrained(tmp_path / "lora").eval()
+    batch = model.collate(make_examples()[:2])
+    with torch.no_grad():
+        assert torch.allclose(loaded(**batch).logits, model(**batch).logits, atol=1e-6)
+
+
+def test_loads_a_local_lm_directory_without_remote_code(tmp_path, model):
+    lm_dir = tmp_path / "lm"
+    model.lm.save_pretrained(lm_dir)
+    model.tokenizer.save_pretrained(lm_dir)
+    config = CausalLMConfig(lm_path=str(lm_dir))
+    assert config.trust_remote_code is False
+    loaded = CausalLMChat(config).eval()
+    batch = model.collate(make_examples())
+    with torch.no_grad():
+        expected = model(**batch).logits
+        assert torch.allclose(loaded(**batch).logits, expected, atol=1e-6)
+    loaded.save_pretrained(tmp_path / "saved")
+    shutil.rmtree(lm_dir)  # a saved model no longer needs lm_path
+    again = CausalLMChat.from_pretrained(tmp_path / "saved").eval()
+    with torch.no_grad():
+        assert torch.allclose(again(**batch).logits, expected, atol=1e-6)
