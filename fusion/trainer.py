@@ -10,9 +10,10 @@ Exact resumption is a design goal, not a best effort:
 - data order is a pure function of (seed, epoch): a seeded permutation per epoch, split
   over ranks like ``DistributedSampler`` (padded cyclically to a multiple of the world
   size), cut into micro-batches; a checkpoint records (epoch, step in epoch);
-- ``collate(train=True)`` draws its masking from the global python / numpy / torch CPU
-  generators, reseeded per micro-batch from (seed, epoch, micro-batch, rank) and restored
-  afterwards, so masking is reproducible in any process (also DataLoader workers) and
+- ``collate(train=True)`` masking is seeded per micro-batch from (seed, epoch,
+  micro-batch, rank): through a ``generator=`` argument when ``collate`` takes one, and by
+  seeding the global python / numpy / torch CPU generators around the call (restored
+  afterwards), so masking is reproducible in any process (also DataLoader workers) and
   does not disturb the dropout stream;
 - the dropout stream (torch CPU/CUDA generators), optimizer and scheduler are restored
   from the checkpoint (see :mod:`fusion.checkpoint`, which never pickles).
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import json
 import math
 import random
@@ -154,11 +156,17 @@ class _SeededCollate:
     def __init__(self, model: ChatModel, examples: Sequence[DialogueExample]):
         self.model = model
         self.examples = examples
+        # Collators that take an explicit generator get one; the global RNGs are seeded too.
+        self.takes_generator = "generator" in inspect.signature(model.collate).parameters
 
     def __call__(self, item):
         seed, indices = item
+        chosen = [self.examples[int(i)] for i in indices]
         with seeded_global_rngs(seed):
-            batch = self.model.collate([self.examples[int(i)] for i in indices], train=True)
+            if self.takes_generator:
+                batch = self.model.collate(chosen, train=True, generator=torch.Generator().manual_seed(seed))
+            else:
+                batch = self.model.collate(chosen, train=True)
         return len(indices), batch
 
 
