@@ -1,0 +1,125 @@
+"""BLIP-2 img/video: what trains, frame choice and averaging, knowledge in the prompt."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from baselines.blip2 import Blip2ChatConfig, Blip2ImgChat, Blip2VideoChat
+from tests.baselines.examples import make_examples
+from tiktalk.types import DialogueExample
+
+TRAINABLE = {"frame_proj", "query_tokens", "qformer", "language_projection"}
+
+
+@pytest.fixture(scope="module")
+def video() -> Blip2VideoChat:
+    torch.manual_seed(0)
+    return Blip2VideoChat.from_preset("tiny").eval()
+
+
+@pytest.fixture(scope="module")
+def img() -> Blip2ImgChat:
+    torch.manual_seed(0)
+    return Blip2ImgChat.from_preset("tiny").eval()
+
+
+def test_defaults_are_blip2s():
+    c = Blip2ChatConfig(lm_path="unused")
+    assert (c.num_query_tokens, c.qformer_hidden_size, c.cross_attention_frequency) == (32, 768, 2)
+    assert c.video_pooling == "features"
+
+
+def test_only_qformer_queries_and_projections_train(video):
+    prefixes = {n.split(".")[0] for n, p in video.named_parameters() if p.requires_grad}
+    assert prefixes == TRAINABLE
+    assert not any(p.requires_grad for p in video.lm.parameters())
+    video.zero_grad()
+    video(**video.collate(make_examples()[:2])).loss.backward()
+    assert all(p.grad is None for p in video.lm.parameters())
+    assert video.query_tokens.grad is not None and video.query_tokens.grad.abs().sum() > 0
+    video.zero_grad()
+    video.train()
+    assert video.qformer.training and not video.lm.training  # frozen LM keeps eval mode
+    video.eval()
+
+
+def test_query_prefix_is_prepended(video):
+    batch = video.collate(make_examples())
+    with torch.no_grad():
+        logits = video(**batch).logits
+    assert logits.shape[:2] == (4, 32 + batch["input_ids"].shape[1])
+
+
+def test_img_picks_one_seeded_frame(img):
+    examples = make_examples()
+    first = img.select_frames(examples)
+    again = img.select_frames(examples)
+    for ex, a, b in zip(examples, first, again, strict=True):
+        if ex.frames is None:
+            assert a.frames is None
+            continue
+        assert a.frames.shape == (1, 2048) and np.array_equal(a.frames, b.frames)
+        assert any(np.array_equal(a.frames[0], f) for f in ex.frames)
+    frames = np.arange(20 * 2048, dtype=np.float32).reshape(20, 2048)
+    picks = {int(img.select_frames([DialogueExample(f"id{i}", ["x"], frames=frames)])[0]
+                 .frames[0, 0]) // 2048 for i in range(30)}
+    assert len(picks) > 3  # the choice depends on the dialogue, not a fixed index
+    assert img.collate(examples)["frames"].shape[1] == 1
+
+
+def test_video_features_are_averaged_before_the_qformer(video):
+    examples = make_examples()
+    batch = video.collate(examples)
+    with torch.no_grad():
+        fast = video.query_outputs(batch["frames"], batch["frame_mask"])
+        for row, ex in enumerate(examples):
+            frames = torch.zeros(1, 2048) if ex.frames is None else torch.from_numpy(ex.frames)
+            token = video.frame_proj(frames).mean(0)[None, None]  # (1, 1, enc)
+            slow = video._qformer(token, torch.ones(1, 1))
+            assert torch.allclose(fast[row], slow[0], atol=1e-5)
+
+
+def test_video_query_output_pooling_averages_per_frame_outputs(video):
+    model = Blip2VideoChat(video.config.replace(video_pooling="query_outputs"),
+                           tokenizer=video.tokenizer, lm=video.lm)
+    model.load_state_dict(video.state_dict())
+    model.eval()
+    examples = make_examples()
+    batch = model.collate(examples)
+    with torch.no_grad():
+        fast = model.query_outputs(batch["frames"], batch["frame_mask"])
+        for row, ex in enumerate(examples):
+            frames = torch.zeros(1, 2048) if ex.frames is None else torch.from_numpy(ex.frames)
+            per_frame = [model._qformer(model.frame_proj(f)[None, None], torch.ones(1, 1))[0]
+                         for f in frames]
+            assert torch.allclose(fast[row], torch.stack(per_frame).mean(0), atol=1e-5)
+
+
+def test_knowledge_goes_into_the_prompt(video):
+    ex = make_examples()[0]
+    with_k = video.collate([ex])["input_ids"].shape[1]
+    off = Blip2VideoChat(video.config.replace(use_knowledge=False), tokenizer=video.tokenizer,
+                         lm=video.lm)
+    assert off.collate([ex])["input_ids"].shape[1] < with_k
+
+
+def test_generate_ignores_given_responses(video):
+    kwargs = {"do_sample": False, "max_new_tokens": 4}
+    assert (video.generate(make_examples(), **kwargs)
+            == video.generate(make_examples(with_response=False), **kwargs))
+
+
+def test_local_vision_model_feeds_the_qformer(tmp_path):
+    from transformers import ViTConfig, ViTModel
+
+    ViTModel(ViTConfig(hidden_size=24, num_hidden_layers=1, num_attention_heads=2,
+                       intermediate_size=32, image_size=32, patch_size=16)).save_pretrained(tmp_path)
+    torch.manual_seed(0)
+    model = Blip2ImgChat.from_preset("tiny", vision_model_path=str(tmp_path)).eval()
+    assert not any(p.requires_grad for p in model.vision_model.parameters())
+    assert model.frame_proj.out_features == 24
+    with torch.no_grad():
+        queries = model.query_outputs(pixel_values=torch.randn(2, 3, 32, 32))
+    assert queries.shape == (2, 32, model.config.qformer_hidden_size)
