@@ -168,6 +168,11 @@ class MeteorScorer:
             self._proc.kill()
             self._proc.wait()
 
+    def __del__(self) -> None:  # a forgotten close() must not leave a JVM behind
+        proc = getattr(self, "_proc", None)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+
     def __enter__(self) -> MeteorScorer:
         return self
 
