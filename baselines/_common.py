@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import torch
+from typing_extensions import Self
 
 from tiktalk.io import atomic_directory, read_json, write_json
 from tiktalk.types import DialogueExample
@@ -73,14 +74,14 @@ class BaselineConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls: type[C], data: dict[str, Any]) -> C:
+    def from_dict(cls, data: dict[str, Any]) -> Self:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"{cls.__name__}: unknown field(s) {unknown}; known: {sorted(known)}")
         return cls(**data)
 
-    def replace(self: C, **overrides: Any) -> C:
+    def replace(self, **overrides: Any) -> Self:
         return type(self).from_dict({**self.to_dict(), **overrides})
 
 
@@ -231,3 +232,39 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
 
 def dumps_config(config: BaselineConfig) -> str:
     return json.dumps(config.to_dict(), ensure_ascii=False, sort_keys=True)
+
+
+# ------------------------------------------------------------------- CLI-facing options
+
+
+def resolve_modalities(model: str, overrides: dict[str, Any], required: Sequence[str],
+                       optional: Sequence[str] = ()) -> tuple[str, ...] | None:
+    """Pop ``modalities`` (e.g. "T+I+K", as ``tiktalk train --modalities`` passes it) from
+    ``overrides`` and check this baseline can honour it; None when not given.
+
+    A baseline always reads its ``required`` modalities; ``optional`` ones (knowledge) can be
+    switched; anything else is an error rather than silently ignored.
+    """
+    spec = overrides.pop("modalities", None)
+    if spec is None:
+        return None
+    from fusion.configuration_maria import modality_string, parse_modalities
+
+    names = parse_modalities(spec)
+    missing = [m for m in required if m not in names]
+    extra = [m for m in names if m not in required and m not in optional]
+    if missing or extra:
+        allowed = modality_string(tuple(required))
+        if optional:
+            allowed += " (optionally +" + "+".join(modality_string((m,)) for m in optional) + ")"
+        raise ValueError(f"{model}: modalities {spec!r} cannot be honoured; it reads {allowed}")
+    return names
+
+
+def generation_options(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Map the CLI's generate keywords onto ours: ``max_length`` (maximum response tokens)
+    is ``max_new_tokens`` here."""
+    kwargs = dict(kwargs)
+    if "max_length" in kwargs:
+        kwargs.setdefault("max_new_tokens", kwargs.pop("max_length"))
+    return kwargs

@@ -51,7 +51,14 @@ from baselines._common import (
     stable_seed,
     stack_frames,
 )
-from baselines.prompt_lm import TINY_LLAMA, PromptEncoder, PromptLMConfig, build_lm, lm_config_dict
+from baselines.prompt_lm import (
+    TINY_LLAMA,
+    PromptEncoder,
+    PromptLMConfig,
+    apply_modalities,
+    build_lm,
+    lm_config_dict,
+)
 from fusion.interface import ChatModel, register_model
 from tiktalk.types import DialogueExample
 
@@ -158,6 +165,7 @@ class _Blip2Chat(ChatModel):
     def from_preset(cls, preset: str, **overrides: Any):
         if preset != "tiny":
             raise ValueError(f"{cls.name}: unknown preset {preset!r}; known: ['tiny']")
+        apply_modalities(cls.name, overrides, required=("text", "vision"))
         return cls(Blip2ChatConfig(**{"lm_config": dict(TINY_LLAMA), **TINY_QFORMER, **overrides}))
 
     def save_pretrained(self, path) -> None:
@@ -165,6 +173,7 @@ class _Blip2Chat(ChatModel):
 
     @classmethod
     def from_pretrained(cls, path, **overrides: Any):
+        apply_modalities(cls.name, overrides, required=("text", "vision"))
         config = read_model_config(path, cls.name, Blip2ChatConfig).replace(**overrides)
         model = cls(config, tokenizer=load_tokenizer(path, config.trust_remote_code))
         load_weights(model, path)
@@ -256,8 +265,8 @@ class _Blip2Chat(ChatModel):
 
     @torch.no_grad()
     def generate(self, examples: Sequence[DialogueExample], **kwargs: Any) -> list[str]:
-        """One response per example; kwargs override max_new_tokens, do_sample, top_p, top_k,
-        temperature (seed the global torch RNG for reproducible sampling)."""
+        """One response per example; kwargs: see :meth:`PromptEncoder.generation_kwargs`
+        (seed the global torch RNG for reproducible sampling)."""
         batch = self.collate(examples, train=False)
         if "labels" in batch:  # examples with responses: generate from the prompt alone
             batch = {**batch, **self.prompts.prompt_batch(examples)}

@@ -26,7 +26,14 @@ from baselines._common import (
     read_model_config,
     save_model_dir,
 )
-from baselines.prompt_lm import TINY_LLAMA, PromptEncoder, PromptLMConfig, build_lm, lm_config_dict
+from baselines.prompt_lm import (
+    TINY_LLAMA,
+    PromptEncoder,
+    PromptLMConfig,
+    apply_modalities,
+    build_lm,
+    lm_config_dict,
+)
 from fusion.interface import ChatModel, register_model
 from tiktalk.types import DialogueExample
 
@@ -82,6 +89,7 @@ class CausalLMChat(ChatModel):
     def from_preset(cls, preset: str, **overrides: Any) -> CausalLMChat:
         if preset != "tiny":
             raise ValueError(f"causal-lm: unknown preset {preset!r}; known: ['tiny']")
+        apply_modalities(cls.name, overrides, required=("text",))
         return cls(CausalLMConfig(**{"lm_config": dict(TINY_LLAMA), "max_prompt_tokens": 96,
                                      **overrides}))
 
@@ -91,6 +99,7 @@ class CausalLMChat(ChatModel):
     @classmethod
     def from_pretrained(cls, path, **overrides: Any) -> CausalLMChat:
         """A saved causal-lm directory; ``overrides`` change prompt/decoding options."""
+        apply_modalities(cls.name, overrides, required=("text",))
         config = read_model_config(path, cls.name, CausalLMConfig).replace(**overrides)
         model = cls(config, tokenizer=load_tokenizer(path, config.trust_remote_code))
         load_weights(model, path)
@@ -111,8 +120,8 @@ class CausalLMChat(ChatModel):
 
     @torch.no_grad()
     def generate(self, examples: Sequence[DialogueExample], **kwargs: Any) -> list[str]:
-        """One response per example. kwargs override max_new_tokens, do_sample, top_p, top_k,
-        temperature (seed the global torch RNG for reproducible sampling)."""
+        """One response per example; kwargs: see :meth:`PromptEncoder.generation_kwargs`
+        (seed the global torch RNG for reproducible sampling)."""
         batch = self.prompts.prompt_batch(examples)
         device = next(self.parameters()).device
         was_training = self.training

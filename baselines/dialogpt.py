@@ -31,12 +31,14 @@ from baselines._common import (
     char_tokenizer,
     check_divisible,
     decode,
+    generation_options,
     has_responses,
     load_tokenizer,
     load_weights,
     pad_right,
     read_model_config,
     require_responses,
+    resolve_modalities,
     save_model_dir,
 )
 from fusion.interface import ChatModel, register_model
@@ -91,8 +93,8 @@ class DialoGPTOutput:
     loss_lm: torch.Tensor | None  # same value as ``loss`` (the only objective)
 
 
-TINY_PRESET: dict[str, Any] = dict(n_embd=32, n_layer=2, n_head=4, n_positions=128,
-                                   dropout=0.0, max_len=96)
+TINY_PRESET: dict[str, Any] = {"n_embd": 32, "n_layer": 2, "n_head": 4, "n_positions": 128,
+                               "dropout": 0.0, "max_len": 96}
 
 
 def filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
@@ -148,6 +150,7 @@ class DialoGPTChat(ChatModel):
     def from_preset(cls, preset: str, **overrides: Any) -> DialoGPTChat:
         if preset != "tiny":
             raise ValueError(f"dialogpt: unknown preset {preset!r}; known: ['tiny']")
+        resolve_modalities(cls.name, overrides, required=("text",))
         return cls(DialoGPTConfig(**{**TINY_PRESET, **overrides}))
 
     def save_pretrained(self, path) -> None:
@@ -160,6 +163,7 @@ class DialoGPTChat(ChatModel):
         ``overrides`` replace decoding/training options (not the architecture's).
         """
         path = Path(path)
+        resolve_modalities(cls.name, overrides, required=("text",))
         if (path / CONFIG_FILE).exists():
             config = read_model_config(path, cls.name, DialoGPTConfig).replace(**overrides)
             model = cls(config, tokenizer=load_tokenizer(path))
@@ -286,7 +290,10 @@ class DialoGPTChat(ChatModel):
     def generate(self, examples: Sequence[DialogueExample], seed: int | None = None,
                  generator: torch.Generator | None = None, **kwargs: Any) -> list[str]:
         """One sampled response per example; ``seed``/``generator`` make sampling reproducible;
-        other kwargs override the config's decoding options (top_k, do_sample, ...)."""
+        other kwargs override the config's decoding options (top_k, top_p, temperature,
+        repetition_penalty, do_sample, max_new_tokens or its alias max_length); other
+        keywords (num_beams, ...) do not apply to this sampler and are ignored."""
+        kwargs = generation_options(kwargs)
         if generator is None and seed is not None:
             generator = torch.Generator().manual_seed(seed)
         was_training = self.training

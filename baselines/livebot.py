@@ -32,12 +32,14 @@ from baselines._common import (
     char_tokenizer,
     check_divisible,
     decode,
+    generation_options,
     has_responses,
     load_tokenizer,
     load_weights,
     pad_right,
     read_model_config,
     require_responses,
+    resolve_modalities,
     save_model_dir,
     stack_frames,
 )
@@ -166,6 +168,7 @@ class LivebotChat(ChatModel):
     def from_preset(cls, preset: str, **overrides: Any) -> LivebotChat:
         if preset != "tiny":
             raise ValueError(f"livebot: unknown preset {preset!r}; known: ['tiny']")
+        resolve_modalities(cls.name, overrides, required=("text", "vision"))
         return cls(LivebotConfig(**{**TINY_PRESET, **overrides}))
 
     def save_pretrained(self, path) -> None:
@@ -173,6 +176,7 @@ class LivebotChat(ChatModel):
 
     @classmethod
     def from_pretrained(cls, path, **overrides: Any) -> LivebotChat:
+        resolve_modalities(cls.name, overrides, required=("text", "vision"))
         config = read_model_config(path, cls.name, LivebotConfig).replace(**overrides)
         model = cls(config, tokenizer=load_tokenizer(path))
         load_weights(model, path)
@@ -238,8 +242,10 @@ class LivebotChat(ChatModel):
     @torch.no_grad()
     def generate(self, examples: Sequence[DialogueExample], max_new_tokens: int | None = None,
                  **kwargs: Any) -> list[str]:
-        """Greedy decoding, one response per example (other kwargs are ignored)."""
-        steps = max_new_tokens or self.config.max_new_tokens
+        """Greedy decoding, one response per example; ``max_length`` is an alias of
+        ``max_new_tokens``; other kwargs (num_beams, ...) do not apply and are ignored."""
+        steps = max_new_tokens or generation_options(kwargs).get("max_new_tokens") \
+            or self.config.max_new_tokens
         if steps + 1 > self.config.max_positions:
             raise ValueError(f"max_new_tokens ({steps}) exceeds the position table "
                              f"({self.config.max_positions - 1})")

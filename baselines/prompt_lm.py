@@ -29,10 +29,12 @@ from baselines._common import (
     IGNORE_INDEX,
     BaselineConfig,
     char_tokenizer,
+    generation_options,
     load_tokenizer,
     pad_left,
     pad_right,
     require_responses,
+    resolve_modalities,
 )
 from tiktalk.types import DialogueExample
 
@@ -196,10 +198,27 @@ class PromptEncoder:
                 "attention_mask": pad_left([[1] * len(s) for s in seqs], 0)}
 
     def generation_kwargs(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        """Keyword arguments for ``lm.generate``: the config's decoding options, overridden by
+        ``max_new_tokens`` (alias ``max_length``), ``do_sample``, ``top_p``, ``top_k``,
+        ``temperature``, ``num_beams``, ``repetition_penalty``, ``length_penalty``,
+        ``no_repeat_ngram_size``, ``min_length`` (minimum new tokens); others are ignored."""
         c = self.config
-        opts = {"max_new_tokens": c.max_new_tokens, "do_sample": c.do_sample, "top_p": c.top_p,
-                "top_k": c.top_k, "temperature": c.temperature}
-        opts.update({k: v for k, v in overrides.items() if k in opts})
-        if not opts["do_sample"]:
-            opts = {"max_new_tokens": opts["max_new_tokens"], "do_sample": False}
+        overrides = generation_options(overrides)
+        if "min_length" in overrides:
+            overrides["min_new_tokens"] = overrides.pop("min_length")
+        opts: dict[str, Any] = {"max_new_tokens": c.max_new_tokens, "do_sample": c.do_sample,
+                                "top_p": c.top_p, "top_k": c.top_k, "temperature": c.temperature}
+        passthrough = ("num_beams", "repetition_penalty", "length_penalty",
+                       "no_repeat_ngram_size", "min_new_tokens")
+        opts.update({k: v for k, v in overrides.items() if k in opts or k in passthrough})
+        if not opts["do_sample"]:  # sampling knobs would only raise warnings
+            for key in ("top_p", "top_k", "temperature"):
+                opts.pop(key)
         return {**opts, "eos_token_id": self.eos_id, "pad_token_id": self.pad_id}
+
+
+def apply_modalities(model: str, overrides: dict[str, Any], required: tuple[str, ...]) -> None:
+    """``modalities`` override (``tiktalk train --modalities``) -> ``use_knowledge``."""
+    names = resolve_modalities(model, overrides, required=required, optional=("knowledge",))
+    if names is not None:
+        overrides["use_knowledge"] = "knowledge" in names

@@ -1,0 +1,48 @@
+"""Shared pieces: config round trip/validation, --modalities handling, CLI generate keywords."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from baselines._common import clean_decoded
+from baselines.causal_lm import CausalLMChat
+from baselines.dialogpt import DialoGPTChat, DialoGPTConfig
+from baselines.livebot import LivebotChat
+from tests.baselines.examples import make_examples
+
+
+def test_config_round_trip_and_unknown_fields():
+    config = DialoGPTConfig(n_embd=32, n_head=4, top_k=3)
+    assert DialoGPTConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['n_embed'\]"):
+        DialoGPTConfig.from_dict({"n_embed": 32})
+
+
+def test_modalities_switch_knowledge_for_prompt_models():
+    assert CausalLMChat.from_preset("tiny", modalities="T").config.use_knowledge is False
+    assert CausalLMChat.from_preset("tiny", modalities="T+K").config.use_knowledge is True
+
+
+@pytest.mark.parametrize(("cls", "spec", "match"), [
+    (LivebotChat, "T", r"livebot: modalities 'T' cannot be honoured; it reads T\+I"),
+    (DialoGPTChat, "T+I", r"dialogpt: modalities 'T\+I' cannot be honoured; it reads T$"),
+    (CausalLMChat, "T+A", r"causal-lm: modalities 'T\+A'.*T \(optionally \+K\)"),
+])
+def test_modalities_a_baseline_cannot_read_are_errors(cls, spec, match):
+    with pytest.raises(ValueError, match=match):
+        cls.from_preset("tiny", modalities=spec)
+
+
+def test_cli_max_length_means_max_new_tokens():
+    torch.manual_seed(0)
+    model = LivebotChat.from_preset("tiny").eval()
+    examples = make_examples(with_response=False)
+    out = model.generate(examples, max_length=2, num_beams=5)  # num_beams: ignored by greedy
+    assert all(len(s) <= 2 for s in out)  # one character per token here
+    assert out == model.generate(examples, max_new_tokens=2)
+
+
+def test_clean_decoded_removes_wordpiece_spaces_between_chinese():
+    assert clean_decoded("你 好 ， hello 世 界") == "你好，hello世界"
+    assert clean_decoded("o ##k 啊") == "ok啊"
