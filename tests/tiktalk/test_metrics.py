@@ -78,8 +78,7 @@ def test_reproduces_nlgeval_corpus_scores_without_meteor():
         assert scores[key] / 100 == pytest.approx(expected["corpus_level"][nlg_key], abs=1e-6), key
 
 
-@pytest.mark.slow
-def test_reproduces_nlgeval_with_meteor(meteor):
+def test_reproduces_nlgeval_with_meteor(meteor):  # default tier: the acceptance test, ~15-40 s of Java start-up
     hyps, refs, expected = _oracle()
     scores = evaluate(hyps, refs, tokenizer="whitespace", protocol="corpus", meteor=meteor)
     assert set(scores) == set(METRIC_KEYS)
