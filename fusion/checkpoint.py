@@ -17,6 +17,7 @@ never leaves a checkpoint that looks complete. (``accelerate.save_state`` pickle
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from pathlib import Path
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from tiktalk.io import read_json, write_json
+from tiktalk.io import atomic_write_text, read_json
 
 _TENSOR = "__tensor__"
 _TUPLE = "__tuple__"
@@ -95,7 +96,8 @@ def save_state(directory: str | Path, name: str, state: Any) -> None:
     tree, tensors = flatten_state(state)
     if tensors:
         save_file(tensors, str(directory / f"{name}.safetensors"))
-    write_json(directory / f"{name}.json", tree)
+    # not canonical_json: key order is kept (sorted keys would reorder state dicts)
+    atomic_write_text(directory / f"{name}.json", json.dumps(tree, ensure_ascii=False, indent=1) + "\n")
 
 
 def load_state(directory: str | Path, name: str) -> Any:
