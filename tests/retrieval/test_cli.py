@@ -1,0 +1,45 @@
+"""``tiktalk index build|info``, ``retrieve`` and ``annotate`` through the real parser."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+
+from tiktalk.cli import main
+
+
+def run_json(capsys, *argv) -> dict:
+    assert main([*argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_build_retrieve_annotate(tmp_path, capsys):
+    out = tmp_path / "idx"
+    built = run_json(capsys, "index", "build", "--kg", "sample", "--out", str(out), "--encoder", "hash:32",
+                     "--kinds", "event,phrase")
+    assert built["factory"] == "Flat" and set(built["counts"]) == {"event", "concept"}
+    assert built["encoder"]["name"] == "hash:32" and not built["reused_embeddings"]
+    rebuilt = run_json(capsys, "index", "build", "--kg", "sample", "--out", str(out), "--encoder", "hash:32",
+                       "--kinds", "event,phrase", "--factory", "HNSW32", "--ef-search", "64", "--overwrite")
+    assert rebuilt["reused_embeddings"] and rebuilt["search_params"]["ef_search"] == 64
+    info = run_json(capsys, "index", "info", str(out))
+    assert info["factory"] == "HNSW32"
+
+    got = run_json(capsys, "retrieve", "--index", str(out), "--top-k", "2", "这披萨看着好香", "饿了")
+    assert set(got) >= {"heads", "knowledge"} and len(got["heads"]) == 2
+    assert {"text", "score", "kind", "family"} <= set(got["heads"][0])
+    assert got["knowledge"].startswith(got["heads"][0]["text"])
+
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"dialogue_id": "x1", "context": ["周末去爬山"]}\n', encoding="utf-8")
+    ann = run_json(capsys, "annotate", "--index", str(out), "--data", str(data), "--out", str(tmp_path / "k.parquet"))
+    assert ann["rows"] == 1
+    assert pl.read_parquet(tmp_path / "k.parquet")["dialogue_id"].to_list() == ["x1"]
+
+
+def test_errors_exit_2_with_message(tmp_path, capsys):
+    assert main(["retrieve", "--index", str(tmp_path / "nope"), "hi"]) == 2
+    assert "index directory" in capsys.readouterr().err
+    assert main(["index", "build", "--out", str(tmp_path / "i"), "--encoder", "bogus"]) == 2
+    assert "unknown encoder 'bogus'" in capsys.readouterr().err

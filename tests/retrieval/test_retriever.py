@@ -1,0 +1,69 @@
+"""Query construction and the retriever's ranking, dedupe, min score and expansion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kg
+from retrieval.index import HeadIndex
+from retrieval.query import QueryConfig, build_queries
+from retrieval.retriever import Retriever, RetrieverConfig
+from retrieval.search import exact_topk
+
+
+def test_build_queries():
+    ctx = ["第一句", "  ", "第二句", "第三句"]
+    assert build_queries(ctx, config=QueryConfig(last_turns=2)) == ["第二句。第三句"]
+    assert build_queries(ctx, config=QueryConfig(last_turns=None, joiner=" ")) == ["第一句 第二句 第三句"]
+    assert build_queries(ctx, "标题", QueryConfig(last_turns=1, use_title=True)) == ["标题：第三句"]
+    assert build_queries(ctx, "标题", QueryConfig(last_turns=1)) == ["第三句"]
+    assert build_queries(ctx, config=QueryConfig(last_turns=2, mode="per-turn")) == ["第二句", "第三句"]
+    assert build_queries([], "标题", QueryConfig(use_title=True)) == ["标题"]
+    with pytest.raises(ValueError, match=r"last_turns \(0\) must be at least 1"):
+        QueryConfig(last_turns=0)
+    with pytest.raises(TypeError, match="list of turns"):
+        build_queries("一句话")
+
+
+def test_retrieve_matches_brute_force_and_kg(sample_index_dir, sample_kg, hash_encoder):
+    index = HeadIndex.load(sample_index_dir)
+    config = RetrieverConfig(top_k=4, query=QueryConfig(last_turns=2))
+    r = Retriever(index, sample_kg, hash_encoder, config)
+    ctx = ["昨天", "这披萨看着好香", "半夜看饿了"]
+    out = r.retrieve(ctx)
+    q = hash_encoder.encode(["这披萨看着好香。半夜看饿了"])
+    ref_scores, ref_ids = exact_topk(q, np.asarray(index.embeddings), 4)
+    assert [h.id for h in out.heads] == index.heads["id"].gather(ref_ids[0]).to_list()
+    np.testing.assert_allclose([h.score for h in out.heads], ref_scores[0], atol=1e-5)
+    items = [sample_kg.flows(h.id, depth=1, fanout=3, top_k_tails=3) for h in out.heads]
+    assert out.knowledge == kg.linearize(items, kg.LinearizeConfig()).text
+    assert out.knowledge.startswith(out.heads[0].text)
+    batch = r.retrieve_batch([ctx, ["我家猫天天拆家"]])
+    assert batch[0].as_dict() == out.as_dict()
+
+
+def test_min_score_per_family_and_dedupe(sample_index_dir, sample_kg, hash_encoder):
+    index = HeadIndex.load(sample_index_dir)
+    ctx = ["这披萨看着好香"]
+    base = Retriever(index, sample_kg, hash_encoder, RetrieverConfig(top_k=5)).retrieve(ctx)
+    cut = base.heads[2].score
+    kept = Retriever(index, sample_kg, hash_encoder, RetrieverConfig(top_k=5, min_score=cut)).retrieve(ctx)
+    assert all(h.score >= cut for h in kept.heads) and len(kept.heads) < 5
+    fam = Retriever(index, sample_kg, hash_encoder, RetrieverConfig(top_k=2, per_family=True)).retrieve(ctx)
+    per = {f: [h for h in fam.heads if h.family == f] for f in index.families}
+    assert all(len(v) == 2 for v in per.values())
+    assert [h.score for h in fam.heads] == sorted((h.score for h in fam.heads), reverse=True)
+    # per-turn queries: the same head reached from two turns appears once, with its best score
+    turns = Retriever(index, sample_kg, hash_encoder,
+                      RetrieverConfig(top_k=6, query=QueryConfig(mode="per-turn"))).retrieve(["披萨", "披萨好吃"])
+    texts = [h.text for h in turns.heads]
+    assert len(texts) == len(set(texts)) and texts[0] == "披萨"
+
+
+def test_retriever_refuses_other_kg(sample_index_dir, hash_encoder):
+    other = kg.C3KG(kg.load_kg("sample").nodes.head(50), kg.load_kg("sample").edges.head(0))
+    with pytest.raises(ValueError, match=r"built from KG [0-9a-f]{64}, the KG in use is"):
+        Retriever(HeadIndex.load(sample_index_dir), other, hash_encoder)
+    r = Retriever.load(sample_index_dir)  # encoder and KG from the manifest
+    assert r.encoder.name == "hash:32" and r.graph.content_sha256 == r.index.manifest["kg"]["content_sha256"]
