@@ -152,7 +152,7 @@ class MariaConfig:
         if isinstance(self.backbone, os.PathLike):
             self.backbone = str(self.backbone)
         if not isinstance(self.backbone, (dict, str)):
-            raise ValueError(f"backbone must be a BertConfig dict or a directory, got {type(self.backbone).__name__}")
+            raise ValueError(f"backbone must be a BertConfig dict or a directory, got {type(self.backbone).__name__}")  # noqa: TRY004 (project rule: bad input is ValueError)
         for name in ("text_budget", "response_budget", "max_frames", "max_audio_frames", "frame_dim", "audio_dim"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:

@@ -121,7 +121,7 @@ class CharEncoder:
             if skip_special and i in self.special_ids:
                 continue
             token = self.id_to_token.get(i, "[UNK]")
-            pieces.append(token[2:] if token.startswith("##") else token)
+            pieces.append(token.removeprefix("##"))
         return "".join(pieces)
 
 

@@ -17,13 +17,30 @@ from fusion.collator import (
     split_source_budget,
     uniform_subsample,
 )
-from fusion.configuration_maria import AUDIO, CONTEXT, KNOWLEDGE, MODALITIES, RESPONSE, VISION, MariaConfig
+from fusion.configuration_maria import (
+    AUDIO,
+    CONTEXT,
+    KNOWLEDGE,
+    MODALITIES,
+    RESPONSE,
+    VISION,
+    MariaConfig,
+)
 from fusion.tokenization import CharEncoder, build_char_tokenizer
 from tiktalk.types import DialogueExample
 
 ALL_MIXES = [
     combo for n in range(1, len(MODALITIES) + 1) for combo in itertools.combinations(MODALITIES, n)
 ]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny tensors on shared cores: torch's thread sync costs more than it gains (~20x here)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +118,7 @@ def test_layout_positions_types_and_features(encoder, special):
         response = encoder.encode(ex.response)
         assert ids[b, : len(response) + 2].tolist() == [special.cls, *response, special.sep]
         assert (ids[b, len(response) + 2 : R] == special.pad).all()
-        context = sum((encoder.encode(t) + [special.sep] for t in ex.context), [])
+        context = [i for t in ex.context for i in [*encoder.encode(t), special.sep]]
         knowledge = encoder.encode(ex.knowledge) + [special.sep] if ex.knowledge else []
         assert ids[b, R : R + len(context) + len(knowledge)].tolist() == context + knowledge
         assert pos[b, : len(response) + 2].tolist() == list(range(len(response) + 2))
