@@ -178,3 +178,13 @@ def test_run_directory_layout_and_metrics(tmp_path):
     ckpt = ToyChatModel.from_pretrained(run / "checkpoints" / "step-3" / "model")
     for key, value in reloaded.state_dict().items():
         assert torch.equal(value, ckpt.state_dict()[key])
+
+
+def test_dataloader_workers_give_the_same_weights_as_inline_collate(tmp_path):
+    # masking is seeded per micro-batch, so running collate in a worker process changes nothing
+    examples = toy_examples(8)
+    base = {"batch_size": 4, "max_steps": 2, "save_every": None, "log_every": 2, **FAST}
+    train(fresh_model(), examples, TrainConfig(num_workers=0, **base), tmp_path / "inline")
+    train(fresh_model(), examples, TrainConfig(num_workers=1, **base), tmp_path / "worker")
+    a, b = _weights(tmp_path / "inline"), _weights(tmp_path / "worker")
+    assert all(torch.equal(a[k], b[k]) for k in a)
