@@ -10,6 +10,7 @@ from retrieval.search import (
     build_index,
     configure_threads,
     exact_topk,
+    gemv_topk,
     make_index,
     recall_at_k,
     search,
@@ -117,3 +118,15 @@ def test_configure_threads_sets_faiss():
             configure_threads(0)
     finally:
         faiss.omp_set_num_threads(before)
+
+
+@pytest.mark.parametrize("k", [1, 10, 2000, 2500])
+def test_gemv_path_equals_brute_force_with_ties(k):
+    rng = np.random.default_rng(k)
+    db = rng.integers(0, 2, size=(2000, 8)).astype(np.float32)
+    q = rng.integers(0, 2, size=(2, 8)).astype(np.float32)
+    scores, ids = gemv_topk(db, q, k)
+    ref_scores, ref_ids = exact_topk(q, db, k)
+    np.testing.assert_array_equal(ids, ref_ids)
+    np.testing.assert_array_equal(scores, ref_scores)
+    np.testing.assert_array_equal(ids, search(build_index(db, "Flat"), q, k)[1])
