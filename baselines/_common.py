@@ -111,11 +111,12 @@ def load_tokenizer(path: str | Path, trust_remote_code: bool = False):
 
 
 _SPACE_NEAR_CJK = re.compile(r"(?<=[^\x00-\x7f]) +| +(?=[^\x00-\x7f])")
+_UNUSED = re.compile(r"\[unused\d+\]")  # reserved slots of the char vocab, never real text
 
 
 def clean_decoded(text: str) -> str:
-    """Undo the spaces a WordPiece decoder puts between Chinese characters."""
-    return _SPACE_NEAR_CJK.sub("", text.replace(" ##", "")).strip()
+    """Undo the spaces a WordPiece decoder puts between Chinese characters; drop [unusedN]."""
+    return _SPACE_NEAR_CJK.sub("", _UNUSED.sub("", text).replace(" ##", "")).strip()
 
 
 def decode(tokenizer, ids: Sequence[int]) -> str:

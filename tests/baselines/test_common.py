@@ -46,3 +46,4 @@ def test_cli_max_length_means_max_new_tokens():
 def test_clean_decoded_removes_wordpiece_spaces_between_chinese():
     assert clean_decoded("你 好 ， hello 世 界") == "你好，hello世界"
     assert clean_decoded("o ##k 啊") == "ok啊"
+    assert clean_decoded("[unused64] 好 的") == "好的"

@@ -71,17 +71,34 @@ def test_filter_logits_matches_slow_definition(k, p):
     assert kept == expected
 
 
+def _sep_logit_hook(model, value):
+    def hook(module, args, output):
+        output.logits[..., model.sep_id] = value
+        return output
+
+    return model.gpt2.register_forward_hook(hook)
+
+
 def test_cached_decoding_matches_full_recompute(model):
     prompt = model._prompt_ids(make_examples()[0])
-    greedy = model.generate_ids(prompt, do_sample=False)
-    assert greedy == model.generate_ids(prompt, do_sample=False, use_cache=False)
-    sampled = model.generate_ids(prompt, torch.Generator().manual_seed(5))
-    assert sampled == model.generate_ids(prompt, torch.Generator().manual_seed(5), use_cache=False)
+    handle = _sep_logit_hook(model, -1e4)  # never stop early: compare 10 full steps
+    try:
+        greedy = model.generate_ids(prompt, do_sample=False, max_new_tokens=10)
+        assert len(greedy) == 10
+        assert greedy == model.generate_ids(prompt, do_sample=False, max_new_tokens=10,
+                                            use_cache=False)
+        gen = torch.Generator
+        sampled = model.generate_ids(prompt, gen().manual_seed(5), max_new_tokens=10)
+        assert sampled == model.generate_ids(prompt, gen().manual_seed(5), max_new_tokens=10,
+                                             use_cache=False)
+    finally:
+        handle.remove()
 
 
 def test_sampling_is_seeded_and_stays_in_top_k(model):
     examples = make_examples(with_response=False)
-    assert model.generate(examples, seed=3) == model.generate(examples, seed=3)
+    assert (model.generate(examples, seed=3, max_new_tokens=6)
+            == model.generate(examples, seed=3, max_new_tokens=6))
     prompt = model._prompt_ids(examples[0])
     first = model.generate_ids(prompt, torch.Generator().manual_seed(1), max_new_tokens=1)
     with torch.no_grad():
@@ -92,11 +109,7 @@ def test_sampling_is_seeded_and_stays_in_top_k(model):
 
 
 def test_decoding_stops_at_sep(model):
-    def force_sep(module, args, output):
-        output.logits[..., model.sep_id] = 1e4
-        return output
-
-    handle = model.gpt2.register_forward_hook(force_sep)
+    handle = _sep_logit_hook(model, 1e4)
     try:
         assert model.generate(make_examples(with_response=False), seed=0) == [""] * 4
     finally:
