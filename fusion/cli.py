@@ -213,7 +213,7 @@ def _train(args: argparse.Namespace) -> int:
     info["cli"] = {"model": model_name, "modalities": args.modalities, "init": args.init, "preset": args.preset}
     result = train(model, examples, config, run, run_info=info, resume=args.resume, overwrite=args.overwrite)
     summary = {
-        "run": str(run), "model": model_name, "steps": result.global_step, "epoch": result.epoch,
+        "run": str(run), "model": model_name, "steps": result.global_step, "epochs": round(result.epochs_completed, 3),
         "final_loss": result.final_loss, "seconds": round(result.seconds, 2),
         "steps_per_second": round(result.steps_per_second, 3),
         "examples_per_second": round(result.examples_per_second, 2),

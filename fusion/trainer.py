@@ -70,7 +70,8 @@ RESUMABLE_CHANGES = frozenset(
 class TrainResult:
     run_dir: Path
     global_step: int
-    epoch: int
+    epoch: int  # 0-based epoch the next step would run in
+    epochs_completed: float  # e.g. 2.5 after two and a half passes
     final_loss: float | None
     seconds: float
     steps_per_second: float
@@ -539,6 +540,7 @@ def train(
         run_dir=out,
         global_step=global_step,
         epoch=epoch,
+        epochs_completed=epoch + step_in_epoch / spe,
         final_loss=last_logged_loss,
         seconds=seconds,
         steps_per_second=steps_done / seconds if seconds > 0 else 0.0,

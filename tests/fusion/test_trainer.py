@@ -158,7 +158,7 @@ def test_run_directory_layout_and_metrics(tmp_path):
     config = TrainConfig(batch_size=4, max_steps=3, save_every=2, keep_checkpoints=1, log_every=2, **FAST)
     result = train(fresh_model(), toy_examples(8), config, tmp_path / "run", run_info={"data": {"path": "x"}})
     run = tmp_path / "run"
-    assert result.global_step == 3 and result.epoch == 1
+    assert result.global_step == 3 and result.epoch == 1 and result.epochs_completed == 1.5
     info = json.loads((run / "run.json").read_text())
     assert info["model"] == "toy-char-lm"
     assert info["model_config"]["hidden"] == 32
