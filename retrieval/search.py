@@ -41,14 +41,18 @@ class SearchParams:
 
 
 def configure_threads(threads: int | None = None) -> int:
-    """Set FAISS's and torch's thread counts to ``threads`` (default: the usable cores).
+    """Set FAISS's and torch's thread counts to ``threads`` and lower FAISS's BLAS threshold.
 
-    Returns the count set. torch is only touched when it is already imported.
+    Default: half the usable cores (at least 1). FAISS parallelises over queries and its
+    BLAS may thread again inside, so all cores oversubscribe: on the shared 2-core machine
+    a 200-query batch took 0.74 s with 2 threads and 0.076 s with 1 (benchmarks). Returns
+    the count set; torch is only touched when it is already imported.
     """
     import sys
 
     if threads is None:
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = max(1, cores // 2)
     if threads < 1:
         raise ValueError(f"threads ({threads}) must be at least 1")
     faiss.omp_set_num_threads(threads)

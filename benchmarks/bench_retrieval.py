@@ -1,0 +1,292 @@
+"""Retrieval speed: batch search vs C3KG's per-query loop and torch GEMM, single-query
+latency (encode / search / expand), the memory-bandwidth floor, and index build cost.
+
+Seeded random unit vectors stand in for head embeddings (speed does not depend on what
+they mean); the encoder and expansion stages use the real default encoder and the
+sample KG. Each test runs the reference first, asserts agreement, then reports ratios:
+
+- ``vs_c3kg_loop``: C3KG loop time / our batch time (speedup; goal >= 100).
+- ``vs_torch_gemm``: our batch time / torch matmul+topk time (goal <= 1.5).
+- ``flat1_vs_floor``: single-query Flat search (FAISS, 1 thread, the path the index
+  uses) / (N*d*4 bytes / read bandwidth) at N = 100k (goal <= 1.2); ``gemv_flat1_vs_floor``
+  is numpy gemv + argpartition, the alternative that measured slower.
+- ``fp16_recall_at_10``: SQfp16 index against fp32 Flat (must be >= 0.999).
+- ``build_share_of_encode``: Flat build time / time to encode the same heads (goal < 0.1).
+
+    TIKTALK_BENCH_QUICK=1 .venv/bin/pytest benchmarks/bench_retrieval.py --benchmark-enable -m ""
+    (or: tiktalk bench retrieval [--quick]); results in $TIKTALK_BENCH_OUT (default benchmarks/results/)
+"""
+
+from __future__ import annotations
+
+import time
+
+import faiss
+import numpy as np
+import pytest
+
+from benchmarks.common import is_quick, out_dir, write_result
+from retrieval.search import SearchParams, build_index, configure_threads, gemv_topk, recall_at_k, search
+
+QUICK = is_quick()
+SEED = 0
+K = 10
+# (N heads, d) for the batch comparison; queries per batch
+BATCH_SIZES = [(20_000, 384)] if QUICK else [(100_000, 384), (100_000, 512), (500_000, 384), (500_000, 512)]
+N_QUERIES = 200 if QUICK else 1000
+LATENCY_N = 20_000 if QUICK else 100_000
+LATENCY_REPEATS = 30 if QUICK else 200
+NLIST = 256 if QUICK else 4096
+BUILD_FACTORIES = ["Flat", "SQfp16", "HNSW32", f"IVF{NLIST},Flat"] + ([] if QUICK else [f"IVF{NLIST},PQ48"])
+RESULTS: dict[str, dict] = {}
+
+
+def unit_rows(n: int, d: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, d), dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x
+
+
+def clustered_rows(n: int, d: int, seed: int, clusters: int = 1024) -> np.ndarray:
+    """Unit rows around ``clusters`` centres: embeddings are clustered, and ANN recall on
+    uniform random vectors (the worst case) would say little about real heads."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, d), dtype=np.float32)
+    x = centres[rng.integers(0, clusters, n)] + 0.6 * rng.standard_normal((n, d), dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x
+
+
+def queries_near(db: np.ndarray, nq: int, seed: int) -> np.ndarray:
+    """Queries that have a clear nearest head (as real contexts do), so top-1 is well defined."""
+    rng = np.random.default_rng(seed)
+    q = db[rng.integers(0, len(db), nq)] + 0.5 * rng.standard_normal((nq, db.shape[1]), dtype=np.float32) / np.sqrt(db.shape[1])
+    return (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
+
+
+def best_of(fn, repeat: int) -> tuple[float, object]:
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def c3kg_loop(db_t, queries_t, k: int):
+    """C3KG's matcher: one query at a time, sentence-transformers ``cos_sim`` then ``topk``."""
+    import torch
+    from sentence_transformers.util import cos_sim
+
+    ids = []
+    for q in queries_t:
+        ids.append(torch.topk(cos_sim(q, db_t)[0], k=k).indices)
+    return torch.stack(ids).numpy()
+
+
+def torch_gemm(db_t, queries_t, k: int, chunk: int = 256):
+    import torch
+
+    out = [torch.topk(queries_t[i : i + chunk] @ db_t.T, k=k, dim=1).indices for i in range(0, len(queries_t), chunk)]
+    return torch.cat(out).numpy()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _write_at_end():
+    threads = configure_threads()
+    yield
+    ratios, data, plots = {}, {"threads": threads, "k": K, "queries": N_QUERIES}, []
+    batch = RESULTS.get("batch", {})
+    if batch:
+        ratios["vs_c3kg_loop"] = min(r["vs_c3kg_loop"] for r in batch.values())
+        ratios["vs_torch_gemm"] = max(r["vs_torch_gemm"] for r in batch.values())
+        data["batch"] = batch
+    for key in ("latency", "floor", "build"):
+        if key in RESULTS:
+            data[key] = RESULTS[key]
+    if "floor" in RESULTS:
+        ratios["flat1_vs_floor"] = RESULTS["floor"]["faiss_vs_floor"]
+        ratios["gemv_flat1_vs_floor"] = RESULTS["floor"]["gemv_vs_floor"]
+        ratios["fp16_recall_at_10"] = RESULTS["floor"]["fp16_recall_at_10"]
+    if "build" in RESULTS:
+        ratios["build_share_of_encode"] = RESULTS["build"]["flat_share_of_encode"]
+    if "latency" in RESULTS:
+        plots.append(_plot_latency(RESULTS["latency"]))
+    write_result("retrieval", ratios, data, plots)
+
+
+def _plot_latency(latency: dict) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, row in latency["search"].items():
+        ax.scatter(row["p50_ms"], row["recall_at_10"], label=name)
+        ax.annotate(name, (row["p50_ms"], row["recall_at_10"]), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"single-query search p50 (ms), N = {latency['n']:,}, d = {latency['d']}")
+    ax.set_ylabel("recall@10 vs Flat")
+    ax.set_title("retrieval: latency vs recall")
+    fig.tight_layout()
+    name = "retrieval_latency_recall.png"
+    fig.savefig(out_dir() / name, dpi=120)
+    plt.close(fig)
+    return name
+
+
+@pytest.mark.parametrize("n, d", BATCH_SIZES, ids=[f"N{n}-d{d}" for n, d in BATCH_SIZES])
+def test_batch_vs_c3kg_loop_and_torch(benchmark, n, d):
+    import torch
+
+    configure_threads()  # again, now that torch is imported: same thread count for both
+    db = unit_rows(n, d, SEED)
+    queries = queries_near(db, N_QUERIES, SEED + 1)
+    db_t, q_t = torch.from_numpy(db), torch.from_numpy(queries)
+    # references first
+    loop_queries = q_t if QUICK or n <= 100_000 else q_t[:200]  # the loop at 500k x 1000 takes minutes
+    t_loop, loop_ids = best_of(lambda: c3kg_loop(db_t, loop_queries, K), 1)
+    t_loop *= len(q_t) / len(loop_queries)
+    t_torch, torch_ids = best_of(lambda: torch_gemm(db_t, q_t, K), 3)
+    index = build_index(db, "Flat")
+    benchmark.extra_info.update({"n": n, "d": d, "queries": N_QUERIES})
+    scores, ids = benchmark.pedantic(lambda: search(index, queries, K), rounds=3, iterations=1)
+    t_ours = benchmark.stats.stats.min if benchmark.stats else best_of(lambda: search(index, queries, K), 3)[0]
+    np.testing.assert_array_equal(ids[: len(loop_ids), 0], loop_ids[:, 0])  # identical top-1 ids
+    np.testing.assert_array_equal(ids[:, 0], torch_ids[:, 0])
+    RESULTS.setdefault("batch", {})[f"N{n}-d{d}"] = {
+        "c3kg_loop_s": round(t_loop, 4), "torch_gemm_s": round(t_torch, 4), "faiss_flat_s": round(t_ours, 4),
+        "loop_extrapolated_from": len(loop_queries),
+        "vs_c3kg_loop": round(t_loop / t_ours, 2), "vs_torch_gemm": round(t_ours / t_torch, 3),
+    }
+
+
+def read_bandwidth(n_bytes: int) -> float:
+    """Bytes/s of one streaming read pass, single thread: best of numpy sum and BLAS gemv."""
+    from threadpoolctl import threadpool_limits
+
+    x = np.random.default_rng(0).standard_normal(n_bytes // 4 // 256 * 256, dtype=np.float32).reshape(-1, 256)
+    v = np.ones(256, dtype=np.float32)
+    with threadpool_limits(1):
+        t_sum, _ = best_of(lambda: x.sum(dtype=np.float32), 5)
+        t_gemv, _ = best_of(lambda: x @ v, 5)
+    return x.nbytes / min(t_sum, t_gemv)
+
+
+def test_single_query_floor(benchmark):
+    from threadpoolctl import threadpool_limits
+
+    n, d = 100_000, 384  # also in quick mode: a smaller array stays in cache and beats the DRAM floor
+    db = unit_rows(n, d, SEED)
+    queries = queries_near(db, LATENCY_REPEATS, SEED + 2)
+    bandwidth = read_bandwidth(max(256 << 20, 4 * db.nbytes))
+    floor = db.nbytes / bandwidth
+    flat = build_index(db, "Flat")
+    faiss.omp_set_num_threads(1)
+    try:
+        ref = search(flat, queries, K)[1]
+        t_faiss = float(np.median([best_of(lambda q=q: flat.search(q[None], K), 1)[0] for q in queries]))
+        with threadpool_limits(1):
+            got = np.concatenate([gemv_topk(db, q[None], K)[1] for q in queries])
+            np.testing.assert_array_equal(got, ref)
+            times = []
+            for q in queries:
+                times.append(best_of(lambda q=q: gemv_topk(db, q[None], K), 1)[0])
+        benchmark.pedantic(lambda: search(flat, queries[:1], K), rounds=5, iterations=1)
+        t_gemv = float(np.median(times))
+        fp16 = build_index(db, "SQfp16")
+        fp16_ids = search(fp16, queries, K)[1]
+        t_fp16 = float(np.median([best_of(lambda q=q: fp16.search(q[None], K), 1)[0] for q in queries]))
+    finally:
+        configure_threads()
+    RESULTS["floor"] = {
+        "n": n, "d": d, "read_bandwidth_gb_s": round(bandwidth / 1e9, 2), "floor_ms": round(floor * 1e3, 3),
+        "gemv_p50_ms": round(t_gemv * 1e3, 3), "faiss_flat_p50_ms": round(t_faiss * 1e3, 3),
+        "fp16_p50_ms": round(t_fp16 * 1e3, 3),
+        "gemv_vs_floor": round(t_gemv / floor, 3), "faiss_vs_floor": round(t_faiss / floor, 3),
+        "fp16_vs_fp32_floor": round(t_fp16 / floor, 3),
+        "fp16_recall_at_10": recall_at_k(fp16_ids, ref, K),
+    }
+    assert RESULTS["floor"]["fp16_recall_at_10"] >= 0.999
+
+
+def test_single_context_latency(benchmark, tmp_path):
+    """p50 / p99 of encode, search and expand for one context, per factory, with recall."""
+    import kg
+    from retrieval.encoders import get_encoder
+    from retrieval.index import build_head_index
+    from retrieval.retriever import Retriever
+    encoder = get_encoder()
+    graph = kg.load_kg("sample")
+    sample_index = build_head_index(graph, encoder, None, progress=False)
+    retriever = Retriever(sample_index, graph, encoder)
+    contexts = [["这披萨看着好香", "半夜看饿了"], ["我家猫天天拆家"], ["周末去爬山累死了"], ["新出的游戏太难了"]]
+    encode_ms, expand_ms = [], []
+    for i in range(LATENCY_REPEATS):
+        queries = retriever.queries([contexts[i % len(contexts)]])
+        t0 = time.perf_counter()
+        vectors = retriever.encode(queries)
+        t1 = time.perf_counter()
+        heads = retriever.search_heads(queries, vectors)[0]
+        t2 = time.perf_counter()
+        retriever.expand(heads)
+        t3 = time.perf_counter()
+        encode_ms.append((t1 - t0) * 1e3)
+        expand_ms.append((t3 - t2) * 1e3)
+
+    n, d = LATENCY_N, encoder.dim
+    db = clustered_rows(n, d, SEED)
+    queries = queries_near(db, LATENCY_REPEATS, SEED + 3)
+    ref = search(build_index(db, "Flat"), queries, K)[1]
+    rows = {}
+    variants = {"Flat": None, "Flat (numpy gemv)": None, "HNSW32": SearchParams(ef_search=128),
+                f"IVF{NLIST},Flat": SearchParams(nprobe=max(8, NLIST // 64)), "SQfp16": None}
+    for name, params in variants.items():
+        if name == "Flat (numpy gemv)":
+            fn = lambda q: gemv_topk(db, q, K)  # noqa: E731
+        else:
+            index = build_index(db, name, params or SearchParams())
+            fn = lambda q, index=index: search(index, q, K)  # noqa: E731
+        times, got = [], []
+        for q in queries:
+            t0 = time.perf_counter()
+            got.append(fn(q[None])[1])
+            times.append((time.perf_counter() - t0) * 1e3)
+        rows[name] = {"p50_ms": round(float(np.percentile(times, 50)), 3),
+                      "p99_ms": round(float(np.percentile(times, 99)), 3),
+                      "recall_at_10": round(recall_at_k(np.concatenate(got), ref, K), 4)}
+    benchmark.pedantic(lambda: retriever.retrieve(contexts[0]), rounds=5, iterations=1)
+
+    def pct(xs):
+        return {"p50_ms": round(float(np.percentile(xs, 50)), 3), "p99_ms": round(float(np.percentile(xs, 99)), 3)}
+
+    RESULTS["latency"] = {"n": n, "d": d, "encoder": encoder.name, "encode": pct(encode_ms),
+                          "expand": pct(expand_ms), "search": rows}
+    assert rows["Flat"]["recall_at_10"] == 1.0
+
+
+def test_build_cost(benchmark):
+    """Index build time per factory, and the Flat build as a share of encoding the same heads."""
+    from retrieval.encoders import get_encoder
+
+    encoder = get_encoder()
+    texts = [f"有人在周末第{i}次去爬山看日出" for i in range(64)]
+    encoder.encode(texts[:4], kind="passage")  # warm up
+    t_enc, _ = best_of(lambda: encoder.encode(texts, kind="passage"), 2)
+    per_text = t_enc / len(texts)
+    n, d = LATENCY_N, encoder.dim
+    db = unit_rows(n, d, SEED)
+    times = {}
+    for factory in BUILD_FACTORIES:
+        params = SearchParams()
+        times[factory] = round(best_of(lambda f=factory: build_index(db, f, params), 1)[0], 4)
+    benchmark.pedantic(lambda: build_index(db, "Flat"), rounds=3, iterations=1)
+    encode_s = per_text * n
+    RESULTS["build"] = {
+        "n": n, "d": d, "encoder": encoder.name, "encode_texts_per_s": round(1 / per_text, 1),
+        "encode_projected_s": round(encode_s, 1), "build_s": times,
+        "flat_share_of_encode": round(times["Flat"] / encode_s, 6),
+        "share_of_encode": {f: round(t / encode_s, 6) for f, t in times.items()},
+    }
+    assert times["Flat"] / encode_s < 0.1
