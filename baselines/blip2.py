@@ -27,6 +27,11 @@ Frames, exactly:
 
 Trainable: ``frame_proj``, ``query_tokens``, ``qformer``, ``language_projection``. The
 LM (and a vision model, if any) is frozen and kept in eval mode.
+
+Saving writes the whole state dict (frozen LM and vision model included) so a directory is
+self-contained; loading rebuilds the LM from the stored ``lm_config`` (no ``lm_path``
+needed) but a vision model's architecture is rebuilt from ``vision_model_path``, which must
+still exist.
 """
 
 from __future__ import annotations
@@ -166,7 +171,8 @@ class _Blip2Chat(ChatModel):
         if preset != "tiny":
             raise ValueError(f"{cls.name}: unknown preset {preset!r}; known: ['tiny']")
         apply_modalities(cls.name, overrides, required=("text", "vision"))
-        return cls(Blip2ChatConfig(**{"lm_config": dict(TINY_LLAMA), **TINY_QFORMER, **overrides}))
+        return cls(Blip2ChatConfig.from_dict({"lm_config": dict(TINY_LLAMA), **TINY_QFORMER,
+                                              **overrides}))
 
     def save_pretrained(self, path) -> None:
         save_model_dir(self, path, self.name, self.config, self.tokenizer)

@@ -90,8 +90,8 @@ class CausalLMChat(ChatModel):
         if preset != "tiny":
             raise ValueError(f"causal-lm: unknown preset {preset!r}; known: ['tiny']")
         apply_modalities(cls.name, overrides, required=("text",))
-        return cls(CausalLMConfig(**{"lm_config": dict(TINY_LLAMA), "max_prompt_tokens": 96,
-                                     **overrides}))
+        return cls(CausalLMConfig.from_dict({"lm_config": dict(TINY_LLAMA),
+                                             "max_prompt_tokens": 96, **overrides}))
 
     def save_pretrained(self, path) -> None:
         save_model_dir(self, path, self.name, self.config, self.tokenizer)

@@ -151,7 +151,7 @@ class DialoGPTChat(ChatModel):
         if preset != "tiny":
             raise ValueError(f"dialogpt: unknown preset {preset!r}; known: ['tiny']")
         resolve_modalities(cls.name, overrides, required=("text",))
-        return cls(DialoGPTConfig(**{**TINY_PRESET, **overrides}))
+        return cls(DialoGPTConfig.from_dict({**TINY_PRESET, **overrides}))
 
     def save_pretrained(self, path) -> None:
         save_model_dir(self, path, self.name, self.config, self.tokenizer)
@@ -182,7 +182,7 @@ class DialoGPTChat(ChatModel):
         # GPT2-chitchat ships only vocab.txt: from_pretrained(dir) reads it (vocab_file= would not).
         tokenizer = BertTokenizer.from_pretrained(str(path))
         c = gpt2.config
-        config = DialoGPTConfig(**{
+        config = DialoGPTConfig.from_dict({
             "n_embd": c.n_embd, "n_layer": c.n_layer, "n_head": c.n_head,
             "n_positions": c.n_positions, "dropout": c.resid_pdrop,
             "max_len": min(DialoGPTConfig.max_len, c.n_positions), **overrides})

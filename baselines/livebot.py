@@ -169,7 +169,7 @@ class LivebotChat(ChatModel):
         if preset != "tiny":
             raise ValueError(f"livebot: unknown preset {preset!r}; known: ['tiny']")
         resolve_modalities(cls.name, overrides, required=("text", "vision"))
-        return cls(LivebotConfig(**{**TINY_PRESET, **overrides}))
+        return cls(LivebotConfig.from_dict({**TINY_PRESET, **overrides}))
 
     def save_pretrained(self, path) -> None:
         save_model_dir(self, path, self.name, self.config, self.tokenizer)

@@ -100,6 +100,7 @@ class TestDialoGPTContract(ChatModelContract):
     model_name = "dialogpt"
     generate_kwargs: ClassVar = {"seed": 0, "max_new_tokens": 6}
     bad_configs: ClassVar = [
+        ({"no_such_field": 1}, r"unknown field\(s\) \['no_such_field'\]"),
         ({"n_embd": 30}, r"n_embd \(30\) is not a multiple of n_head \(4\)"),
         ({"loss_on": "prompt"}, r"loss_on = 'prompt'"),
         ({"top_k": -1}, r"top_k = -1"),
@@ -112,6 +113,7 @@ class TestCausalLMContract(ChatModelContract):
     model_name = "causal-lm"
     generate_kwargs: ClassVar = {"do_sample": False, "max_new_tokens": 6}
     bad_configs: ClassVar = [
+        ({"no_such_field": 1}, r"unknown field\(s\) \['no_such_field'\]"),
         ({"round_template": "问：{q}"}, r"round_template = '问：\{q\}'"),
         ({"round_template": "{r}{q}"}, r"round_template.*\{q\} before \{r\}"),
         ({"knowledge_template": "知识：{kg}"}, r"knowledge_template"),
@@ -125,6 +127,7 @@ class TestLivebotContract(ChatModelContract):
     model_name = "livebot"
     generate_kwargs: ClassVar = {"max_new_tokens": 6}
     bad_configs: ClassVar = [
+        ({"no_such_field": 1}, r"unknown field\(s\) \['no_such_field'\]"),
         ({"d_model": 30}, r"d_model \(30\) is not a multiple of n_heads \(4\)"),
         ({"n_layers": 0}, r"n_layers = 0"),
         ({"dropout": -0.1}, r"dropout = -0\.1"),
@@ -136,6 +139,7 @@ class TestBlip2ImgContract(ChatModelContract):
     generate_kwargs: ClassVar = {"do_sample": False, "max_new_tokens": 6}
     lr = 1e-2  # only the Q-Former side trains; the LM is frozen
     bad_configs: ClassVar = [
+        ({"no_such_field": 1}, r"unknown field\(s\) \['no_such_field'\]"),
         ({"num_query_tokens": 0}, r"num_query_tokens = 0"),
         ({"qformer_hidden_size": 30}, r"qformer_hidden_size = 30.*qformer_heads \(4\)"),
         ({"video_pooling": "max"}, r"video_pooling = 'max'"),
