@@ -31,6 +31,7 @@ import torch
 
 from fusion.collator import build_attention_mask
 from fusion.configuration_maria import RESPONSE
+from fusion.modeling_maria import additive_mask
 
 if TYPE_CHECKING:
     from fusion.modeling_maria import MariaForDialogue
@@ -130,8 +131,7 @@ class CachedScorer:
         self.batch = batch
         valid = source["segment_ids"] >= 0  # (B, S)
         # Source rows attend to every valid source row (build_attention_mask on non-response segments).
-        mask4d = torch.zeros((batch, 1, length, length), dtype=hidden.dtype, device=hidden.device)
-        mask4d = mask4d.masked_fill(~build_attention_mask(source["segment_ids"])[:, None], torch.finfo(hidden.dtype).min)
+        mask4d = additive_mask(build_attention_mask(source["segment_ids"]), hidden.dtype)  # (B, 1, S, S)
         self.source_bias = torch.zeros((batch, 1, 1, length), dtype=hidden.dtype, device=hidden.device).masked_fill(
             ~valid[:, None, None, :], torch.finfo(hidden.dtype).min
         )  # (B, 1, 1, S)

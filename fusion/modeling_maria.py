@@ -84,10 +84,17 @@ class MariaFeatureEmbeddings(nn.Module):
 
 
 def additive_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """(B, Lq, Lk) bool/0-1 -> (B, 1, Lq, Lk) additive float mask (0 or dtype's min)."""
-    allowed = attention_mask.bool()[:, None]
-    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(
-        ~allowed, torch.finfo(dtype).min
+    """(B, Lq, Lk) bool/0-1 -> (B, 1, Lq, Lk) additive float mask (0 or dtype's min).
+
+    Padding rows (all 0) are allowed to see themselves: a fully masked row would give NaN
+    under fp16/bf16 autocast (the minimum becomes -inf), and a NaN padding row would then
+    poison every row through its keys. Valid rows are unchanged (they already see themselves).
+    """
+    allowed = attention_mask.bool()
+    if allowed.shape[-1] == allowed.shape[-2]:
+        allowed = allowed | torch.eye(allowed.shape[-1], dtype=torch.bool, device=allowed.device)
+    return torch.zeros(allowed[:, None].shape, dtype=dtype, device=allowed.device).masked_fill(
+        ~allowed[:, None], torch.finfo(dtype).min
     )
 
 

@@ -171,10 +171,32 @@ def test_response_cannot_leak_into_source_or_earlier_response():
 
 
 def test_additive_mask_values():
-    mask = torch.tensor([[[True, False], [True, True]]])
+    mask = torch.tensor([[[True, False, False], [True, True, False], [False, False, False]]])
     out = additive_mask(mask, torch.float32)
-    assert out.shape == (1, 1, 2, 2)
-    assert out[0, 0, 0, 0] == 0 and out[0, 0, 0, 1] == torch.finfo(torch.float32).min
+    low = torch.finfo(torch.float32).min
+    assert out.shape == (1, 1, 3, 3)
+    assert out[0, 0].tolist() == [[0, low, low], [0, 0, low], [low, low, 0]]  # padding row sees itself
+
+
+@pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_padding_rows_do_not_poison_the_batch(dtype, attn_implementation):
+    """With the dtype minimum cast to -inf, a fully masked padding row would turn NaN and spread
+    (it does with eager attention when padding rows are not given their own diagonal)."""
+    torch.manual_seed(0)
+    model = MariaForDialogue.from_preset(
+        "tiny", modalities="T+I+A+K", attn_implementation=attn_implementation, **SMALL
+    ).eval()
+    batch = model.collate(make_examples(), train=True, generator=torch.Generator().manual_seed(0))
+    assert not batch["attention_mask"].any(-1).all()  # the batch has padding rows
+    model = model.to(dtype)
+    batch = {k: v.to(dtype) if v.is_floating_point() else v for k, v in batch.items()}
+    with torch.no_grad():
+        hidden = model.embed(batch["input_ids"], batch["token_type_ids"], batch["position_ids"], batch["frames"], batch["audio"])
+        mask = additive_mask(batch["attention_mask"], torch.float32).to(dtype)  # what autocast does to it
+        assert torch.isinf(mask).any()
+        out = model.bert.encoder(hidden, attention_mask=mask).last_hidden_state
+    assert torch.isfinite(out).all()
 
 
 # -- BERT checkpoints ----------------------------------------------------------------------------

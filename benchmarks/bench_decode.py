@@ -1,0 +1,148 @@
+"""Maria decoding: cached (source keys/values computed once) vs full recomputation (Maria's way).
+
+A random "tiny-ish" Maria T+I+A+K (hidden 128, 4 layers; quick: hidden 64, 2 layers) with
+the paper's full budgets (180 text tokens, 50 frames, 50 audio rows), synthetic seeded
+inputs. ``min_length = max_length - 1`` bans [SEP], so both paths run exactly
+``max_length - 1`` steps; ``max_length`` counts [CLS] as Maria's ``max_gen_length`` does.
+For each (max_length 20 / 40, beam 1 / 5): the reference runs first, the cached decoder
+must produce the same tokens, then both are timed (best of a few rounds) and the speedup
+``t_full / t_cached`` is reported.
+
+    TIKTALK_BENCH_QUICK=1 .venv/bin/pytest benchmarks/bench_decode.py --benchmark-enable -m ""
+    (or: tiktalk bench decode [--quick]); results in $TIKTALK_BENCH_OUT (default benchmarks/results/)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.common import is_quick, out_dir, write_result
+from fusion.generation import GenerationConfig, decode_batch
+from fusion.modeling_maria import MariaForDialogue
+from tiktalk.types import DialogueExample
+
+QUICK = is_quick()
+BACKBONE = (
+    {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 256}
+    if QUICK
+    else {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 512}
+)
+BATCH = 2 if QUICK else 8
+ROUNDS = 1 if QUICK else 3
+LENGTHS = (20, 40)
+BEAMS = (1, 5)
+SEED = 0
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+# CPU threads (default 1): on 2 cores shared with other jobs, torch's thread sync costs more
+# than it gains on these sizes and makes timings erratic.
+THREADS = int(os.environ.get("TIKTALK_BENCH_THREADS", "1"))
+RESULTS: dict[str, dict[str, float]] = {}
+
+
+def synthetic_examples(n: int, seed: int) -> list[DialogueExample]:
+    """Full-budget inputs: ~3 turns of context, long knowledge, 50 frames, 50 audio rows."""
+    rng = np.random.default_rng(seed)
+    alphabet = [chr(c) for c in range(0x4E00, 0x4E00 + 2000)]
+
+    def text(k: int) -> str:
+        return "".join(rng.choice(alphabet, size=k))
+
+    return [
+        DialogueExample(
+            dialogue_id=f"b{i}",
+            context=[text(int(rng.integers(10, 25))) for _ in range(3)],
+            frames=rng.normal(size=(50, 2048)).astype(np.float32),
+            audio=rng.normal(size=(50, 128)).astype(np.float32),
+            knowledge=text(150),
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.fixture(scope="module")
+def setup():
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    torch.manual_seed(SEED)
+    model = MariaForDialogue.from_preset("tiny", modalities="T+I+A+K", backbone=BACKBONE).to(DEVICE).eval()
+    source = model.collate(synthetic_examples(BATCH, SEED), train=False, include_response=False)
+    yield model, source
+    _write_results()
+    torch.set_num_threads(previous_threads)
+
+
+def _sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _best_time(fn, rounds: int) -> tuple[float, object]:
+    best, out = float("inf"), None
+    for _ in range(rounds):
+        _sync()
+        start = time.perf_counter()
+        out = fn()
+        _sync()
+        best = min(best, time.perf_counter() - start)
+    return best, out
+
+
+@pytest.mark.parametrize("num_beams", BEAMS)
+@pytest.mark.parametrize("max_length", LENGTHS)
+def test_cached_vs_full_decoding(benchmark, setup, max_length, num_beams):
+    model, source = setup
+    config = GenerationConfig(num_beams=num_beams, max_length=max_length, min_length=max_length - 1,
+                              batch_size=BATCH)
+    full_config = GenerationConfig(**{**config.__dict__, "use_cache": False})
+    decode_batch(model, source, GenerationConfig(**{**config.__dict__, "max_length": 3, "min_length": 2}))  # burn-in
+    t_full, reference = _best_time(lambda: decode_batch(model, source, full_config), ROUNDS)
+    t_cached, cached = _best_time(lambda: decode_batch(model, source, config), ROUNDS)
+    assert cached == reference  # same tokens, or the speedup means nothing
+    assert all(len(seq) == max_length - 1 for seq in cached)
+    benchmark.pedantic(lambda: decode_batch(model, source, config), rounds=1, iterations=1)
+    RESULTS[f"len{max_length}_beam{num_beams}"] = {
+        "max_length": max_length, "num_beams": num_beams, "full_s": t_full, "cached_s": t_cached,
+        "speedup": t_full / t_cached,
+    }
+    print(f"max_length {max_length} beam {num_beams}: full {t_full:.3f}s cached {t_cached:.3f}s "
+          f"speedup {t_full / t_cached:.2f}x")
+
+
+def _write_results() -> None:
+    if not RESULTS:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted(RESULTS, key=lambda k: (RESULTS[k]["max_length"], RESULTS[k]["num_beams"]))
+    x = np.arange(len(keys))
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    full = [1000 * RESULTS[k]["full_s"] / BATCH for k in keys]
+    cached = [1000 * RESULTS[k]["cached_s"] / BATCH for k in keys]
+    ax.bar(x - 0.2, full, 0.4, label="full recompute (Maria)")
+    ax.bar(x + 0.2, cached, 0.4, label="cached source K/V")
+    for i, k in enumerate(keys):
+        ax.text(x[i], max(full[i], cached[i]), f"{RESULTS[k]['speedup']:.1f}x", ha="center", va="bottom")
+    ax.set_xticks(x, [f"len {RESULTS[k]['max_length']}\nbeam {RESULTS[k]['num_beams']}" for k in keys])
+    ax.set_ylabel("ms per example")
+    ax.set_title(f"Maria decoding, T+I+A+K, hidden {BACKBONE['hidden_size']} x {BACKBONE['num_hidden_layers']} "
+                 f"layers, {DEVICE.type}")
+    ax.legend()
+    fig.tight_layout()
+    png = "decode_speedup.png"
+    fig.savefig(out_dir() / png, dpi=110)
+    plt.close(fig)
+    ratios = {f"decode_speedup_{k}": v["speedup"] for k, v in RESULTS.items()}
+    data = {"backbone": BACKBONE, "batch": BATCH, "rounds": ROUNDS, "device": str(DEVICE), "seed": SEED,
+            "torch_threads": THREADS,
+            "budgets": {"text": 180, "response": 40, "frames": 50, "audio": 50},
+            "runs": {k: {kk: round(vv, 5) if isinstance(vv, float) else vv for kk, vv in v.items()}
+                     for k, v in RESULTS.items()}}
+    write_result("decode", ratios, data, [png])
