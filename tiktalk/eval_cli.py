@@ -160,7 +160,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "evaluate",
-        help="BLEU-2/4, METEOR, ROUGE-L, CIDEr (coco-caption, as nlg-eval), Dist-2/3, in %",
+        help="BLEU-2/4, METEOR, ROUGE-L, CIDEr (coco-caption, as nlg-eval), Dist-2/3, in %%",
         description="Score predictions against references (the paper's Table 3 metrics, in %%). "
         "Default protocol: per-reference (score with each of the K references alone, average).",
     )
