@@ -26,7 +26,14 @@ import numpy as np
 import pytest
 
 from benchmarks.common import is_quick, out_dir, write_result
-from retrieval.search import SearchParams, build_index, configure_threads, gemv_topk, recall_at_k, search
+from retrieval.search import (
+    SearchParams,
+    build_index,
+    configure_threads,
+    gemv_topk,
+    recall_at_k,
+    search,
+)
 
 QUICK = is_quick()
 SEED = 0
@@ -151,7 +158,7 @@ def test_batch_vs_c3kg_loop_and_torch(benchmark, n, d):
     t_torch, torch_ids = best_of(lambda: torch_gemm(db_t, q_t, K), 3)
     index = build_index(db, "Flat")
     benchmark.extra_info.update({"n": n, "d": d, "queries": N_QUERIES})
-    scores, ids = benchmark.pedantic(lambda: search(index, queries, K), rounds=3, iterations=1)
+    _scores, ids = benchmark.pedantic(lambda: search(index, queries, K), rounds=3, iterations=1)
     t_ours = benchmark.stats.stats.min if benchmark.stats else best_of(lambda: search(index, queries, K), 3)[0]
     np.testing.assert_array_equal(ids[: len(loop_ids), 0], loop_ids[:, 0])  # identical top-1 ids
     np.testing.assert_array_equal(ids[:, 0], torch_ids[:, 0])
@@ -244,10 +251,10 @@ def test_single_context_latency(benchmark, tmp_path):
                 f"IVF{NLIST},Flat": SearchParams(nprobe=max(8, NLIST // 64)), "SQfp16": None}
     for name, params in variants.items():
         if name == "Flat (numpy gemv)":
-            fn = lambda q: gemv_topk(db, q, K)  # noqa: E731
+            fn = lambda q: gemv_topk(db, q, K)
         else:
             index = build_index(db, name, params or SearchParams())
-            fn = lambda q, index=index: search(index, q, K)  # noqa: E731
+            fn = lambda q, index=index: search(index, q, K)
         times, got = [], []
         for q in queries:
             t0 = time.perf_counter()
@@ -280,7 +287,7 @@ def test_build_cost(benchmark):
     times = {}
     for factory in BUILD_FACTORIES:
         params = SearchParams()
-        times[factory] = round(best_of(lambda f=factory: build_index(db, f, params), 1)[0], 4)
+        times[factory] = round(best_of(lambda f=factory, p=params: build_index(db, f, p), 1)[0], 4)
     benchmark.pedantic(lambda: build_index(db, "Flat"), rounds=3, iterations=1)
     encode_s = per_text * n
     RESULTS["build"] = {

@@ -45,7 +45,7 @@ def read_jsonl_contexts(path: str | Path) -> pl.DataFrame:
             except json.JSONDecodeError as err:
                 raise ValueError(f"{path}:{line_no}: not valid JSON ({err.msg})") from None
             if not isinstance(obj, dict):
-                raise ValueError(f"{path}:{line_no}: expected an object, got {type(obj).__name__}")
+                raise ValueError(f"{path}:{line_no}: expected an object, got {type(obj).__name__}")  # noqa: TRY004 (bad input: ValueError)
             did, ctx, title = obj.get("dialogue_id"), obj.get("context"), obj.get("title")
             if not isinstance(did, str) or not did:
                 raise ValueError(f"{path}:{line_no}: field 'dialogue_id' must be a non-empty string (value {did!r})")

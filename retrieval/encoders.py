@@ -83,7 +83,7 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
     texts = list(texts)
     for i, t in enumerate(texts):
         if not isinstance(t, str):
-            raise ValueError(f"text {i} is {type(t).__name__} {t!r}, not str")
+            raise ValueError(f"text {i} is {type(t).__name__} {t!r}, not str")  # noqa: TRY004 (bad input: ValueError)
     return texts
 
 

@@ -67,8 +67,9 @@ def encode_cached(encoder: Encoder, texts: Sequence[str], kind: Kind, cache_dir:
     for start in tqdm(range(0, len(texts), batch_size), desc=f"encode {kind} ({encoder.name})", leave=False):
         out[start : start + batch_size] = encoder.encode(texts[start : start + batch_size], kind=kind)
     path.parent.mkdir(parents=True, exist_ok=True)
-    from tiktalk.io import atomic_write_bytes
     import io
+
+    from tiktalk.io import atomic_write_bytes
 
     buf = io.BytesIO()
     np.save(buf, out, allow_pickle=False)

@@ -217,7 +217,7 @@ class HeadIndex:
         manifest["use_gpu"] = use_gpu
         try:
             heads = pl.read_parquet(path / HEADS_FILE)
-        except Exception as err:  # polars raises several types for a bad file
+        except (OSError, pl.exceptions.PolarsError) as err:
             raise IndexFileError(f"{path / HEADS_FILE}: cannot read Parquet ({err})") from None
         try:
             embeddings = np.load(path / EMB_FILE, mmap_mode="r", allow_pickle=False)

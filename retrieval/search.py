@@ -19,8 +19,8 @@ from dataclasses import dataclass
 # other on a small machine. PASSIVE measured faster here (issue 3). Must precede the import.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import faiss  # noqa: E402
-import numpy as np  # noqa: E402
+import faiss
+import numpy as np
 
 FACTORIES = ("Flat", "HNSW32", "IVF4096,Flat", "IVF4096,PQ48")
 # FAISS 1.15 takes its BLAS path only when nq * d >= this threshold (default 128,000);

@@ -57,10 +57,10 @@ def test_per_family_search_stays_in_family(sample_index_dir, hash_encoder):
     index = HeadIndex.load(sample_index_dir)
     q = hash_encoder.encode(["好开心啊"])
     for family, (lo, hi) in index.families.items():
-        scores, ids = index.search(q, 4, family=family)
+        _scores, ids = index.search(q, 4, family=family)
         assert ((ids >= lo) & (ids < hi)).all()
         assert set(index.heads[ids[0].tolist()]["family"]) == {family}
-        ref_scores, ref_ids = exact_topk(q, np.asarray(index.embeddings[lo:hi]), 4)
+        _ref_scores, ref_ids = exact_topk(q, np.asarray(index.embeddings[lo:hi]), 4)
         np.testing.assert_array_equal(ids, ref_ids + lo)
     with pytest.raises(ValueError, match=r"family 'weather' is not in this index"):
         index.search(q, 1, family="weather")
