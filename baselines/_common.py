@@ -16,19 +16,20 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
-from typing_extensions import Self
 
 from tiktalk.io import atomic_directory, read_json, write_json
 from tiktalk.types import DialogueExample
+
+if TYPE_CHECKING:  # typing.Self needs Python 3.11; annotations are not evaluated
+    from typing_extensions import Self
 
 CONFIG_FILE = "model_config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -229,10 +230,6 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
     from safetensors.torch import load_model
 
     load_model(model, str(Path(path) / WEIGHTS_FILE), strict=True)
-
-
-def dumps_config(config: BaselineConfig) -> str:
-    return json.dumps(config.to_dict(), ensure_ascii=False, sort_keys=True)
 
 
 # ------------------------------------------------------------------- CLI-facing options
