@@ -32,8 +32,8 @@ BACKBONE = (
     if QUICK
     else {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 512}
 )
-BATCH = 2 if QUICK else 8
-ROUNDS = 1 if QUICK else 3
+BATCH = 2 if QUICK else 4
+ROUNDS = 1 if QUICK else 2
 LENGTHS = (20, 40)
 BEAMS = (1, 5)
 SEED = 0

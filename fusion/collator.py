@@ -217,24 +217,31 @@ def build_batch(
     R = config.response_budget if include_response else 0
     source_lengths = [len(e.context) + len(e.knowledge) for e in encoded]
     text_len = R + max(source_lengths)
-    input_ids = torch.full((batch_size, text_len), special.pad, dtype=torch.long)
-    text_segments = torch.full((batch_size, text_len), PAD_SEGMENT, dtype=torch.long)
-    position_ids = torch.zeros((batch_size, text_len), dtype=torch.long)
+    # Filled in numpy (slice assignment is ~10x cheaper than torch's on small pieces), then wrapped.
+    input_ids_np = np.full((batch_size, text_len), special.pad, dtype=np.int64)
+    segments_np = np.full((batch_size, text_len), PAD_SEGMENT, dtype=np.int64)
+    positions_np = np.zeros((batch_size, text_len), dtype=np.int64)
+    arange = np.arange(max(text_len, config.response_budget) + config.response_budget, dtype=np.int64)
     for b, example in enumerate(encoded):
         if include_response:
             if example.response is None:
                 raise ValueError(f"example {b} has no response; build it with include_response=False")
-            response = [special.cls] + example.response + [special.sep]
-            input_ids[b, : len(response)] = torch.tensor(response)
-            text_segments[b, : len(response)] = RESPONSE
-            position_ids[b, : len(response)] = torch.arange(len(response))
-        source = example.context + example.knowledge
-        if source:
-            end = R + len(source)
-            input_ids[b, R:end] = torch.tensor(source)
-            text_segments[b, R : R + len(example.context)] = CONTEXT
-            text_segments[b, R + len(example.context) : end] = KNOWLEDGE
-            position_ids[b, R:end] = config.response_budget + torch.arange(len(source))
+            n = len(example.response) + 2
+            input_ids_np[b, 0] = special.cls
+            input_ids_np[b, 1 : n - 1] = example.response
+            input_ids_np[b, n - 1] = special.sep
+            segments_np[b, :n] = RESPONSE
+            positions_np[b, :n] = arange[:n]
+        n_context, n_source = len(example.context), len(example.context) + len(example.knowledge)
+        if n_source:
+            input_ids_np[b, R : R + n_context] = example.context
+            input_ids_np[b, R + n_context : R + n_source] = example.knowledge
+            segments_np[b, R : R + n_context] = CONTEXT
+            segments_np[b, R + n_context : R + n_source] = KNOWLEDGE
+            positions_np[b, R : R + n_source] = arange[config.response_budget : config.response_budget + n_source]
+    input_ids = torch.from_numpy(input_ids_np)
+    text_segments = torch.from_numpy(segments_np)
+    position_ids = torch.from_numpy(positions_np)
     token_type_ids = text_segments.clamp(min=0)
     batch: dict[str, torch.Tensor] = {
         "input_ids": input_ids,
@@ -250,12 +257,13 @@ def build_batch(
             continue
         rows = [getattr(e, key) for e in encoded]
         n_rows = max((r.shape[0] for r in rows if r is not None), default=0)
-        features = torch.zeros((batch_size, n_rows, dim), dtype=torch.float32)
-        row_mask = torch.zeros((batch_size, n_rows), dtype=torch.bool)
+        features_np = np.zeros((batch_size, n_rows, dim), dtype=np.float32)
+        row_mask_np = np.zeros((batch_size, n_rows), dtype=bool)
         for b, r in enumerate(rows):
             if r is not None and r.shape[0]:
-                features[b, : r.shape[0]] = torch.from_numpy(np.ascontiguousarray(r))
-                row_mask[b, : r.shape[0]] = True
+                features_np[b, : r.shape[0]] = r
+                row_mask_np[b, : r.shape[0]] = True
+        features, row_mask = torch.from_numpy(features_np), torch.from_numpy(row_mask_np)
         batch[key] = features
         batch[mask_key] = row_mask
         segment_parts.append(torch.where(row_mask, segment, PAD_SEGMENT))
