@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tiktalk.demo_cli",
     "tiktalk.eval_cli",
     "tiktalk.bench_cli",
+    "tiktalk.reproduce_cli",
     "fusion.cli",
 )
 
