@@ -23,6 +23,7 @@ SUITES: dict[str, str] = {
     "train": "bench_train_step.py",
     "decode": "bench_decode.py",
     "metrics": "bench_metrics.py",
+    "scaling": "bench_scaling.py",
 }
 
 
