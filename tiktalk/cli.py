@@ -59,11 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from kg.errors import KGFormatError
+    from tiktalk.errors import FormatError
 
     try:
         return int(args.func(args) or 0)
-    except (KGFormatError, FileExistsError, FileNotFoundError, KeyError, ValueError) as err:
+    except (FormatError, FileExistsError, FileNotFoundError, KeyError, ValueError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"tiktalk {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from tiktalk.errors import FormatError
 from tiktalk.io import atomic_directory, read_json, sha256_file, write_json
 from tiktalk.types import DialogueExample
 
@@ -76,32 +77,8 @@ TABLE_SCHEMAS = {"videos": VIDEO_SCHEMA, "dialogues": DIALOGUE_SCHEMA}
 TABLE_FORMATS = ("jsonl", "parquet")
 
 
-class DatasetFormatError(ValueError):
+class DatasetFormatError(FormatError):
     """Malformed dataset input. ``str(err)`` reads ``file:line: field 'f': message (value ...)``."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        path: str | Path | None = None,
-        line: int | None = None,
-        field: str | None = None,
-        value: object = None,
-        row_word: str = "line",
-    ) -> None:
-        self.path, self.line, self.field, self.value, self.reason = (
-            None if path is None else str(path), line, field, value, message)
-        text = self.path or "<input>"
-        if line is not None:
-            text += f":{line}" if row_word == "line" else f" row {line}"
-        text += ": "
-        if field is not None:
-            text += f"field {field!r}: "
-        text += message
-        if value is not None:
-            shown = repr(value)
-            text += f" (value {shown[:80] + '...' if len(shown) > 80 else shown})"
-        super().__init__(text)
 
 
 # ---------------------------------------------------------------------------- validation

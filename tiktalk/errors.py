@@ -1,0 +1,39 @@
+"""The one shape of every bad-input error: it names the file, line (or row), field and value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class FormatError(ValueError):
+    """Malformed input. ``str(err)`` reads ``file:line: field 'f': message (value ...)``.
+
+    ``row_word="row"`` writes ``file row N`` instead, for tables without text lines (Parquet).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        line: int | None = None,
+        field: str | None = None,
+        value: object = None,
+        row_word: str = "line",
+    ) -> None:
+        self.path = None if path is None else str(path)
+        self.line = line
+        self.field = field
+        self.value = value
+        self.reason = message
+        text = self.path or "<input>"
+        if line is not None:
+            text += f":{line}" if row_word == "line" else f" {row_word} {line}"
+        text += ": "
+        if field is not None:
+            text += f"field {field!r}: "
+        text += message
+        if value is not None:
+            shown = repr(value)
+            text += f" (value {shown[:80] + '...' if len(shown) > 80 else shown})"
+        super().__init__(text)
