@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("retrieve", help="retrieve C3KG heads and knowledge for one dialogue context")
     _add_retriever_options(p)
-    p.add_argument("--title", default=None, help="video title (used when the query config includes it)")
+    p.add_argument("--title", default=None, help="video title, put in front of the query")
     p.add_argument("turns", metavar="TURN", nargs="+", help="context turns, oldest first")
     add_json_flag(p)
     p.set_defaults(func=_retrieve)
@@ -57,6 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_retriever_options(p)
     p.add_argument("--data", required=True, help="JSONL of {dialogue_id, context}, a dataset directory, or 'sample'")
     p.add_argument("--split", default=None, help="only this split of a dataset directory")
+    p.add_argument("--use-title", action="store_true", help="put each dialogue's video title in front of its query")
     p.add_argument("--out", required=True, help="output Parquet (written atomically; resumable)")
     p.add_argument("--chunk-size", type=int, default=256, help="dialogues per resumable chunk")
     p.add_argument("--overwrite", action="store_true")
@@ -79,6 +80,8 @@ def _retriever(args: argparse.Namespace):
     config.min_score = args.min_score
     if args.last_turns is not None:
         config.query = replace(config.query, last_turns=args.last_turns or None)
+    if getattr(args, "title", None) or getattr(args, "use_title", False):
+        config.query = replace(config.query, use_title=True)
     if args.max_chars is not None:
         config.linearize = replace(config.linearize, max_chars=args.max_chars)
     config.__post_init__()
