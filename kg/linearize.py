@@ -106,9 +106,7 @@ def linearize(
     def fits(text: str) -> bool:
         if config.max_chars is not None and len(text) > config.max_chars:
             return False
-        if config.max_tokens is not None and count_tokens(text) > config.max_tokens:
-            return False
-        return True
+        return config.max_tokens is None or count_tokens(text) <= config.max_tokens
 
     text, kept, heads_used, truncated = "", 0, 0, False
     for item in items:

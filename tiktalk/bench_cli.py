@@ -57,7 +57,7 @@ def run_suite(name: str, out: Path, quick: bool, extra: list[str] | None = None)
         f"--benchmark-json={out / f'{name}.pytest-benchmark.json'}", *(extra or []),
     ]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=bench_dir.parent, env=env)
+    proc = subprocess.run(cmd, cwd=bench_dir.parent, env=env, check=False)  # failure reported below
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark suite {name!r} failed (pytest exit {proc.returncode}): {' '.join(cmd)}")
@@ -73,10 +73,10 @@ def summary_markdown(results: list[dict]) -> str:
     if results:
         machine = results[0].get("machine", {})
         lines += [
-            f"- git: `{machine.get('git')}`; CPU: {machine.get('cpu')} ({machine.get('cores')} cores); "
-            f"CUDA: {machine.get('cuda')}",
-            f"- threads: torch {machine.get('torch_threads')}, faiss {machine.get('faiss_threads')}, "
-            f"env {machine.get('env_threads')}",
+            (f"- git: `{machine.get('git')}`; CPU: {machine.get('cpu')} ({machine.get('cores')} cores); "
+             f"CUDA: {machine.get('cuda')}"),
+            (f"- threads: torch {machine.get('torch_threads')}, faiss {machine.get('faiss_threads')}, "
+             f"env {machine.get('env_threads')}"),
             "- versions: " + ", ".join(f"{k} {v}" for k, v in machine.get("versions", {}).items()),
             "",
         ]
