@@ -170,15 +170,27 @@ def test_batch_vs_c3kg_loop_and_torch(benchmark, n, d):
 
 
 def read_bandwidth(n_bytes: int) -> float:
-    """Bytes/s of one streaming read pass, single thread: best of numpy sum and BLAS gemv."""
+    """Bytes/s of one streaming read pass, single thread: best of numpy sum, BLAS gemv and torch sum.
+
+    The fastest reader sets the floor: numpy's pairwise sum and a gemv slowed by
+    OPENBLAS_CORETYPE both under-estimate the bandwidth (and flatter the ratio).
+    """
+    import torch
     from threadpoolctl import threadpool_limits
 
     x = np.random.default_rng(0).standard_normal(n_bytes // 4 // 256 * 256, dtype=np.float32).reshape(-1, 256)
     v = np.ones(256, dtype=np.float32)
-    with threadpool_limits(1):
-        t_sum, _ = best_of(lambda: x.sum(dtype=np.float32), 5)
-        t_gemv, _ = best_of(lambda: x @ v, 5)
-    return x.nbytes / min(t_sum, t_gemv)
+    xt = torch.from_numpy(x)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            t_sum, _ = best_of(lambda: x.sum(dtype=np.float32), 5)
+            t_gemv, _ = best_of(lambda: x @ v, 5)
+            t_torch, _ = best_of(lambda: xt.sum(), 5)
+    finally:
+        torch.set_num_threads(threads)
+    return x.nbytes / min(t_sum, t_gemv, t_torch)
 
 
 def test_single_query_floor(benchmark):
