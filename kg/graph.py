@@ -130,12 +130,15 @@ class C3KG:
         wanted = {str(k) for k in kinds}
         return self.nodes.filter(pl.col("kind").is_in(wanted))["id"].to_list()
 
+    @cached_property
+    def _texts(self) -> dict[str, tuple[str | None, str | None]]:
+        return {i: (zh, en) for i, zh, en in self.nodes.select("id", "text_zh", "text_en").iter_rows()}
+
     def text(self, node: str, lang: str = "zh") -> str:
-        """Display text of a node: Chinese when it has one, else English."""
-        row = self.nodes.filter(pl.col("id") == node)
-        if row.is_empty():
+        """Display text of a node: Chinese when it has one, else English (``lang="en"``: the reverse)."""
+        if node not in self._texts:
             raise KeyError(f"node {node!r} is not in the KG")
-        zh, en = row["text_zh"][0], row["text_en"][0]
+        zh, en = self._texts[node]
         return (zh or en) if lang == "zh" else (en or zh)
 
     def tails(self, head: str, relations: Sequence[str] | None = None, top_k: int | None = None) -> dict[str, list[Tail]]:

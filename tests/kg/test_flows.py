@@ -103,3 +103,11 @@ def test_linearize_token_budget_and_templates(graph: kg.C3KG) -> None:
         kg.linearize(items, config)
     with pytest.raises(ValueError, match=r"max_tails \(-1\)"):
         kg.LinearizeConfig(max_tails=-1)
+
+
+def test_node_text_in_both_languages(graph: kg.C3KG) -> None:
+    assert graph.text("有人喂别人的猫") == "有人喂别人的猫"
+    assert graph.text("有人喂别人的猫", lang="en") == "PersonX feeds PersonY's cat"
+    assert graph.text("重庆", lang="en") == "重庆"  # no English: falls back to Chinese
+    with pytest.raises(KeyError, match="不在"):
+        graph.text("不在")
