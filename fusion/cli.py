@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="knowledge cache from `tiktalk annotate` (dialogue_id, knowledge columns)")
     p.add_argument("--init", default=None, metavar="PATH", help="initialise from a local directory "
                    "(a saved model or, for maria, a bert-base-chinese directory)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow --init to read a pytorch_model.bin (a pickle) when no model.safetensors exists")
     p.add_argument("--preset", default=None, help="random-initialised preset, e.g. tiny")
     p.add_argument("--out", required=True, metavar="RUN", help="run directory")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in RUN")
@@ -202,7 +204,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.init and args.preset:
         raise ValueError("pass either --init or --preset, not both")
     if args.init:
-        model = cls.from_pretrained(args.init, **overrides)
+        extra = {"trust_pickle": True} if args.trust_pickle else {}  # only Maria reads .bin files
+        model = cls.from_pretrained(args.init, **extra, **overrides)
     elif args.preset:
         model = cls.from_preset(args.preset, **overrides)
     elif args.resume and latest_checkpoint(run) is not None:

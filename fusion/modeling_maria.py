@@ -297,8 +297,12 @@ class MariaForDialogue(ChatModel):
                 self.tokenizer.save_pretrained(str(tmp))
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, **overrides: Any) -> MariaForDialogue:
+    def from_pretrained(cls, path: str | os.PathLike, *, trust_pickle: bool = False,
+                        **overrides: Any) -> MariaForDialogue:
         """A saved Maria directory, or a local BERT directory (e.g. bert-base-chinese).
+
+        A BERT directory with only ``pytorch_model.bin`` (a pickle) is read only with
+        ``trust_pickle=True`` (CLI: ``--trust-pickle``); ``model.safetensors`` needs nothing.
 
         From a BERT directory, ``overrides`` are MariaConfig fields (e.g. ``modalities="T+I+K"``);
         BERT's keys load unchanged, new ``fusion.*`` parameters start random, extra
@@ -309,7 +313,7 @@ class MariaForDialogue(ChatModel):
         if (path / CONFIG_NAME).exists():
             return cls._from_maria_dir(path, **overrides)
         if (path / "config.json").exists():
-            return cls._from_bert_dir(path, **overrides)
+            return cls._from_bert_dir(path, trust_pickle=trust_pickle, **overrides)
         raise ValueError(f"{path}: neither a Maria checkpoint ({CONFIG_NAME}) nor a BERT directory (config.json)")
 
     @classmethod
@@ -333,12 +337,12 @@ class MariaForDialogue(ChatModel):
         return model
 
     @classmethod
-    def _from_bert_dir(cls, path: Path, **overrides: Any) -> MariaForDialogue:
+    def _from_bert_dir(cls, path: Path, *, trust_pickle: bool = False, **overrides: Any) -> MariaForDialogue:
         data = json.loads((path / "config.json").read_text(encoding="utf-8"))
         config = MariaConfig(backbone=data, **overrides)
         tokenizer = _tokenizer_for(path, data.get("vocab_size"))
         model = cls(config, tokenizer=tokenizer)
-        state = _read_bert_weights(path)
+        state = _read_bert_weights(path, trust_pickle)
         model.load_report = model.load_bert_state_dict(state, source=str(path))
         return model
 
@@ -410,13 +414,18 @@ def normalise_bert_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return out
 
 
-def _read_bert_weights(path: Path) -> dict[str, torch.Tensor]:
+def _read_bert_weights(path: Path, trust_pickle: bool = False) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     if (path / "model.safetensors").exists():
         return load_file(str(path / "model.safetensors"))
     if (path / "pytorch_model.bin").exists():
-        # weights_only=True: tensors only, no arbitrary code runs on load.
+        if not trust_pickle:
+            raise ValueError(
+                f"{path / 'pytorch_model.bin'}: a pickle and no model.safetensors; pass trust_pickle=True "
+                "(CLI: --trust-pickle) if you trust its source, or convert it to safetensors"
+            )
+        # opted in; weights_only=True still refuses anything but tensors
         return torch.load(path / "pytorch_model.bin", map_location="cpu", weights_only=True)
     raise ValueError(f"{path}: no model.safetensors or pytorch_model.bin")
 

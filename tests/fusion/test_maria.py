@@ -303,3 +303,19 @@ def test_expand_token_type_rows():
     rows = torch.arange(6.0).view(2, 3)
     out = expand_token_type_rows(rows, 5)
     assert out.tolist() == [[0, 1, 2], [3, 4, 5], [3, 4, 5], [0, 0, 0], [0, 0, 0]]
+
+
+def test_pytorch_model_bin_needs_the_opt_in(tmp_path, tokenizer):
+    from transformers import BertForMaskedLM
+
+    torch.manual_seed(1)
+    bert = BertForMaskedLM(_tiny_bert_config())
+    bert.save_pretrained(tmp_path / "bert")
+    tokenizer.save_pretrained(str(tmp_path / "bert"))
+    (tmp_path / "bert" / "model.safetensors").unlink()
+    torch.save(bert.state_dict(), tmp_path / "bert" / "pytorch_model.bin")  # an old-style checkpoint
+    with pytest.raises(ValueError, match=r"pytorch_model\.bin: a pickle.*trust_pickle=True"):
+        MariaForDialogue.from_pretrained(tmp_path / "bert", modalities="T", **SMALL)
+    model = MariaForDialogue.from_pretrained(tmp_path / "bert", trust_pickle=True, modalities="T", **SMALL)
+    torch.testing.assert_close(model.state_dict()["bert.embeddings.word_embeddings.weight"],
+                               bert.state_dict()["bert.embeddings.word_embeddings.weight"])
