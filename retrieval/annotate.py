@@ -34,29 +34,24 @@ OUTPUT_SCHEMA = {
 
 def read_jsonl_contexts(path: str | Path) -> pl.DataFrame:
     """A JSONL of ``{"dialogue_id": str, "context": [str, ...], "title": str (optional)}``."""
+    from tiktalk.dataset import read_jsonl_rows  # the one JSONL reader: bad JSON names file and line
+
     path = Path(path)
     rows, seen = [], {}
-    with open(path, encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{line_no}: not valid JSON ({err.msg})") from None
-            if not isinstance(obj, dict):
-                raise ValueError(f"{path}:{line_no}: expected an object, got {type(obj).__name__}")  # noqa: TRY004 (bad input: ValueError)
-            did, ctx, title = obj.get("dialogue_id"), obj.get("context"), obj.get("title")
-            if not isinstance(did, str) or not did:
-                raise ValueError(f"{path}:{line_no}: field 'dialogue_id' must be a non-empty string (value {did!r})")
-            if not isinstance(ctx, list) or not all(isinstance(t, str) for t in ctx):
-                raise ValueError(f"{path}:{line_no}: field 'context' must be a list of strings (value {ctx!r})")
-            if title is not None and not isinstance(title, str):
-                raise ValueError(f"{path}:{line_no}: field 'title' must be a string or absent (value {title!r})")
-            if did in seen:
-                raise ValueError(f"{path}:{line_no}: field 'dialogue_id' {did!r} repeats line {seen[did]}")
-            seen[did] = line_no
-            rows.append({"dialogue_id": did, "context": ctx, "title": title})
+    for line_no, obj in read_jsonl_rows(path):
+        if not isinstance(obj, dict):
+            raise ValueError(f"{path}:{line_no}: expected an object, got {type(obj).__name__}")  # noqa: TRY004 (bad input: ValueError)
+        did, ctx, title = obj.get("dialogue_id"), obj.get("context"), obj.get("title")
+        if not isinstance(did, str) or not did:
+            raise ValueError(f"{path}:{line_no}: field 'dialogue_id' must be a non-empty string (value {did!r})")
+        if not isinstance(ctx, list) or not all(isinstance(t, str) for t in ctx):
+            raise ValueError(f"{path}:{line_no}: field 'context' must be a list of strings (value {ctx!r})")
+        if title is not None and not isinstance(title, str):
+            raise ValueError(f"{path}:{line_no}: field 'title' must be a string or absent (value {title!r})")
+        if did in seen:
+            raise ValueError(f"{path}:{line_no}: field 'dialogue_id' {did!r} repeats line {seen[did]}")
+        seen[did] = line_no
+        rows.append({"dialogue_id": did, "context": ctx, "title": title})
     return pl.DataFrame(rows, schema={"dialogue_id": pl.String, "context": pl.List(pl.String), "title": pl.String})
 
 
