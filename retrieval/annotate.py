@@ -34,7 +34,9 @@ OUTPUT_SCHEMA = {
 
 def read_jsonl_contexts(path: str | Path) -> pl.DataFrame:
     """A JSONL of ``{"dialogue_id": str, "context": [str, ...], "title": str (optional)}``."""
-    from tiktalk.dataset import read_jsonl_rows  # the one JSONL reader: bad JSON names file and line
+    from tiktalk.dataset import (
+        read_jsonl_rows,  # the one JSONL reader: bad JSON names file and line
+    )
 
     path = Path(path)
     rows, seen = [], {}
