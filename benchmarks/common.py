@@ -7,7 +7,6 @@ Each suite runs its reference first, asserts agreement, then reports ratios, and
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
@@ -83,21 +82,13 @@ def machine_info() -> dict[str, Any]:
 
 def write_result(suite: str, ratios: dict[str, float], data: dict[str, Any] | None = None,
                  plots: list[str] | None = None) -> Path:
-    """Write (or merge into) ``<out>/<suite>.json``; several tests of one suite may each add ratios."""
+    """Write ``<out>/<suite>.json`` once per suite run; it replaces any earlier result whole,
+    so ratios of an older run never mix with this one's."""
     from tiktalk.io import write_json
 
     path = out_dir() / f"{suite}.json"
-    result = {"suite": suite, "ratios": {}, "data": {}, "plots": [], "quick": is_quick()}
-    if path.exists():
-        try:
-            previous = json.loads(path.read_text(encoding="utf-8"))
-            if previous.get("quick") == is_quick():
-                result.update({k: previous.get(k, result[k]) for k in ("ratios", "data", "plots")})
-        except (json.JSONDecodeError, OSError):
-            pass
-    result["ratios"].update({k: float(v) for k, v in ratios.items()})
-    result["data"].update(data or {})
-    result["plots"] = sorted(set(result["plots"]) | set(plots or []))
-    result["machine"] = machine_info()
-    write_json(path, result)
+    write_json(path, {
+        "suite": suite, "quick": is_quick(), "ratios": {k: float(v) for k, v in ratios.items()},
+        "data": data or {}, "plots": sorted(plots or []), "machine": machine_info(),
+    })
     return path
