@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tiktalk.metrics import METRIC_KEYS
+
 
 @dataclass(frozen=True)
 class PaperRow:
@@ -20,8 +22,8 @@ class PaperRow:
 
 
 def _scores(*values: float) -> dict[str, float]:
-    keys = ("bleu_2", "bleu_4", "meteor", "rouge_l", "cider", "dist_2", "dist_3")
-    return dict(zip(keys, values))
+    """Table 3's columns, in the order of ``tiktalk.metrics.METRIC_KEYS``."""
+    return dict(zip(METRIC_KEYS, values, strict=True))
 
 
 TABLE3: dict[str, PaperRow] = {

@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 
 from tiktalk.cli import add_json_flag, emit
+from tiktalk.metrics import METRIC_KEYS, METRIC_LABELS
 from tiktalk.paper import TABLE3, PaperRow, parse_rows
-
-METRIC_KEYS = ("bleu_2", "bleu_4", "meteor", "rouge_l", "cider", "dist_2", "dist_3")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -126,8 +125,6 @@ def run_rows(rows: list[PaperRow], out: Path, data: str = "sample", split: str =
 
 def comparison_markdown(results: dict[str, dict], note: str = "") -> str:
     """Ours beside the paper's, one pair of lines per row."""
-    from tiktalk.metrics import METRIC_LABELS
-
     lines = ["| system | source | " + " | ".join(METRIC_LABELS[k] for k in METRIC_KEYS) + " |",
              "|---|---|" + "---:|" * len(METRIC_KEYS)]
     for key, scores in results.items():
