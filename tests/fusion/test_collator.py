@@ -34,15 +34,6 @@ ALL_MIXES = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors on shared cores: torch's thread sync costs more than it gains (~20x here)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def encoder():
     return CharEncoder(build_char_tokenizer())

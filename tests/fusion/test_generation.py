@@ -25,15 +25,6 @@ from tiktalk.types import DialogueExample
 SMALL = {"text_budget": 48, "response_budget": 12}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors on shared cores: torch's thread sync costs more than it gains (~20x here)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def make_examples(n=3, seed=0):
     rng = np.random.default_rng(seed)
     chars = list("你好我们今天视频真好笑哈哈朋友天气不错想去玩吃饭")
