@@ -1,6 +1,6 @@
-"""Comparison baselines of the TikTalk paper behind fusion's ChatModel interface.
+"""Comparison baselines of the TikTalk paper behind the platform's ChatModel interface (tiktalk.models).
 
-Importing this package registers every baseline with :func:`fusion.interface.register_model`:
+Each is listed by name in :data:`tiktalk.models.base.MODELS`:
 
 ==============  ==============================  =========================================
 name            class                           paper row

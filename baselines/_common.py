@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import torch
 
+from tiktalk.errors import MissingInputError, UsageError
 from tiktalk.io import atomic_directory, read_json, write_json
 from tiktalk.types import DialogueExample
 
@@ -52,7 +53,7 @@ class BaselineConfig:
         self.validate()
 
     def _fail(self, field: str, value: Any, why: str) -> None:
-        raise ValueError(f"{type(self).__name__}.{field} = {value!r}: {why}")
+        raise UsageError(f"{type(self).__name__}.{field} = {value!r}: {why}")
 
     def _positive(self, *names: str) -> None:
         for name in names:
@@ -79,7 +80,7 @@ class BaselineConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"{cls.__name__}: unknown field(s) {unknown}; known: {sorted(known)}")
+            raise UsageError(f"{cls.__name__}: unknown field(s) {unknown}; known: {sorted(known)}")
         return cls(**data)
 
     def replace(self, **overrides: Any) -> Self:
@@ -89,7 +90,7 @@ class BaselineConfig:
 def check_divisible(config: BaselineConfig, width_field: str, heads_field: str) -> None:
     width, heads = getattr(config, width_field), getattr(config, heads_field)
     if width % heads:
-        raise ValueError(
+        raise UsageError(
             f"{type(config).__name__}.{width_field} ({width}) is not a multiple of "
             f"{heads_field} ({heads})"
         )
@@ -98,9 +99,9 @@ def check_divisible(config: BaselineConfig, width_field: str, heads_field: str) 
 # ----------------------------------------------------------------------- char tokenizer
 
 def char_tokenizer():
-    """The shared generated character tokenizer (fusion.tokenization, the Maria vocabulary:
+    """The shared generated character tokenizer (tiktalk.models.tokenization, the Maria vocabulary:
     bert-base-chinese layout and special ids), so every model reads text the same way."""
-    from fusion.tokenization import build_char_tokenizer
+    from tiktalk.models.tokenization import build_char_tokenizer
 
     return build_char_tokenizer()
 
@@ -144,7 +145,7 @@ def stack_frames(
             continue
         frames = np.asarray(frames, dtype=np.float32)
         if frames.ndim != 2 or frames.shape[1] != frame_dim:
-            raise ValueError(
+            raise UsageError(
                 f"example {ex.dialogue_id!r}: frames have shape {frames.shape}, "
                 f"expected (n_frames, {frame_dim})"
             )
@@ -186,7 +187,7 @@ def pad_left(seqs: Sequence[Sequence[int]], value: int) -> torch.Tensor:
 def require_responses(examples: Sequence[DialogueExample]) -> None:
     for ex in examples:
         if ex.response is None:
-            raise ValueError(f"example {ex.dialogue_id!r}: response is None (needed for training)")
+            raise UsageError(f"example {ex.dialogue_id!r}: response is None (needed for training)")
 
 
 def has_responses(examples: Sequence[DialogueExample]) -> bool:
@@ -219,10 +220,10 @@ def save_model_dir(model: torch.nn.Module, path: str | Path, name: str,
 def read_model_config(path: str | Path, name: str, config_class: type[C]) -> C:
     file = Path(path) / CONFIG_FILE
     if not file.exists():
-        raise FileNotFoundError(f"{file} does not exist (not a saved {name} model)")
+        raise MissingInputError(f"{file} does not exist (not a saved {name} model)")
     data = read_json(file)
     if data.get("model") != name:
-        raise ValueError(f"{file}: field 'model' is {data.get('model')!r}, expected {name!r}")
+        raise UsageError(f"{file}: field 'model' is {data.get('model')!r}, expected {name!r}")
     return config_class.from_dict(data["config"])
 
 
@@ -246,7 +247,7 @@ def resolve_modalities(model: str, overrides: dict[str, Any], required: Sequence
     spec = overrides.pop("modalities", None)
     if spec is None:
         return None
-    from fusion.configuration_maria import modality_string, parse_modalities
+    from tiktalk.models.modalities import modality_string, parse_modalities
 
     names = parse_modalities(spec)
     missing = [m for m in required if m not in names]
@@ -255,7 +256,7 @@ def resolve_modalities(model: str, overrides: dict[str, Any], required: Sequence
         allowed = modality_string(tuple(required))
         if optional:
             allowed += " (optionally +" + "+".join(modality_string((m,)) for m in optional) + ")"
-        raise ValueError(f"{model}: modalities {spec!r} cannot be honoured; it reads {allowed}")
+        raise UsageError(f"{model}: modalities {spec!r} cannot be honoured; it reads {allowed}")
     return names
 
 

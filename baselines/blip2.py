@@ -64,7 +64,8 @@ from baselines.prompt_lm import (
     build_lm,
     lm_config_dict,
 )
-from fusion.interface import ChatModel, register_model
+from tiktalk.errors import UsageError
+from tiktalk.models.base import ChatModel
 from tiktalk.types import DialogueExample
 
 
@@ -169,7 +170,7 @@ class _Blip2Chat(ChatModel):
     @classmethod
     def from_preset(cls, preset: str, **overrides: Any):
         if preset != "tiny":
-            raise ValueError(f"{cls.name}: unknown preset {preset!r}; known: ['tiny']")
+            raise UsageError(f"{cls.name}: unknown preset {preset!r}; known: ['tiny']")
         apply_modalities(cls.name, overrides, required=("text", "vision"))
         return cls(Blip2ChatConfig.from_dict({"lm_config": dict(TINY_LLAMA), **TINY_QFORMER,
                                               **overrides}))
@@ -228,7 +229,7 @@ class _Blip2Chat(ChatModel):
         """
         if pixel_values is not None:
             if self.vision_model is None:
-                raise ValueError("pixel_values given but the config has no vision_model_path")
+                raise UsageError("pixel_values given but the config has no vision_model_path")
             with torch.no_grad():
                 hidden = self.vision_model(pixel_values=pixel_values).last_hidden_state
             if hidden.dim() == 4:  # conv map (B, C, H, W) -> (B, H*W, C)
@@ -292,13 +293,11 @@ class _Blip2Chat(ChatModel):
         return [decode(self.tokenizer, row.tolist()) for row in out]
 
 
-@register_model
 class Blip2ImgChat(_Blip2Chat):
     name = "blip2-img"
     frame_mode = "one_random"
 
 
-@register_model
 class Blip2VideoChat(_Blip2Chat):
     name = "blip2-video"
     frame_mode = "average"

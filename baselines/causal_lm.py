@@ -34,7 +34,8 @@ from baselines.prompt_lm import (
     build_lm,
     lm_config_dict,
 )
-from fusion.interface import ChatModel, register_model
+from tiktalk.errors import UsageError
+from tiktalk.models.base import ChatModel
 from tiktalk.types import DialogueExample
 
 
@@ -70,7 +71,6 @@ def apply_lora(lm, config: CausalLMConfig):
     return get_peft_model(lm, lora)
 
 
-@register_model
 class CausalLMChat(ChatModel):
     name = "causal-lm"
     config_class = CausalLMConfig
@@ -88,7 +88,7 @@ class CausalLMChat(ChatModel):
     @classmethod
     def from_preset(cls, preset: str, **overrides: Any) -> CausalLMChat:
         if preset != "tiny":
-            raise ValueError(f"causal-lm: unknown preset {preset!r}; known: ['tiny']")
+            raise UsageError(f"causal-lm: unknown preset {preset!r}; known: ['tiny']")
         apply_modalities(cls.name, overrides, required=("text",))
         return cls(CausalLMConfig.from_dict({"lm_config": dict(TINY_LLAMA),
                                              "max_prompt_tokens": 96, **overrides}))

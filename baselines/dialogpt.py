@@ -41,7 +41,8 @@ from baselines._common import (
     resolve_modalities,
     save_model_dir,
 )
-from fusion.interface import ChatModel, register_model
+from tiktalk.errors import MissingInputError, UsageError
+from tiktalk.models.base import ChatModel
 from tiktalk.types import DialogueExample
 
 
@@ -113,7 +114,6 @@ def filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tenso
     return logits
 
 
-@register_model
 class DialoGPTChat(ChatModel):
     name = "dialogpt"
     config_class = DialoGPTConfig
@@ -129,7 +129,7 @@ class DialoGPTChat(ChatModel):
         self.tokenizer = tokenizer
         for special in ("cls_token_id", "sep_token_id", "pad_token_id"):
             if getattr(tokenizer, special) is None:
-                raise ValueError(f"dialogpt tokenizer has no {special[:-3]} (needs [CLS]/[SEP]/[PAD])")
+                raise UsageError(f"dialogpt tokenizer has no {special[:-3]} (needs [CLS]/[SEP]/[PAD])")
         self.cls_id, self.sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
         self.pad_id, self.unk_id = tokenizer.pad_token_id, tokenizer.unk_token_id
         if gpt2 is None:
@@ -140,7 +140,7 @@ class DialoGPTChat(ChatModel):
                 bos_token_id=self.cls_id, eos_token_id=self.sep_id, pad_token_id=self.pad_id,
             ))
         if gpt2.config.vocab_size < len(tokenizer):
-            raise ValueError(f"GPT2 vocab_size ({gpt2.config.vocab_size}) is smaller than the "
+            raise UsageError(f"GPT2 vocab_size ({gpt2.config.vocab_size}) is smaller than the "
                              f"tokenizer ({len(tokenizer)} tokens)")
         self.gpt2 = gpt2
 
@@ -149,7 +149,7 @@ class DialoGPTChat(ChatModel):
     @classmethod
     def from_preset(cls, preset: str, **overrides: Any) -> DialoGPTChat:
         if preset != "tiny":
-            raise ValueError(f"dialogpt: unknown preset {preset!r}; known: ['tiny']")
+            raise UsageError(f"dialogpt: unknown preset {preset!r}; known: ['tiny']")
         resolve_modalities(cls.name, overrides, required=("text",))
         return cls(DialoGPTConfig.from_dict({**TINY_PRESET, **overrides}))
 
@@ -171,7 +171,7 @@ class DialoGPTChat(ChatModel):
             return model
         if (path / "config.json").exists() and (path / "vocab.txt").exists():
             return cls._from_chitchat(path, **overrides)
-        raise FileNotFoundError(f"{path}: neither a saved dialogpt model ({CONFIG_FILE}) nor a "
+        raise MissingInputError(f"{path}: neither a saved dialogpt model ({CONFIG_FILE}) nor a "
                                 "GPT2-chitchat checkpoint (config.json + vocab.txt)")
 
     @classmethod

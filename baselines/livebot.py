@@ -43,7 +43,8 @@ from baselines._common import (
     save_model_dir,
     stack_frames,
 )
-from fusion.interface import ChatModel, register_model
+from tiktalk.errors import UsageError
+from tiktalk.models.base import ChatModel
 from tiktalk.types import DialogueExample
 
 
@@ -137,7 +138,6 @@ class Stack(nn.Module):
         return self.norm(x)
 
 
-@register_model
 class LivebotChat(ChatModel):
     name = "livebot"
     config_class = LivebotConfig
@@ -152,7 +152,7 @@ class LivebotChat(ChatModel):
         self.bos_id, self.eos_id = tokenizer.cls_token_id, tokenizer.sep_token_id
         self.pad_id = tokenizer.pad_token_id
         if None in (self.bos_id, self.eos_id, self.pad_id):
-            raise ValueError("livebot tokenizer needs [CLS], [SEP] and [PAD] tokens")
+            raise UsageError("livebot tokenizer needs [CLS], [SEP] and [PAD] tokens")
         c, vocab = config, len(tokenizer)
         self.embedding = nn.Embedding(vocab, c.d_model, padding_idx=self.pad_id)
         self.frame_proj = nn.Linear(c.frame_dim, c.d_model)  # 2048 -> d for ResNet features
@@ -167,7 +167,7 @@ class LivebotChat(ChatModel):
     @classmethod
     def from_preset(cls, preset: str, **overrides: Any) -> LivebotChat:
         if preset != "tiny":
-            raise ValueError(f"livebot: unknown preset {preset!r}; known: ['tiny']")
+            raise UsageError(f"livebot: unknown preset {preset!r}; known: ['tiny']")
         resolve_modalities(cls.name, overrides, required=("text", "vision"))
         return cls(LivebotConfig.from_dict({**TINY_PRESET, **overrides}))
 
@@ -247,7 +247,7 @@ class LivebotChat(ChatModel):
         steps = max_new_tokens or generation_options(kwargs).get("max_new_tokens") \
             or self.config.max_new_tokens
         if steps + 1 > self.config.max_positions:
-            raise ValueError(f"max_new_tokens ({steps}) exceeds the position table "
+            raise UsageError(f"max_new_tokens ({steps}) exceeds the position table "
                              f"({self.config.max_positions - 1})")
         batch = self.collate(examples, train=False)
         device = self.output.weight.device

@@ -36,6 +36,7 @@ from baselines._common import (
     require_responses,
     resolve_modalities,
 )
+from tiktalk.errors import UsageError
 from tiktalk.types import DialogueExample
 
 CHATGLM_ROUND = "[Round {i}]\n问：{q}\n答：{r}\n"
@@ -144,7 +145,7 @@ def build_lm(config: PromptLMConfig, tokenizer=None):
     else:
         lm = AutoModelForCausalLM.from_pretrained(config.lm_path, trust_remote_code=remote)
     if lm.get_input_embeddings().num_embeddings < len(tokenizer):
-        raise ValueError(f"LM vocabulary ({lm.get_input_embeddings().num_embeddings}) is smaller "
+        raise UsageError(f"LM vocabulary ({lm.get_input_embeddings().num_embeddings}) is smaller "
                          f"than the tokenizer ({len(tokenizer)} tokens)")
     return lm, tokenizer
 
@@ -164,7 +165,7 @@ class PromptEncoder:
         self.tokenizer, self.config = tokenizer, config
         eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
         if eos is None:
-            raise ValueError("the LM tokenizer has neither an EOS nor a SEP token to end responses")
+            raise UsageError("the LM tokenizer has neither an EOS nor a SEP token to end responses")
         self.eos_id = eos
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
         self.bos_id = tokenizer.bos_token_id  # None for BERT-style char tokenizers

@@ -22,8 +22,9 @@ import pytest
 import torch
 
 from benchmarks.common import is_quick, out_dir, write_result
-from fusion.generation import GenerationConfig, decode_batch
+from fusion.generation import decode_batch
 from fusion.modeling_maria import MariaForDialogue
+from tiktalk.models.generation import GenerationConfig
 from tiktalk.types import DialogueExample
 
 QUICK = is_quick()

@@ -34,7 +34,8 @@ from fusion.configuration_maria import (
     VISION,
     MariaConfig,
 )
-from fusion.tokenization import CharEncoder
+from tiktalk.errors import UsageError
+from tiktalk.models.tokenization import CharEncoder
 from tiktalk.types import DialogueExample
 
 IGNORE_INDEX = -100
@@ -99,7 +100,7 @@ def uniform_subsample(features: np.ndarray, max_rows: int) -> np.ndarray:
 def _check_features(array, dim: int, name: str, example: DialogueExample) -> np.ndarray:
     array = np.asarray(array, dtype=np.float32)
     if array.ndim != 2 or array.shape[1] != dim:
-        raise ValueError(
+        raise UsageError(
             f"example {example.dialogue_id!r}: {name} has shape {array.shape}, expected (n, {dim})"
         )
     return array
@@ -144,6 +145,21 @@ def build_attention_mask(segment_ids: torch.Tensor) -> torch.Tensor:
     not_after = index[:, None] >= index[None, :]  # (L, L): column j <= row i
     visible_column = ~is_response[:, None, :] | (is_response[:, :, None] & not_after[None])
     return valid[:, :, None] & valid[:, None, :] & visible_column
+
+
+def additive_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(B, Lq, Lk) bool/0-1 -> (B, 1, Lq, Lk) additive float mask (0 or dtype's min).
+
+    Padding rows (all 0) are allowed to see themselves: a fully masked row would give NaN
+    under fp16/bf16 autocast (the minimum becomes -inf), and a NaN padding row would then
+    poison every row through its keys. Valid rows are unchanged (they already see themselves).
+    """
+    allowed = attention_mask.bool()
+    if allowed.shape[-1] == allowed.shape[-2]:
+        allowed = allowed | torch.eye(allowed.shape[-1], dtype=torch.bool, device=allowed.device)
+    return torch.zeros(allowed[:, None].shape, dtype=dtype, device=allowed.device).masked_fill(
+        ~allowed[:, None], torch.finfo(dtype).min
+    )
 
 
 def choose_positions(
@@ -210,9 +226,9 @@ def build_batch(
     source positions still start at ``response_budget``.
     """
     if not encoded:
-        raise ValueError("cannot build a batch from zero examples")
+        raise UsageError("cannot build a batch from zero examples")
     if train and not include_response:
-        raise ValueError("train=True needs the response segment (include_response=True)")
+        raise UsageError("train=True needs the response segment (include_response=True)")
     batch_size = len(encoded)
     R = config.response_budget if include_response else 0
     source_lengths = [len(e.context) + len(e.knowledge) for e in encoded]
@@ -225,7 +241,7 @@ def build_batch(
     for b, example in enumerate(encoded):
         if include_response:
             if example.response is None:
-                raise ValueError(f"example {b} has no response; build it with include_response=False")
+                raise UsageError(f"example {b} has no response; build it with include_response=False")
             n = len(example.response) + 2
             input_ids_np[b, 0] = special.cls
             input_ids_np[b, 1 : n - 1] = example.response
@@ -302,7 +318,7 @@ def collate_examples(
     if train:
         for example, enc in zip(examples, encoded):
             if enc.response is None:
-                raise ValueError(f"example {example.dialogue_id!r} has no response to train on")
+                raise UsageError(f"example {example.dialogue_id!r} has no response to train on")
     if include_response and any(e.response is None for e in encoded):
         include_response = False
     return build_batch(encoded, config, special, include_response=include_response, train=train, generator=generator)

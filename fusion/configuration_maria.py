@@ -24,9 +24,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-MODALITIES: tuple[str, ...] = ("text", "vision", "audio", "knowledge")
-# Table 7 letters; "T" is the textual context, "I" frames, "A" audio, "K" C3KG knowledge.
-MODALITY_LETTERS: dict[str, str] = {"T": "text", "I": "vision", "V": "vision", "A": "audio", "K": "knowledge"}
+from tiktalk.errors import UsageError
+from tiktalk.models.modalities import modality_string, parse_modalities
 
 RESPONSE, CONTEXT, KNOWLEDGE, VISION, AUDIO = 0, 1, 2, 3, 4
 PAD_SEGMENT = -1
@@ -39,17 +38,6 @@ SEGMENT_IDS: dict[str, int] = {
 }
 TYPE_VOCAB_SIZE = 5
 
-# Table 7 rows and ablations, by name -> modality string.
-TABLE7_ROWS: dict[str, str] = {
-    "T": "T",
-    "T+I": "T+I",
-    "T+I+A": "T+I+A",
-    "T+I+K": "T+I+K",
-    "T+I+A+K": "T+I+A+K",
-    "T+A": "T+A",
-    "T+K": "T+K",
-}
-
 # A tiny random BERT for tests / smoke runs (vocab size filled in from the char tokenizer).
 TINY_BACKBONE: dict[str, Any] = {
     "hidden_size": 32,
@@ -61,38 +49,6 @@ TINY_BACKBONE: dict[str, Any] = {
     "hidden_dropout_prob": 0.1,
     "attention_probs_dropout_prob": 0.1,
 }
-
-
-def parse_modalities(spec: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """``"T+I+K"`` / ``["text", "vision"]`` -> canonical ordered tuple of modality names."""
-    if isinstance(spec, str):
-        parts = [p.strip() for p in spec.replace(",", "+").split("+") if p.strip()]
-        names = []
-        for part in parts:
-            if part.upper() in MODALITY_LETTERS:
-                names.append(MODALITY_LETTERS[part.upper()])
-            elif part.lower() in MODALITIES:
-                names.append(part.lower())
-            else:
-                raise ValueError(
-                    f"modalities {spec!r}: unknown modality {part!r}; "
-                    f"use letters {sorted(MODALITY_LETTERS)} or names {list(MODALITIES)}"
-                )
-    else:
-        names = list(spec)
-        for name in names:
-            if name not in MODALITIES:
-                raise ValueError(f"modalities {spec!r}: unknown modality {name!r}; known {list(MODALITIES)}")
-    if not names:
-        raise ValueError(f"modalities {spec!r}: at least one modality is required")
-    if len(set(names)) != len(names):
-        raise ValueError(f"modalities {spec!r}: a modality is repeated")
-    return tuple(m for m in MODALITIES if m in names)
-
-
-def modality_string(modalities: tuple[str, ...]) -> str:
-    letters = {"text": "T", "vision": "I", "audio": "A", "knowledge": "K"}
-    return "+".join(letters[m] for m in MODALITIES if m in modalities)
 
 
 @dataclass
@@ -152,38 +108,38 @@ class MariaConfig:
         if isinstance(self.backbone, os.PathLike):
             self.backbone = str(self.backbone)
         if not isinstance(self.backbone, (dict, str)):
-            raise ValueError(f"backbone must be a BertConfig dict or a directory, got {type(self.backbone).__name__}")  # noqa: TRY004 (project rule: bad input is ValueError)
+            raise UsageError(f"backbone must be a BertConfig dict or a directory, got {type(self.backbone).__name__}")
         for name in ("text_budget", "response_budget", "max_frames", "max_audio_frames", "frame_dim", "audio_dim"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise UsageError(f"{name} must be a positive integer, got {value!r}")
         if self.response_budget < 3:
-            raise ValueError(f"response_budget ({self.response_budget}) must hold [CLS], one token and [SEP] (>= 3)")
+            raise UsageError(f"response_budget ({self.response_budget}) must hold [CLS], one token and [SEP] (>= 3)")
         if self.response_budget >= self.text_budget:
-            raise ValueError(
+            raise UsageError(
                 f"response_budget ({self.response_budget}) must be smaller than text_budget ({self.text_budget})"
             )
         for name in ("knowledge_share", "feature_dropout", "mrp_prob", "mcp_prob", "mkp_prob",
                      "mask_token_prob", "random_token_prob"):
             value = getattr(self, name)
             if not 0.0 <= float(value) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+                raise UsageError(f"{name} must be in [0, 1], got {value!r}")
         if self.mask_token_prob + self.random_token_prob > 1.0 + 1e-9:
-            raise ValueError(
+            raise UsageError(
                 f"mask_token_prob ({self.mask_token_prob}) + random_token_prob ({self.random_token_prob}) exceeds 1"
             )
         if self.attn_implementation not in ("sdpa", "eager"):
-            raise ValueError(f"attn_implementation must be 'sdpa' or 'eager', got {self.attn_implementation!r}")
+            raise UsageError(f"attn_implementation must be 'sdpa' or 'eager', got {self.attn_implementation!r}")
         if isinstance(self.backbone, dict):
             self._check_backbone(self.backbone)
 
     def _check_backbone(self, backbone: dict[str, Any]) -> None:
         hidden, heads = backbone.get("hidden_size", 768), backbone.get("num_attention_heads", 12)
         if hidden % heads:
-            raise ValueError(f"backbone hidden_size ({hidden}) is not a multiple of num_attention_heads ({heads})")
+            raise UsageError(f"backbone hidden_size ({hidden}) is not a multiple of num_attention_heads ({heads})")
         max_pos = backbone.get("max_position_embeddings", 512)
         if self.text_budget > max_pos:
-            raise ValueError(
+            raise UsageError(
                 f"text_budget ({self.text_budget}) exceeds the backbone's max_position_embeddings ({max_pos})"
             )
 
@@ -207,7 +163,7 @@ class MariaConfig:
         path = Path(self.backbone)
         config_file = path / "config.json" if path.is_dir() else path
         if not config_file.exists():
-            raise ValueError(f"backbone {self.backbone!r}: no BERT config.json there")
+            raise UsageError(f"backbone {self.backbone!r}: no BERT config.json there")
         data = json.loads(config_file.read_text(encoding="utf-8"))
         self._check_backbone(data)
         return data
@@ -237,7 +193,7 @@ class MariaConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"MariaConfig: unknown field(s) {unknown}")
+            raise UsageError(f"MariaConfig: unknown field(s) {unknown}")
         return cls(**data)
 
     def save(self, path: str | os.PathLike) -> None:
@@ -250,5 +206,5 @@ class MariaConfig:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err})") from err
+            raise UsageError(f"{path}: not valid JSON ({err})") from err
         return cls.from_dict(data)

@@ -27,10 +27,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fusion.collator import SpecialIds, collate_examples
+from fusion.collator import SpecialIds, additive_mask, collate_examples
 from fusion.configuration_maria import AUDIO, TINY_BACKBONE, TYPE_VOCAB_SIZE, VISION, MariaConfig
-from fusion.interface import ChatModel, register_model
-from fusion.tokenization import CHAR_VOCAB_SIZE, CharEncoder, build_char_tokenizer, load_tokenizer
+from tiktalk.errors import UsageError
+from tiktalk.models.base import ChatModel
+from tiktalk.models.tokenization import (
+    CHAR_VOCAB_SIZE,
+    CharEncoder,
+    build_char_tokenizer,
+    load_tokenizer,
+)
 from tiktalk.types import DialogueExample
 
 CONFIG_NAME = "maria_config.json"
@@ -83,21 +89,6 @@ class MariaFeatureEmbeddings(nn.Module):
         return self.dropout(rows)
 
 
-def additive_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """(B, Lq, Lk) bool/0-1 -> (B, 1, Lq, Lk) additive float mask (0 or dtype's min).
-
-    Padding rows (all 0) are allowed to see themselves: a fully masked row would give NaN
-    under fp16/bf16 autocast (the minimum becomes -inf), and a NaN padding row would then
-    poison every row through its keys. Valid rows are unchanged (they already see themselves).
-    """
-    allowed = attention_mask.bool()
-    if allowed.shape[-1] == allowed.shape[-2]:
-        allowed = allowed | torch.eye(allowed.shape[-1], dtype=torch.bool, device=allowed.device)
-    return torch.zeros(allowed[:, None].shape, dtype=dtype, device=allowed.device).masked_fill(
-        ~allowed[:, None], torch.finfo(dtype).min
-    )
-
-
 def _init_like_bert(module: nn.Module, std: float) -> None:
     for m in module.modules():
         if isinstance(m, nn.Linear):
@@ -111,7 +102,6 @@ def _init_like_bert(module: nn.Module, std: float) -> None:
             nn.init.zeros_(m.bias)
 
 
-@register_model
 class MariaForDialogue(ChatModel):
     """Maria (UniLM on BERT) with MRP / MCP / MKP objectives and cached decoding."""
 
@@ -151,12 +141,12 @@ class MariaForDialogue(ChatModel):
     @property
     def char_encoder(self) -> CharEncoder:
         if self.tokenizer is None:
-            raise ValueError("this MariaForDialogue has no tokenizer; pass one or load with from_pretrained")
+            raise UsageError("this MariaForDialogue has no tokenizer; pass one or load with from_pretrained")
         if self._encoder is None:
             self._encoder = CharEncoder(self.tokenizer)
             self._special = SpecialIds.from_encoder(self._encoder)
             if self._special.vocab_size > self.vocab_size:
-                raise ValueError(
+                raise UsageError(
                     f"tokenizer has {self._special.vocab_size} ids but the backbone's vocab_size is {self.vocab_size}"
                 )
         return self._encoder
@@ -216,7 +206,7 @@ class MariaForDialogue(ChatModel):
     def encode(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """BERT encoder under Maria's mask. hidden (B, L, H), attention_mask (B, L, L) -> (B, L, H)."""
         if attention_mask.shape != (hidden.shape[0], hidden.shape[1], hidden.shape[1]):
-            raise ValueError(
+            raise UsageError(
                 f"attention_mask has shape {tuple(attention_mask.shape)}, expected "
                 f"{(hidden.shape[0], hidden.shape[1], hidden.shape[1])}"
             )
@@ -266,7 +256,8 @@ class MariaForDialogue(ChatModel):
         """One response per example. kwargs: fields of :class:`fusion.generation.GenerationConfig`
         (num_beams, max_length, min_length, repetition_penalty, length_penalty,
         no_repeat_ngram_size, use_cache, batch_size) and ``show_progress``."""
-        from fusion.generation import GenerationConfig, generate_ids
+        from fusion.generation import generate_ids
+        from tiktalk.models.generation import GenerationConfig
 
         show_progress = kwargs.pop("show_progress", False)
         gen_config = kwargs.pop("generation_config", None)
@@ -314,7 +305,7 @@ class MariaForDialogue(ChatModel):
             return cls._from_maria_dir(path, **overrides)
         if (path / "config.json").exists():
             return cls._from_bert_dir(path, trust_pickle=trust_pickle, **overrides)
-        raise ValueError(f"{path}: neither a Maria checkpoint ({CONFIG_NAME}) nor a BERT directory (config.json)")
+        raise UsageError(f"{path}: neither a Maria checkpoint ({CONFIG_NAME}) nor a BERT directory (config.json)")
 
     @classmethod
     def _from_maria_dir(cls, path: Path, **overrides: Any) -> MariaForDialogue:
@@ -331,7 +322,7 @@ class MariaForDialogue(ChatModel):
         missing, unexpected = model.load_state_dict(state, strict=False)
         missing = [k for k in missing if k not in TIED_KEYS]
         if missing or unexpected:
-            raise ValueError(f"{path / WEIGHTS_NAME}: missing keys {missing}, unexpected keys {unexpected}")
+            raise UsageError(f"{path / WEIGHTS_NAME}: missing keys {missing}, unexpected keys {unexpected}")
         model.tie_weights()
         model.load_report = {"loaded": sorted(state), "initialised": [], "ignored": []}
         return model
@@ -357,12 +348,12 @@ class MariaForDialogue(ChatModel):
                     ignored.append(key)
                     continue
                 if key not in own:
-                    raise ValueError(f"{source}: unexpected BERT key {key!r}")
+                    raise UsageError(f"{source}: unexpected BERT key {key!r}")
                 target = own[key]
                 if key == "bert.embeddings.token_type_embeddings.weight" and value.shape[0] < TYPE_VOCAB_SIZE:
                     target.copy_(expand_token_type_rows(value, TYPE_VOCAB_SIZE))
                 elif value.shape != target.shape:
-                    raise ValueError(
+                    raise UsageError(
                         f"{source}: {key} has shape {tuple(value.shape)}, the model expects {tuple(target.shape)}"
                     )
                 else:
@@ -371,7 +362,7 @@ class MariaForDialogue(ChatModel):
         initialised = sorted(k for k in own if k not in set(loaded) and k not in TIED_KEYS)
         not_new = [k for k in initialised if not k.startswith(("fusion.", "cls."))]
         if not_new:
-            raise ValueError(f"{source}: BERT checkpoint lacks backbone keys {not_new[:5]} (of {len(not_new)})")
+            raise UsageError(f"{source}: BERT checkpoint lacks backbone keys {not_new[:5]} (of {len(not_new)})")
         self.tie_weights()
         return {"loaded": sorted(loaded), "initialised": initialised, "ignored": sorted(ignored)}
 
@@ -382,7 +373,7 @@ class MariaForDialogue(ChatModel):
         ``overrides`` are MariaConfig fields; ``backbone`` may be a dict merged into the tiny one.
         """
         if preset != "tiny":
-            raise ValueError(f"unknown Maria preset {preset!r}; known: ['tiny']")
+            raise UsageError(f"unknown Maria preset {preset!r}; known: ['tiny']")
         backbone = dict(TINY_BACKBONE, vocab_size=CHAR_VOCAB_SIZE)
         backbone.update(overrides.pop("backbone", None) or {})
         tokenizer = build_char_tokenizer(overrides.pop("tokenizer_dir", None))
@@ -421,13 +412,13 @@ def _read_bert_weights(path: Path, trust_pickle: bool = False) -> dict[str, torc
         return load_file(str(path / "model.safetensors"))
     if (path / "pytorch_model.bin").exists():
         if not trust_pickle:
-            raise ValueError(
+            raise UsageError(
                 f"{path / 'pytorch_model.bin'}: a pickle and no model.safetensors; pass trust_pickle=True "
                 "(CLI: --trust-pickle) if you trust its source, or convert it to safetensors"
             )
         # opted in; weights_only=True still refuses anything but tensors
         return torch.load(path / "pytorch_model.bin", map_location="cpu", weights_only=True)
-    raise ValueError(f"{path}: no model.safetensors or pytorch_model.bin")
+    raise UsageError(f"{path}: no model.safetensors or pytorch_model.bin")
 
 
 def _tokenizer_for(path: Path, vocab_size: int | None):
@@ -435,7 +426,7 @@ def _tokenizer_for(path: Path, vocab_size: int | None):
         return load_tokenizer(path, expected_vocab_size=vocab_size)
     if vocab_size == CHAR_VOCAB_SIZE:
         return build_char_tokenizer()
-    raise ValueError(f"{path}: no vocab.txt / tokenizer.json and vocab_size {vocab_size} is not the generated char vocab")
+    raise UsageError(f"{path}: no vocab.txt / tokenizer.json and vocab_size {vocab_size} is not the generated char vocab")
 
 
 def _library_versions() -> dict[str, str]:

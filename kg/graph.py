@@ -17,6 +17,7 @@ from kg.schema import (
     NodeKind,
     type_rank,
 )
+from tiktalk.errors import UnknownNameError, UsageError
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ class C3KG:
     def text(self, node: str, lang: str = "zh") -> str:
         """Display text of a node: Chinese when it has one, else English (``lang="en"``: the reverse)."""
         if node not in self._texts:
-            raise KeyError(f"node {node!r} is not in the KG")
+            raise UnknownNameError(f"node {node!r} is not in the KG")
         zh, en = self._texts[node]
         return (zh or en) if lang == "zh" else (en or zh)
 
@@ -159,9 +160,9 @@ class C3KG:
         nodes already expanded are not expanded again, so cycles end.
         """
         if depth < 1:
-            raise ValueError(f"depth ({depth}) must be at least 1")
+            raise UsageError(f"depth ({depth}) must be at least 1")
         if family not in FLOW_FAMILIES and family != "unknown":
-            raise ValueError(f"family {family!r} is not one of {list(FLOW_FAMILIES)} or 'unknown'")
+            raise UsageError(f"family {family!r} is not one of {list(FLOW_FAMILIES)} or 'unknown'")
         result: list[FlowEdge] = []
         frontier, expanded = [start], {start}
         for level in range(1, depth + 1):
@@ -193,7 +194,7 @@ class C3KG:
         depth 1 there means head -react-> emotion -flow-> tail.
         """
         if head not in self._kind:
-            raise KeyError(f"head {head!r} is not in the KG")
+            raise UnknownNameError(f"head {head!r} is not in the KG")
         families = list(FLOW_FAMILIES) if families is None else list(families)
         result = HeadFlows(head=head, kind=self._kind[head], relations=self.tails(head, relations, top_k_tails))
         for family in families:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from kg.graph import HeadFlows
 from kg.schema import FLOW_FAMILIES, PHYSICAL_RELATIONS, RELATION_NAMES_ZH
+from tiktalk.errors import UsageError
 
 # The 12 C3KG event-head relations (intent and need first: they read most like chat), then
 # the physical-entity relations of phrase heads.
@@ -51,14 +52,14 @@ class LinearizeConfig:
     def __post_init__(self) -> None:
         for name in ("max_tails", "max_flows"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} ({getattr(self, name)}) must be >= 0")
+                raise UsageError(f"{name} ({getattr(self, name)}) must be >= 0")
         for name in ("max_chars", "max_tokens"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise ValueError(f"{name} ({value}) must be >= 1 or None")
+                raise UsageError(f"{name} ({value}) must be >= 1 or None")
         unknown = [f for f in self.families if f not in FLOW_FAMILIES]
         if unknown:
-            raise ValueError(f"families {unknown} are not flow families {list(FLOW_FAMILIES)}")
+            raise UsageError(f"families {unknown} are not flow families {list(FLOW_FAMILIES)}")
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def linearize(
     """Linearise ranked heads into one knowledge segment within the budget."""
     config = config or LinearizeConfig()
     if config.max_tokens is not None and count_tokens is None:
-        raise ValueError("max_tokens is set but no count_tokens function was given")
+        raise UsageError("max_tokens is set but no count_tokens function was given")
 
     def fits(text: str) -> bool:
         if config.max_chars is not None and len(text) > config.max_chars:

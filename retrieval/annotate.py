@@ -24,6 +24,7 @@ from pathlib import Path
 import polars as pl
 
 from retrieval.retriever import Retriever
+from tiktalk.errors import OutputExistsError, UsageError
 from tiktalk.io import atomic_write_bytes
 
 OUTPUT_SCHEMA = {
@@ -42,16 +43,16 @@ def read_jsonl_contexts(path: str | Path) -> pl.DataFrame:
     rows, seen = [], {}
     for line_no, obj in read_jsonl_rows(path):
         if not isinstance(obj, dict):
-            raise ValueError(f"{path}:{line_no}: expected an object, got {type(obj).__name__}")  # noqa: TRY004 (bad input: ValueError)
+            raise UsageError(f"{path}:{line_no}: expected an object, got {type(obj).__name__}")
         did, ctx, title = obj.get("dialogue_id"), obj.get("context"), obj.get("title")
         if not isinstance(did, str) or not did:
-            raise ValueError(f"{path}:{line_no}: field 'dialogue_id' must be a non-empty string (value {did!r})")
+            raise UsageError(f"{path}:{line_no}: field 'dialogue_id' must be a non-empty string (value {did!r})")
         if not isinstance(ctx, list) or not all(isinstance(t, str) for t in ctx):
-            raise ValueError(f"{path}:{line_no}: field 'context' must be a list of strings (value {ctx!r})")
+            raise UsageError(f"{path}:{line_no}: field 'context' must be a list of strings (value {ctx!r})")
         if title is not None and not isinstance(title, str):
-            raise ValueError(f"{path}:{line_no}: field 'title' must be a string or absent (value {title!r})")
+            raise UsageError(f"{path}:{line_no}: field 'title' must be a string or absent (value {title!r})")
         if did in seen:
-            raise ValueError(f"{path}:{line_no}: field 'dialogue_id' {did!r} repeats line {seen[did]}")
+            raise UsageError(f"{path}:{line_no}: field 'dialogue_id' {did!r} repeats line {seen[did]}")
         seen[did] = line_no
         rows.append({"dialogue_id": did, "context": ctx, "title": title})
     return pl.DataFrame(rows, schema={"dialogue_id": pl.String, "context": pl.List(pl.String), "title": pl.String})
@@ -63,7 +64,7 @@ def read_contexts(data: str | Path, split: str | None = None) -> pl.DataFrame:
     path = Path(data)
     if path.is_file():
         if split is not None:
-            raise ValueError(f"--split applies to a dataset directory, not to the JSONL file {path}")
+            raise UsageError(f"--split applies to a dataset directory, not to the JSONL file {path}")
         return read_jsonl_contexts(path)
     from tiktalk.dataset import load_dataset  # the dataset package is optional for JSONL users
 
@@ -131,14 +132,14 @@ def annotate(
 
     out = Path(out)
     if chunk_size < 1:
-        raise ValueError(f"chunk_size ({chunk_size}) must be at least 1")
+        raise UsageError(f"chunk_size ({chunk_size}) must be at least 1")
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists (pass overwrite=True / --overwrite)")
+        raise OutputExistsError(f"{out} already exists (pass overwrite=True / --overwrite)")
     if "title" not in rows.columns:
         rows = rows.with_columns(pl.lit(None, dtype=pl.String).alias("title"))
     dupes = rows.filter(pl.col("dialogue_id").is_duplicated())["dialogue_id"].unique().sort().to_list()
     if dupes:
-        raise ValueError(f"dialogue_id values repeat: {dupes[:5]}")
+        raise UsageError(f"dialogue_id values repeat: {dupes[:5]}")
 
     key = _run_key(retriever, rows, chunk_size)
     parts = out.parent / f".{out.name}.parts-{key}"

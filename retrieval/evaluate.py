@@ -26,6 +26,7 @@ import numpy as np
 from retrieval.encoders import Encoder, Kind
 from retrieval.query import QueryConfig, build_queries
 from retrieval.search import build_index, search
+from tiktalk.errors import UsageError
 
 PARAPHRASE_FILE = Path(__file__).resolve().parent / "data" / "paraphrase_check.jsonl"
 KS = (1, 5, 10)
@@ -147,7 +148,7 @@ def load_paraphrase_check(path: str | Path = PARAPHRASE_FILE) -> list[dict]:
             row = json.loads(line)
             for key in ("id", "context", "gold"):
                 if key not in row:
-                    raise ValueError(f"{path}:{line_no}: field {key!r} is missing")
+                    raise UsageError(f"{path}:{line_no}: field {key!r} is missing")
             rows.append(row)
     return rows
 
@@ -163,7 +164,7 @@ def paraphrase_recall(encoder: Encoder, graph, kinds: Sequence[str] = ("event",)
     rows = load_paraphrase_check(path)
     missing = [r["gold"] for r in rows if r["gold"] not in row_of]
     if missing:
-        raise ValueError(f"{path}: gold heads {missing[:3]} are not heads of kinds {list(kinds)} in the KG")
+        raise UsageError(f"{path}: gold heads {missing[:3]} are not heads of kinds {list(kinds)} in the KG")
     cases = [QualityCase(r["context"], r.get("title"), {row_of[r["gold"]]}) for r in rows]
     return {"passages": len(ids), "table": recall_table(encoder, heads["text"].to_list(), cases, variants)}
 

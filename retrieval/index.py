@@ -38,6 +38,7 @@ from retrieval.search import (
     search,
     to_gpu,
 )
+from tiktalk.errors import MissingInputError, OutputExistsError, UsageError
 from tiktalk.io import atomic_directory, read_json, sha256_file, write_json
 
 FORMAT_VERSION = 1
@@ -72,7 +73,7 @@ def parse_kinds(kinds: str | Sequence[str] | None) -> list[str] | None:
         kinds = [k.strip() for k in kinds.split(",") if k.strip()]
     unknown = [k for k in kinds if k not in KINDS]
     if unknown or not kinds:
-        raise ValueError(f"kinds {list(kinds)}: each must be one of {list(KINDS)}")
+        raise UsageError(f"kinds {list(kinds)}: each must be one of {list(KINDS)}")
     return [k for k in KINDS if k in kinds]
 
 
@@ -103,7 +104,7 @@ def head_table(graph, kinds: Sequence[str] | None = None) -> pl.DataFrame:
         .drop("_kind_rank", "_fam_rank")
     )
     if table.is_empty():
-        raise ValueError(f"the KG has no nodes of kinds {chosen} to index")
+        raise UsageError(f"the KG has no nodes of kinds {chosen} to index")
     return table
 
 
@@ -153,12 +154,12 @@ class HeadIndex:
     def search(self, queries: np.ndarray, k: int, family: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(nq, dim) -> (scores (nq, k), row ids (nq, k)); ``family`` restricts to its rows."""
         if family is not None and family not in self.families:
-            raise ValueError(f"family {family!r} is not in this index (it has {list(self.families)})")
+            raise UsageError(f"family {family!r} is not in this index (it has {list(self.families)})")
         lo, hi = (0, len(self)) if family is None else self.families[family]
         queries = check_vectors(queries, self.dim, "queries")
         if self.manifest["factory"] == "Flat" and queries.shape[0] <= GEMV_MAX_QUERIES and not on_gpu(self.index):
             if k < 1:
-                raise ValueError(f"k ({k}) must be at least 1")
+                raise UsageError(f"k ({k}) must be at least 1")
             scores, ids = gemv_topk(self.embeddings[lo:hi], queries, k)
             return scores, np.where(ids >= 0, ids + lo, -1)
         if family is None:
@@ -193,7 +194,7 @@ class HeadIndex:
         """Read an index directory; refuse missing/corrupt files and encoder/KG mismatches."""
         path = Path(path)
         if not path.is_dir():
-            raise FileNotFoundError(f"index directory {path} does not exist")
+            raise MissingInputError(f"index directory {path} does not exist")
         for name in (MANIFEST_FILE, INDEX_FILE, HEADS_FILE, EMB_FILE):
             if not (path / name).is_file():
                 raise IndexFileError(f"{path / name} is missing (rebuild with `tiktalk index build`)")
@@ -291,7 +292,7 @@ def build_head_index(
     """
     params = params or SearchParams()
     if out is not None and Path(out).exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists (pass overwrite=True / --overwrite)")
+        raise OutputExistsError(f"{out} already exists (pass overwrite=True / --overwrite)")
     heads = head_table(graph, kinds)
     texts = heads["text"].to_list()
     timings: dict[str, float] = {}

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from tiktalk.errors import UsageError
+
 QueryMode = Literal["joined", "per-turn"]
 
 
@@ -31,9 +33,9 @@ class QueryConfig:
 
     def __post_init__(self) -> None:
         if self.last_turns is not None and self.last_turns < 1:
-            raise ValueError(f"last_turns ({self.last_turns}) must be at least 1 or None (all turns)")
+            raise UsageError(f"last_turns ({self.last_turns}) must be at least 1 or None (all turns)")
         if self.mode not in ("joined", "per-turn"):
-            raise ValueError(f"query mode {self.mode!r} is not 'joined' or 'per-turn'")
+            raise UsageError(f"query mode {self.mode!r} is not 'joined' or 'per-turn'")
 
 
 def build_queries(context: Sequence[str], title: str | None = None, config: QueryConfig | None = None) -> list[str]:

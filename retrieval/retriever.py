@@ -17,6 +17,7 @@ import kg
 from retrieval.encoders import Encoder, get_encoder
 from retrieval.index import HeadIndex
 from retrieval.query import QueryConfig, build_queries
+from tiktalk.errors import UsageError
 
 
 @dataclass
@@ -36,7 +37,7 @@ class RetrieverConfig:
 
     def __post_init__(self) -> None:
         if self.top_k < 1:
-            raise ValueError(f"top_k ({self.top_k}) must be at least 1")
+            raise UsageError(f"top_k ({self.top_k}) must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class Retriever:
         if graph is None:
             source = index.manifest["kg"].get("source") or index.manifest["kg"].get("path")
             if source is None:
-                raise ValueError(f"{index_dir}: the manifest does not say which KG it indexes; pass the KG")
+                raise UsageError(f"{index_dir}: the manifest does not say which KG it indexes; pass the KG")
             graph = kg.load_kg(source)
         return cls(index, graph, encoder, config)
 
@@ -92,7 +93,7 @@ class Retriever:
     def queries(self, contexts: Sequence[Sequence[str]], titles: Sequence[str | None] | None = None) -> list[list[str]]:
         titles = list(titles) if titles is not None else [None] * len(contexts)
         if len(titles) != len(contexts):
-            raise ValueError(f"{len(titles)} titles for {len(contexts)} contexts")
+            raise UsageError(f"{len(titles)} titles for {len(contexts)} contexts")
         return [build_queries(c, t, self.config.query) for c, t in zip(contexts, titles)]
 
     def encode(self, queries: list[list[str]]) -> np.ndarray:

@@ -22,6 +22,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import faiss
 import numpy as np
 
+from tiktalk.errors import UsageError
+
 FACTORIES = ("Flat", "HNSW32", "IVF4096,Flat", "IVF4096,PQ48")
 # FAISS 1.15 takes its BLAS path only when nq * d >= this threshold (default 128,000);
 # below it, a batch of 256 queries at d = 384 ran 7x slower (issue 3). 1 query stays on the
@@ -54,7 +56,7 @@ def configure_threads(threads: int | None = None) -> int:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         threads = max(1, cores // 2)
     if threads < 1:
-        raise ValueError(f"threads ({threads}) must be at least 1")
+        raise UsageError(f"threads ({threads}) must be at least 1")
     faiss.omp_set_num_threads(threads)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
@@ -66,11 +68,11 @@ def check_vectors(x: np.ndarray, dim: int | None = None, what: str = "vectors") 
     """(n, d) float32 C-contiguous, or a ValueError naming the shape / dim / dtype at fault."""
     x = np.asarray(x)
     if x.ndim != 2:
-        raise ValueError(f"{what} must be 2-D (n, d), got shape {x.shape}")
+        raise UsageError(f"{what} must be 2-D (n, d), got shape {x.shape}")
     if dim is not None and x.shape[1] != dim:
-        raise ValueError(f"{what} have dimension {x.shape[1]}, the index has {dim}")
+        raise UsageError(f"{what} have dimension {x.shape[1]}, the index has {dim}")
     if not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"{what} must be floating point, got {x.dtype}")
+        raise UsageError(f"{what} must be floating point, got {x.dtype}")
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
@@ -82,17 +84,17 @@ def make_index(factory: str, dim: int, n_train: int | None = None) -> faiss.Inde
     """A fresh inner-product index from a FAISS factory string; ValueError when it cannot work."""
     m = _IVF.search(factory)
     if m and n_train is not None and n_train < int(m.group(1)):
-        raise ValueError(
+        raise UsageError(
             f"factory {factory!r} needs at least {m.group(1)} training vectors (one per list); "
             f"there are {n_train} (use Flat or HNSW32, or fewer lists)"
         )
     m = _PQ.search(factory)
     if m and dim % int(m.group(1)):
-        raise ValueError(f"factory {factory!r}: PQ{m.group(1)} does not divide the dimension {dim}")
+        raise UsageError(f"factory {factory!r}: PQ{m.group(1)} does not divide the dimension {dim}")
     try:
         return faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as err:
-        raise ValueError(f"FAISS cannot build factory {factory!r} at dim {dim}: {str(err).splitlines()[0]}") from None
+        raise UsageError(f"FAISS cannot build factory {factory!r} at dim {dim}: {str(err).splitlines()[0]}") from None
 
 
 def apply_params(index: faiss.Index, params: SearchParams) -> None:
@@ -179,10 +181,10 @@ def search(index: faiss.Index, queries: np.ndarray, k: int, *, id_range: tuple[i
     """
     queries = check_vectors(queries, index.d, "queries")
     if k < 1:
-        raise ValueError(f"k ({k}) must be at least 1")
+        raise UsageError(f"k ({k}) must be at least 1")
     lo, hi = (0, index.ntotal) if id_range is None else id_range
     if not 0 <= lo <= hi <= index.ntotal:
-        raise ValueError(f"id_range ({lo}, {hi}) is outside the index's {index.ntotal} rows")
+        raise UsageError(f"id_range ({lo}, {hi}) is outside the index's {index.ntotal} rows")
     n = hi - lo
     nq = queries.shape[0]
     scores = np.full((nq, k), -np.inf, dtype=np.float32)
@@ -191,7 +193,7 @@ def search(index: faiss.Index, queries: np.ndarray, k: int, *, id_range: tuple[i
         return scores, ids
     params = None if id_range is None or (lo, hi) == (0, index.ntotal) else _range_params(index, lo, hi)
     if params is not None and on_gpu(index):
-        raise ValueError("per-range search is not supported on a GPU index; search the CPU copy")
+        raise UsageError("per-range search is not supported on a GPU index; search the CPU copy")
 
     saved_threads = None
     if nq == 1 and single_query_threads is not None and not on_gpu(index):
@@ -219,10 +221,15 @@ def search(index: faiss.Index, queries: np.ndarray, k: int, *, id_range: tuple[i
 
 
 def exact_topk(queries: np.ndarray, database: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The slow obvious reference: numpy scores, then a full stable sort (score desc, id asc)."""
+    """The slow obvious reference: float64 scores, then a full stable sort (score desc, id asc).
+
+    Scores are exact in float64, so a tie is a real tie whatever BLAS kernel runs; a float32
+    matmul rounds differently per kernel (SkylakeX vs Haswell) and could split a tie. Compare a
+    float32 search with it tie-aware (``faiss.contrib.evaluation.check_ref_knn_with_draws``).
+    """
     queries, database = check_vectors(queries), check_vectors(database)
-    s = queries @ database.T  # (nq, n)
-    order = np.lexsort((np.broadcast_to(np.arange(s.shape[1]), s.shape), -s.astype(np.float64)), axis=-1)[:, :k]
+    s = queries.astype(np.float64) @ database.astype(np.float64).T  # (nq, n)
+    order = np.lexsort((np.broadcast_to(np.arange(s.shape[1]), s.shape), -s), axis=-1)[:, :k]
     scores, ids = np.take_along_axis(s, order, 1), order.astype(np.int64)
     if k > s.shape[1]:
         pad = k - s.shape[1]

@@ -1,5 +1,5 @@
 import sys
 
-from tiktalk.cli import main
+from tiktalk.commands.main import main
 
 sys.exit(main())

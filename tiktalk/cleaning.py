@@ -53,6 +53,7 @@ from tiktalk.dataset import (
     read_jsonl_rows,
     write_dataset,
 )
+from tiktalk.errors import MissingInputError, UsageError
 from tiktalk.io import read_json, sha256_file
 
 # A small placeholder list of abusive words; real builds should pass their own (--blocklist).
@@ -80,18 +81,18 @@ class BuildConfig:
 
     def __post_init__(self) -> None:
         if self.repeat_min_run < 2 or not 1 <= self.repeat_keep < self.repeat_min_run:
-            raise ValueError(f"need 1 <= repeat_keep ({self.repeat_keep}) < repeat_min_run "
+            raise UsageError(f"need 1 <= repeat_keep ({self.repeat_keep}) < repeat_min_run "
                              f"({self.repeat_min_run}) and repeat_min_run >= 2")
         if not (0 <= self.val_fraction and 0 <= self.test_fraction and self.val_fraction + self.test_fraction <= 1):
-            raise ValueError(f"val_fraction ({self.val_fraction}) and test_fraction ({self.test_fraction}) "
+            raise UsageError(f"val_fraction ({self.val_fraction}) and test_fraction ({self.test_fraction}) "
                              "must be >= 0 and sum to <= 1")
         if self.min_references < 1:
-            raise ValueError(f"min_references ({self.min_references}) must be >= 1")
+            raise UsageError(f"min_references ({self.min_references}) must be >= 1")
         if not 0 <= self.synthetic_frames <= MAX_FRAMES or not 0 <= self.synthetic_audio <= MAX_AUDIO:
-            raise ValueError(f"synthetic_frames ({self.synthetic_frames}) must be in 0..{MAX_FRAMES} and "
+            raise UsageError(f"synthetic_frames ({self.synthetic_frames}) must be in 0..{MAX_FRAMES} and "
                              f"synthetic_audio ({self.synthetic_audio}) in 0..{MAX_AUDIO}")
         if self.feature_dtype not in ("float16", "float32"):
-            raise ValueError(f"feature_dtype {self.feature_dtype!r}: expected float16 or float32")
+            raise UsageError(f"feature_dtype {self.feature_dtype!r}: expected float16 or float32")
 
     def to_json(self) -> dict:
         out = dataclasses.asdict(self)
@@ -512,7 +513,7 @@ def load_features_dir(path: str | Path) -> Callable[[str], tuple[np.ndarray | No
     handles = {m: safe_open(str(path / f"{m}.safetensors"), framework="numpy")
                for m in ("frames", "audio") if (path / f"{m}.safetensors").exists()}
     if not handles:
-        raise FileNotFoundError(f"{path}: neither frames.safetensors nor audio.safetensors found")
+        raise MissingInputError(f"{path}: neither frames.safetensors nor audio.safetensors found")
     keys = {m: set(h.keys()) for m, h in handles.items()}
 
     def get(video_id: str) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -531,7 +532,7 @@ def load_build_config(raw: str | Path, config_path: str | Path | None = None, **
     path = Path(config_path) if config_path is not None else Path(raw) / RAW_CONFIG
     if config_path is not None or path.exists():
         if not path.exists():
-            raise FileNotFoundError(f"{path}: no such build config")
+            raise MissingInputError(f"{path}: no such build config")
         return BuildConfig.from_json(read_json(path), path=path, **overrides)
     return BuildConfig.from_json({}, **overrides)
 
@@ -548,7 +549,7 @@ def build_dataset(raw: str | Path, out: str | Path, config: BuildConfig | None =
     videos_path, comments_path = raw / RAW_VIDEOS, raw / RAW_COMMENTS
     for p in (videos_path, comments_path):
         if not p.exists():
-            raise FileNotFoundError(f"{p}: raw input needs {RAW_VIDEOS} and {RAW_COMMENTS}")
+            raise MissingInputError(f"{p}: raw input needs {RAW_VIDEOS} and {RAW_COMMENTS}")
     result = clean_and_split(read_raw_videos(videos_path), read_raw_comments(comments_path), config,
                              comments_path)
     dataset = from_rows(result.videos, result.dialogues)

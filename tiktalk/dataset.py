@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tiktalk.errors import FormatError
+from tiktalk.errors import FormatError, MissingInputError, UnknownNameError, UsageError
 from tiktalk.io import atomic_directory, read_json, sha256_file, write_json
 from tiktalk.types import DialogueExample
 
@@ -173,7 +173,7 @@ def read_table(table: str, path: Path | str) -> pl.DataFrame:
     """Read ``videos`` or ``dialogues`` from JSONL or Parquet (by suffix), validating every row."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such {table} file")
+        raise MissingInputError(f"{path}: no such {table} file")
     if path.suffix == ".parquet":
         raw = pl.read_parquet(path)
         missing = [c for c in TABLE_SCHEMAS[table] if c not in raw.columns
@@ -199,7 +199,7 @@ def write_table(frame: pl.DataFrame, path: Path | str) -> None:
         with open(path, "w", encoding="utf-8") as fh:
             fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in frame.iter_rows(named=True))
     else:
-        raise ValueError(f"{path}: unknown table format {path.suffix!r} (expected .jsonl or .parquet)")
+        raise UsageError(f"{path}: unknown table format {path.suffix!r} (expected .jsonl or .parquet)")
 
 
 # ---------------------------------------------------------------------------- features
@@ -241,7 +241,7 @@ class TikTalkDataset:
         for table, frame in (("videos", self.videos), ("dialogues", self.dialogues)):
             missing = [c for c in TABLE_SCHEMAS[table] if c not in frame.columns]
             if missing:
-                raise ValueError(f"{table} frame lacks column(s) {missing}")
+                raise UsageError(f"{table} frame lacks column(s) {missing}")
         self._video_rows = {r["video_id"]: r for r in self.videos.iter_rows(named=True)}
 
     def __len__(self) -> int:
@@ -250,7 +250,7 @@ class TikTalkDataset:
     def split(self, name: str) -> TikTalkDataset:
         """The dialogues of one split (train/val/test) and the videos they use."""
         if name not in SPLITS:
-            raise ValueError(f"unknown split {name!r}: expected one of {', '.join(SPLITS)}")
+            raise UsageError(f"unknown split {name!r}: expected one of {', '.join(SPLITS)}")
         dialogues = self.dialogues.filter(pl.col("split") == name)
         used = dialogues["video_id"].drop_nulls().unique()
         videos = self.videos.filter(pl.col("video_id").is_in(used.implode()))
@@ -258,21 +258,21 @@ class TikTalkDataset:
 
     def video(self, video_id: str) -> dict:
         if video_id not in self._video_rows:
-            raise KeyError(f"unknown video_id {video_id!r}")
+            raise UnknownNameError(f"unknown video_id {video_id!r}")
         return self._video_rows[video_id]
 
     def _tensor(self, name: str, rel: str | None, video_id: str) -> np.ndarray | None:
         if rel is None:
             return None
         if self.root is None:
-            raise ValueError(f"video {video_id!r} names {name} file {rel!r} but the dataset has no root")
+            raise UsageError(f"video {video_id!r} names {name} file {rel!r} but the dataset has no root")
         path = self.root / rel
         handle = self._feature_files.get(path)
         if handle is None:
             from safetensors import safe_open
 
             if not path.exists():
-                raise FileNotFoundError(f"{path}: {name} feature file of video {video_id!r} is missing")
+                raise MissingInputError(f"{path}: {name} feature file of video {video_id!r} is missing")
             opened = safe_open(str(path), framework="numpy")
             handle = self._feature_files[path] = (opened, set(opened.keys()))
         handle, keys = handle
@@ -375,7 +375,7 @@ def load_dataset(path: str | Path) -> TikTalkDataset:
     root = resolve_path(path)
     manifest_path = root / "manifest.json"
     if not manifest_path.exists():
-        raise FileNotFoundError(f"{root}: not a built dataset (no manifest.json); build one with "
+        raise MissingInputError(f"{root}: not a built dataset (no manifest.json); build one with "
                                 "`tiktalk data build RAW --out DIR`")
     manifest = read_json(manifest_path)
     if manifest.get("format") != FORMAT_NAME:
@@ -420,7 +420,7 @@ def write_dataset(
     manifest, which holds no timestamps or absolute paths so equal data gives equal bytes.
     """
     if table_format not in TABLE_FORMATS:
-        raise ValueError(f"unknown table format {table_format!r}: expected one of {TABLE_FORMATS}")
+        raise UsageError(f"unknown table format {table_format!r}: expected one of {TABLE_FORMATS}")
     dtype = np.dtype(feature_dtype or "float32")
     videos = dataset.videos.select(list(VIDEO_SCHEMA)).cast(VIDEO_SCHEMA)
     dialogues = dataset.dialogues.select(list(DIALOGUE_SCHEMA)).cast(DIALOGUE_SCHEMA)

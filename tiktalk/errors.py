@@ -1,11 +1,43 @@
-"""The one shape of every bad-input error: it names the file, line (or row), field and value."""
+"""The library's own error types. The command line turns these, and only these, into a
+one-line message and exit code 2; any other exception is a bug and keeps its traceback.
+
+Each also derives from the built-in type a Python caller would expect (``ValueError``,
+``FileNotFoundError``, ...), so ``except ValueError`` keeps working.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 
-class FormatError(ValueError):
+class TiktalkError(Exception):
+    """Base of every error the library raises for bad input, options or files."""
+
+
+class UsageError(TiktalkError, ValueError):
+    """An option, argument or configuration value that cannot be used; names both values."""
+
+
+class MissingInputError(TiktalkError, FileNotFoundError):
+    """A file or directory the user named does not exist or is not what it should be."""
+
+
+class OutputExistsError(TiktalkError, FileExistsError):
+    """The output exists and replacing it was not asked for."""
+
+
+class UnknownNameError(TiktalkError, KeyError):
+    """A node, head, video or other key that is not in the collection it was looked up in."""
+
+    def __str__(self) -> str:  # KeyError would repr() its message
+        return str(self.args[0]) if self.args else ""
+
+
+class CommandFailedError(TiktalkError, RuntimeError):
+    """A step run on the user's behalf (a benchmark suite, a sub-command) failed."""
+
+
+class FormatError(TiktalkError, ValueError):
     """Malformed input. ``str(err)`` reads ``file:line: field 'f': message (value ...)``.
 
     ``row_word="row"`` writes ``file row N`` instead, for tables without text lines (Parquet).

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from tiktalk.errors import OutputExistsError, UsageError
+
 CRITERIA: tuple[str, ...] = ("sensibleness", "specificity", "multimodal_relevance", "overall_quality")
 CRITERION_LABELS = {"sensibleness": "Sensibleness", "specificity": "Specificity",
                     "multimodal_relevance": "Multi-modal relevance", "overall_quality": "Overall quality"}
@@ -41,17 +43,17 @@ def fleiss_kappa(counts: np.ndarray) -> float:
     """
     counts = np.asarray(counts, dtype=np.float64)
     if counts.ndim != 2 or counts.shape[0] == 0:
-        raise ValueError(f"counts must be a non-empty (subjects, categories) matrix, got shape {counts.shape}")
+        raise UsageError(f"counts must be a non-empty (subjects, categories) matrix, got shape {counts.shape}")
     if (counts < 0).any():
-        raise ValueError("counts must be non-negative")
+        raise UsageError("counts must be non-negative")
     raters = counts.sum(axis=1)
     if not np.all(raters == raters[0]):
         bad = int(np.flatnonzero(raters != raters[0])[0])
-        raise ValueError(f"every subject needs the same number of ratings: subject 0 has "
+        raise UsageError(f"every subject needs the same number of ratings: subject 0 has "
                          f"{raters[0]:g}, subject {bad} has {raters[bad]:g}")
     n = raters[0]
     if n < 2:
-        raise ValueError(f"Fleiss' kappa needs at least 2 raters per subject, got {n:g}")
+        raise UsageError(f"Fleiss' kappa needs at least 2 raters per subject, got {n:g}")
     p_agree = ((counts * (counts - 1)).sum(axis=1) / (n * (n - 1))).mean()  # P-bar
     p_cat = counts.sum(axis=0) / counts.sum()  # p_j
     p_chance = float((p_cat**2).sum())  # P_e
@@ -93,9 +95,9 @@ def build_sheet(
     of dialogue ids and the seed, not on their order.
     """
     if n < 1:
-        raise ValueError(f"--n must be >= 1, got {n}")
+        raise UsageError(f"--n must be >= 1, got {n}")
     if not systems:
-        raise ValueError("at least one system's predictions are needed")
+        raise UsageError("at least one system's predictions are needed")
     by_id = {d["dialogue_id"]: d for d in dialogues}
     rng = random.Random(seed)
     chosen_ids = rng.sample(sorted(by_id), min(n, len(by_id)))
@@ -109,7 +111,7 @@ def build_sheet(
         rng.shuffle(order)  # blind: position says nothing about the system
         for s_index, system in enumerate(order):
             if did not in systems[system]:
-                raise ValueError(f"system {system!r} has no response for dialogue {did!r}")
+                raise UsageError(f"system {system!r} has no response for dialogue {did!r}")
             item = f"{d_index:03d}-{chr(ord('a') + s_index)}" if len(order) <= 26 else f"{d_index:03d}-{s_index}"
             d = by_id[did]
             rows.append({
@@ -135,7 +137,7 @@ def write_sheet(path: str | Path, sheet: Sheet, overwrite: bool = False,
     key_path = key_path_for(path)
     for p in (path, key_path):
         if p.exists() and not overwrite:
-            raise FileExistsError(f"{p} exists (pass --overwrite to replace it)")
+            raise OutputExistsError(f"{p} exists (pass --overwrite to replace it)")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(SHEET_COLUMNS), lineterminator="\n")
     writer.writeheader()
@@ -161,26 +163,26 @@ def read_sheet(path: str | Path) -> dict[str, dict[str, int]]:
         header = reader.fieldnames or []
         missing = [c for c in ("item", *CRITERIA) if c not in header]
         if missing:
-            raise ValueError(f"{path}: header lacks column(s) {missing} (has {header})")
+            raise UsageError(f"{path}: header lacks column(s) {missing} (has {header})")
         out: dict[str, dict[str, int]] = {}
         for row in reader:
             line = reader.line_num
             item = (row.get("item") or "").strip()
             if not item:
-                raise ValueError(f"{path}: line {line}: column 'item' is empty")
+                raise UsageError(f"{path}: line {line}: column 'item' is empty")
             if item in out:
-                raise ValueError(f"{path}: line {line}: item {item!r} appears twice")
+                raise UsageError(f"{path}: line {line}: item {item!r} appears twice")
             ratings = {}
             for crit in CRITERIA:
                 raw = row.get(crit)
                 value = (raw or "").strip()
                 if not value.isdigit() or int(value) not in SCALE:
-                    raise ValueError(f"{path}: line {line} (item {item!r}), column {crit!r}: "
+                    raise UsageError(f"{path}: line {line} (item {item!r}), column {crit!r}: "
                                      f"{raw!r} is not an integer from {SCALE[0]} to {SCALE[-1]}")
                 ratings[crit] = int(value)
             out[item] = ratings
     if not out:
-        raise ValueError(f"{path}: the sheet has no rated rows")
+        raise UsageError(f"{path}: the sheet has no rated rows")
     return out
 
 
@@ -198,7 +200,7 @@ def score_sheets(paths: Sequence[str | Path], key: str | Path | None = None) -> 
         missing = [i for i in items if i not in sheet]
         extra = sorted(set(sheet) - set(items))
         if missing or extra:
-            raise ValueError(f"{path}: rates different items than {paths[0]}: missing {missing[:5]}"
+            raise UsageError(f"{path}: rates different items than {paths[0]}: missing {missing[:5]}"
                              f"{' ...' if len(missing) > 5 else ''}, extra {extra[:5]}"
                              f"{' ...' if len(extra) > 5 else ''}")
     system_of = {i: "all" for i in items}
@@ -206,7 +208,7 @@ def score_sheets(paths: Sequence[str | Path], key: str | Path | None = None) -> 
         key_items = json.loads(Path(key).read_text(encoding="utf-8")).get("items", {})
         absent = [i for i in items if i not in key_items]
         if absent:
-            raise ValueError(f"{key}: no system for item(s) {absent[:5]} of {paths[0]}")
+            raise UsageError(f"{key}: no system for item(s) {absent[:5]} of {paths[0]}")
         system_of = {i: key_items[i]["system"] for i in items}
     systems = sorted(set(system_of.values()))
     criteria: dict[str, dict[str, Any]] = {}

@@ -33,6 +33,8 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from tiktalk.errors import UsageError
+
 METRIC_KEYS: tuple[str, ...] = ("bleu_2", "bleu_4", "meteor", "rouge_l", "cider", "dist_2", "dist_3")
 METRIC_LABELS: dict[str, str] = {
     "bleu_2": "BLEU-2", "bleu_4": "BLEU-4", "meteor": "METEOR", "rouge_l": "ROUGE-L",
@@ -67,7 +69,7 @@ def get_tokenizer(name: str) -> Callable[[str], list[str]]:
     try:
         return TOKENIZERS[name]
     except KeyError:
-        raise ValueError(f"unknown tokenizer {name!r}; choose one of {sorted(TOKENIZERS)}") from None
+        raise UsageError(f"unknown tokenizer {name!r}; choose one of {sorted(TOKENIZERS)}") from None
 
 
 # ----------------------------------------------------------------------------- Dist-n
@@ -79,7 +81,7 @@ def distinct_n(responses: Sequence[str], n: int, tokenizer: str = "char") -> flo
     n-grams are taken inside each response; a corpus with no n-gram at all scores 0.0.
     """
     if n < 1:
-        raise ValueError(f"distinct_n: n must be >= 1, got {n}")
+        raise UsageError(f"distinct_n: n must be >= 1, got {n}")
     tokenize = get_tokenizer(tokenizer)
     total = 0
     seen: set[tuple[str, ...]] = set()
@@ -209,23 +211,23 @@ def corpus_scores(
 
 def _validate(hypotheses: Sequence[str], references: Sequence[Sequence[str]], protocol: str) -> None:
     if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; choose one of {list(PROTOCOLS)}")
+        raise UsageError(f"unknown protocol {protocol!r}; choose one of {list(PROTOCOLS)}")
     if isinstance(hypotheses, str) or isinstance(references, str):
-        raise ValueError("hypotheses and references must be lists, not a single string")
+        raise UsageError("hypotheses and references must be lists, not a single string")
     if len(hypotheses) != len(references):
-        raise ValueError(
+        raise UsageError(
             f"{len(hypotheses)} hypotheses but {len(references)} reference lists: counts must match"
         )
     if not hypotheses:
-        raise ValueError("nothing to evaluate: 0 hypotheses")
+        raise UsageError("nothing to evaluate: 0 hypotheses")
     for i, refs in enumerate(references):
         if isinstance(refs, str) or len(refs) == 0:
-            raise ValueError(f"conversation {i}: references must be a non-empty list of strings, got {refs!r}")
+            raise UsageError(f"conversation {i}: references must be a non-empty list of strings, got {refs!r}")
     if protocol == "per-reference":
         k = len(references[0])
         for i, refs in enumerate(references):
             if len(refs) != k:
-                raise ValueError(
+                raise UsageError(
                     f"per-reference protocol needs the same number of references everywhere: "
                     f"conversation 0 has {k}, conversation {i} has {len(refs)} (use --protocol corpus)"
                 )
@@ -257,7 +259,7 @@ def evaluate(
     for i, rs in enumerate(refs):
         for j, r in enumerate(rs):
             if not r:
-                raise ValueError(f"conversation {i}: reference {j + 1} is empty after {tokenizer} tokenization")
+                raise UsageError(f"conversation {i}: reference {j + 1} is empty after {tokenizer} tokenization")
 
     if protocol == "corpus":
         ref_sets = [refs]

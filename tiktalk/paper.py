@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tiktalk.errors import UsageError
 from tiktalk.metrics import METRIC_KEYS
 
 
@@ -49,7 +50,11 @@ def parse_rows(spec: str) -> list[PaperRow]:
     keys = list(TABLE3) if spec.strip() == "all" else [k.strip() for k in spec.split(",") if k.strip()]
     unknown = [k for k in keys if k not in TABLE3]
     if unknown:
-        raise ValueError(f"unknown Table 3 row(s) {unknown}; known: {list(TABLE3)} or 'all'")
+        raise UsageError(f"unknown Table 3 row(s) {unknown}; known: {list(TABLE3)} or 'all'")
     if not keys:
-        raise ValueError("no Table 3 rows given")
+        raise UsageError("no Table 3 rows given")
     return [TABLE3[k] for k in dict.fromkeys(keys)]
+
+
+# Table 7 (training cost) rows by their modality strings, plus the two text ablations.
+TABLE7_ROWS: tuple[str, ...] = ("T", "T+I", "T+I+A", "T+I+K", "T+I+A+K", "T+A", "T+K")

@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 import pytest
 import torch
 
-from fusion.interface import get_model_class, model_names
 from tests.baselines.examples import make_examples
+from tiktalk.models.base import get_model_class, model_names
 
 
 class ChatModelContract:

@@ -119,7 +119,7 @@ def test_decoding_stops_at_sep(model):
 def test_loads_a_gpt2_chitchat_checkpoint(tmp_path):
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from fusion.tokenization import char_vocab
+    from tiktalk.models.tokenization import char_vocab
 
     torch.manual_seed(0)
     vocab = char_vocab()

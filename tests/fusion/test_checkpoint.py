@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from fusion.checkpoint import (
+from tiktalk.models.checkpoint import (
     capture_rng_state,
     checkpoint_dirs,
     flatten_state,
@@ -18,7 +18,7 @@ from fusion.checkpoint import (
     save_state,
     unflatten_state,
 )
-from fusion.trainer import LinearSchedule
+from tiktalk.models.trainer import LinearSchedule
 
 
 def assert_same(a, b, path="root"):

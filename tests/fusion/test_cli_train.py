@@ -8,8 +8,8 @@ import polars as pl
 import pytest
 
 import tests.fusion.toy_chat_model  # noqa: F401  (registers toy-char-lm)
-from fusion.cli import read_knowledge_table
-from tiktalk.cli import main
+from tiktalk.commands.main import main
+from tiktalk.commands.train import read_knowledge_table
 from tiktalk.dataset import load_dataset
 
 FAST = ["--cpu", "--no-progress", "--batch-size", "8", "--lr", "0.01"]

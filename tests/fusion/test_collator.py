@@ -21,12 +21,12 @@ from fusion.configuration_maria import (
     AUDIO,
     CONTEXT,
     KNOWLEDGE,
-    MODALITIES,
     RESPONSE,
     VISION,
     MariaConfig,
 )
-from fusion.tokenization import CharEncoder, build_char_tokenizer
+from tiktalk.models.modalities import MODALITIES
+from tiktalk.models.tokenization import CharEncoder, build_char_tokenizer
 from tiktalk.types import DialogueExample
 
 ALL_MIXES = [

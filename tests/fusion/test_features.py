@@ -9,8 +9,9 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
-from fusion import vggish as vg
-from fusion.features import (
+from tiktalk.commands.main import main
+from tiktalk.models import vggish as vg
+from tiktalk.models.features import (
     FeatureConfig,
     decode_audio,
     decode_frames,
@@ -18,7 +19,6 @@ from fusion.features import (
     find_videos,
     uniform_indices,
 )
-from tiktalk.cli import main
 
 av = pytest.importorskip("av")
 

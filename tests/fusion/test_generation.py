@@ -10,16 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from fusion.generation import (
-    CachedScorer,
-    FullRecomputeScorer,
-    GenerationConfig,
-    beam_search,
-    decode_batch,
-    greedy_search,
-    process_logits,
-)
+from fusion.generation import CachedScorer, FullRecomputeScorer, decode_batch
 from fusion.modeling_maria import MariaForDialogue
+from tiktalk.models.generation import GenerationConfig, beam_search, greedy_search, process_logits
 from tiktalk.types import DialogueExample
 
 SMALL = {"text_budget": 48, "response_budget": 12}

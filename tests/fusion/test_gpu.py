@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fusion.interface import get_model_class
+from tiktalk.models.base import get_model_class
 from tiktalk.types import DialogueExample
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA device here")

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from fusion.configuration_maria import TABLE7_ROWS, TINY_BACKBONE, MariaConfig, parse_modalities
-from fusion.interface import get_model_class
+from fusion.configuration_maria import TINY_BACKBONE, MariaConfig
 from fusion.modeling_maria import TIED_KEYS, MariaForDialogue, additive_mask, expand_token_type_rows
-from fusion.tokenization import CHAR_VOCAB_SIZE, build_char_tokenizer
+from tiktalk.models.base import get_model_class
+from tiktalk.models.modalities import parse_modalities
+from tiktalk.models.tokenization import CHAR_VOCAB_SIZE, build_char_tokenizer
+from tiktalk.paper import TABLE7_ROWS
 from tiktalk.types import DialogueExample
 
 SMALL = {"text_budget": 48, "response_budget": 12}
@@ -98,7 +100,7 @@ def test_registry_knows_maria():
 @pytest.mark.parametrize("row", sorted(TABLE7_ROWS))
 def test_table7_row_builds_runs_and_trains(row):
     torch.manual_seed(0)
-    model = MariaForDialogue.from_preset("tiny", modalities=TABLE7_ROWS[row], **SMALL)
+    model = MariaForDialogue.from_preset("tiny", modalities=row, **SMALL)
     batch = model.collate(make_examples(), train=True, generator=torch.Generator().manual_seed(0))
     output = model(**batch)
     assert torch.isfinite(output.loss)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from fusion.interface import get_model_class
+from tiktalk.models.base import get_model_class
 from tiktalk.types import DialogueExample
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fusion.tokenization import (
+from tiktalk.models.tokenization import (
     CHAR_VOCAB_SIZE,
     CJK_FIRST,
     CJK_LAST,

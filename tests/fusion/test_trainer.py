@@ -11,8 +11,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from fusion.checkpoint import latest_checkpoint
-from fusion.trainer import (
+from tests.fusion.toy_chat_model import ToyChatModel, toy_examples
+from tiktalk.models.checkpoint import latest_checkpoint
+from tiktalk.models.trainer import (
     LinearSchedule,
     TrainConfig,
     _SeededCollate,
@@ -22,7 +23,6 @@ from fusion.trainer import (
     steps_per_epoch,
     train,
 )
-from tests.fusion.toy_chat_model import ToyChatModel, toy_examples
 
 FAST = {"cpu": True, "progress": False, "lr": 1e-2}
 

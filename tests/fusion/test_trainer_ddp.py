@@ -20,7 +20,7 @@ SCRIPT = textwrap.dedent(
     import json, os, sys
     import torch
     from safetensors.torch import save_file
-    from fusion.trainer import TrainConfig, train, read_metrics
+    from tiktalk.models.trainer import TrainConfig, train, read_metrics
     from tests.fusion.toy_chat_model import ToyChatModel, toy_examples
 
     out = sys.argv[1]

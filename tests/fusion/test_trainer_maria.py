@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from fusion.trainer import TrainConfig, read_metrics, train
+from tiktalk.models.trainer import TrainConfig, read_metrics, train
 
 maria = pytest.importorskip("fusion.modeling_maria")
 

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from fusion.interface import ChatModel, register_model
+from tiktalk.models.base import ChatModel, register_model
 from tiktalk.types import DialogueExample
 
 PAD, SEP, EOS, MASK = 256, 257, 258, 259

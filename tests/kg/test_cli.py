@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tiktalk.cli import main
+from tiktalk.commands.main import main
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -37,3 +37,11 @@ def sample_index_dir(tmp_path_factory, sample_kg, hash_encoder):
     out = tmp_path_factory.mktemp("index") / "sample-hash"
     build_head_index(sample_kg, hash_encoder, out, kg_source="sample", progress=False)
     return out
+
+
+def assert_same_knn(scores, ids, ref_scores, ref_ids, rtol=1e-5) -> None:
+    """Equal neighbours up to the order of exact ties (faiss's own tie-aware check)."""
+    from faiss.contrib.evaluation import check_ref_knn_with_draws
+
+    check_ref_knn_with_draws(np.asarray(ref_scores, dtype=np.float32), np.asarray(ref_ids),
+                             np.asarray(scores, dtype=np.float32), np.asarray(ids), rtol=rtol)

@@ -6,7 +6,7 @@ import json
 
 import polars as pl
 
-from tiktalk.cli import main
+from tiktalk.commands.main import main
 
 
 def run_json(capsys, *argv) -> dict:

@@ -6,7 +6,10 @@ import argparse
 
 import pytest
 
-from tiktalk.cli import COMMAND_MODULES, build_parser
+from pathlib import Path
+
+import tiktalk.commands
+from tiktalk.commands.main import COMMANDS, build_parser
 
 
 def _walk(parser: argparse.ArgumentParser, prefix=()):
@@ -23,9 +26,11 @@ def test_every_subcommand_renders_help() -> None:
     for path, sub in _walk(parser):
         text = sub.format_help()
         assert text.startswith("usage:"), path
+        assert "%%" not in text, path  # a doubled percent sign in a help string that is not %-formatted
         seen.append(" ".join(path))
     assert {"kg convert", "kg stats", "kg flows", "demo", "bench"} <= set(seen)
-    assert len(COMMAND_MODULES) == len(set(COMMAND_MODULES))
+    modules = {p.stem for p in Path(tiktalk.commands.__file__).parent.glob("*.py")} - {"__init__", "main"}
+    assert set(COMMANDS) == modules  # every command module is registered, and only those
 
 
 def test_every_json_command_has_the_flag() -> None:

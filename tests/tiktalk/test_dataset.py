@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import shared_path
 from tiktalk.cleaning import build_dataset
-from tiktalk.cli import main
+from tiktalk.commands.main import main
 from tiktalk.dataset import (
     DIALOGUE_SCHEMA,
     SCHEMA_VERSION,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.tiktalk.test_metrics_cli import build_tiny_dataset, write_jsonl
-from tiktalk.cli import main
+from tiktalk.commands.main import main
 from tiktalk.human_eval import (
     CRITERIA,
     build_sheet,

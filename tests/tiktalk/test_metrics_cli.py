@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import shared_path
-from tiktalk.cli import main
-from tiktalk.eval_cli import load_eval_inputs, read_generate_jsonl
+from tiktalk.commands.evaluate import load_eval_inputs, read_generate_jsonl
+from tiktalk.commands.main import main
 from tiktalk.metrics import evaluate
 
 REFS = {

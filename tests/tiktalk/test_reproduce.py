@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fusion.interface import model_names
-from tiktalk.cli import main
+from tiktalk.commands.main import main
+from tiktalk.models.base import model_names
 from tiktalk.paper import TABLE3, parse_rows
 
 

@@ -1,4 +1,4 @@
-"""A generic trainer for every :class:`fusion.interface.ChatModel` (Maria and the baselines).
+"""A generic trainer for every :class:`tiktalk.models.base.ChatModel` (Maria and the baselines).
 
 Built on accelerate, so the same code runs on one CPU, one GPU, or many processes under
 ``accelerate launch`` / ``torchrun`` (gloo on CPU, NCCL on GPU), with bf16/fp16 autocast
@@ -16,14 +16,14 @@ Exact resumption is a design goal, not a best effort:
   afterwards), so masking is reproducible in any process (also DataLoader workers) and
   does not disturb the dropout stream;
 - the dropout stream (torch CPU/CUDA generators), optimizer and scheduler are restored
-  from the checkpoint (see :mod:`fusion.checkpoint`, which never pickles).
+  from the checkpoint (see :mod:`tiktalk.models.checkpoint`, which never pickles).
 
 Run directory::
 
     RUN/run.json                 model name + config, train config, versions, data hashes
     RUN/metrics.jsonl            one line per logged step
     RUN/loss.png                 loss curves (matplotlib, Agg)
-    RUN/checkpoints/step-N/      see fusion.checkpoint
+    RUN/checkpoints/step-N/      see tiktalk.models.checkpoint
     RUN/model/                   final save_pretrained
 """
 
@@ -46,7 +46,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from fusion.checkpoint import (
+from tiktalk.errors import MissingInputError, OutputExistsError, UsageError
+from tiktalk.io import atomic_directory, atomic_write_text, read_json, write_json
+from tiktalk.models.base import ChatModel
+from tiktalk.models.checkpoint import (
     capture_rng_state,
     checkpoint_dirs,
     latest_checkpoint,
@@ -54,9 +57,7 @@ from fusion.checkpoint import (
     restore_rng_state,
     save_state,
 )
-from fusion.interface import ChatModel
-from fusion.train_config import MIXED_PRECISION, TrainConfig  # noqa: F401  (re-exported)
-from tiktalk.io import atomic_directory, atomic_write_text, read_json, write_json
+from tiktalk.models.train_config import MIXED_PRECISION, TrainConfig  # noqa: F401  (re-exported)
 from tiktalk.types import DialogueExample
 
 # Options that may change between an interrupted run and its resumption; any other
@@ -303,7 +304,7 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{line_no}: not a JSON line ({err})") from err
+                raise UsageError(f"{path}:{line_no}: not a JSON line ({err})") from err
     return rows
 
 
@@ -323,11 +324,11 @@ def _check_resumable(saved: dict[str, Any], config: TrainConfig, world_size: int
         if name in RESUMABLE_CHANGES or name not in saved["train_config"]:
             continue
         if saved["train_config"][name] != value:
-            raise ValueError(
+            raise UsageError(
                 f"cannot resume {where}: train option {name} was {saved['train_config'][name]!r}, now {value!r}"
             )
     if saved["world_size"] != world_size:
-        raise ValueError(f"cannot resume {where}: it ran on {saved['world_size']} processes, now {world_size}")
+        raise UsageError(f"cannot resume {where}: it ran on {saved['world_size']} processes, now {world_size}")
 
 
 def train(
@@ -353,10 +354,10 @@ def train(
     from tqdm.auto import tqdm
 
     if not examples:
-        raise ValueError("no training examples")
+        raise UsageError("no training examples")
     for ex in examples:
         if not ex.response:
-            raise ValueError(f"training example {ex.dialogue_id!r} has no response")
+            raise UsageError(f"training example {ex.dialogue_id!r} has no response")
 
     out = Path(out_dir)
     accelerator = Accelerator(
@@ -369,10 +370,10 @@ def train(
 
     checkpoint = latest_checkpoint(out) if resume else None
     if resume and checkpoint is None:
-        raise FileNotFoundError(f"--resume: no checkpoint under {out / 'checkpoints'}")
+        raise MissingInputError(f"--resume: no checkpoint under {out / 'checkpoints'}")
     if not resume and out.exists() and any(out.iterdir()):
         if not overwrite:
-            raise FileExistsError(f"{out} already exists and is not empty (pass --resume or --overwrite)")
+            raise OutputExistsError(f"{out} already exists and is not empty (pass --resume or --overwrite)")
         accelerator.wait_for_everyone()
         if is_main:
             shutil.rmtree(out)
@@ -471,7 +472,7 @@ def train(
                     output = wrapped(**batch)
                     losses = named_losses(output)
                     if "loss" not in losses:
-                        raise ValueError(f"{type(unwrapped).__name__}.forward returned no `loss` tensor in training")
+                        raise UsageError(f"{type(unwrapped).__name__}.forward returned no `loss` tensor in training")
                     accelerator.backward(losses["loss"] / n_micro)
                 for name, value in losses.items():
                     step_sums[name] = step_sums.get(name, 0.0) + value.detach().float() / n_micro

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tiktalk.cli import add_json_flag, emit
+from tiktalk.commands import add_json_flag, emit
+from tiktalk.errors import UsageError
 
 JSONL_FIELDS = ("dialogue_id", "response")
 
@@ -28,7 +29,7 @@ def read_text_lines(path: str | Path) -> list[str]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
-        raise ValueError(f"{path}: not UTF-8 text ({err})") from None
+        raise UsageError(f"{path}: not UTF-8 text ({err})") from None
     return text.splitlines()
 
 
@@ -58,15 +59,15 @@ def read_generate_jsonl(path: str | Path) -> list[tuple[str, str]]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{line_no}: not JSON ({err.msg})") from None
+            raise UsageError(f"{path}:{line_no}: not JSON ({err.msg})") from None
         if not isinstance(obj, dict):
-            raise ValueError(f"{path}:{line_no}: expected a JSON object, got {type(obj).__name__}")
+            raise UsageError(f"{path}:{line_no}: expected a JSON object, got {type(obj).__name__}")
         for key in JSONL_FIELDS:
             if not isinstance(obj.get(key), str):
-                raise ValueError(f"{path}:{line_no}: field {key!r} must be a string, got {obj.get(key)!r}")
+                raise UsageError(f"{path}:{line_no}: field {key!r} must be a string, got {obj.get(key)!r}")
         did = obj["dialogue_id"]
         if did in first_line:
-            raise ValueError(f"{path}:{line_no}: duplicate dialogue_id {did!r} (first on line {first_line[did]})")
+            raise UsageError(f"{path}:{line_no}: duplicate dialogue_id {did!r} (first on line {first_line[did]})")
         first_line[did] = line_no
         out.append((did, obj["response"]))
     return out
@@ -97,11 +98,11 @@ def responses_for_split(path: str | Path, dialogue_ids: list[str], split: str) -
             if unknown:
                 parts.append(f"{len(unknown)} predicted dialogue_id(s) are not in split {split} "
                              f"(first: {_first(unknown)})")
-            raise ValueError(f"{path}: dialogue id mismatch: " + "; ".join(parts))
+            raise UsageError(f"{path}: dialogue id mismatch: " + "; ".join(parts))
         return [by_id[d] for d in dialogue_ids]
     lines = read_text_lines(path)
     if len(lines) != len(dialogue_ids):
-        raise ValueError(f"{path}: {len(lines)} prediction lines but split {split} has "
+        raise UsageError(f"{path}: {len(lines)} prediction lines but split {split} has "
                          f"{len(dialogue_ids)} dialogues: counts must match (or use the JSONL of "
                          "`tiktalk generate`, matched by dialogue_id)")
     return lines
@@ -115,12 +116,12 @@ def split_references(data: str | Path, split: str) -> tuple[list[str], list[list
 
     frame = load_dataset(data).dialogues.filter(pl.col("split") == split)
     if frame.height == 0:
-        raise ValueError(f"{data}: split {split!r} has no dialogues")
+        raise UsageError(f"{data}: split {split!r} has no dialogues")
     ids = frame["dialogue_id"].to_list()
     refs = frame["references"].to_list()
     empty = [d for d, r in zip(ids, refs) if not r]
     if empty:
-        raise ValueError(f"{data}: {len(empty)} dialogue(s) of split {split!r} have no references "
+        raise UsageError(f"{data}: {len(empty)} dialogue(s) of split {split!r} have no references "
                          f"(first: {_first(empty)}); evaluate on val or test")
     return ids, refs
 
@@ -133,7 +134,7 @@ def load_eval_inputs(
 ) -> tuple[list[str], list[list[str]]]:
     """Hypotheses and their reference lists, aligned and count-checked."""
     if (data is None) == (not references):
-        raise ValueError("give either --data DIR (with --split) or --references R1 [R2 ...], not both")
+        raise UsageError("give either --data DIR (with --split) or --references R1 [R2 ...], not both")
     if data is not None:
         ids, refs = split_references(data, split)
         return responses_for_split(predictions, ids, split), refs
@@ -146,7 +147,7 @@ def load_eval_inputs(
     for ref_path in references:
         lines = read_text_lines(ref_path)
         if len(lines) != len(hyps):
-            raise ValueError(f"{ref_path}: {len(lines)} reference lines but {pred_path} has "
+            raise UsageError(f"{ref_path}: {len(lines)} reference lines but {pred_path} has "
                              f"{len(hyps)} predictions: counts must match")
         columns.append(lines)
     return hyps, [list(row) for row in zip(*columns)]
@@ -160,8 +161,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "evaluate",
-        help="BLEU-2/4, METEOR, ROUGE-L, CIDEr (coco-caption, as nlg-eval), Dist-2/3, in %%",
-        description="Score predictions against references (the paper's Table 3 metrics, in %%). "
+        help="BLEU-2/4, METEOR, ROUGE-L, CIDEr (coco-caption, as nlg-eval), Dist-2/3, in percent",
+        description="Score predictions against references (the paper's Table 3 metrics, in percent). "
         "Default protocol: per-reference (score with each of the K references alone, average).",
     )
     p.add_argument("--predictions", required=True, metavar="P",
@@ -249,13 +250,13 @@ def _human_export(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.data)
     frame = dataset.dialogues.filter(pl.col("split") == args.split)
     if frame.height == 0:
-        raise ValueError(f"{args.data}: split {args.split!r} has no dialogues")
+        raise UsageError(f"{args.data}: split {args.split!r} has no dialogues")
     ids = frame["dialogue_id"].to_list()
     systems: dict[str, dict[str, str]] = {}
     for path in args.predictions:
         name = Path(path).stem
         if name in systems:
-            raise ValueError(f"{path}: two prediction files share the system name {name!r} (rename one)")
+            raise UsageError(f"{path}: two prediction files share the system name {name!r} (rename one)")
         systems[name] = dict(zip(ids, responses_for_split(path, ids, args.split)))
     titles = {r["video_id"]: r["title"] for r in dataset.videos.iter_rows(named=True)}
     dialogues = [

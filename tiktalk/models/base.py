@@ -1,24 +1,21 @@
 """One interface and one registry for every dialogue model (Maria and the baselines).
 
 A model subclasses :class:`ChatModel`, declares ``name`` and ``config_class`` and is
-registered with :func:`register_model`. The trainer and the CLI only use this interface:
+listed in :data:`MODELS` (your own: :func:`register_model`). The trainer and the CLI only use this interface:
 ``collate`` -> ``forward(**batch)`` (an output with ``loss``) -> ``generate``;
 ``save_pretrained`` / ``from_pretrained`` write and read JSON config + safetensors.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
 
+from tiktalk.errors import UsageError
+from tiktalk.registry import Registry
 from tiktalk.types import DialogueExample
-
-_REGISTRY: dict[str, type[ChatModel]] = {}
-# Modules that register models when imported, so lookups by name work lazily.
-MODEL_MODULES: tuple[str, ...] = ("fusion.modeling_maria", "baselines")
 
 
 class ChatModel(torch.nn.Module):
@@ -48,34 +45,27 @@ class ChatModel(torch.nn.Module):
         raise NotImplementedError
 
 
+# Built-in models by name, imported on first use (this platform imports none of them).
+MODELS: Registry[type[ChatModel]] = Registry("model", {
+    "maria": "fusion.modeling_maria:MariaForDialogue",
+    "dialogpt": "baselines.dialogpt:DialoGPTChat",
+    "causal-lm": "baselines.causal_lm:CausalLMChat",
+    "livebot": "baselines.livebot:LivebotChat",
+    "blip2-img": "baselines.blip2:Blip2ImgChat",
+    "blip2-video": "baselines.blip2:Blip2VideoChat",
+})
+
+
 def register_model(cls: type[ChatModel]) -> type[ChatModel]:
+    """Register a model class of your own under its ``name`` (usable as a decorator)."""
     if not cls.name:
-        raise ValueError(f"{cls.__name__} has no `name`")
-    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
-        raise ValueError(f"model name {cls.name!r} is already registered by {_REGISTRY[cls.name].__name__}")
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def _load_all() -> None:
-    for module in MODEL_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:  # a package not written yet must not hide the others
-            if err.name != module and not module.startswith(str(err.name)):
-                raise
+        raise UsageError(f"{cls.__name__} has no `name`")
+    return MODELS.register(cls.name, cls)
 
 
 def model_names() -> list[str]:
-    _load_all()
-    return sorted(_REGISTRY)
+    return MODELS.names()
 
 
 def get_model_class(name: str) -> type[ChatModel]:
-    _load_all()
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; known: {sorted(_REGISTRY)}")
-    return _REGISTRY[name]
-
-
-ModelFactory = Callable[..., ChatModel]
+    return MODELS.get(name)

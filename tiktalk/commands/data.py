@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tiktalk.cli import add_json_flag, emit
+from tiktalk.commands import add_json_flag, emit
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -97,7 +97,7 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _render_stats(s: dict) -> str:
+def render_stats(s: dict) -> str:
     head = f"{'split':<6} {'videos':>7} {'dialogues':>9} {'turns':>7} {'avg-t':>6} {'avg-l':>6} {'5-refs':>6}"
     rows = [head]
     for name in ("train", "val", "test"):
@@ -113,7 +113,7 @@ def _render_stats(s: dict) -> str:
 def _stats(args: argparse.Namespace) -> int:
     from tiktalk.dataset import load_dataset
 
-    emit(args, load_dataset(args.data).stats(), _render_stats)
+    emit(args, load_dataset(args.data).stats(), render_stats)
     return 0
 
 

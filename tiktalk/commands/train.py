@@ -1,6 +1,6 @@
 """``tiktalk train``, ``tiktalk generate`` and ``tiktalk features extract``.
 
-Trainer flags are generated from :class:`fusion.trainer.TrainConfig` (options are declared
+Trainer flags are generated from :class:`tiktalk.models.trainer.TrainConfig` (options are declared
 once); model-specific options live in the model's own config (``--modalities`` is passed
 to ``from_preset`` / ``from_pretrained`` as the override ``modalities=``).
 """
@@ -15,7 +15,8 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from tiktalk.cli import add_json_flag, emit
+from tiktalk.commands import add_json_flag, emit
+from tiktalk.errors import MissingInputError, UsageError
 
 KNOWLEDGE_COLUMNS = ("dialogue_id", "knowledge")
 
@@ -92,14 +93,14 @@ def _field_type(f: dataclasses.Field) -> type:
 
 
 def _train_config_class():
-    from fusion.train_config import TrainConfig
+    from tiktalk.models.train_config import TrainConfig
 
     return TrainConfig
 
 
 def add_train_config_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field: ``--batch-size``, ``--max-steps``, ``--no-progress``..."""
-    group = parser.add_argument_group("training options (fusion.trainer.TrainConfig)")
+    group = parser.add_argument_group("training options (tiktalk.models.trainer.TrainConfig)")
     for f in dataclasses.fields(_train_config_class()):
         flag = f.name.replace("_", "-")
         text = f.metadata.get("help", "")
@@ -131,19 +132,19 @@ def read_knowledge_table(path: str | Path) -> dict[str, str]:
 
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"knowledge file {path} does not exist")
+        raise MissingInputError(f"knowledge file {path} does not exist")
     try:
         schema = pl.read_parquet_schema(path)
     except Exception as err:  # polars raises its own error types for non-Parquet bytes
-        raise ValueError(f"{path}: not a Parquet file ({err})") from err
+        raise UsageError(f"{path}: not a Parquet file ({err})") from err
     missing = [c for c in KNOWLEDGE_COLUMNS if c not in schema]
     if missing:
-        raise ValueError(f"{path}: knowledge table lacks column(s) {missing}; has {list(schema)}")
+        raise UsageError(f"{path}: knowledge table lacks column(s) {missing}; has {list(schema)}")
     table = pl.read_parquet(path, columns=list(KNOWLEDGE_COLUMNS))
     ids = table["dialogue_id"].to_list()
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
-        raise ValueError(f"{path}: dialogue_id {dup!r} appears more than once")
+        raise UsageError(f"{path}: dialogue_id {dup!r} appears more than once")
     return {d: (k or "") for d, k in zip(ids, table["knowledge"].to_list())}
 
 
@@ -180,20 +181,20 @@ def _wants_knowledge(modalities: str | None) -> bool:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from fusion.checkpoint import latest_checkpoint
-    from fusion.interface import get_model_class
-    from fusion.trainer import train
     from tiktalk.io import read_json
+    from tiktalk.models.base import get_model_class
+    from tiktalk.models.checkpoint import latest_checkpoint
+    from tiktalk.models.trainer import train
 
     config = train_config_from_args(args)
     run = Path(args.out)
     model_name = args.model
     if model_name is None:
         if not (args.resume and (run / "run.json").exists()):
-            raise ValueError("--model is required (unless --resume finds RUN/run.json)")
+            raise UsageError("--model is required (unless --resume finds RUN/run.json)")
         model_name = read_json(run / "run.json")["model"]
     if _wants_knowledge(args.modalities) and not args.knowledge:
-        raise ValueError(f"--modalities {args.modalities} includes K (knowledge) but no --knowledge file was given")
+        raise UsageError(f"--modalities {args.modalities} includes K (knowledge) but no --knowledge file was given")
     cls = get_model_class(model_name)
     examples, info = load_examples(args.data, args.split, args.knowledge)
 
@@ -202,7 +203,7 @@ def _train(args: argparse.Namespace) -> int:
     set_seed(config.seed)  # the random init of --preset is part of the run's seed
     overrides = {"modalities": args.modalities} if args.modalities else {}
     if args.init and args.preset:
-        raise ValueError("pass either --init or --preset, not both")
+        raise UsageError("pass either --init or --preset, not both")
     if args.init:
         extra = {"trust_pickle": True} if args.trust_pickle else {}  # only Maria reads .bin files
         model = cls.from_pretrained(args.init, **extra, **overrides)
@@ -211,7 +212,7 @@ def _train(args: argparse.Namespace) -> int:
     elif args.resume and latest_checkpoint(run) is not None:
         model = cls.from_pretrained(latest_checkpoint(run) / "model", **overrides)
     else:
-        raise ValueError("pass --init PATH (pretrained weights) or --preset NAME (random init, e.g. tiny)")
+        raise UsageError("pass --init PATH (pretrained weights) or --preset NAME (random init, e.g. tiny)")
 
     info["cli"] = {"model": model_name, "modalities": args.modalities, "init": args.init, "preset": args.preset}
     result = train(model, examples, config, run, run_info=info, resume=args.resume, overwrite=args.overwrite)
@@ -243,16 +244,16 @@ def _generate(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from fusion.interface import get_model_class
     from tiktalk.io import atomic_write_text, read_json
+    from tiktalk.models.base import get_model_class
 
     run = Path(args.run)
     if not (run / "run.json").exists():
-        raise FileNotFoundError(f"{run}: not a run directory (no run.json); train one with `tiktalk train`")
+        raise MissingInputError(f"{run}: not a run directory (no run.json); train one with `tiktalk train`")
     info = read_json(run / "run.json")
     model_dir = run / "model" if args.step is None else run / "checkpoints" / f"step-{args.step}" / "model"
     if not model_dir.exists():
-        raise FileNotFoundError(f"{model_dir} does not exist")
+        raise MissingInputError(f"{model_dir} does not exist")
     knowledge = args.knowledge or ((info.get("knowledge") or {}).get("path"))
     examples, _ = load_examples(args.data, args.split, knowledge)
     if args.limit is not None:
@@ -271,7 +272,7 @@ def _generate(args: argparse.Namespace) -> int:
         with torch.no_grad():
             out = model.generate(chunk, **kwargs)
         if len(out) != len(chunk):
-            raise ValueError(f"{info['model']}.generate returned {len(out)} responses for {len(chunk)} examples")
+            raise UsageError(f"{info['model']}.generate returned {len(out)} responses for {len(chunk)} examples")
         responses.extend(out)
     seconds = time.perf_counter() - start
     lines = [json.dumps({"dialogue_id": ex.dialogue_id, "response": r}, ensure_ascii=False)
@@ -285,10 +286,10 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _features_extract(args: argparse.Namespace) -> int:
-    from fusion.features import FeatureConfig, extract_features, find_videos
+    from tiktalk.models.features import FeatureConfig, extract_features, find_videos
 
     if args.resnet is None and args.vggish is None:
-        raise ValueError("nothing to extract: pass --resnet DIR and/or --vggish FILE")
+        raise UsageError("nothing to extract: pass --resnet DIR and/or --vggish FILE")
     config = FeatureConfig(max_frames=args.max_frames, max_audio_patches=args.max_audio, batch_size=args.batch_size)
     videos = find_videos(args.videos)
     summary = extract_features(videos, args.out, resnet_dir=args.resnet, vggish_path=args.vggish,

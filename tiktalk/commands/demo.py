@@ -9,7 +9,7 @@ import argparse
 import time
 from pathlib import Path
 
-from tiktalk.cli import add_json_flag, emit
+from tiktalk.commands import add_json_flag, emit
 
 DEMO_HEADS = ("有人买披萨", "有人带狗去公园", "火锅")
 
@@ -31,13 +31,13 @@ def _banner(title: str) -> None:
 
 def stage_kg(out: Path) -> dict:
     import kg
-    from kg.cli import _render_stats
+    from tiktalk.commands.kg import render_stats
 
     _banner("1. C3KG: convert the sample release files, stats, flows")
     manifest = kg.convert([kg.sample_dir()], out / "kg", overwrite=True)
     graph = kg.load_kg(out / "kg")
     print(f"converted sample -> {out / 'kg'} (content sha256 {manifest['content_sha256'][:12]})")
-    print(_render_stats(graph.stats()))
+    print(render_stats(graph.stats()))
     heads = [h for h in DEMO_HEADS if h in graph] or graph.heads()[:3]
     for head in heads:
         item = graph.flows(head, depth=1, fanout=2, top_k_tails=2)
@@ -47,14 +47,12 @@ def stage_kg(out: Path) -> dict:
 
 
 def stage_retrieval(out: Path) -> dict:
-    from retrieval.demo import run_demo
-
     _banner("2. Retrieval: encode the heads, FAISS index, knowledge for a few contexts")
-    return run_demo(out)
+    return run_retrieval_demo(out)
 
 
 def stage_annotate(out: Path) -> dict:
-    from tiktalk.reproduce_cli import prepare_knowledge
+    from tiktalk.commands.reproduce import prepare_knowledge
 
     _banner("3. Annotate: the knowledge cache every training run reads")
     return {"knowledge": str(prepare_knowledge(out, "sample", index=str(out / "index")))}
@@ -62,8 +60,8 @@ def stage_annotate(out: Path) -> dict:
 
 def stage_train(out: Path, all_rows: bool, steps: int, meteor: bool) -> dict:
     """Tiny random models for a few steps: a smoke test of the pipeline, not the paper's numbers."""
+    from tiktalk.commands.reproduce import comparison_markdown, run_rows
     from tiktalk.paper import parse_rows
-    from tiktalk.reproduce_cli import comparison_markdown, run_rows
 
     rows = parse_rows("all" if all_rows else "maria+c3kg")
     train_args = ["--max-steps", str(steps), "--batch-size", "16", "--lr", "1e-3"]
@@ -86,3 +84,39 @@ def _demo(args: argparse.Namespace) -> int:
     if args.json:
         emit(args, summary)
     return 0
+
+
+DEMO_CONTEXTS: tuple[tuple[str, ...], ...] = (
+    ("深夜来了个意式大饼，芝士拉丝拉老长", "看得我口水直流"),
+    ("回家一看客厅全是棉花，二哈干的好事",),
+    ("周末登顶了，一千多级台阶", "腿到现在还在抖"),
+    ("十连又是全紫，非酋本酋",),
+)
+
+
+def run_retrieval_demo(out_dir: str | Path, encoder: str | None = None, top_k: int = 3) -> dict:
+    """Build ``<out_dir>/index`` from the sample KG, print the knowledge for DEMO_CONTEXTS.
+
+    Returns ``{"index": path, "results": [retrieval dicts]}``.
+    """
+    import kg
+    from retrieval.encoders import get_encoder
+    from retrieval.index import build_head_index
+    from retrieval.retriever import Retriever, RetrieverConfig
+    from retrieval.search import configure_threads
+
+    configure_threads()
+    out = Path(out_dir) / "index"
+    graph = kg.load_kg("sample")
+    enc = get_encoder(encoder)
+    index = build_head_index(graph, enc, out, overwrite=True, kg_source="sample", progress=True)
+    print(f"built {out}: {len(index)} heads {index.manifest['counts']}, {enc.name} d={enc.dim}")
+    retriever = Retriever(index, graph, enc, RetrieverConfig(top_k=top_k))
+    results = []
+    for context, result in zip(DEMO_CONTEXTS, retriever.retrieve_batch([list(c) for c in DEMO_CONTEXTS])):
+        print(f"\ncontext: {' / '.join(context)}")
+        for h in result.heads:
+            print(f"  {h.score:.3f}  {h.text}  [{h.family}]")
+        print(f"  knowledge: {result.knowledge}")
+        results.append(result.as_dict())
+    return {"index": str(out), "results": results}

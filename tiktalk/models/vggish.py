@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from tiktalk.errors import MissingInputError, UsageError
+
 SAMPLE_RATE = 16000
 STFT_WINDOW_SECONDS = 0.025
 STFT_HOP_SECONDS = 0.010
@@ -50,7 +52,7 @@ def mel_matrix(
 ) -> np.ndarray:
     """(num_spectrogram_bins, num_mel_bins) triangular weights in the mel domain; DC row zero."""
     if not 0.0 <= lower_hz < upper_hz <= sample_rate / 2:
-        raise ValueError(f"mel band edges must satisfy 0 <= {lower_hz} < {upper_hz} <= {sample_rate / 2}")
+        raise UsageError(f"mel band edges must satisfy 0 <= {lower_hz} < {upper_hz} <= {sample_rate / 2}")
     bins_mel = hertz_to_mel(np.linspace(0.0, sample_rate / 2, num_spectrogram_bins))[:, None]  # (S, 1)
     edges = np.linspace(hertz_to_mel(lower_hz), hertz_to_mel(upper_hz), num_mel_bins + 2)
     lower, center, upper = edges[:-2], edges[1:-1], edges[2:]  # (M,) each
@@ -64,7 +66,7 @@ def mel_matrix(
 def log_mel_spectrogram(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """(n_samples,) float mono -> (n_frames, 64) float64 log-mel; n_frames = 1 + (n - 400) // 160."""
     if waveform.ndim != 1:
-        raise ValueError(f"waveform must be 1-D mono, got shape {waveform.shape}")
+        raise UsageError(f"waveform must be 1-D mono, got shape {waveform.shape}")
     window_length = round(sample_rate * STFT_WINDOW_SECONDS)
     hop_length = round(sample_rate * STFT_HOP_SECONDS)
     fft_length = 2 ** int(np.ceil(np.log2(window_length)))
@@ -97,7 +99,7 @@ class VGGishConfig:
 
     def __post_init__(self) -> None:
         if len(self.conv_channels) != 6 or len(self.fc_sizes) != 3:
-            raise ValueError(f"VGGish has 6 convs and 3 fc layers, got {self.conv_channels} and {self.fc_sizes}")
+            raise UsageError(f"VGGish has 6 convs and 3 fc layers, got {self.conv_channels} and {self.fc_sizes}")
 
 
 class VGGish(nn.Module):
@@ -125,7 +127,7 @@ class VGGish(nn.Module):
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         # patches: (B, 96, 64) log-mel -> (B, 128)
         if patches.dim() != 3 or patches.shape[1:] != (96, NUM_MEL_BINS):
-            raise ValueError(f"VGGish expects (B, 96, 64) log-mel patches, got {tuple(patches.shape)}")
+            raise UsageError(f"VGGish expects (B, 96, 64) log-mel patches, got {tuple(patches.shape)}")
         x = self.features(patches[:, None])  # (B, C, 6, 4)
         x = x.permute(0, 2, 3, 1).flatten(1)  # NHWC flatten, as the TF original
         return self.embeddings(x)
@@ -149,7 +151,7 @@ def load_vggish(path: str | Path) -> VGGish:
 
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"VGGish weights {path} do not exist")
+        raise MissingInputError(f"VGGish weights {path} do not exist")
     with safe_open(str(path), framework="pt") as fh:
         metadata = fh.metadata() or {}
         state = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (safe_open is not a dict)
@@ -157,10 +159,10 @@ def load_vggish(path: str | Path) -> VGGish:
         channels = tuple(int(state[f"features.{i}.weight"].shape[0]) for i in CONV_INDICES)
         fcs = tuple(int(state[f"embeddings.{i}.weight"].shape[0]) for i in FC_INDICES)
     except KeyError as err:
-        raise ValueError(f"{path}: not VGGish weights (missing tensor {err.args[0]!r})") from err
+        raise UsageError(f"{path}: not VGGish weights (missing tensor {err.args[0]!r})") from err
     config = VGGishConfig(channels, fcs, final_relu=metadata.get("final_relu", "true") == "true")
     model = VGGish(config)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise ValueError(f"{path}: VGGish weights do not match: missing {missing}, unexpected {unexpected}")
+        raise UsageError(f"{path}: VGGish weights do not match: missing {missing}, unexpected {unexpected}")
     return model.eval()

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from transformers import BertTokenizer
 
+from tiktalk.errors import UsageError
 from tiktalk.io import atomic_directory
 
 SPECIAL_TOKENS: tuple[str, ...] = ("[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -67,10 +68,10 @@ def load_tokenizer(path: str | os.PathLike, expected_vocab_size: int | None = No
     """BertTokenizer from a directory holding vocab.txt (or tokenizer.json)."""
     path = Path(path)
     if not (path / "vocab.txt").exists() and not (path / "tokenizer.json").exists():
-        raise ValueError(f"tokenizer directory {path} has neither vocab.txt nor tokenizer.json")
+        raise UsageError(f"tokenizer directory {path} has neither vocab.txt nor tokenizer.json")
     tokenizer = BertTokenizer.from_pretrained(str(path))
     if expected_vocab_size is not None and len(tokenizer) != expected_vocab_size:
-        raise ValueError(
+        raise UsageError(
             f"tokenizer at {path} has {len(tokenizer)} tokens, expected {expected_vocab_size}"
         )
     return tokenizer

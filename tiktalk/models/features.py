@@ -4,7 +4,7 @@
 with PyAV, samples up to 50 frames uniformly (segment centres), runs transformers'
 ``ResNetModel`` (pooled output, 2048-d for ResNet-101) on ImageNet-normalised 224x224
 centre crops, resamples the audio to 16 kHz mono, cuts VGGish log-mel patches (see
-:mod:`fusion.vggish`), keeps up to 50 of them uniformly and embeds them (128-d).
+:mod:`tiktalk.models.vggish`), keeps up to 50 of them uniformly and embeds them (128-d).
 
 Output directory (written atomically), the layout ``tiktalk data build --features`` reads::
 
@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from fusion import vggish as vg
+from tiktalk.errors import MissingInputError, UsageError
+from tiktalk.models import vggish as vg
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".flv", ".m4v", ".ts")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -49,9 +50,9 @@ class FeatureConfig:
     def __post_init__(self) -> None:
         for name in ("max_frames", "max_audio_patches", "resize_shorter", "image_size", "batch_size"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"FeatureConfig.{name} must be positive, got {getattr(self, name)!r}")
+                raise UsageError(f"FeatureConfig.{name} must be positive, got {getattr(self, name)!r}")
         if self.image_size > self.resize_shorter:
-            raise ValueError(f"crop {self.image_size} is larger than the resized shorter side {self.resize_shorter}")
+            raise UsageError(f"crop {self.image_size} is larger than the resized shorter side {self.resize_shorter}")
 
 
 def uniform_indices(n_total: int, k: int) -> np.ndarray:
@@ -71,14 +72,14 @@ def find_videos(paths: Iterable[str | Path]) -> list[Path]:
         elif path.exists():
             found.append(path)
         else:
-            raise FileNotFoundError(f"video {path} does not exist")
+            raise MissingInputError(f"video {path} does not exist")
     seen: dict[str, Path] = {}
     for path in found:
         if path.stem in seen:
-            raise ValueError(f"two videos share the id {path.stem!r}: {seen[path.stem]} and {path}")
+            raise UsageError(f"two videos share the id {path.stem!r}: {seen[path.stem]} and {path}")
         seen[path.stem] = path
     if not found:
-        raise ValueError(f"no video files ({', '.join(VIDEO_SUFFIXES)}) under {list(map(str, paths))}")
+        raise UsageError(f"no video files ({', '.join(VIDEO_SUFFIXES)}) under {list(map(str, paths))}")
     return found
 
 
@@ -109,7 +110,7 @@ def decode_frames(
     try:
         expected = _count_video_frames(path)
     except (av.error.FFmpegError, IndexError) as err:
-        raise ValueError(f"{path}: cannot read a video stream ({err})") from err
+        raise UsageError(f"{path}: cannot read a video stream ({err})") from err
     transform = transform or (lambda x: x)
 
     def one_pass(n_total: int) -> tuple[list[Any], list[int], int, dict[str, Any]]:
@@ -180,7 +181,7 @@ def load_resnet(path: str | Path, device: torch.device) -> torch.nn.Module:
 
     path = Path(path)
     if not (path / "config.json").exists():
-        raise FileNotFoundError(f"{path}: not a transformers ResNetModel directory (no config.json)")
+        raise MissingInputError(f"{path}: not a transformers ResNetModel directory (no config.json)")
     return ResNetModel.from_pretrained(str(path)).to(device).eval()
 
 
@@ -246,7 +247,7 @@ def extract_features(
 
     config = config or FeatureConfig()
     if resnet_dir is None and vggish_path is None:
-        raise ValueError("nothing to extract: give resnet_dir and/or vggish_path")
+        raise UsageError("nothing to extract: give resnet_dir and/or vggish_path")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     resnet = load_resnet(resnet_dir, device) if resnet_dir is not None else None
     vggish_model = vg.load_vggish(vggish_path).to(device) if vggish_path is not None else None

@@ -7,6 +7,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from tiktalk.errors import UsageError
+
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
 
 
@@ -39,16 +41,16 @@ class TrainConfig:
         positive = ("lr", "batch_size", "grad_accum_steps", "epochs", "log_every")
         for name in positive:
             if getattr(self, name) <= 0:
-                raise ValueError(f"TrainConfig.{name} must be positive, got {getattr(self, name)!r}")
+                raise UsageError(f"TrainConfig.{name} must be positive, got {getattr(self, name)!r}")
         for name in ("max_steps", "save_every", "keep_checkpoints"):
             value = getattr(self, name)
             if value is not None and value <= 0:
-                raise ValueError(f"TrainConfig.{name} must be positive or None, got {value!r}")
+                raise UsageError(f"TrainConfig.{name} must be positive or None, got {value!r}")
         for name in ("weight_decay", "warmup_steps", "max_grad_norm", "num_workers", "adam_eps"):
             if getattr(self, name) < 0:
-                raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+                raise UsageError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)!r}")
         if self.mixed_precision not in MIXED_PRECISION:
-            raise ValueError(f"TrainConfig.mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}")
+            raise UsageError(f"TrainConfig.mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -12,7 +12,8 @@ import json
 import time
 from pathlib import Path
 
-from tiktalk.cli import add_json_flag, emit
+from tiktalk.commands import add_json_flag, emit
+from tiktalk.errors import CommandFailedError, UsageError
 from tiktalk.metrics import METRIC_KEYS, METRIC_LABELS
 from tiktalk.paper import TABLE3, PaperRow, parse_rows
 
@@ -42,12 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _cli(*argv: str) -> None:
-    from tiktalk.cli import main
+    from tiktalk.commands.main import main
 
     print("$ tiktalk " + " ".join(argv), flush=True)
     code = main(list(argv))
     if code:
-        raise RuntimeError(f"`tiktalk {' '.join(argv)}` exited with {code}")
+        raise CommandFailedError(f"`tiktalk {' '.join(argv)}` exited with {code}")
 
 
 def _slug(row: PaperRow) -> str:
@@ -83,7 +84,7 @@ def run_row(row: PaperRow, out: Path, data: str, split: str, knowledge: Path | N
         train += ["--modalities", row.modalities]
     if row.knowledge:
         if knowledge is None:
-            raise ValueError(f"row {row.key!r} needs a knowledge cache")
+            raise UsageError(f"row {row.key!r} needs a knowledge cache")
         train += ["--knowledge", str(knowledge)]
     start = time.perf_counter()
     _cli(*train)
@@ -93,7 +94,7 @@ def run_row(row: PaperRow, out: Path, data: str, split: str, knowledge: Path | N
         print(f"  {p['dialogue_id']}: {p['response']}")
     missing = [p["dialogue_id"] for p in predictions if p["dialogue_id"] not in references]
     if missing:
-        raise ValueError(f"{preds}: dialogue ids {missing[:3]} have no references in split {split!r}")
+        raise UsageError(f"{preds}: dialogue ids {missing[:3]} have no references in split {split!r}")
     scores = evaluate([p["response"] for p in predictions], [references[p["dialogue_id"]] for p in predictions],
                       meteor=scorer)
     scores["seconds"] = round(time.perf_counter() - start, 1)
@@ -111,7 +112,7 @@ def run_rows(rows: list[PaperRow], out: Path, data: str = "sample", split: str =
     dialogues = load_dataset(data).dialogues.filter(pl.col("split") == split)
     references = dict(zip(dialogues["dialogue_id"].to_list(), dialogues["references"].to_list()))
     if not any(references.values()):
-        raise ValueError(f"split {split!r} of {data} has no references to score against")
+        raise UsageError(f"split {split!r} of {data} has no references to score against")
     inits = inits or {}
     results: dict[str, dict] = {}
     with contextlib.ExitStack() as stack:
@@ -145,7 +146,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     for item in args.init:
         key, sep, path = item.partition("=")
         if not sep or not path:
-            raise ValueError(f"--init {item!r} is not ROW=PATH")
+            raise UsageError(f"--init {item!r} is not ROW=PATH")
         inits[key] = path
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

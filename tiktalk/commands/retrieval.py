@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tiktalk.cli import add_json_flag, emit
+from tiktalk.commands import add_json_flag, emit
 
 
 def _add_retriever_options(p: argparse.ArgumentParser) -> None:

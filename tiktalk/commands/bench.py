@@ -16,7 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from tiktalk.cli import add_json_flag, emit
+from tiktalk.commands import add_json_flag, emit
+from tiktalk.errors import CommandFailedError
 
 SUITES: dict[str, str] = {
     "retrieval": "bench_retrieval.py",
@@ -28,10 +29,10 @@ SUITES: dict[str, str] = {
 
 
 def benchmarks_dir() -> Path:
-    path = Path(__file__).resolve().parents[1] / "benchmarks"
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path} not found: `tiktalk bench` runs from a source checkout")
-    return path
+    """The installed ``benchmarks`` package (a package of tiktalk-kg, so an install can run it)."""
+    import benchmarks
+
+    return Path(benchmarks.__file__).resolve().parent
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("suites", nargs="+", choices=sorted(SUITES) + ["all"], metavar="SUITE",
                    help=f"one or more of {', '.join(SUITES)}, or all")
     p.add_argument("--quick", action="store_true", help="small sizes: each suite in under 2 minutes on 2 cores")
-    p.add_argument("--out", default=None, help="results directory (default benchmarks/results)")
+    p.add_argument("--out", default="bench_results", help="results directory (default ./bench_results)")
     p.add_argument("--pytest-args", default="", help="extra arguments passed to pytest")
     add_json_flag(p)
     p.set_defaults(func=_bench)
@@ -57,12 +58,13 @@ def run_suite(name: str, out: Path, quick: bool, extra: list[str] | None = None)
         f"--benchmark-json={out / f'{name}.pytest-benchmark.json'}", *(extra or []),
     ]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=bench_dir.parent, env=env, check=False)  # failure reported below
+    # pytest's report goes to stderr: under --json, stdout holds exactly one JSON document
+    proc = subprocess.run(cmd, cwd=bench_dir.parent, env=env, check=False, stdout=sys.stderr)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
-        raise RuntimeError(f"benchmark suite {name!r} failed (pytest exit {proc.returncode}): {' '.join(cmd)}")
+        raise CommandFailedError(f"benchmark suite {name!r} failed (pytest exit {proc.returncode}): {' '.join(cmd)}")
     if not result_file.is_file():
-        raise RuntimeError(f"benchmark suite {name!r} wrote no {result_file}")
+        raise CommandFailedError(f"benchmark suite {name!r} wrote no {result_file}")
     result = json.loads(result_file.read_text(encoding="utf-8"))
     result["seconds"] = round(seconds, 1)
     return result
@@ -92,7 +94,7 @@ def _bench(args: argparse.Namespace) -> int:
     from tiktalk.io import atomic_write_text
 
     names = list(SUITES) if "all" in args.suites else list(dict.fromkeys(args.suites))
-    out = Path(args.out) if args.out else benchmarks_dir() / "results"
+    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = [run_suite(name, out, args.quick, args.pytest_args.split()) for name in names]
     atomic_write_text(out / "summary.md", summary_markdown(results))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tiktalk.cli import add_json_flag, emit
+from tiktalk.commands import add_json_flag, emit
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,7 +53,7 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _render_stats(s: dict) -> str:
+def render_stats(s: dict) -> str:
     lines = [f"nodes {s['nodes']}  heads {s['heads']}  tails {s['tails']}  isolated {s['isolated_nodes']}"]
     lines.append("nodes by kind: " + ", ".join(f"{k} {v}" for k, v in s["nodes_by_kind"].items()))
     lines.append(f"triples {s['triples']}: " + ", ".join(f"{k} {v}" for k, v in s["triples_by_relation"].items()))
@@ -67,7 +67,7 @@ def _render_stats(s: dict) -> str:
 def _stats(args: argparse.Namespace) -> int:
     import kg
 
-    emit(args, kg.load_kg(args.kg, trust_pickle=args.trust_pickle).stats(), _render_stats)
+    emit(args, kg.load_kg(args.kg, trust_pickle=args.trust_pickle).stats(), render_stats)
     return 0
 
 

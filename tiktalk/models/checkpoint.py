@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from tiktalk.errors import MissingInputError, UsageError
 from tiktalk.io import atomic_write_text, read_json
 
 _TENSOR = "__tensor__"
@@ -65,7 +66,7 @@ def flatten_state(obj: Any, prefix: str = "") -> tuple[Any, dict[str, torch.Tens
             return value.item()
         if value is None or isinstance(value, (bool, int, float, str)):
             return value
-        raise ValueError(f"cannot store state value of type {type(value).__name__} at {path!r} without pickle")
+        raise UsageError(f"cannot store state value of type {type(value).__name__} at {path!r} without pickle")
 
     return enc(obj, prefix), tensors
 
@@ -104,7 +105,7 @@ def load_state(directory: str | Path, name: str) -> Any:
     directory = Path(directory)
     json_path = directory / f"{name}.json"
     if not json_path.exists():
-        raise FileNotFoundError(f"checkpoint state {json_path} is missing")
+        raise MissingInputError(f"checkpoint state {json_path} is missing")
     st_path = directory / f"{name}.safetensors"
     tensors = load_file(str(st_path)) if st_path.exists() else {}
     return unflatten_state(read_json(json_path), tensors)

@@ -1,0 +1,56 @@
+"""The ``tiktalk`` command line: one parser over the command modules of this package.
+
+Each entry of :data:`COMMANDS` is a ``register(subparsers)`` function of a module in
+``tiktalk.commands``; it adds its subcommands and sets ``func`` (returning an exit code) on
+them. Heavy imports happen inside the handlers, so ``tiktalk --help`` stays fast.
+
+Only the library's own errors (:class:`tiktalk.errors.TiktalkError`) become a one-line
+message with exit code 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from tiktalk.registry import Registry
+
+# Every subcommand group, in the order of `tiktalk --help`.
+COMMANDS: Registry = Registry("command", {
+    name: f"tiktalk.commands.{name}:register"
+    for name in ("kg", "retrieval", "data", "demo", "evaluate", "bench", "reproduce", "train")
+})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tiktalk",
+        description="tiktalk-kg: C3KG knowledge retrieval, Maria fusion and baselines for "
+        "video-grounded Chinese chit-chat. The word 'sample' names the shipped sample "
+        "wherever a KG or dataset path is expected.",
+    )
+    from tiktalk import __version__
+
+    parser.add_argument("--version", action="version", version=f"tiktalk-kg {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMANDS:
+        COMMANDS.get(name)(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from tiktalk.errors import TiktalkError
+
+    try:
+        return int(args.func(args) or 0)
+    except TiktalkError as err:
+        print(f"tiktalk {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

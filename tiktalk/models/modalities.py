@@ -1,0 +1,41 @@
+"""Modality names shared by every model: ``"T+I+A+K"`` <-> ``("text", "vision", "audio", "knowledge")``."""
+
+from __future__ import annotations
+
+from tiktalk.errors import UsageError
+
+MODALITIES: tuple[str, ...] = ("text", "vision", "audio", "knowledge")
+# Table 7 letters; "T" is the textual context, "I" frames, "A" audio, "K" C3KG knowledge.
+MODALITY_LETTERS: dict[str, str] = {"T": "text", "I": "vision", "V": "vision", "A": "audio", "K": "knowledge"}
+
+
+def parse_modalities(spec: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """``"T+I+K"`` / ``["text", "vision"]`` -> canonical ordered tuple of modality names."""
+    if isinstance(spec, str):
+        parts = [p.strip() for p in spec.replace(",", "+").split("+") if p.strip()]
+        names = []
+        for part in parts:
+            if part.upper() in MODALITY_LETTERS:
+                names.append(MODALITY_LETTERS[part.upper()])
+            elif part.lower() in MODALITIES:
+                names.append(part.lower())
+            else:
+                raise UsageError(
+                    f"modalities {spec!r}: unknown modality {part!r}; "
+                    f"use letters {sorted(MODALITY_LETTERS)} or names {list(MODALITIES)}"
+                )
+    else:
+        names = list(spec)
+        for name in names:
+            if name not in MODALITIES:
+                raise UsageError(f"modalities {spec!r}: unknown modality {name!r}; known {list(MODALITIES)}")
+    if not names:
+        raise UsageError(f"modalities {spec!r}: at least one modality is required")
+    if len(set(names)) != len(names):
+        raise UsageError(f"modalities {spec!r}: a modality is repeated")
+    return tuple(m for m in MODALITIES if m in names)
+
+
+def modality_string(modalities: tuple[str, ...]) -> str:
+    letters = {"text": "T", "vision": "I", "audio": "A", "knowledge": "K"}
+    return "+".join(letters[m] for m in MODALITIES if m in modalities)

@@ -1,0 +1,69 @@
+"""The one registry mechanism: names -> objects, for models, encoders, KG formats and commands.
+
+A :class:`Registry` maps a name to an object. Built-in entries may be given lazily as a
+``"package.module:attribute"`` string, resolved on first use, so that a registry living in a
+lower layer can list entries from a higher one without importing it (transformers' auto
+classes do the same), and so that ``tiktalk --help`` does not import torch.
+
+    MODELS = Registry("model", {"maria": "fusion.modeling_maria:MariaForDialogue"})
+    MODELS.register("my-model", MyModel)          # or as a decorator: @MODELS.register("my-model")
+    MODELS.get("maria")                          # -> the class, imported on first use
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from typing import Any, Generic, TypeVar
+
+from tiktalk.errors import UsageError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Name -> object; entries given as ``"module:attribute"`` strings are imported lazily."""
+
+    def __init__(self, kind: str, entries: dict[str, str | T] | None = None):
+        self.kind = kind
+        self._entries: dict[str, str | T] = dict(entries or {})
+
+    def register(self, name: str, obj: T | None = None) -> Any:
+        """Add ``obj`` under ``name``; without ``obj`` returns a decorator. Re-registering a
+        name with a different object is an error (two plugins must not shadow each other)."""
+
+        def add(target: T) -> T:
+            current = self._entries.get(name)
+            if current is not None and current is not target and self._resolve(name) is not target:
+                raise UsageError(f"{self.kind} name {name!r} is already registered ({current!r})")
+            self._entries[name] = target
+            return target
+
+        return add if obj is None else add(obj)
+
+    def _resolve(self, name: str) -> T:
+        entry = self._entries[name]
+        if isinstance(entry, str):
+            module, _, attribute = entry.partition(":")
+            entry = getattr(importlib.import_module(module), attribute)
+            self._entries[name] = entry
+        return entry
+
+    def get(self, name: str) -> T:
+        if name not in self._entries:
+            raise UsageError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}")
+        return self._resolve(name)
+
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def items(self) -> Iterator[tuple[str, T]]:
+        for name in self.names():
+            yield name, self._resolve(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
