@@ -69,3 +69,20 @@ class FormatError(TiktalkError, ValueError):
             shown = repr(value)
             text += f" (value {shown[:80] + '...' if len(shown) > 80 else shown})"
         super().__init__(text)
+
+
+class OutputLockedError(FormatError):
+    """Another live process holds the output lock of ``target`` (see :func:`tiktalk.io.output_lock`).
+
+    ``str(err)`` reads ``target: is being written by another process (pid N, started ...)``.
+    ``holder`` is the holder's :class:`tiktalk.io.LockHolder` (``None`` when it had not yet
+    said who it is), ``lock_path`` the lock file.
+    """
+
+    def __init__(
+        self, message: str, *, target: str | Path, lock_path: str | Path, holder: object = None
+    ) -> None:
+        super().__init__(message, path=target)
+        self.target = str(target)
+        self.lock_path = str(lock_path)
+        self.holder = holder

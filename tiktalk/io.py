@@ -1,24 +1,60 @@
-"""Atomic file and directory writes, hashing and JSON helpers shared by every package.
+"""Atomic writes, output locks and crash recovery, hashing and JSON helpers shared by every package.
 
 Everything the library writes goes to a temporary path first and is moved into place with
 ``os.replace`` / ``os.rename``, so a crash or a bad input never leaves a half-written
-artefact behind (the faiss contrib habit).
+artefact behind (the faiss contrib habit). On top of that (issue 12, "crash, concurrency and
+bad input"):
+
+* :func:`output_lock` makes one process the only writer of a target. It is non-blocking: a
+  second writer fails at once with :class:`~tiktalk.errors.OutputLockedError`, which names
+  the holder. A lock left by a killed writer is taken over (the kernel already released it;
+  the holder record it left is replaced and the take-over is reported).
+* :func:`atomic_directory` marks its temporary directory complete before it swaps it in, so
+  a crash between the two renames of the swap is recoverable: :func:`recover_directory`
+  puts the new complete copy (else the previous one) back at the target. The next
+  :func:`atomic_directory` calls it first; readers may call it before they open a directory.
+* Leftover temporaries of an interrupted write are removed by the next write of the same
+  target, but only when that write runs inside ``output_lock(target)`` in this process: the
+  lock is what proves that no live writer owns them. Taking the lock is the caller's job::
+
+      with output_lock(out, on_notice=note):
+          with atomic_directory(out, overwrite=True, on_notice=note) as tmp:
+              ...
+
+Names next to a target ``X`` (all hidden): ``.X.lock`` (the lock file, kept after release
+so that waiters share one inode), ``.X.lock.json`` (who holds the lock, only while held),
+``.X.<8 chars>.tmp`` (a file being written by :func:`atomic_write_bytes`), ``.X.tmp-<id>``
+(a directory being written), ``.X.new-<id>`` (a complete directory about to replace ``X``)
+and ``.X.old-<id>`` (the previous ``X`` while it is being replaced).
+
+Notices. Whatever the user should hear about (a taken-over lock, a restored directory,
+removed leftovers) is passed as one sentence to the ``on_notice: Callable[[str], None] |
+None`` argument of the function that did it; with ``None`` (the default) it is dropped, so
+this module never prints or logs anything itself. :func:`recover_directory` also returns its
+sentence, and :func:`output_lock` yields an :class:`OutputLock` that records a take-over.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
+import sys
 import tempfile
+import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tiktalk.errors import OutputExistsError
+from tiktalk.errors import OutputExistsError, OutputLockedError
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -44,9 +80,437 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+def _notify(on_notice: Callable[[str], None] | None, message: str | None) -> None:
+    if message and on_notice is not None:
+        on_notice(message)
+
+
+def _sibling(target: Path, suffix: str) -> Path:
+    return target.parent / f".{target.name}{suffix}"
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make renames inside ``directory`` durable; a no-op where directories cannot be synced."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    """Flush every regular file and directory under ``root`` to disk before it is marked complete."""
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                continue
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except PermissionError:
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(dirpath))
+
+
+def _remove_path(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+# --------------------------------------------------------------------------- output lock
+
+_HELD: dict[str, int] = {}  # lock key -> pid of the holder in this process (forks inherit it)
+_HELD_GUARD = threading.Lock()
+
+
+def _lock_key(target: Path) -> str:
+    return os.path.join(os.path.realpath(target.parent), target.name)
+
+
+def _holds_lock(target: Path) -> bool:
+    """Whether this process holds ``output_lock(target)`` (so no live writer owns its temporaries)."""
+    with _HELD_GUARD:
+        return _HELD.get(_lock_key(target)) == os.getpid()
+
+
+def _boot_time() -> float:
+    with open("/proc/stat", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("btime "):
+                return float(line.split()[1])
+    raise OSError(errno.ENOENT, "no btime in /proc/stat")
+
+
+def _proc_stat(pid: int) -> list[bytes]:
+    """Fields 3.. of /proc/<pid>/stat (state first); raises OSError where there is none."""
+    with open(f"/proc/{pid}/stat", "rb") as fh:
+        raw = fh.read()
+    return raw[raw.rindex(b")") + 2 :].split()
+
+
+def _process_start(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), ``None`` where that is unknown."""
+    try:
+        ticks = int(_proc_stat(pid)[19])  # field 22, starttime, in clock ticks since boot
+        return round(_boot_time() + ticks / os.sysconf("SC_CLK_TCK"), 2)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _format_time(stamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """Who holds an output lock: written as JSON to ``.X.lock.json`` while the lock is held."""
+
+    pid: int
+    host: str
+    started: float | None  # process start, seconds since the epoch (None: unknown)
+    acquired: float  # when it took the lock
+    command: str = ""
+
+    @classmethod
+    def current(cls) -> LockHolder:
+        return cls(
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            started=_process_start(os.getpid()),
+            acquired=round(time.time(), 2),
+            command=" ".join(sys.argv)[:200],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pid": self.pid,
+            "host": self.host,
+            "started": self.started,
+            "acquired": self.acquired,
+            "command": self.command,
+        }
+
+    @classmethod
+    def from_json(cls, obj: Any) -> LockHolder | None:
+        """The holder in ``obj``, or ``None`` when it is not a holder record."""
+        if not isinstance(obj, dict):
+            return None
+        pid, host, started, acquired = (obj.get(k) for k in ("pid", "host", "started", "acquired"))
+        if not isinstance(pid, int) or isinstance(pid, bool) or not isinstance(host, str):
+            return None
+        if started is not None and not isinstance(started, (int, float)):
+            return None
+        if not isinstance(acquired, (int, float)):
+            return None
+        command = obj.get("command")
+        return cls(pid, host, started, float(acquired), command if isinstance(command, str) else "")
+
+    def alive(self) -> bool | None:
+        """Whether this holder's process still runs: ``None`` where that cannot be told.
+
+        A zombie, or a live process whose start time differs from the recorded one (the pid
+        was reused), counts as dead.
+        """
+        if self.host != socket.gethostname() or os.name == "nt":
+            return None  # (os.kill on Windows would terminate the process)
+        if self.pid <= 0:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass  # alive, owned by another account
+        except OSError:
+            return None
+        with contextlib.suppress(OSError, IndexError):
+            if _proc_stat(self.pid)[0] in (b"Z", b"X"):
+                return False
+        if self.started is not None:
+            now = _process_start(self.pid)
+            if now is not None and abs(now - self.started) > 1.0:
+                return False
+        return True
+
+    def describe(self) -> str:
+        """``pid 123, started 2025-01-02 03:04:05, holding the lock since ..., command '...'``."""
+        who = f"pid {self.pid}"
+        if self.host != socket.gethostname():
+            who += f" on host {self.host}"
+        parts = [who]
+        parts.append(
+            "start time unknown"
+            if self.started is None
+            else f"started {_format_time(self.started)}"
+        )
+        parts.append(f"holding the lock since {_format_time(self.acquired)}")
+        if self.command:
+            shown = self.command if len(self.command) <= 80 else self.command[:77] + "..."
+            parts.append(f"command {shown!r}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class OutputLock:
+    """What :func:`output_lock` yields. ``takeover`` is the notice when a dead writer's lock
+    was taken over (``previous`` is that writer), else ``None``."""
+
+    target: Path
+    lock_path: Path
+    info_path: Path
+    holder: LockHolder
+    previous: LockHolder | None = None
+    takeover: str | None = None
+
+
+def _read_holder(info_path: Path) -> LockHolder | None:
+    try:
+        return LockHolder.from_json(read_json(info_path))
+    except (OSError, ValueError):
+        return None
+
+
+def _locked_error(target: Path, lock_path: Path, info_path: Path) -> OutputLockedError:
+    """The error for a lock held elsewhere; waits up to 2 s for a new holder to say who it is."""
+    deadline = time.monotonic() + 2.0
+    while True:
+        holder = _read_holder(info_path)
+        alive = None if holder is None else holder.alive()
+        if (holder is not None and alive is not False) or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    if holder is None:
+        who = "it has not recorded who it is yet"
+    elif alive is False:
+        who = f"it has not recorded who it is yet; the last recorded holder, {holder.describe()}, is gone"
+        holder = None
+    else:
+        who = holder.describe()
+    return OutputLockedError(
+        f"is being written by another process ({who}); lock file {lock_path}",
+        target=target,
+        lock_path=lock_path,
+        holder=holder,
+    )
+
+
+@contextlib.contextmanager
+def output_lock(
+    target: str | Path, *, on_notice: Callable[[str], None] | None = None
+) -> Iterator[OutputLock]:
+    """Hold the exclusive, non-blocking output lock of ``target`` (a file or directory path).
+
+    The lock is an OS lock (``filelock``) on the sibling ``.X.lock``; while it is held the
+    sibling ``.X.lock.json`` records the holder (:class:`LockHolder`: pid, process start
+    time, when it took the lock, command). Raises :class:`~tiktalk.errors.OutputLockedError`
+    at once, naming the target and the holder, when another live process holds it, and
+    also when this process already holds it (not re-entrant).
+
+    The kernel releases the OS lock of a killed process; the holder record it left behind
+    is replaced and the take-over is reported through ``on_notice`` and
+    :attr:`OutputLock.takeover`. Inside the ``with`` block, :func:`atomic_write_bytes` /
+    :func:`atomic_directory` of this same target recover an interrupted directory swap and
+    remove the leftover temporaries of earlier writes.
+    """
+    import filelock
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = _sibling(target, ".lock")
+    info_path = _sibling(target, ".lock.json")
+    key = _lock_key(target)
+
+    def held_here() -> OutputLockedError:
+        return OutputLockedError(
+            f"is already locked by this process (pid {os.getpid()}); output_lock is not "
+            f"re-entrant; lock file {lock_path}",
+            target=target,
+            lock_path=lock_path,
+            holder=_read_holder(info_path),
+        )
+
+    if _holds_lock(target):
+        raise held_here()
+    lock = filelock.FileLock(str(lock_path))
+    try:
+        lock.acquire(blocking=False)
+    except filelock.Timeout:
+        if _holds_lock(target):  # another thread of this process took it just now
+            raise held_here() from None
+        raise _locked_error(target, lock_path, info_path) from None
+    try:
+        previous = _read_holder(info_path)
+        takeover = None
+        if previous is not None:
+            alive = previous.alive()
+            if alive and previous.pid != os.getpid():
+                raise OutputLockedError(
+                    f"is being written by another process ({previous.describe()}), whose lock "
+                    f"file {lock_path} was replaced while it held it; wait until it is done",
+                    target=target,
+                    lock_path=lock_path,
+                    holder=previous,
+                )
+            if alive is None or previous.pid != os.getpid():
+                gone = "that process is gone" if alive is False else "it no longer holds the lock"
+                takeover = (
+                    f"{target}: took over the output lock of a writer that did not release it "
+                    f"({previous.describe()}): {gone}"
+                )
+        holder = LockHolder.current()
+        atomic_write_text(info_path, canonical_json(holder.to_json()))
+        with _HELD_GUARD:
+            _HELD[key] = os.getpid()
+        try:
+            _notify(on_notice, takeover)
+            yield OutputLock(target, lock_path, info_path, holder, previous, takeover)
+        finally:
+            with _HELD_GUARD:
+                _HELD.pop(key, None)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(info_path)  # before the release: never delete the next holder's record
+    finally:
+        lock.release()
+
+
+# --------------------------------------------------------------------------- recovery, leftovers
+
+_ID = "[0-9a-f]{8}"
+_MKSTEMP = "[a-z0-9_]{8}"  # tempfile's random names
+
+
+def _temporaries(target: Path, kinds: str) -> list[Path]:
+    """Siblings of ``target`` that are its temporaries of ``kinds`` (``tmp``/``new``/``old``
+    directories, ``file`` temporaries), newest first."""
+    parent = target.parent
+    if not parent.is_dir():
+        return []
+    name = re.escape(target.name)
+    patterns = []
+    dirs = [k for k in ("tmp", "new", "old") if k in kinds]
+    if dirs:
+        patterns.append(rf"\.{name}\.(?:{'|'.join(dirs)})-{_ID}")
+    if "file" in kinds:
+        patterns.append(rf"\.{name}\.{_MKSTEMP}\.tmp")
+        patterns.append(rf"\.\.{name}\.lock\.json\.{_MKSTEMP}\.tmp")
+    regex = re.compile("|".join(patterns))
+    found = []
+    with os.scandir(parent) as entries:
+        for entry in entries:
+            if regex.fullmatch(entry.name):
+                with contextlib.suppress(OSError):
+                    found.append((entry.stat(follow_symlinks=False).st_ctime, Path(entry.path)))
+    return [path for _, path in sorted(found, key=lambda item: (-item[0], item[1].name))]
+
+
+def _recover_held(target: Path) -> str | None:
+    if os.path.lexists(target):
+        return None
+    new = _temporaries(target, "new")
+    old = _temporaries(target, "old")
+    if new:
+        os.rename(new[0], target)
+        _fsync_dir(target.parent)
+        kept = f"; the previous copy {old[0].name} is removed by the next write" if old else ""
+        return (
+            f"{target} was missing after an interrupted replacement: restored the new complete "
+            f"copy from {new[0].name}{kept}"
+        )
+    if old:
+        os.rename(old[0], target)
+        _fsync_dir(target.parent)
+        return (
+            f"{target} was missing after an interrupted replacement: restored the previous copy "
+            f"from {old[0].name} (no complete new copy was left)"
+        )
+    return None
+
+
+def recover_directory(target: str | Path) -> str | None:
+    """Undo an interrupted :func:`atomic_directory` swap; return what was done, or ``None``.
+
+    Only when ``target`` is missing and a sibling ``.X.new-*`` (a complete new copy) or
+    ``.X.old-*`` (the previous copy) is left: the newest complete new copy is renamed to
+    ``target``, else the newest previous copy. An incomplete ``.X.tmp-*`` is never restored.
+    Runs under ``output_lock(target)``: the caller's, when this process holds it, else one
+    taken here; when another live process holds it, that writer is mid-swap and finishes
+    the job itself, so nothing is done and ``None`` is returned. Safe for readers to call
+    before they open ``target``; costs one directory listing when there is nothing to do.
+    """
+    target = Path(target)
+    if os.path.lexists(target) or not _temporaries(target, ("new", "old")):
+        return None
+    if _holds_lock(target):
+        return _recover_held(target)
+    try:
+        with output_lock(target) as held:
+            restored = _recover_held(target)
+    except OutputLockedError:
+        return None
+    notes = [note for note in (held.takeover, restored) if note]
+    return "; ".join(notes) or None
+
+
+def _remove_leftovers(target: Path) -> str | None:
+    """Remove every temporary of ``target`` (call only under its output lock, after recovery)."""
+    removed, failed = [], []
+    for path in _temporaries(target, ("tmp", "new", "old", "file")):
+        try:
+            _remove_path(path)
+            removed.append(path.name)
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            failed.append(f"{path.name} ({err.strerror or err})")
+    if not removed and not failed:
+        return None
+    parts = []
+    if removed:
+        word = "temporary" if len(removed) == 1 else "temporaries"
+        parts.append(
+            f"removed {len(removed)} leftover {word} of an interrupted earlier write: "
+            + ", ".join(sorted(removed))
+        )
+    if failed:
+        parts.append("could not remove " + ", ".join(failed))
+    return f"{target}: " + "; ".join(parts)
+
+
+def _tidy(target: Path, on_notice: Callable[[str], None] | None) -> None:
+    """Before a write under the output lock: recover an interrupted swap, then drop leftovers."""
+    _notify(on_notice, recover_directory(target))
+    _notify(on_notice, _remove_leftovers(target))
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+
+def atomic_write_bytes(
+    path: str | Path, data: bytes, *, on_notice: Callable[[str], None] | None = None
+) -> None:
+    """Write ``data`` to ``path`` through a synced temporary sibling and ``os.replace``.
+
+    The file gets the usual permissions (``0o666`` less the umask). Taking
+    ``output_lock(path)`` is the caller's job; when this process holds it, the write first
+    restores an interrupted directory swap of ``path`` and removes the leftover temporaries
+    of earlier writes of ``path``, telling ``on_notice`` what it did. Without the lock those
+    are left alone (another writer may own them).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if _holds_lock(path):
+        _tidy(path, on_notice)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -59,14 +523,21 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(
+    path: str | Path, text: str, *, on_notice: Callable[[str], None] | None = None
+) -> None:
+    """UTF-8 :func:`atomic_write_bytes`."""
+    atomic_write_bytes(path, text.encode("utf-8"), on_notice=on_notice)
 
 
-def write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_text(path, canonical_json(obj))
+def write_json(
+    path: str | Path, obj: Any, *, on_notice: Callable[[str], None] | None = None
+) -> None:
+    """:func:`canonical_json` written with :func:`atomic_write_text`."""
+    atomic_write_text(path, canonical_json(obj), on_notice=on_notice)
 
 
 def read_json(path: str | Path) -> Any:
@@ -75,27 +546,62 @@ def read_json(path: str | Path) -> Any:
 
 
 @contextlib.contextmanager
-def atomic_directory(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
+def atomic_directory(
+    out: str | Path,
+    overwrite: bool = False,
+    *,
+    on_notice: Callable[[str], None] | None = None,
+) -> Iterator[Path]:
     """Yield a temporary sibling directory; on success it becomes ``out``, on error it vanishes.
 
     ``out`` is replaced only after everything inside was written, so readers see either
-    the old complete directory or the new complete one.
+    the old complete directory or the new complete one. The swap: the filled ``.X.tmp-<id>``
+    is synced and renamed to ``.X.new-<id>`` (now marked complete), ``out`` is renamed to
+    ``.X.old-<id>``, ``.X.new-<id>`` to ``out``, and the old copy is deleted. When a rename
+    of the swap fails the previous ``out`` is put back; a crash between the renames leaves
+    no ``out``, which :func:`recover_directory` undoes; it is called here first, so the next
+    write does it (before the ``overwrite`` check: a recovered ``out`` exists).
+
+    Taking ``output_lock(out)`` is the caller's job; when this process holds it, leftover
+    temporaries of earlier writes of ``out`` are removed first as well, and ``on_notice``
+    hears of recoveries and removals.
     """
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out} already exists (pass overwrite=True / --overwrite)")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    if _holds_lock(out):
+        _tidy(out, on_notice)
+    else:
+        _notify(on_notice, recover_directory(out))
+    if os.path.lexists(out) and not overwrite:
+        raise OutputExistsError(f"{out} already exists (pass overwrite=True / --overwrite)")
+    token = uuid.uuid4().hex[:8]
+    tmp, new, old = (_sibling(out, f".{kind}-{token}") for kind in ("tmp", "new", "old"))
     tmp.mkdir()
+    current: Path | None = tmp  # the temporary copy to delete if the swap does not finish
+    moved_old = False
     try:
         yield tmp
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+        _fsync_tree(tmp)
+        os.rename(tmp, new)
+        current = new
+        if os.path.lexists(out):
             os.rename(out, old)
-            os.rename(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, out)
+            moved_old = True
+        os.rename(new, out)
+        current = None
+        _fsync_dir(out.parent)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if current is not None:
+            restored = True
+            if moved_old and not os.path.lexists(out):
+                try:
+                    os.rename(old, out)
+                    moved_old = False
+                except OSError:
+                    restored = False  # keep .X.new and .X.old for recover_directory
+            if restored:
+                shutil.rmtree(current, ignore_errors=True)
         raise
+    if moved_old:
+        with contextlib.suppress(OSError):
+            _remove_path(old)
