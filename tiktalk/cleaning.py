@@ -11,9 +11,11 @@ The rules, in the order they run (each counted in :class:`BuildReport`):
 1. videos below ``video_min_likes`` are dropped (with their comments);
 2. comments below ``comment_min_likes`` are dropped;
 3. text cleaning: ``@user`` mentions removed by regex, emoticons (``[捂脸]``, emoji) moved to
-   metadata, a character repeated ``repeat_min_run``+ times (哈哈哈哈, !!!!) merged into
-   ``repeat_keep`` copies so laughter of any length becomes one form, a short unit repeated
-   3+ times (笑死笑死笑死) into one, whitespace collapsed;
+   metadata, a CJK character, punctuation mark or emoji repeated
+   ``repeat_min_run``+ times (哈哈哈哈, ！！！！) merged into ``repeat_keep`` copies so laughter
+   of any length becomes one form, a short unit of such characters repeated 3+ times
+   (笑死笑死笑死) into one; digits and Latin letters are never merged (46000, 666, hhhh,
+   ok ok ok stay as written), whitespace collapsed;
 4. comments containing a blocklisted (unethical) word are dropped;
 5. comments left empty by cleaning are dropped;
 6. replies under a dropped comment are dropped (a chain with a hole is no conversation);
@@ -34,7 +36,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,6 +144,41 @@ EMOJI_RE = re.compile(
 )
 EMOTICON_RE = re.compile(f"{BRACKET_EMOTICON_RE.pattern}|{EMOJI_RE.pattern}")
 _UNIT_REPEAT_RE = re.compile(r"(.{2,4}?)\1{2,}")  # a 2-4 character unit three or more times
+_CJK_RANGES = (
+    (0x1100, 0x11FF),  # Hangul Jamo
+    (0x2E80, 0x2FDF),  # CJK and Kangxi radicals
+    (0x3000, 0x303F),  # CJK symbols and punctuation (、。「」《》)
+    (0x3040, 0x31FF),  # kana, Bopomofo, Hangul compatibility Jamo
+    (0x3200, 0x4DBF),  # enclosed CJK, CJK compatibility, extension A
+    (0x4E00, 0x9FFF),  # CJK unified ideographs
+    (0xA960, 0xA97F),  # Hangul Jamo extended-A
+    (0xAC00, 0xD7FF),  # Hangul syllables, Jamo extended-B
+    (0xF900, 0xFAFF),  # CJK compatibility ideographs
+    (0xFE30, 0xFE4F),  # CJK compatibility forms
+    (0xFF00, 0xFFEF),  # full- and half-width forms (，！？（）)
+    (0x20000, 0x3FFFF),  # extensions B and later
+)
+_CJK_PUNCTUATION = frozenset("…—–“”‘’·")
+
+
+def is_cjk(ch: str) -> bool:
+    """A CJK character or a mark of CJK typesetting (，。…“”): text written without spaces."""
+    code = ord(ch)
+    return ch in _CJK_PUNCTUATION or any(lo <= code <= hi for lo, hi in _CJK_RANGES)
+
+
+def is_mergeable(ch: str) -> bool:
+    """Whether :func:`merge_repeats` may merge a run of ``ch``: a CJK character (letters of
+    CJK scripts), punctuation, a symbol or an emoji.
+
+    Digits of any script (46000, ４６, 〇) and Latin or other non-CJK letters (hhhh, ok) never
+    are: a number or a word is not laughter.
+    """
+    category = unicodedata.category(ch)
+    if category[0] in "PS" or ch in "\ufe0f\u200d":  # punctuation, symbols (emoji: So, Sk), joiners
+        return True
+    fullwidth_latin = "Ａ" <= ch <= "Ｚ" or "ａ" <= ch <= "ｚ"
+    return category[0] in "LM" and is_cjk(ch) and not fullwidth_latin
 
 
 def remove_mentions(text: str) -> str:
@@ -162,13 +201,23 @@ def extract_emoticons(text: str) -> tuple[str, list[str]]:
 def merge_repeats(text: str, min_run: int = 3, keep: int = 2) -> str:
     """Merge repeated characters and short repeated units into one form.
 
-    A character repeated ``min_run`` or more times becomes ``keep`` copies (哈哈哈哈哈 ->
-    哈哈, 哈哈哈 -> 哈哈, 2333 -> 233); doubled words (谢谢, 看看) are untouched. A unit of 2-4
-    characters repeated three or more times becomes one (笑死笑死笑死 -> 笑死).
+    A CJK character, punctuation mark or emoji repeated ``min_run`` or more times becomes
+    ``keep`` copies (哈哈哈哈哈 -> 哈哈, 哈哈哈 -> 哈哈, ！！！！ -> ！！); doubled words (谢谢, 看看)
+    are untouched. A unit of 2-4 such characters (or spaces) repeated three or more times
+    becomes one (笑死笑死笑死 -> 笑死). Digits and Latin letters are never merged, alone or
+    in a unit (:func:`is_mergeable`): 46000, 1000多, 666, 2333333, hhhh, hahaha and
+    "ok ok ok " stay as written.
     """
     char_run = re.compile(rf"(.)\1{{{min_run - 1},}}", re.DOTALL)
-    text = char_run.sub(lambda m: m.group(1) * keep, text)
-    return _UNIT_REPEAT_RE.sub(lambda m: m.group(1), text)
+
+    def merge(part: str) -> str:
+        part = char_run.sub(lambda m: m.group(1) * keep, part)
+        return _UNIT_REPEAT_RE.sub(lambda m: m.group(1), part)
+
+    # Every merge lies inside a stretch of mergeable characters and spaces: merge stretch by
+    # stretch, and digits and letters are never part of a run or a unit.
+    stretches = itertools.groupby(text, lambda ch: is_mergeable(ch) or ch.isspace())
+    return "".join(merge("".join(chars)) if ok else "".join(chars) for ok, chars in stretches)
 
 
 def blocked_word(text: str, blocklist: Iterable[str]) -> str | None:

@@ -19,6 +19,7 @@ from tiktalk.cleaning import (
     clean_and_split,
     clean_text,
     extract_emoticons,
+    is_mergeable,
     merge_repeats,
     read_raw_comments,
     read_raw_videos,
@@ -57,8 +58,12 @@ def test_extract_emoticons_moves_bracketed_and_emoji_in_order():
     ("哈哈哈哈哈哈哈哈哈哈", "哈哈"),
     ("哈哈", "哈哈"),  # doubled words stay: 谢谢, 看看
     ("谢谢你", "谢谢你"),
-    ("2333333", "233"),
+    ("2333333", "2333333"),  # digits are never merged (issue 11); was "233"
     ("！！！！", "！！"),
+    ("!!!!", "!!"),
+    ("～～～～～", "～～"),
+    ("😂😂😂😂", "😂😂"),
+    ("。。。。。。", "。。"),
     ("笑死笑死笑死", "笑死"),
     ("好呀好呀", "好呀好呀"),  # a unit twice is ordinary speech
     ("啊啊啊啊啊太美了", "啊啊太美了"),
@@ -74,13 +79,67 @@ def test_laughter_of_any_length_becomes_one_form(n):
         assert merge_repeats("哈" * n) == merge_repeats("哈哈")
 
 
-@given(st.text(alphabet="哈啊好的笑死2 3!", max_size=30))
+@given(st.text(alphabet="哈啊好的笑死2 3!a", max_size=30))
 @settings(max_examples=200)
 def test_merge_repeats_is_idempotent_and_never_grows(text):
     once = merge_repeats(text)
     assert merge_repeats(once) == once
     assert len(once) <= len(text)
-    assert re.search(r"(.)\1\1", once) is None  # no character three times in a row remains
+    # no CJK character, punctuation or space three times in a row remains; digits and letters may
+    assert all(m.group(1) in "23a" for m in re.finditer(r"(.)\1\1", once))
+
+
+@pytest.mark.parametrize("text", [
+    "46000", "涨到46000了", "卖了1000多", "2000万粉丝", "666", "主播666666", "2333333笑死我了",
+    "ok ok", "ok ok ok", "ok ok ok ", "hhhh", "hhhhhh笑死", "hahaha", "aaa", "Zzz", "1000000",
+    "１０００多", "ＡＡＡ", "一〇〇〇",  # full-width digits and letters, the CJK zero
+])
+def test_numbers_and_latin_words_survive_cleaning(text):
+    # Issue 11: "46000" came out "4600", "1000多" "100多", "2000万" "200万", "666" "66". Digits
+    # and letters (ASCII or full-width) are never merged, alone or as a repeated unit, so
+    # Latin laughter ("hhhh", "hahaha") stays as written too: only CJK laughter has one form.
+    assert merge_repeats(text) == text
+    assert clean_text(text).text == text.strip()
+    assert not clean_text(text).had_repeat
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("哈哈哈哈", "哈哈"),
+    ("哈哈哈哈666", "哈哈666"),
+    ("666哈哈哈哈", "666哈哈"),
+    ("啊啊啊啊1000多！！！！", "啊啊1000多！！"),
+    ("ok哈哈哈哈ok", "ok哈哈ok"),
+    ("笑死笑死笑死2000万", "笑死2000万"),
+    ("12笑死笑死笑死", "12笑死"),
+    ("hhhh哈哈哈哈hhhh", "hhhh哈哈hhhh"),
+])
+def test_cjk_runs_next_to_numbers_still_merge(text, expected):
+    assert merge_repeats(text) == expected
+    assert clean_text(text).text == expected
+
+
+def test_is_mergeable():
+    assert all(is_mergeable(ch) for ch in "哈啊的。！，!?.～~😂👍\U0001F3FBー々가あ")
+    assert not any(is_mergeable(ch) for ch in "0123456789azAZ０９ＡＺａｚ〇 \u3000éЖ")
+
+
+_CJK_WORDS = ["哈", "哈哈", "笑死", "你家豆豆", "，", "。", "！", "666", "ok"]
+_ALNUM = st.text(alphabet="0123456789abcxyzABCXYZ", min_size=1, max_size=8)
+_NOISE = ["哈", "哈哈哈", "笑死", "啊", "，", "！", "！！！", "～", "。", "[捂脸]", "😂", "👍🏻", "@小王 ", " ", "好"]
+
+
+@given(st.lists(st.tuples(st.lists(st.sampled_from(_NOISE), max_size=6), _ALNUM), min_size=1, max_size=5),
+       st.lists(st.sampled_from(_NOISE), max_size=6))
+@settings(max_examples=300)
+def test_digits_and_letters_in_cjk_text_are_preserved(parts, tail):
+    # any run of digits and ASCII letters, embedded anywhere in CJK text with laughter,
+    # punctuation runs, emoticons and mentions, comes out of the comment cleaner as it went in
+    text = "".join("".join(noise) + alnum for noise, alnum in parts) + "".join(tail)
+    alnums = [alnum for _, alnum in parts]
+    out = clean_text(text).text
+    assert re.sub(r"[^0-9A-Za-z]", "", out) == "".join(alnums)
+    assert all(alnum in out for alnum in alnums)
+    assert all(alnum in merge_repeats(text) for alnum in alnums)
 
 
 def test_merge_repeats_respects_config():
@@ -269,3 +328,4 @@ def test_build_config_from_json_rejects_unknown_and_mistyped():
         BuildConfig.from_json({"comment_min_likes": "3"})
     cfg = BuildConfig.from_json({"val_fraction": 0, "blocklist": ["坏词"]}, test_fraction=0.5)
     assert cfg.val_fraction == 0 and cfg.blocklist == ("坏词",) and cfg.test_fraction == 0.5
+
