@@ -11,11 +11,12 @@ The rules, in the order they run (each counted in :class:`BuildReport`):
 1. videos below ``video_min_likes`` are dropped (with their comments);
 2. comments below ``comment_min_likes`` are dropped;
 3. text cleaning: ``@user`` mentions removed by regex, emoticons (``[捂脸]``, emoji) moved to
-   metadata, a CJK character, punctuation mark or emoji repeated
+   metadata, whitespace tidied where they were (runs collapsed, ends stripped, no space left
+   between two CJK characters), a CJK character, punctuation mark or emoji repeated
    ``repeat_min_run``+ times (哈哈哈哈, ！！！！) merged into ``repeat_keep`` copies so laughter
    of any length becomes one form, a short unit of such characters repeated 3+ times
    (笑死笑死笑死) into one; digits and Latin letters are never merged (46000, 666, hhhh,
-   ok ok ok stay as written), whitespace collapsed;
+   ok ok ok stay as written);
 4. comments containing a blocklisted (unethical) word are dropped;
 5. comments left empty by cleaning are dropped;
 6. replies under a dropped comment are dropped (a chain with a hole is no conversation);
@@ -144,6 +145,15 @@ EMOJI_RE = re.compile(
 )
 EMOTICON_RE = re.compile(f"{BRACKET_EMOTICON_RE.pattern}|{EMOJI_RE.pattern}")
 _UNIT_REPEAT_RE = re.compile(r"(.{2,4}?)\1{2,}")  # a 2-4 character unit three or more times
+# The mark a removed mention or emoticon leaves until whitespace is tidied. Python counts it
+# as whitespace, so the mention and emoticon patterns stop at it exactly as at the " " that
+# remove_mentions and extract_emoticons leave by default; in input text it is turned into a
+# plain space first.
+_GAP = "\x1f"
+_WHITESPACE_RE = re.compile(r"\s+")
+# ASCII punctuation that CJK text takes with no space between: 好的[赞]! -> 好的!
+_CLOSING = frozenset("!?,.;:)]}")
+_OPENING = frozenset("([{")
 _CJK_RANGES = (
     (0x1100, 0x11FF),  # Hangul Jamo
     (0x2E80, 0x2FDF),  # CJK and Kangxi radicals
@@ -181,12 +191,12 @@ def is_mergeable(ch: str) -> bool:
     return category[0] in "LM" and is_cjk(ch) and not fullwidth_latin
 
 
-def remove_mentions(text: str) -> str:
+def remove_mentions(text: str, repl: str = " ") -> str:
     """``"@小李子 快来看"`` -> ``" 快来看"`` (whitespace is tidied by :func:`clean_text`)."""
-    return MENTION_RE.sub(" ", text)
+    return MENTION_RE.sub(repl, text)
 
 
-def extract_emoticons(text: str) -> tuple[str, list[str]]:
+def extract_emoticons(text: str, repl: str = " ") -> tuple[str, list[str]]:
     """Move emoticons out of the text: ``"笑死[捂脸]"`` -> ``("笑死", ["[捂脸]"])``."""
     found: list[str] = []
     for match in EMOTICON_RE.finditer(text):
@@ -195,7 +205,27 @@ def extract_emoticons(text: str) -> tuple[str, list[str]]:
             found.append(token)
         else:  # a run of emoji: one entry per emoji, joiners and variation selectors dropped
             found.extend(ch for ch in token if ch not in "\ufe0f\u200d")
-    return EMOTICON_RE.sub(" ", text), found
+    return EMOTICON_RE.sub(repl, text), found
+
+
+def _tidy_whitespace(text: str) -> str:
+    """Collapse whitespace runs to one space and strip the ends; a run holding _GAP (where a
+    removal was) between two CJK characters goes entirely.
+
+    ``"比个<GAP> 跟你们说"`` -> ``"比个跟你们说"``, ``"好的<GAP>!"`` -> ``"好的!"``, but
+    ``"ok<GAP>ok"`` -> ``"ok ok"`` (Latin words stay apart) and ``"你好  世界"`` -> ``"你好 世界"``
+    (a space the writer typed away from any removal stays).
+    """
+    def one(match: re.Match[str]) -> str:
+        start, end = match.span()
+        if start == 0 or end == len(text):
+            return ""
+        left, right, run = text[start - 1], text[end], match.group(0)
+        if _GAP in run and (is_cjk(left) or left in _OPENING) and (is_cjk(right) or right in _CLOSING):
+            return ""
+        return " "
+
+    return _WHITESPACE_RE.sub(one, text)
 
 
 def merge_repeats(text: str, min_run: int = 3, keep: int = 2) -> str:
@@ -235,12 +265,13 @@ class CleanText:
 
 
 def clean_text(text: str, config: BuildConfig = BuildConfig()) -> CleanText:
-    """Mentions out, emoticons to metadata, repeats merged, whitespace collapsed."""
-    no_mentions = remove_mentions(text)
-    plain, emoticons = extract_emoticons(no_mentions)
-    merged = merge_repeats(plain, config.repeat_min_run, config.repeat_keep)
-    tidy = " ".join(merged.split())
-    return CleanText(tidy, emoticons, no_mentions != text, merged != plain)
+    """Mentions out, emoticons to metadata, whitespace tidied where they were, repeats merged."""
+    text = text.replace(_GAP, " ")
+    no_mentions = remove_mentions(text, _GAP)
+    plain, emoticons = extract_emoticons(no_mentions, _GAP)
+    tidy = _tidy_whitespace(plain)
+    merged = merge_repeats(tidy, config.repeat_min_run, config.repeat_keep)
+    return CleanText(" ".join(merged.split()), emoticons, no_mentions != text, merged != tidy)
 
 
 # ---------------------------------------------------------------------------- raw input

@@ -154,6 +154,43 @@ def test_blocked_word_case_insensitive_and_configurable():
     assert blocked_word("正常评论", ("脑残",)) is None
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("比个[捂脸] 跟你们说", "比个跟你们说"),  # issue 11: came out "比个 跟你们说"
+    ("比个[捂脸]跟你们说", "比个跟你们说"),
+    ("太好笑了😂😂 哈哈", "太好笑了哈哈"),
+    ("快看@阿花，你家豆豆", "快看，你家豆豆"),
+    ("我也想去 @小美 下次一起", "我也想去下次一起"),
+    ("好的[赞]!", "好的!"),
+    ("(笑死[捂脸])", "(笑死)"),
+    ("  @小王  哈哈 [赞]  ", "哈哈"),
+    ("[赞]\n\t[赞]开头", "开头"),
+    # a space between Latin words (or a word and CJK) stays one space
+    ("ok [赞] ok", "ok ok"),
+    ("ok[赞]ok", "ok ok"),
+    ("I like it[赞] 真的", "I like it 真的"),
+    ("666 @小王 真厉害", "666 真厉害"),
+    # spaces the writer typed away from any removal are collapsed, not dropped
+    ("你好   世界", "你好 世界"),
+    ("哈哈[赞] 你好 世界", "哈哈你好 世界"),
+])
+def test_removals_leave_no_stray_space(text, expected):
+    assert clean_text(text).text == expected
+
+
+_WORDS = ["哈", "哈哈", "笑死", "你家豆豆", "，", "。", "！！", "好的", "“真的”"]
+_REMOVED = ["[捂脸]", "[赞] ", " [赞]", "😂", " 😂👍 ", "@小王 ", " @阿花 ", "\u3000[流泪]", "\n@博主\n"]
+
+
+@given(st.lists(st.sampled_from(_WORDS + _REMOVED), max_size=12))
+@settings(max_examples=300)
+def test_removing_noise_from_cjk_text_leaves_no_space(tokens):
+    # mentions and emoticons (with spaces next to them) dropped anywhere into CJK text leave
+    # nothing behind: the result is the CJK words alone, run together and merged
+    out = clean_text("".join(tokens)).text
+    assert out == merge_repeats("".join(t for t in tokens if t in _WORDS))
+    assert " " not in out
+
+
 def test_clean_text_applies_all_rules_in_order():
     ct = clean_text("@小王 哈哈哈哈哈扎心了[捂脸]  😂")
     assert ct.text == "哈哈扎心了"
