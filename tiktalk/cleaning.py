@@ -29,6 +29,9 @@ The rules, in the order they run (each counted in :class:`BuildReport`):
    chain ending at a comment with >= ``min_references`` replies: the replies with the most
    likes (ties: file order) become its references, the first one its response.
 
+Titles are written as they come; :func:`clean_title` cleans one with the comment rules
+(hashtags made words) for callers that put titles into queries.
+
 The paper gives no thresholds or blocklist; the defaults below are choices, all
 configurable (CLI flags or ``build_config.json``).
 """
@@ -137,19 +140,23 @@ def _matches_type(value: Any, default: Any) -> bool:
 # ---------------------------------------------------------------------------- text rules
 
 # A mention is "@" plus a user name, which runs to whitespace, punctuation or an emoticon.
-MENTION_RE = re.compile(r"@[^\s@，。！？、,.!?:：;；\[\]（）()]+")
+_NAME_END = r"\s@，。！？、,.!?:：;；\[\]（）()"
+MENTION_RE = re.compile(f"@[^{_NAME_END}]+")
 # Douyin emoticons are short bracketed words ([捂脸], [赞]); plus Unicode emoji.
 BRACKET_EMOTICON_RE = re.compile(r"\[[^\[\]\s]{1,8}\]")
 EMOJI_RE = re.compile(
     "[\U0001F300-\U0001FAFF\U00002600-\U000027BF\U0001F000-\U0001F2FF\U0000FE0F\U0000200D]+"
 )
 EMOTICON_RE = re.compile(f"{BRACKET_EMOTICON_RE.pattern}|{EMOJI_RE.pattern}")
+# A title hashtag is "#" plus its words, which run to whitespace, the next "#", a mention, an
+# emoticon or punctuation (Douyin writes "#美食 #家常菜" and "#美食#家常菜").
+HASHTAG_RE = re.compile(f"#+([^#{_NAME_END}]*)")
 _UNIT_REPEAT_RE = re.compile(r"(.{2,4}?)\1{2,}")  # a 2-4 character unit three or more times
-# The mark a removed mention or emoticon leaves until whitespace is tidied. Python counts it
-# as whitespace, so the mention and emoticon patterns stop at it exactly as at the " " that
-# remove_mentions and extract_emoticons leave by default; in input text it is turned into a
-# plain space first.
-_GAP = "\x1f"
+# Marks left until whitespace is tidied: _GAP where a mention or emoticon was removed, _SEP
+# around the words of a hashtag. Python counts both as whitespace, so the mention and
+# emoticon patterns stop at them exactly as at the " " that remove_mentions and
+# extract_emoticons leave by default; in input text they are turned into plain spaces first.
+_GAP, _SEP = "\x1f", "\x1e"
 _WHITESPACE_RE = re.compile(r"\s+")
 # ASCII punctuation that CJK text takes with no space between: 好的[赞]! -> 好的!
 _CLOSING = frozenset("!?,.;:)]}")
@@ -214,13 +221,17 @@ def _tidy_whitespace(text: str) -> str:
 
     ``"比个<GAP> 跟你们说"`` -> ``"比个跟你们说"``, ``"好的<GAP>!"`` -> ``"好的!"``, but
     ``"ok<GAP>ok"`` -> ``"ok ok"`` (Latin words stay apart) and ``"你好  世界"`` -> ``"你好 世界"``
-    (a space the writer typed away from any removal stays).
+    (a space the writer typed away from any removal stays). A run holding _SEP (the edge of
+    a hashtag) is one space, none before closing punctuation: ``"美食<SEP><GAP>好吃"`` ->
+    ``"美食 好吃"`` (a hashtag stays a word of its own), ``"美食<SEP>，"`` -> ``"美食，"``.
     """
     def one(match: re.Match[str]) -> str:
         start, end = match.span()
         if start == 0 or end == len(text):
             return ""
         left, right, run = text[start - 1], text[end], match.group(0)
+        if _SEP in run:
+            return "" if unicodedata.category(right) in ("Po", "Pe", "Pf") else " "
         if _GAP in run and (is_cjk(left) or left in _OPENING) and (is_cjk(right) or right in _CLOSING):
             return ""
         return " "
@@ -264,14 +275,35 @@ class CleanText:
     had_repeat: bool
 
 
-def clean_text(text: str, config: BuildConfig = BuildConfig()) -> CleanText:
-    """Mentions out, emoticons to metadata, whitespace tidied where they were, repeats merged."""
-    text = text.replace(_GAP, " ")
+def _clean(text: str, config: BuildConfig, *, hashtags: bool = False) -> CleanText:
+    text = text.replace(_GAP, " ").replace(_SEP, " ")
+    emoticons: list[str] = []
+    if hashtags:  # a title: emoticons (which end a hashtag) go first, then hashtags (which end a name)
+        text, emoticons = extract_emoticons(text, _GAP)
+        text = HASHTAG_RE.sub(lambda m: f"{_SEP}{m.group(1)}{_SEP}", text)
     no_mentions = remove_mentions(text, _GAP)
-    plain, emoticons = extract_emoticons(no_mentions, _GAP)
+    plain, more = extract_emoticons(no_mentions, _GAP)
+    emoticons += more
     tidy = _tidy_whitespace(plain)
     merged = merge_repeats(tidy, config.repeat_min_run, config.repeat_keep)
     return CleanText(" ".join(merged.split()), emoticons, no_mentions != text, merged != tidy)
+
+
+def clean_text(text: str, config: BuildConfig = BuildConfig()) -> CleanText:
+    """Mentions out, emoticons to metadata, whitespace tidied where they were, repeats merged."""
+    return _clean(text, config)
+
+
+def clean_title(text: str, config: BuildConfig = BuildConfig()) -> str:
+    """A video title cleaned like a comment (:func:`clean_text`), its hashtags made words.
+
+    ``"今天做红烧肉哈哈哈哈[赞]#美食 #家常菜@抖音小助手"`` -> ``"今天做红烧肉哈哈 美食 家常菜"``.
+    Each hashtag, ``#`` plus words ending at whitespace, the next ``#``, a mention, an
+    emoticon or punctuation (``#话题 ``, ``#话题#话题``, ``#话题#``), becomes its words set
+    apart by a space; a lone ``#`` goes, and so does the ``#`` of ``C#``. Emoticons and
+    mentions are removed, whitespace is tidied and repeats are merged as in comments.
+    """
+    return _clean(text, config, hashtags=True).text
 
 
 # ---------------------------------------------------------------------------- raw input

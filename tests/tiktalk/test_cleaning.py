@@ -18,6 +18,7 @@ from tiktalk.cleaning import (
     children_map,
     clean_and_split,
     clean_text,
+    clean_title,
     extract_emoticons,
     is_mergeable,
     merge_repeats,
@@ -28,7 +29,7 @@ from tiktalk.cleaning import (
     split_of,
     synthetic_features,
 )
-from tiktalk.dataset import DatasetFormatError
+from tiktalk.dataset import DatasetFormatError, sample_raw_dir
 
 # ---------------------------------------------------------------------------- text rules
 
@@ -366,3 +367,42 @@ def test_build_config_from_json_rejects_unknown_and_mistyped():
     cfg = BuildConfig.from_json({"val_fraction": 0, "blocklist": ["坏词"]}, test_fraction=0.5)
     assert cfg.val_fraction == 0 and cfg.blocklist == ("坏词",) and cfg.test_fraction == 0.5
 
+
+# ---------------------------------------------------------------------------- titles
+
+
+@pytest.mark.parametrize("title, expected", [
+    ("十分钟搞定番茄炒蛋#美食 #家常菜", "十分钟搞定番茄炒蛋 美食 家常菜"),
+    ("#美食#家常菜 今天吃什么", "美食 家常菜 今天吃什么"),
+    ("#美食 #家常菜#", "美食 家常菜"),
+    ("#美食，真好吃", "美食，真好吃"),
+    ("##双井号 # 单个井号", "双井号 单个井号"),
+    ("@抖音小助手 第一次去西藏#旅行", "第一次去西藏 旅行"),
+    ("@小王#美食", "美食"),  # a mention ends at "#"
+    ("#美食@小王 真好吃", "美食 真好吃"),
+    ("笑死哈哈哈哈[捂脸] 我家猫#萌宠😂#搞笑", "笑死哈哈我家猫 萌宠 搞笑"),
+    ("挑战吃完10个大肉包#大胃王 666", "挑战吃完10个大肉包 大胃王 666"),
+    ("46000人看过 #vlog日常", "46000人看过 vlog日常"),
+    ("C#入门", "C 入门"),  # documented: every "#" starts a hashtag
+    ("吉他弹唱《晴天》，前奏一响就破防", "吉他弹唱《晴天》，前奏一响就破防"),
+    ("", ""),
+    ("#", ""),
+])
+def test_clean_title(title, expected):
+    assert clean_title(title) == expected
+
+
+def test_clean_title_leaves_the_sample_titles_alone():
+    titles = [json.loads(line)["title"] for line in
+              (sample_raw_dir() / "videos.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert titles and [clean_title(t) for t in titles] == titles
+
+
+@given(st.lists(st.sampled_from(["哈", "笑死", "好", "#", "@", "@小王", " ", "12", "ab", "[赞]", "😂", "，", "\n"]),
+                max_size=15))
+@settings(max_examples=300)
+def test_clean_title_output_is_tidy(tokens):
+    out = clean_title("".join(tokens))
+    assert "#" not in out and "[赞]" not in out and "😂" not in out
+    assert out == out.strip() and "  " not in out and "\n" not in out
+    assert clean_title(out) == out
