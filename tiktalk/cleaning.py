@@ -11,9 +11,12 @@ The rules, in the order they run (each counted in :class:`BuildReport`):
 1. videos below ``video_min_likes`` are dropped (with their comments);
 2. comments below ``comment_min_likes`` are dropped;
 3. text cleaning: ``@user`` mentions removed by regex, emoticons (``[捂脸]``, emoji) moved to
-   metadata, a character repeated ``repeat_min_run``+ times (哈哈哈哈, !!!!) merged into
-   ``repeat_keep`` copies so laughter of any length becomes one form, a short unit repeated
-   3+ times (笑死笑死笑死) into one, whitespace collapsed;
+   metadata, whitespace tidied where they were (runs collapsed, ends stripped, no space left
+   between two CJK characters), a CJK character, punctuation mark or emoji repeated
+   ``repeat_min_run``+ times (哈哈哈哈, ！！！！) merged into ``repeat_keep`` copies so laughter
+   of any length becomes one form, a short unit of such characters repeated 3+ times
+   (笑死笑死笑死) into one; digits and Latin letters are never merged (46000, 666, hhhh,
+   ok ok ok stay as written);
 4. comments containing a blocklisted (unethical) word are dropped;
 5. comments left empty by cleaning are dropped;
 6. replies under a dropped comment are dropped (a chain with a hole is no conversation);
@@ -26,6 +29,9 @@ The rules, in the order they run (each counted in :class:`BuildReport`):
    chain ending at a comment with >= ``min_references`` replies: the replies with the most
    likes (ties: file order) become its references, the first one its response.
 
+Titles are written as they come; :func:`clean_title` cleans one with the comment rules
+(hashtags made words) for callers that put titles into queries.
+
 The paper gives no thresholds or blocklist; the defaults below are choices, all
 configurable (CLI flags or ``build_config.json``).
 """
@@ -34,7 +40,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,22 +141,70 @@ def _matches_type(value: Any, default: Any) -> bool:
 # ---------------------------------------------------------------------------- text rules
 
 # A mention is "@" plus a user name, which runs to whitespace, punctuation or an emoticon.
-MENTION_RE = re.compile(r"@[^\s@，。！？、,.!?:：;；\[\]（）()]+")
+_NAME_END = r"\s@，。！？、,.!?:：;；\[\]（）()"
+MENTION_RE = re.compile(f"@[^{_NAME_END}]+")
 # Douyin emoticons are short bracketed words ([捂脸], [赞]); plus Unicode emoji.
 BRACKET_EMOTICON_RE = re.compile(r"\[[^\[\]\s]{1,8}\]")
 EMOJI_RE = re.compile(
     "[\U0001F300-\U0001FAFF\U00002600-\U000027BF\U0001F000-\U0001F2FF\U0000FE0F\U0000200D]+"
 )
 EMOTICON_RE = re.compile(f"{BRACKET_EMOTICON_RE.pattern}|{EMOJI_RE.pattern}")
+# A title hashtag is "#" plus its words, which run to whitespace, the next "#", a mention, an
+# emoticon or punctuation (Douyin writes "#美食 #家常菜" and "#美食#家常菜").
+HASHTAG_RE = re.compile(f"#+([^#{_NAME_END}]*)")
 _UNIT_REPEAT_RE = re.compile(r"(.{2,4}?)\1{2,}")  # a 2-4 character unit three or more times
+# Marks left until whitespace is tidied: _GAP where a mention or emoticon was removed, _SEP
+# around the words of a hashtag. Python counts both as whitespace, so the mention and
+# emoticon patterns stop at them exactly as at the " " that remove_mentions and
+# extract_emoticons leave by default; in input text they are turned into plain spaces first.
+_GAP, _SEP = "\x1f", "\x1e"
+_WHITESPACE_RE = re.compile(r"\s+")
+# ASCII punctuation that CJK text takes with no space between: 好的[赞]! -> 好的!
+_CLOSING = frozenset("!?,.;:)]}")
+_OPENING = frozenset("([{")
+_CJK_RANGES = (
+    (0x1100, 0x11FF),  # Hangul Jamo
+    (0x2E80, 0x2FDF),  # CJK and Kangxi radicals
+    (0x3000, 0x303F),  # CJK symbols and punctuation (、。「」《》)
+    (0x3040, 0x31FF),  # kana, Bopomofo, Hangul compatibility Jamo
+    (0x3200, 0x4DBF),  # enclosed CJK, CJK compatibility, extension A
+    (0x4E00, 0x9FFF),  # CJK unified ideographs
+    (0xA960, 0xA97F),  # Hangul Jamo extended-A
+    (0xAC00, 0xD7FF),  # Hangul syllables, Jamo extended-B
+    (0xF900, 0xFAFF),  # CJK compatibility ideographs
+    (0xFE30, 0xFE4F),  # CJK compatibility forms
+    (0xFF00, 0xFFEF),  # full- and half-width forms (，！？（）)
+    (0x20000, 0x3FFFF),  # extensions B and later
+)
+_CJK_PUNCTUATION = frozenset("…—–“”‘’·")
 
 
-def remove_mentions(text: str) -> str:
+def is_cjk(ch: str) -> bool:
+    """A CJK character or a mark of CJK typesetting (，。…“”): text written without spaces."""
+    code = ord(ch)
+    return ch in _CJK_PUNCTUATION or any(lo <= code <= hi for lo, hi in _CJK_RANGES)
+
+
+def is_mergeable(ch: str) -> bool:
+    """Whether :func:`merge_repeats` may merge a run of ``ch``: a CJK character (letters of
+    CJK scripts), punctuation, a symbol or an emoji.
+
+    Digits of any script (46000, ４６, 〇) and Latin or other non-CJK letters (hhhh, ok) never
+    are: a number or a word is not laughter.
+    """
+    category = unicodedata.category(ch)
+    if category[0] in "PS" or ch in "\ufe0f\u200d":  # punctuation, symbols (emoji: So, Sk), joiners
+        return True
+    fullwidth_latin = "Ａ" <= ch <= "Ｚ" or "ａ" <= ch <= "ｚ"
+    return category[0] in "LM" and is_cjk(ch) and not fullwidth_latin
+
+
+def remove_mentions(text: str, repl: str = " ") -> str:
     """``"@小李子 快来看"`` -> ``" 快来看"`` (whitespace is tidied by :func:`clean_text`)."""
-    return MENTION_RE.sub(" ", text)
+    return MENTION_RE.sub(repl, text)
 
 
-def extract_emoticons(text: str) -> tuple[str, list[str]]:
+def extract_emoticons(text: str, repl: str = " ") -> tuple[str, list[str]]:
     """Move emoticons out of the text: ``"笑死[捂脸]"`` -> ``("笑死", ["[捂脸]"])``."""
     found: list[str] = []
     for match in EMOTICON_RE.finditer(text):
@@ -157,19 +213,53 @@ def extract_emoticons(text: str) -> tuple[str, list[str]]:
             found.append(token)
         else:  # a run of emoji: one entry per emoji, joiners and variation selectors dropped
             found.extend(ch for ch in token if ch not in "\ufe0f\u200d")
-    return EMOTICON_RE.sub(" ", text), found
+    return EMOTICON_RE.sub(repl, text), found
+
+
+def _tidy_whitespace(text: str) -> str:
+    """Collapse whitespace runs to one space and strip the ends; a run holding _GAP (where a
+    removal was) between two CJK characters goes entirely.
+
+    ``"比个<GAP> 跟你们说"`` -> ``"比个跟你们说"``, ``"好的<GAP>!"`` -> ``"好的!"``, but
+    ``"ok<GAP>ok"`` -> ``"ok ok"`` (Latin words stay apart) and ``"你好  世界"`` -> ``"你好 世界"``
+    (a space the writer typed away from any removal stays). A run holding _SEP (the edge of
+    a hashtag) is one space, none before closing punctuation: ``"美食<SEP><GAP>好吃"`` ->
+    ``"美食 好吃"`` (a hashtag stays a word of its own), ``"美食<SEP>，"`` -> ``"美食，"``.
+    """
+    def one(match: re.Match[str]) -> str:
+        start, end = match.span()
+        if start == 0 or end == len(text):
+            return ""
+        left, right, run = text[start - 1], text[end], match.group(0)
+        if _SEP in run:
+            return "" if unicodedata.category(right) in ("Po", "Pe", "Pf") else " "
+        if _GAP in run and (is_cjk(left) or left in _OPENING) and (is_cjk(right) or right in _CLOSING):
+            return ""
+        return " "
+
+    return _WHITESPACE_RE.sub(one, text)
 
 
 def merge_repeats(text: str, min_run: int = 3, keep: int = 2) -> str:
     """Merge repeated characters and short repeated units into one form.
 
-    A character repeated ``min_run`` or more times becomes ``keep`` copies (哈哈哈哈哈 ->
-    哈哈, 哈哈哈 -> 哈哈, 2333 -> 233); doubled words (谢谢, 看看) are untouched. A unit of 2-4
-    characters repeated three or more times becomes one (笑死笑死笑死 -> 笑死).
+    A CJK character, punctuation mark or emoji repeated ``min_run`` or more times becomes
+    ``keep`` copies (哈哈哈哈哈 -> 哈哈, 哈哈哈 -> 哈哈, ！！！！ -> ！！); doubled words (谢谢, 看看)
+    are untouched. A unit of 2-4 such characters (or spaces) repeated three or more times
+    becomes one (笑死笑死笑死 -> 笑死). Digits and Latin letters are never merged, alone or
+    in a unit (:func:`is_mergeable`): 46000, 1000多, 666, 2333333, hhhh, hahaha and
+    "ok ok ok " stay as written.
     """
     char_run = re.compile(rf"(.)\1{{{min_run - 1},}}", re.DOTALL)
-    text = char_run.sub(lambda m: m.group(1) * keep, text)
-    return _UNIT_REPEAT_RE.sub(lambda m: m.group(1), text)
+
+    def merge(part: str) -> str:
+        part = char_run.sub(lambda m: m.group(1) * keep, part)
+        return _UNIT_REPEAT_RE.sub(lambda m: m.group(1), part)
+
+    # Every merge lies inside a stretch of mergeable characters and spaces: merge stretch by
+    # stretch, and digits and letters are never part of a run or a unit.
+    stretches = itertools.groupby(text, lambda ch: is_mergeable(ch) or ch.isspace())
+    return "".join(merge("".join(chars)) if ok else "".join(chars) for ok, chars in stretches)
 
 
 def blocked_word(text: str, blocklist: Iterable[str]) -> str | None:
@@ -186,13 +276,35 @@ class CleanText:
     had_repeat: bool
 
 
+def _clean(text: str, config: BuildConfig, *, hashtags: bool = False) -> CleanText:
+    text = text.replace(_GAP, " ").replace(_SEP, " ")
+    emoticons: list[str] = []
+    if hashtags:  # a title: emoticons (which end a hashtag) go first, then hashtags (which end a name)
+        text, emoticons = extract_emoticons(text, _GAP)
+        text = HASHTAG_RE.sub(lambda m: f"{_SEP}{m.group(1)}{_SEP}", text)
+    no_mentions = remove_mentions(text, _GAP)
+    plain, more = extract_emoticons(no_mentions, _GAP)
+    emoticons += more
+    tidy = _tidy_whitespace(plain)
+    merged = merge_repeats(tidy, config.repeat_min_run, config.repeat_keep)
+    return CleanText(" ".join(merged.split()), emoticons, no_mentions != text, merged != tidy)
+
+
 def clean_text(text: str, config: BuildConfig = BuildConfig()) -> CleanText:
-    """Mentions out, emoticons to metadata, repeats merged, whitespace collapsed."""
-    no_mentions = remove_mentions(text)
-    plain, emoticons = extract_emoticons(no_mentions)
-    merged = merge_repeats(plain, config.repeat_min_run, config.repeat_keep)
-    tidy = " ".join(merged.split())
-    return CleanText(tidy, emoticons, no_mentions != text, merged != plain)
+    """Mentions out, emoticons to metadata, whitespace tidied where they were, repeats merged."""
+    return _clean(text, config)
+
+
+def clean_title(text: str, config: BuildConfig = BuildConfig()) -> str:
+    """A video title cleaned like a comment (:func:`clean_text`), its hashtags made words.
+
+    ``"今天做红烧肉哈哈哈哈[赞]#美食 #家常菜@抖音小助手"`` -> ``"今天做红烧肉哈哈 美食 家常菜"``.
+    Each hashtag, ``#`` plus words ending at whitespace, the next ``#``, a mention, an
+    emoticon or punctuation (``#话题 ``, ``#话题#话题``, ``#话题#``), becomes its words set
+    apart by a space; a lone ``#`` goes, and so does the ``#`` of ``C#``. Emoticons and
+    mentions are removed, whitespace is tidied and repeats are merged as in comments.
+    """
+    return _clean(text, config, hashtags=True).text
 
 
 # ---------------------------------------------------------------------------- raw input

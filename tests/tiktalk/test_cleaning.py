@@ -18,7 +18,9 @@ from tiktalk.cleaning import (
     children_map,
     clean_and_split,
     clean_text,
+    clean_title,
     extract_emoticons,
+    is_mergeable,
     merge_repeats,
     read_raw_comments,
     read_raw_videos,
@@ -27,7 +29,7 @@ from tiktalk.cleaning import (
     split_of,
     synthetic_features,
 )
-from tiktalk.dataset import DatasetFormatError
+from tiktalk.dataset import DatasetFormatError, sample_raw_dir
 
 # ---------------------------------------------------------------------------- text rules
 
@@ -57,8 +59,12 @@ def test_extract_emoticons_moves_bracketed_and_emoji_in_order():
     ("哈哈哈哈哈哈哈哈哈哈", "哈哈"),
     ("哈哈", "哈哈"),  # doubled words stay: 谢谢, 看看
     ("谢谢你", "谢谢你"),
-    ("2333333", "233"),
+    ("2333333", "2333333"),  # digits are never merged (issue 11); was "233"
     ("！！！！", "！！"),
+    ("!!!!", "!!"),
+    ("～～～～～", "～～"),
+    ("😂😂😂😂", "😂😂"),
+    ("。。。。。。", "。。"),
     ("笑死笑死笑死", "笑死"),
     ("好呀好呀", "好呀好呀"),  # a unit twice is ordinary speech
     ("啊啊啊啊啊太美了", "啊啊太美了"),
@@ -74,13 +80,67 @@ def test_laughter_of_any_length_becomes_one_form(n):
         assert merge_repeats("哈" * n) == merge_repeats("哈哈")
 
 
-@given(st.text(alphabet="哈啊好的笑死2 3!", max_size=30))
+@given(st.text(alphabet="哈啊好的笑死2 3!a", max_size=30))
 @settings(max_examples=200)
 def test_merge_repeats_is_idempotent_and_never_grows(text):
     once = merge_repeats(text)
     assert merge_repeats(once) == once
     assert len(once) <= len(text)
-    assert re.search(r"(.)\1\1", once) is None  # no character three times in a row remains
+    # no CJK character, punctuation or space three times in a row remains; digits and letters may
+    assert all(m.group(1) in "23a" for m in re.finditer(r"(.)\1\1", once))
+
+
+@pytest.mark.parametrize("text", [
+    "46000", "涨到46000了", "卖了1000多", "2000万粉丝", "666", "主播666666", "2333333笑死我了",
+    "ok ok", "ok ok ok", "ok ok ok ", "hhhh", "hhhhhh笑死", "hahaha", "aaa", "Zzz", "1000000",
+    "１０００多", "ＡＡＡ", "一〇〇〇",  # full-width digits and letters, the CJK zero
+])
+def test_numbers_and_latin_words_survive_cleaning(text):
+    # Issue 11: "46000" came out "4600", "1000多" "100多", "2000万" "200万", "666" "66". Digits
+    # and letters (ASCII or full-width) are never merged, alone or as a repeated unit, so
+    # Latin laughter ("hhhh", "hahaha") stays as written too: only CJK laughter has one form.
+    assert merge_repeats(text) == text
+    assert clean_text(text).text == text.strip()
+    assert not clean_text(text).had_repeat
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("哈哈哈哈", "哈哈"),
+    ("哈哈哈哈666", "哈哈666"),
+    ("666哈哈哈哈", "666哈哈"),
+    ("啊啊啊啊1000多！！！！", "啊啊1000多！！"),
+    ("ok哈哈哈哈ok", "ok哈哈ok"),
+    ("笑死笑死笑死2000万", "笑死2000万"),
+    ("12笑死笑死笑死", "12笑死"),
+    ("hhhh哈哈哈哈hhhh", "hhhh哈哈hhhh"),
+])
+def test_cjk_runs_next_to_numbers_still_merge(text, expected):
+    assert merge_repeats(text) == expected
+    assert clean_text(text).text == expected
+
+
+def test_is_mergeable():
+    assert all(is_mergeable(ch) for ch in "哈啊的。！，!?.～~😂👍\U0001F3FBー々가あ")
+    assert not any(is_mergeable(ch) for ch in "0123456789azAZ０９ＡＺａｚ〇 \u3000éЖ")
+
+
+_CJK_WORDS = ["哈", "哈哈", "笑死", "你家豆豆", "，", "。", "！", "666", "ok"]
+_ALNUM = st.text(alphabet="0123456789abcxyzABCXYZ", min_size=1, max_size=8)
+_NOISE = ["哈", "哈哈哈", "笑死", "啊", "，", "！", "！！！", "～", "。", "[捂脸]", "😂", "👍🏻", "@小王 ", " ", "好"]
+
+
+@given(st.lists(st.tuples(st.lists(st.sampled_from(_NOISE), max_size=6), _ALNUM), min_size=1, max_size=5),
+       st.lists(st.sampled_from(_NOISE), max_size=6))
+@settings(max_examples=300)
+def test_digits_and_letters_in_cjk_text_are_preserved(parts, tail):
+    # any run of digits and ASCII letters, embedded anywhere in CJK text with laughter,
+    # punctuation runs, emoticons and mentions, comes out of the comment cleaner as it went in
+    text = "".join("".join(noise) + alnum for noise, alnum in parts) + "".join(tail)
+    alnums = [alnum for _, alnum in parts]
+    out = clean_text(text).text
+    assert re.sub(r"[^0-9A-Za-z]", "", out) == "".join(alnums)
+    assert all(alnum in out for alnum in alnums)
+    assert all(alnum in merge_repeats(text) for alnum in alnums)
 
 
 def test_merge_repeats_respects_config():
@@ -93,6 +153,43 @@ def test_blocked_word_case_insensitive_and_configurable():
     assert blocked_word("你这是脑残行为吧", ("脑残",)) == "脑残"
     assert blocked_word("Shabi", ("SHABI",)) == "SHABI"
     assert blocked_word("正常评论", ("脑残",)) is None
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("比个[捂脸] 跟你们说", "比个跟你们说"),  # issue 11: came out "比个 跟你们说"
+    ("比个[捂脸]跟你们说", "比个跟你们说"),
+    ("太好笑了😂😂 哈哈", "太好笑了哈哈"),
+    ("快看@阿花，你家豆豆", "快看，你家豆豆"),
+    ("我也想去 @小美 下次一起", "我也想去下次一起"),
+    ("好的[赞]!", "好的!"),
+    ("(笑死[捂脸])", "(笑死)"),
+    ("  @小王  哈哈 [赞]  ", "哈哈"),
+    ("[赞]\n\t[赞]开头", "开头"),
+    # a space between Latin words (or a word and CJK) stays one space
+    ("ok [赞] ok", "ok ok"),
+    ("ok[赞]ok", "ok ok"),
+    ("I like it[赞] 真的", "I like it 真的"),
+    ("666 @小王 真厉害", "666 真厉害"),
+    # spaces the writer typed away from any removal are collapsed, not dropped
+    ("你好   世界", "你好 世界"),
+    ("哈哈[赞] 你好 世界", "哈哈你好 世界"),
+])
+def test_removals_leave_no_stray_space(text, expected):
+    assert clean_text(text).text == expected
+
+
+_WORDS = ["哈", "哈哈", "笑死", "你家豆豆", "，", "。", "！！", "好的", "“真的”"]
+_REMOVED = ["[捂脸]", "[赞] ", " [赞]", "😂", " 😂👍 ", "@小王 ", " @阿花 ", "\u3000[流泪]", "\n@博主\n"]
+
+
+@given(st.lists(st.sampled_from(_WORDS + _REMOVED), max_size=12))
+@settings(max_examples=300)
+def test_removing_noise_from_cjk_text_leaves_no_space(tokens):
+    # mentions and emoticons (with spaces next to them) dropped anywhere into CJK text leave
+    # nothing behind: the result is the CJK words alone, run together and merged
+    out = clean_text("".join(tokens)).text
+    assert out == merge_repeats("".join(t for t in tokens if t in _WORDS))
+    assert " " not in out
 
 
 def test_clean_text_applies_all_rules_in_order():
@@ -269,3 +366,43 @@ def test_build_config_from_json_rejects_unknown_and_mistyped():
         BuildConfig.from_json({"comment_min_likes": "3"})
     cfg = BuildConfig.from_json({"val_fraction": 0, "blocklist": ["坏词"]}, test_fraction=0.5)
     assert cfg.val_fraction == 0 and cfg.blocklist == ("坏词",) and cfg.test_fraction == 0.5
+
+
+# ---------------------------------------------------------------------------- titles
+
+
+@pytest.mark.parametrize("title, expected", [
+    ("十分钟搞定番茄炒蛋#美食 #家常菜", "十分钟搞定番茄炒蛋 美食 家常菜"),
+    ("#美食#家常菜 今天吃什么", "美食 家常菜 今天吃什么"),
+    ("#美食 #家常菜#", "美食 家常菜"),
+    ("#美食，真好吃", "美食，真好吃"),
+    ("##双井号 # 单个井号", "双井号 单个井号"),
+    ("@抖音小助手 第一次去西藏#旅行", "第一次去西藏 旅行"),
+    ("@小王#美食", "美食"),  # a mention ends at "#"
+    ("#美食@小王 真好吃", "美食 真好吃"),
+    ("笑死哈哈哈哈[捂脸] 我家猫#萌宠😂#搞笑", "笑死哈哈我家猫 萌宠 搞笑"),
+    ("挑战吃完10个大肉包#大胃王 666", "挑战吃完10个大肉包 大胃王 666"),
+    ("46000人看过 #vlog日常", "46000人看过 vlog日常"),
+    ("C#入门", "C 入门"),  # documented: every "#" starts a hashtag
+    ("吉他弹唱《晴天》，前奏一响就破防", "吉他弹唱《晴天》，前奏一响就破防"),
+    ("", ""),
+    ("#", ""),
+])
+def test_clean_title(title, expected):
+    assert clean_title(title) == expected
+
+
+def test_clean_title_leaves_the_sample_titles_alone():
+    titles = [json.loads(line)["title"] for line in
+              (sample_raw_dir() / "videos.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert titles and [clean_title(t) for t in titles] == titles
+
+
+@given(st.lists(st.sampled_from(["哈", "笑死", "好", "#", "@", "@小王", " ", "12", "ab", "[赞]", "😂", "，", "\n"]),
+                max_size=15))
+@settings(max_examples=300)
+def test_clean_title_output_is_tidy(tokens):
+    out = clean_title("".join(tokens))
+    assert "#" not in out and "[赞]" not in out and "😂" not in out
+    assert out == out.strip() and "  " not in out and "\n" not in out
+    assert clean_title(out) == out
