@@ -268,6 +268,12 @@ class MariaForDialogue(ChatModel):
         sequences = generate_ids(self, examples, gen_config, show_progress=show_progress)
         return [self.char_encoder.decode(seq) for seq in sequences]
 
+    def score(self, examples: Sequence[DialogueExample], batch_size: int = 32) -> list[tuple[float, int]]:
+        """Teacher-forced NLL (nats) and token count of each example's response (decoding layout)."""
+        from fusion.generation import response_nll
+
+        return response_nll(self, examples, batch_size=batch_size)
+
     # -- save / load -------------------------------------------------------------------------------
     def save_pretrained(self, path: str | os.PathLike, overwrite: bool = True) -> None:
         """Write maria_config.json + model.safetensors (+ tokenizer files) atomically."""

@@ -238,30 +238,38 @@ GENERATE_OPTIONS = {  # CLI dest -> ChatModel.generate keyword
 }
 
 
+def load_run_model(run: Path, step: int | None = None, device: str | None = None):
+    """A trained run's model (RUN/model, or checkpoint step-N) in eval mode, and its run.json."""
+    import torch
+
+    from tiktalk.io import read_json
+    from tiktalk.models.base import get_model_class
+
+    if not (run / "run.json").exists():
+        raise MissingInputError(f"{run}: not a run directory (no run.json); train one with `tiktalk train`")
+    info = read_json(run / "run.json")
+    model_dir = run / "model" if step is None else run / "checkpoints" / f"step-{step}" / "model"
+    if not model_dir.exists():
+        raise MissingInputError(f"{model_dir} does not exist")
+    target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return get_model_class(info["model"]).from_pretrained(model_dir).to(target).eval(), info
+
+
 def _generate(args: argparse.Namespace) -> int:
     import json
 
     import torch
     from tqdm.auto import tqdm
 
-    from tiktalk.io import atomic_write_text, read_json
-    from tiktalk.models.base import get_model_class
+    from tiktalk.io import atomic_write_text
 
     run = Path(args.run)
-    if not (run / "run.json").exists():
-        raise MissingInputError(f"{run}: not a run directory (no run.json); train one with `tiktalk train`")
-    info = read_json(run / "run.json")
-    model_dir = run / "model" if args.step is None else run / "checkpoints" / f"step-{args.step}" / "model"
-    if not model_dir.exists():
-        raise MissingInputError(f"{model_dir} does not exist")
+    model, info = load_run_model(run, args.step, args.device)
     knowledge = args.knowledge or ((info.get("knowledge") or {}).get("path"))
     examples, _ = load_examples(args.data, args.split, knowledge)
     if args.limit is not None:
         examples = examples[: args.limit]
     examples = [dataclasses.replace(ex, response=None) for ex in examples]  # never show the target
-
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = get_model_class(info["model"]).from_pretrained(model_dir).to(device).eval()
     kwargs = {kw: getattr(args, dest) for dest, kw in GENERATE_OPTIONS.items() if getattr(args, dest) is not None}
 
     start = time.perf_counter()

@@ -32,6 +32,11 @@ class ChatModel(torch.nn.Module):
         """One response string per example."""
         raise NotImplementedError
 
+    def score(self, examples: Sequence[DialogueExample], batch_size: int = 32) -> list[tuple[float, int]]:
+        """Per example: (summed negative log-likelihood of its response in nats, tokens scored).
+        Used by the knowledge-use probe (:mod:`tiktalk.models.probe`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not score responses")
+
     def save_pretrained(self, path) -> None:
         raise NotImplementedError
 

@@ -1,0 +1,61 @@
+"""``tiktalk probe knowledge``: does a trained run read its knowledge? (see tiktalk.models.probe)"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tiktalk.commands import add_json_flag, emit
+from tiktalk.errors import UsageError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    probe = sub.add_parser("probe", help="probes of trained runs")
+    probe_sub = probe.add_subparsers(dest="probe_command", metavar="PROBE")
+    probe_sub.required = True
+    p = probe_sub.add_parser(
+        "knowledge",
+        help="NLL of the references with own / another dialogue's / no knowledge, with 95%% bootstrap intervals",
+    )
+    p.add_argument("--run", required=True, metavar="RUN", help="run directory written by `tiktalk train`")
+    p.add_argument("--step", type=int, default=None, help="use checkpoint step-N instead of RUN/model")
+    p.add_argument("--data", default="sample", help="built dataset directory, or 'sample' (default)")
+    p.add_argument("--split", default="test", help="split (default test)")
+    p.add_argument("--knowledge", default=None, metavar="PARQUET",
+                   help="knowledge cache (default: the one the run was trained with)")
+    p.add_argument("--generated", default=None, metavar="JSONL",
+                   help="`tiktalk generate` output: also report how often responses copy knowledge spans")
+    p.add_argument("--seed", type=int, default=0, help="seed of the shuffle and the bootstrap (default 0)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N dialogues")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    add_json_flag(p)
+    p.set_defaults(func=_probe_knowledge)
+
+
+def _probe_knowledge(args: argparse.Namespace) -> int:
+    from tiktalk.commands.evaluate import read_generate_jsonl
+    from tiktalk.commands.train import load_examples, load_run_model
+    from tiktalk.models.probe import probe_knowledge
+
+    model, info = load_run_model(Path(args.run), args.step, args.device)
+    knowledge = args.knowledge or ((info.get("knowledge") or {}).get("path"))
+    if not knowledge:
+        raise UsageError(f"{args.run} was trained without knowledge: pass --knowledge PARQUET")
+    examples, _ = load_examples(args.data, args.split, knowledge)
+    if args.limit is not None:
+        examples = examples[: args.limit]
+    if not examples:
+        raise UsageError(f"split {args.split!r} of {args.data} has no dialogues")
+    generated = None
+    if args.generated:
+        by_id = dict(read_generate_jsonl(args.generated))
+        absent = [e.dialogue_id for e in examples if e.dialogue_id not in by_id]
+        if absent:
+            raise UsageError(f"{args.generated}: no response for {len(absent)} dialogues (e.g. {absent[:3]})")
+        generated = [by_id[e.dialogue_id] for e in examples]
+    result = probe_knowledge(model, examples, seed=args.seed, n_bootstrap=args.bootstrap, generated=generated)
+    out = {"run": str(args.run), "model": info["model"], "split": args.split, "knowledge": str(knowledge),
+           **result.as_dict()}
+    emit(args, out, lambda _: result.summary())
+    return 0
