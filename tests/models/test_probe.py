@@ -26,7 +26,7 @@ def copy_task(n: int, seed: int) -> list[DialogueExample]:
     return rows
 
 
-def train_tiny(examples, modalities: str, steps: int = 300, seed: int = 0) -> MariaForDialogue:
+def train_tiny(examples, modalities: str, steps: int = 500, seed: int = 0) -> MariaForDialogue:
     torch.manual_seed(seed)
     model = MariaForDialogue.from_preset("tiny", modalities=modalities, text_budget=48, response_budget=12)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
@@ -67,20 +67,20 @@ def test_cached_scoring_equals_full_recompute() -> None:
         assert total == pytest.approx(reference_nll(model, example), rel=1e-4)
 
 
+@pytest.mark.slow  # two tiny trainings of 500 steps; measured: delta +2.06 [+1.65, +2.49] vs -0.000
 def test_probe_tells_knowledge_use_apart() -> None:
     train, test = copy_task(96, seed=0), copy_task(40, seed=7)
     reader = train_tiny(train, "T+K")
     result = probe_knowledge(reader, test, seed=0, n_bootstrap=500)
     assert result.n == 40
-    assert result.delta_shuffled > 0.5 and result.delta_shuffled_ci95[0] > 0  # reads its knowledge
+    assert result.delta_shuffled > 1.0 and result.delta_shuffled_ci95[0] > 0  # reads its knowledge
     # same architecture, but its knowledge never matched the response during training
     perm = derangement(len(train), seed=3)
     uninformative = [DialogueExample(e.dialogue_id, e.context, e.response, knowledge=train[j].knowledge)
                      for e, j in zip(train, perm)]
     ignorer = train_tiny(uninformative, "T+K")
     blind = probe_knowledge(ignorer, test, seed=0, n_bootstrap=500)
-    assert abs(blind.delta_shuffled) < 0.25 * result.delta_shuffled
-    assert blind.delta_shuffled_ci95[0] < 0.2
+    assert abs(blind.delta_shuffled) < 0.1 and blind.delta_shuffled_ci95[0] < 0.05
 
 
 def test_copy_rate_and_errors() -> None:
