@@ -34,7 +34,7 @@ def test_every_format_is_reachable_by_sniffing(tmp_path: Path) -> None:
         "phrase-heads": ("head_phrase.csv", b""),
         "atomic-chinese": ("ATOMIC_Chinese.tsv", b""),
         "flow-edges": ("flows.txt", FLOWS.encode()),
-        "atomic2020": ("dev.tsv", "PersonX eats @@ xWant\tsleep| none\n".encode()),
+        "atomic2020": ("dev.tsv", b"PersonX eats @@ xWant\tsleep| none\n"),
     }
     assert set(files) == set(readers.FORMATS.names())
     for fmt, (name, data) in files.items():
