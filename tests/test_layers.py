@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterable
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -151,7 +152,7 @@ def import_cycles(edges: list[Edge]) -> list[list[str]]:
             if path[-1] == start:
                 break
         path.reverse()
-        cycles.append([f"{a} ({graph[a][b]})" for a, b in zip(path, path[1:])] + [start])
+        cycles.append([f"{a} ({graph[a][b]})" for a, b in pairwise(path)] + [start])
     return cycles
 
 
