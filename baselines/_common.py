@@ -28,6 +28,7 @@ import torch
 from tiktalk.errors import MissingInputError, UsageError
 from tiktalk.io import atomic_directory, read_json, write_json
 from tiktalk.types import DialogueExample
+from tiktalk.versions import library_versions
 
 if TYPE_CHECKING:  # typing.Self needs Python 3.11; annotations are not evaluated
     from typing_extensions import Self
@@ -195,14 +196,6 @@ def has_responses(examples: Sequence[DialogueExample]) -> bool:
 
 
 # ------------------------------------------------------------------------- save / load
-
-
-def library_versions() -> dict[str, str]:
-    import safetensors
-    import transformers
-
-    return {"torch": torch.__version__, "transformers": transformers.__version__,
-            "safetensors": safetensors.__version__}
 
 
 def save_model_dir(model: torch.nn.Module, path: str | Path, name: str,

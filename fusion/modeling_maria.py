@@ -38,6 +38,7 @@ from tiktalk.models.tokenization import (
     load_tokenizer,
 )
 from tiktalk.types import DialogueExample
+from tiktalk.versions import library_versions
 
 CONFIG_NAME = "maria_config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -286,7 +287,7 @@ class MariaForDialogue(ChatModel):
         if self.tokenizer is not None:
             config.tokenizer_vocab_size = len(self.tokenizer)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items() if k not in TIED_KEYS}
-        metadata = {"format": "pt", "model": self.name, **_library_versions()}
+        metadata = {"format": "pt", "model": self.name, **library_versions()}
         with atomic_directory(Path(path), overwrite=overwrite) as tmp:
             config.save(Path(tmp) / CONFIG_NAME)
             save_file(state, str(Path(tmp) / WEIGHTS_NAME), metadata=metadata)
@@ -434,8 +435,3 @@ def _tokenizer_for(path: Path, vocab_size: int | None):
         return build_char_tokenizer()
     raise UsageError(f"{path}: no vocab.txt / tokenizer.json and vocab_size {vocab_size} is not the generated char vocab")
 
-
-def _library_versions() -> dict[str, str]:
-    import transformers
-
-    return {"torch": torch.__version__, "transformers": transformers.__version__}

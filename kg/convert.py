@@ -21,7 +21,6 @@ import polars as pl
 
 from kg import readers
 from kg.errors import KGFormatError
-from kg.pickle_io import read_gpickle
 from kg.schema import (
     ATOMIC_FAMILY,
     FLOW_FAMILIES,
@@ -51,6 +50,7 @@ class ConversionReport:
     """What the converter read, merged, skipped and could not classify."""
 
     sources: list[dict] = field(default_factory=list)
+    skipped_files: list[str] = field(default_factory=list)  # README.md, LICENSE... inside directories
     skipped_none_tails: int = 0
     atomic2020_unmatched_triples: int = 0
     atomic2020_matched_heads: int = 0
@@ -61,6 +61,7 @@ class ConversionReport:
     def as_dict(self) -> dict:
         return {
             "sources": self.sources,
+            "skipped_files": self.skipped_files,
             "skipped_none_tails": self.skipped_none_tails,
             "atomic2020_unmatched_triples": self.atomic2020_unmatched_triples,
             "atomic2020_matched_heads": self.atomic2020_matched_heads,
@@ -70,24 +71,22 @@ class ConversionReport:
         }
 
 
-def expand_sources(sources) -> list[tuple[Path, str]]:
-    """Paths (files or directories of release files) -> sorted (path, format) pairs."""
+def expand_sources(sources) -> tuple[list[tuple[Path, str]], list[str]]:
+    """Paths (files or directories of release files) -> sorted (path, format) pairs, and the
+    names of the known non-KG files skipped inside directories (README.md, LICENSE, ...)."""
     out: list[tuple[Path, str]] = []
+    skipped: list[str] = []
     for src in sources:
         src = Path(src)
         if src.is_dir():
-            files = sorted(
-                p for p in src.iterdir()
-                if p.is_file() and p.suffix.lower() in {".tsv", ".csv", ".graph", ".gpickle"}
-            )
-            if not files:
-                raise KGFormatError("directory holds no C3KG release files", path=src)
-            out.extend((p, readers.sniff_format(p)) for p in files)
+            files, skipped_here = readers.release_files(src)
+            out.extend(files)
+            skipped.extend(skipped_here)
         elif src.exists():
             out.append((src, readers.sniff_format(src)))
         else:
             raise KGFormatError("file not found", path=src)
-    return out
+    return out, sorted(skipped)
 
 
 def build_tables(sources, *, trust_pickle: bool = False) -> tuple[pl.DataFrame, pl.DataFrame, ConversionReport]:
@@ -99,37 +98,17 @@ def build_tables(sources, *, trust_pickle: bool = False) -> tuple[pl.DataFrame, 
     kept with their English text.
     """
     report = ConversionReport()
-    files = expand_sources(sources)
-    head_records: list[readers.HeadRecord] = []
-    atomic_zh: list[readers.TripleTable] = []
-    atomic_en: list[readers.TripleTable] = []
-    flow_tables: list[readers.EdgeTable] = []
-    isolated: set[str] = set()  # nodes of a pickled graph without edges survive conversion
+    files, report.skipped_files = expand_sources(sources)
+    parts = readers.ReleaseParts()
     for path, fmt in files:
         report.sources.append({"name": path.name, "format": fmt, "sha256": sha256_file(path)})
-        if fmt == "event-heads":
-            head_records += readers.read_head_csv(path, NodeKind.EVENT_HEAD.value)
-        elif fmt == "phrase-heads":
-            head_records += readers.read_head_csv(path, NodeKind.PHRASE_HEAD.value)
-        elif fmt == "atomic-chinese":
-            atomic_zh.append(readers.read_atomic_chinese(path))
-        elif fmt == "atomic2020":
-            atomic_en.append(readers.read_atomic2020(path))
-        elif fmt == "flow-edges":
-            flow_tables.append(readers.read_flow_edges(path))
-        elif fmt == "gpickle":
-            graph = read_gpickle(path, trust_pickle=trust_pickle)
-            table = readers.EdgeTable()
-            for u, v, data in graph.edges(data=True):
-                table.append(u, v, data["type"], int(data.get("weight", 1)))
-            flow_tables.append(table)
-            isolated.update(n for n in graph.nodes if graph.degree(n) == 0)
+        readers.FORMATS.get(fmt).read(path, parts, trust_pickle)
     report.sources.sort(key=lambda s: (s["name"], s["sha256"]))
 
     # Head CSVs: English -> Chinese, Chinese -> (kind, English, replaced).
     en_to_zh: dict[str, str] = {}
     head_info: dict[str, tuple[str, str, str]] = {}
-    for rec in sorted(head_records, key=lambda r: (r.chinese, r.kind != "event-head", r.english)):
+    for rec in sorted(parts.heads, key=lambda r: (r.chinese, r.kind != "event-head", r.english)):
         en_to_zh.setdefault(rec.english, rec.chinese)
         if rec.chinese in head_info:
             report.merged_translations += 1
@@ -147,12 +126,12 @@ def build_tables(sources, *, trust_pickle: bool = False) -> tuple[pl.DataFrame, 
         seen.add(key)
         weights[key] += weight
 
-    for table in atomic_zh:
+    for table in parts.atomic_zh:
         report.skipped_none_tails += table.skipped_none_tails
         for h, r, t in zip(table.heads, table.relations, table.tails):
             add(h, t, r, 1)
     matched: set[str] = set()
-    for table in atomic_en:
+    for table in parts.atomic_en:
         report.skipped_none_tails += table.skipped_none_tails
         for h, r, t in zip(table.heads, table.relations, table.tails):
             zh = en_to_zh.get(h)
@@ -163,7 +142,7 @@ def build_tables(sources, *, trust_pickle: bool = False) -> tuple[pl.DataFrame, 
                 matched.add(h)
             add(zh or h, t, r, 1)
     report.atomic2020_matched_heads = len(matched)
-    for table in flow_tables:
+    for table in parts.edges:
         for s, t, ty, w in zip(table.sources, table.targets, table.types, table.weights):
             add(s, t, ty, w)
 
@@ -183,7 +162,7 @@ def build_tables(sources, *, trust_pickle: bool = False) -> tuple[pl.DataFrame, 
         pl.col("type").map_elements(family_of, return_dtype=pl.String).alias("family")
     ).sort(["source", "type", "target"])
 
-    nodes = _classify_nodes(edges, head_info, isolated)
+    nodes = _classify_nodes(edges, head_info, parts.isolated)
     return nodes, edges, report
 
 

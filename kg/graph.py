@@ -6,8 +6,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import networkx as nx
 import polars as pl
 
 from kg.schema import (
@@ -18,6 +18,9 @@ from kg.schema import (
     type_rank,
 )
 from tiktalk.errors import UnknownNameError, UsageError
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,8 @@ class C3KG:
 
     @cached_property
     def graph(self) -> nx.MultiDiGraph:
+        import networkx as nx  # only this view needs it; `import kg` stays light
+
         g = nx.MultiDiGraph()
         g.add_nodes_from(
             (row[0], {"kind": row[1], "text_zh": row[2], "text_en": row[3]})

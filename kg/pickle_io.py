@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from kg.errors import KGFormatError
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 # (module, name) pairs a DiGraph pickle may reference. networkx >= 3 caches its views
 # (adj, succ, pred, nodes, edges) in the instance dict, so those view classes appear too;
@@ -58,6 +60,7 @@ class _DiGraphUnpickler(pickle.Unpickler):
 
 def read_gpickle(path: str | Path, *, trust_pickle: bool = False) -> nx.DiGraph:
     """Load ``C3KG.GRAPH``. Requires ``trust_pickle=True``; validates what it got."""
+    import networkx as nx  # imported here: only reading a pickle needs it
     path = Path(path)
     if not trust_pickle:
         raise KGFormatError(

@@ -10,6 +10,9 @@ Formats (SPEC section 1):
   ``source<TAB>target<TAB>type<TAB>weight``.
 * ``C3KG.GRAPH``: see :mod:`kg.pickle_io` (opt-in only).
 
+:data:`FORMATS` is the one table of these formats (reader, suffixes, how to recognise a
+file); :func:`sniff_format` and :func:`release_files` (a directory) both read it.
+
 Every problem raises one :class:`~kg.errors.KGFormatError` naming file, line and field.
 """
 
@@ -17,10 +20,13 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kg.errors import KGFormatError
+from kg.schema import NodeKind
+from tiktalk.registry import Registry
 
 NONE_TAILS = frozenset({"", "none"})  # ATOMIC's "no inference" marker
 
@@ -255,37 +261,155 @@ def read_flow_edges(path: str | Path) -> EdgeTable:
     return table
 
 
-def sniff_format(path: str | Path) -> str:
-    """Name the release format of a file: by its name first, then by its first line.
+# ----------------------------------------------------------------------------- the format table
 
-    Returns one of ``event-heads``, ``phrase-heads``, ``atomic-chinese``, ``atomic2020``,
-    ``flow-edges``, ``gpickle``.
+
+@dataclass
+class ReleaseParts:
+    """Everything the release files of one conversion hold, gathered by what it is."""
+
+    heads: list[HeadRecord] = field(default_factory=list)  # head CSVs
+    atomic_zh: list[TripleTable] = field(default_factory=list)  # ATOMIC_Chinese.tsv: Chinese heads
+    atomic_en: list[TripleTable] = field(default_factory=list)  # ATOMIC-2020: English heads
+    edges: list[EdgeTable] = field(default_factory=list)  # flow edges, edges of a pickled graph
+    isolated: set[str] = field(default_factory=set)  # nodes of a pickled graph without edges
+
+
+@dataclass(frozen=True)
+class ReleaseFormat:
+    """One release file format: how to read it into :class:`ReleaseParts`, how to recognise it.
+
+    A file can only be of a format listing its (lower-case) suffix. Among those, the first
+    whose ``name_hint`` accepts the lower-case file name wins; then the first whose
+    ``header_hint`` accepts the tab-separated cells of the first line; then the one marked
+    ``fallback``.
+    """
+
+    read: Callable[[Path, ReleaseParts, bool], None]  # read(path, parts, trust_pickle)
+    suffixes: tuple[str, ...]
+    name_hint: Callable[[str], bool] | None = None
+    header_hint: Callable[[list[str]], bool] | None = None
+    fallback: bool = False
+
+
+def _read_event_heads(path: Path, parts: ReleaseParts, trust_pickle: bool) -> None:
+    parts.heads += read_head_csv(path, NodeKind.EVENT_HEAD.value)
+
+
+def _read_phrase_heads(path: Path, parts: ReleaseParts, trust_pickle: bool) -> None:
+    parts.heads += read_head_csv(path, NodeKind.PHRASE_HEAD.value)
+
+
+def _read_atomic_chinese(path: Path, parts: ReleaseParts, trust_pickle: bool) -> None:
+    parts.atomic_zh.append(read_atomic_chinese(path))
+
+
+def _read_atomic2020(path: Path, parts: ReleaseParts, trust_pickle: bool) -> None:
+    parts.atomic_en.append(read_atomic2020(path))
+
+
+def _read_flow_edges(path: Path, parts: ReleaseParts, trust_pickle: bool) -> None:
+    parts.edges.append(read_flow_edges(path))
+
+
+def _read_gpickle(path: Path, parts: ReleaseParts, trust_pickle: bool) -> None:
+    from kg.pickle_io import read_gpickle  # networkx is imported only when a pickle is read
+
+    graph = read_gpickle(path, trust_pickle=trust_pickle)
+    table = EdgeTable()
+    for u, v, data in graph.edges(data=True):
+        table.append(u, v, data["type"], int(data.get("weight", 1)))
+    parts.edges.append(table)
+    parts.isolated.update(n for n in graph.nodes if graph.degree(n) == 0)
+
+
+# Every release format, in the order sniffing tries them. A new format: FORMATS.register(name,
+# ReleaseFormat(...)); directories and sniff_format pick it up from here.
+FORMATS: Registry[ReleaseFormat] = Registry("KG format", {
+    "gpickle": ReleaseFormat(_read_gpickle, (".graph", ".gpickle", ".pkl", ".pickle"), name_hint=lambda n: True),
+    "event-heads": ReleaseFormat(_read_event_heads, (".csv",), name_hint=lambda n: "shortsentence" in n),
+    "phrase-heads": ReleaseFormat(_read_phrase_heads, (".csv",),
+                                  name_hint=lambda n: "head_phrase" in n or n.startswith("phrase")),
+    "atomic-chinese": ReleaseFormat(_read_atomic_chinese, (".tsv",), name_hint=lambda n: "atomic_chinese" in n,
+                                    header_hint=lambda c: len(c) == 4 and c[1:] == ["head", "relation", "tail"]),
+    "flow-edges": ReleaseFormat(_read_flow_edges, (".tsv", ".txt"),
+                                header_hint=lambda c: c[:4] == ["source", "target", "type", "weight"]),
+    "atomic2020": ReleaseFormat(_read_atomic2020, (".tsv", ".txt"), fallback=True),
+})
+
+# What a release directory may hold beside release files: documentation, licences, the
+# scripts that made them, hidden files. Skipped, and listed in the conversion report.
+NOT_KG_STEMS = frozenset({"readme", "license", "licence", "notice", "copying", "changelog"})
+NOT_KG_SUFFIXES = (".md", ".py")
+
+
+def is_not_kg_file(name: str) -> bool:
+    """README*, LICENSE*, NOTICE*, COPYING*, CHANGELOG*, *.md, *.py and hidden files."""
+    lower = name.lower()
+    return lower.startswith(".") or lower.split(".")[0] in NOT_KG_STEMS or lower.endswith(NOT_KG_SUFFIXES)
+
+
+def _format_list() -> str:
+    return "; ".join(f"{name} {'/'.join(fmt.suffixes)}" for name, fmt in FORMATS.items())
+
+
+def sniff_format(path: str | Path) -> str:
+    """Name the release format of a file from :data:`FORMATS`: by suffix, then name, then first line.
+
+    The built-in names: ``gpickle``, ``event-heads``, ``phrase-heads``, ``atomic-chinese``,
+    ``flow-edges``, ``atomic2020``.
     """
     path = Path(path)
     name = path.name.lower()
-    if name.endswith((".graph", ".gpickle", ".pkl", ".pickle")):
-        return "gpickle"
-    if "shortsentence" in name:
-        return "event-heads"
-    if "head_phrase" in name or name.startswith("phrase"):
-        return "phrase-heads"
-    if "atomic_chinese" in name:
-        return "atomic-chinese"
-    try:
-        with open(path, "rb") as fh:
-            first = fh.readline().decode("utf-8-sig", errors="replace").rstrip("\r\n")
-    except FileNotFoundError:
-        raise KGFormatError("file not found", path=path) from None
-    cells = [c.strip() for c in first.split("\t")]
-    if cells[:4] == ["source", "target", "type", "weight"]:
-        return "flow-edges"
-    if cells[-3:] == ["head", "relation", "tail"] and len(cells) == 4:
-        return "atomic-chinese"
-    if name.endswith((".tsv", ".txt")):
-        return "atomic2020"
+    candidates = [(n, fmt) for n, fmt in FORMATS.items() if path.suffix.lower() in fmt.suffixes]
+    if not candidates:
+        raise KGFormatError(
+            f"cannot tell the C3KG format of this file: no format takes the suffix "
+            f"{path.suffix or '(none)'!r} (formats: {_format_list()})",
+            path=path,
+        )
+    for n, fmt in candidates:
+        if fmt.name_hint is not None and fmt.name_hint(name):
+            return n
+    if any(fmt.header_hint is not None for _, fmt in candidates):
+        try:
+            with open(path, "rb") as fh:
+                first = fh.readline().decode("utf-8-sig", errors="replace").rstrip("\r\n")
+        except FileNotFoundError:
+            raise KGFormatError("file not found", path=path) from None
+        cells = [c.strip() for c in first.split("\t")]
+        for n, fmt in candidates:
+            if fmt.header_hint is not None and fmt.header_hint(cells):
+                return n
+    for n, fmt in candidates:
+        if fmt.fallback:
+            return n
     raise KGFormatError(
         "cannot tell the C3KG format of this file (expected ATOMIC_Chinese.tsv, "
         "head_shortSentence.csv, head_phrase.csv, C3KG.GRAPH, an ATOMIC-2020 .tsv "
         "or a flow-edge .tsv with header source/target/type/weight)",
         path=path,
     )
+
+
+def release_files(directory: str | Path) -> tuple[list[tuple[Path, str]], list[str]]:
+    """A directory of release files -> sorted (path, format) pairs, and the names it skipped.
+
+    Every file must be of a format in :data:`FORMATS` or one of the known non-KG files
+    (:func:`is_not_kg_file`, skipped); anything else is an error naming the file, so a
+    release file with an unexpected name is never dropped silently. Subdirectories are
+    not entered (listed as skipped, with a trailing ``/``).
+    """
+    directory = Path(directory)
+    found: list[tuple[Path, str]] = []
+    skipped: list[str] = []
+    for path in sorted(directory.iterdir()):
+        if path.is_dir():
+            skipped.append(path.name + "/")
+        elif is_not_kg_file(path.name):
+            skipped.append(path.name)
+        else:
+            found.append((path, sniff_format(path)))
+    if not found:
+        raise KGFormatError(f"directory holds no C3KG release files (skipped: {skipped or 'nothing'})", path=directory)
+    return found, skipped

@@ -26,8 +26,6 @@ class NodeKind(str, Enum):
         return self.value
 
 
-NODE_KINDS: tuple[str, ...] = tuple(k.value for k in NodeKind)
-
 # ATOMIC-2020 relations, grouped as in the ATOMIC-2020 paper (Hwang et al., 2021).
 SOCIAL_RELATIONS: tuple[str, ...] = (
     "xIntent", "xNeed", "xAttr", "xReact", "xWant", "xEffect",
@@ -40,12 +38,6 @@ PHYSICAL_RELATIONS: tuple[str, ...] = (
     "ObjectUse", "AtLocation", "MadeUpOf", "HasProperty", "CapableOf", "Desires", "NotDesires",
 )
 ATOMIC_RELATIONS: tuple[str, ...] = SOCIAL_RELATIONS + EVENT_RELATIONS + PHYSICAL_RELATIONS
-
-# The 12 relations C3KG attaches to its event (short-sentence) heads.
-C3KG_EVENT_HEAD_RELATIONS: tuple[str, ...] = (
-    "xNeed", "xAttr", "xReact", "xEffect", "xWant", "xIntent",
-    "oEffect", "oWant", "oReact", "isBefore", "isAfter", "HasSubEvent",
-)
 
 INTENT_TYPES: tuple[str, ...] = (
     "intent_ask", "intent_console", "intent_describe",
@@ -63,7 +55,6 @@ FLOW_TYPES: tuple[str, ...] = tuple(t for types in FLOW_FAMILIES.values() for t 
 # Edge families: "atomic" for commonsense relations, the flow families, then "unknown".
 ATOMIC_FAMILY = "atomic"
 UNKNOWN_FAMILY = "unknown"
-EDGE_FAMILIES: tuple[str, ...] = (ATOMIC_FAMILY, *FLOW_FAMILIES, UNKNOWN_FAMILY)
 
 # Relations whose tails feed the emotion flows (C3KG: emotion tail -> cause / intent tail).
 EMOTION_SOURCE_RELATIONS: tuple[str, ...] = ("xReact", "oReact")

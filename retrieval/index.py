@@ -16,7 +16,6 @@ event flow, phrase heads and entities the concept flow, emotion nodes the emotio
 from __future__ import annotations
 
 import json
-import platform
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,13 +32,13 @@ from retrieval.search import (
     apply_params,
     build_index,
     check_vectors,
-    gemv_topk,
     on_gpu,
     search,
     to_gpu,
 )
 from tiktalk.errors import MissingInputError, OutputExistsError, UsageError
 from tiktalk.io import atomic_directory, read_json, sha256_file, write_json
+from tiktalk.versions import library_versions
 
 FORMAT_VERSION = 1
 INDEX_FILE, HEADS_FILE, EMB_FILE, MANIFEST_FILE = "index.faiss", "heads.parquet", "embeddings.npy", "manifest.json"
@@ -52,9 +51,6 @@ KINDS: dict[str, tuple[str, str]] = {
     "emotion": ("emotion", "emotion"),
 }
 FAMILIES = ("event", "concept", "emotion")
-# Up to this many queries a Flat index would be searched by one BLAS gemv over the stored
-# embeddings. Off: FAISS's 1-thread scan measured faster (2.8 vs 8.1 ms at 20k x 384).
-GEMV_MAX_QUERIES = 0
 
 
 class IndexMismatchError(ValueError):
@@ -119,13 +115,6 @@ def family_ranges(heads: pl.DataFrame) -> dict[str, list[int]]:
     return out
 
 
-def library_versions() -> dict[str, str]:
-    import polars
-
-    return {"faiss": faiss.__version__, "numpy": np.__version__, "polars": polars.__version__,
-            "python": platform.python_version()}
-
-
 @dataclass
 class HeadIndex:
     """A loaded index directory. ``index`` may live on the GPU; ``cpu_index`` always on the CPU."""
@@ -157,11 +146,6 @@ class HeadIndex:
             raise UsageError(f"family {family!r} is not in this index (it has {list(self.families)})")
         lo, hi = (0, len(self)) if family is None else self.families[family]
         queries = check_vectors(queries, self.dim, "queries")
-        if self.manifest["factory"] == "Flat" and queries.shape[0] <= GEMV_MAX_QUERIES and not on_gpu(self.index):
-            if k < 1:
-                raise UsageError(f"k ({k}) must be at least 1")
-            scores, ids = gemv_topk(self.embeddings[lo:hi], queries, k)
-            return scores, np.where(ids >= 0, ids + lo, -1)
         if family is None:
             return search(self.index, queries, k)
         target = self.cpu_index if on_gpu(self.index) else self.index  # FAISS GPU has no id selectors

@@ -24,7 +24,6 @@ import numpy as np
 
 from tiktalk.errors import UsageError
 
-FACTORIES = ("Flat", "HNSW32", "IVF4096,Flat", "IVF4096,PQ48")
 # FAISS 1.15 takes its BLAS path only when nq * d >= this threshold (default 128,000);
 # below it, a batch of 256 queries at d = 384 ran 7x slower (issue 3). 1 query stays on the
 # direct scan, which is faster for a single query.

@@ -65,10 +65,6 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def canonical_json(obj: Any) -> str:
     """JSON with sorted keys and fixed separators: equal objects give equal bytes."""
     return json.dumps(obj, ensure_ascii=False, sort_keys=True, indent=2) + "\n"

@@ -23,6 +23,12 @@ Protocols:
 
 Dist-n does not use references: distinct n-grams over all n-grams of all hypotheses
 (n-grams never cross a response boundary).
+
+The metrics are a fixed table, not a registry: :data:`METRIC_KEYS` is the paper's Table 3,
+and BLEU/ROUGE-L/CIDEr come out of one coco-caption pass per reference set, so there is no
+second implementation to choose by name. A new metric: its key in :data:`METRIC_KEYS` and
+:data:`METRIC_LABELS`, its value in :func:`evaluate`. Tokenizers are chosen by name
+(``--tokenizer``) and live in the registry :data:`TOKENIZERS`.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tiktalk.errors import UsageError
+from tiktalk.registry import Registry
 
 METRIC_KEYS: tuple[str, ...] = ("bleu_2", "bleu_4", "meteor", "rouge_l", "cider", "dist_2", "dist_3")
 METRIC_LABELS: dict[str, str] = {
@@ -59,17 +66,14 @@ def whitespace_tokenize(text: str) -> list[str]:
     return text.split()
 
 
-TOKENIZERS: dict[str, Callable[[str], list[str]]] = {
+TOKENIZERS: Registry[Callable[[str], list[str]]] = Registry("tokenizer", {
     "char": char_tokenize,
     "whitespace": whitespace_tokenize,
-}
+})
 
 
 def get_tokenizer(name: str) -> Callable[[str], list[str]]:
-    try:
-        return TOKENIZERS[name]
-    except KeyError:
-        raise UsageError(f"unknown tokenizer {name!r}; choose one of {sorted(TOKENIZERS)}") from None
+    return TOKENIZERS.get(name)
 
 
 # ----------------------------------------------------------------------------- Dist-n

@@ -8,6 +8,20 @@ classes do the same), and so that ``tiktalk --help`` does not import torch.
     MODELS = Registry("model", {"maria": "fusion.modeling_maria:MariaForDialogue"})
     MODELS.register("my-model", MyModel)          # or as a decorator: @MODELS.register("my-model")
     MODELS.get("maria")                          # -> the class, imported on first use
+
+Where each kind of component is registered (add yours there, or call ``.register`` on it):
+
+- model: ``tiktalk/models/base.py`` ``MODELS`` (a ``ChatModel`` subclass, built-ins
+  as ``"module:Class"`` strings); your own with ``register_model`` (a decorator).
+- encoder: ``retrieval/encoders.py`` ``ENCODERS`` (an ``EncoderFactory``; ``name:<argument>``
+  names are parsed once, in ``parse_encoder_name``).
+- KG release format: ``kg/readers.py`` ``FORMATS`` (a ``ReleaseFormat``: reader, suffixes,
+  how to recognise a file); ``sniff_format`` and the directory scan both read it.
+- command: ``tiktalk/commands/main.py`` ``COMMANDS`` (a module of ``tiktalk.commands`` with
+  ``register(subparsers)``).
+- metric tokenizer: ``tiktalk/metrics.py`` ``TOKENIZERS``. The metrics themselves are a fixed
+  table (the paper's Table 3: ``METRIC_KEYS`` and ``evaluate`` in ``tiktalk/metrics.py``),
+  not a registry: one coco-caption pass computes them together.
 """
 
 from __future__ import annotations

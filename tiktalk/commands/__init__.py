@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -17,8 +18,13 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def emit(args: argparse.Namespace, result: Any, render: Callable[[Any], str] | None = None) -> None:
-    """Print ``result`` as JSON under ``--json``, else as ``render(result)`` (or JSON)."""
+    """Print ``result`` as JSON under ``--json``, else as ``render(result)`` (or JSON).
+
+    Under ``--json`` the document goes to the stdout that :func:`tiktalk.commands.main.main`
+    kept aside (everything else printed meanwhile went to stderr).
+    """
     if getattr(args, "json", False) or render is None:
-        print(json.dumps(result, ensure_ascii=False, indent=2, default=str))
+        out = getattr(args, "json_stdout", None) or sys.stdout
+        print(json.dumps(result, ensure_ascii=False, indent=2, default=str), file=out)
     else:
         print(render(result))

@@ -48,8 +48,10 @@ def _convert(args: argparse.Namespace) -> int:
 
     sources = [src for s in args.sources for src in kg.resolve_sources(s)]
     manifest = kg.convert(sources, args.out, trust_pickle=args.trust_pickle, overwrite=args.overwrite)
+    skipped = manifest["report"]["skipped_files"]
     emit(args, manifest, lambda m: f"wrote {args.out}: {m['counts']['nodes']} nodes, "
-         f"{m['counts']['edges']} edges (content sha256 {m['content_sha256'][:12]})")
+         f"{m['counts']['edges']} edges (content sha256 {m['content_sha256'][:12]})"
+         + (f"\nskipped (not KG files): {', '.join(skipped)}" if skipped else ""))
     return 0
 
 

@@ -11,6 +11,7 @@ message with exit code 2; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 
@@ -45,8 +46,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from tiktalk.errors import TiktalkError
 
+    # Under --json, stdout carries exactly one JSON document, written by `emit` to the stdout
+    # saved here; whatever else runs prints (stage banners, nested commands' reports, library
+    # messages) goes to stderr.
+    args.json_stdout = sys.stdout if getattr(args, "json", False) else None
     try:
-        return int(args.func(args) or 0)
+        with contextlib.redirect_stdout(sys.stderr) if args.json_stdout else contextlib.nullcontext():
+            return int(args.func(args) or 0)
     except TiktalkError as err:
         print(f"tiktalk {args.command}: error: {err}", file=sys.stderr)
         return 2

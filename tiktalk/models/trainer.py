@@ -59,6 +59,7 @@ from tiktalk.models.checkpoint import (
 )
 from tiktalk.models.train_config import MIXED_PRECISION, TrainConfig  # noqa: F401  (re-exported)
 from tiktalk.types import DialogueExample
+from tiktalk.versions import library_versions
 
 # Options that may change between an interrupted run and its resumption; any other
 # difference would change data order or the optimisation and is refused.
@@ -236,18 +237,6 @@ def to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, (list, tuple)):
         return type(batch)(to_device(v, device) for v in batch)
     return batch
-
-
-def library_versions() -> dict[str, str]:
-    import importlib.metadata as md
-    import platform
-
-    versions = {"python": platform.python_version()}
-    for dist in ("tiktalk-kg", "torch", "transformers", "accelerate", "safetensors", "numpy", "polars"):
-        with contextlib.suppress(md.PackageNotFoundError):
-            versions[dist] = md.version(dist)
-    versions["cuda"] = str(torch.version.cuda)
-    return versions
 
 
 def model_config_dict(model: ChatModel) -> Any:
