@@ -13,7 +13,7 @@ import torch
 import tests.fusion.toy_chat_model  # noqa: F401  (registers toy-char-lm)
 from tiktalk.commands.main import main
 from tiktalk.commands.train import read_knowledge_table
-from tiktalk.dataset import load_dataset
+from tiktalk.dataset import load_dataset, sample_dir
 
 FAST = ["--cpu", "--no-progress", "--batch-size", "8", "--lr", "0.01"]
 
@@ -166,9 +166,9 @@ def test_resume_refuses_every_contradicting_flag_in_one_error(tmp_path, capsys):
     assert main(["train", *TOY_RUN, "--max-steps", "2", "--out", str(run)]) == 0
     saved = (run / "run.json").read_text()
     capsys.readouterr()
-    # --data sample and --lr 0.01 agree with run.json; --max-steps may change on resumption
+    # --data (the sample by its path) and --lr 0.01 agree with run.json; --max-steps may change on resumption
     rc = main(["train", "--resume", "--out", str(run), "--batch-size", "64", "--seed", "42", "--split", "val",
-               "--modalities", "T+I", "--no-find-unused-parameters", "--data", "sample", "--lr", "0.01",
+               "--modalities", "T+I", "--no-find-unused-parameters", "--data", str(sample_dir()), "--lr", "0.01",
                "--max-steps", "3"])
     err = capsys.readouterr().err
     assert rc == 2
@@ -182,6 +182,8 @@ def test_resume_refuses_every_contradicting_flag_in_one_error(tmp_path, capsys):
 
     rc = main(["train", "--resume", "--out", str(tmp_path / "nothing")])
     assert rc == 2 and "nothing/run.json does not exist" in capsys.readouterr().err
+    rc = main(["train", "--resume", "--overwrite", "--out", str(run)])
+    assert rc == 2 and "either --resume (continue RUN) or --overwrite" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- missing features

@@ -150,8 +150,9 @@ def test_resume_refuses_changed_data_order_and_missing_checkpoints(tmp_path):
     train(fresh_model(), examples, config, tmp_path / "run")
     with pytest.raises(FileExistsError, match="already exists"):
         train(fresh_model(), examples, config, tmp_path / "run")
-    changed = TrainConfig(batch_size=3, max_steps=4, save_every=1, log_every=1, **FAST)
-    with pytest.raises(ValueError, match="train option batch_size was 4, now 3"):
+    changed = TrainConfig(batch_size=3, seed=5, max_steps=4, save_every=1, log_every=1, **FAST)
+    # every difference named at once; max_steps may change on resumption
+    with pytest.raises(ValueError, match=r"train option batch_size was 4, now 3; train option seed was 42, now 5$"):
         train(fresh_model(), examples, changed, tmp_path / "run", resume=True)
 
 

@@ -184,16 +184,16 @@ def saved_run_options(info: dict[str, Any], where: Path) -> RunOptions:
 
 def _same_option(name: str, given: Any, saved: Any) -> bool:
     """Whether an explicit flag says what run.json says (paths compared resolved, modalities canonically)."""
-    from tiktalk.dataset import SAMPLE_NAME
+    from tiktalk.dataset import resolve_path
     from tiktalk.models.modalities import parse_modalities
 
     if given is None or saved is None:
         return given == saved
     if name == "modalities":
         return parse_modalities(given) == parse_modalities(saved)
-    if name in ("data", "knowledge", "init"):
-        if SAMPLE_NAME in (given, saved):
-            return given == saved
+    if name == "data":  # 'sample' names the shipped sample
+        return resolve_path(given).resolve() == resolve_path(saved).resolve()
+    if name in ("knowledge", "init"):
         return Path(given).resolve() == Path(saved).resolve()
     return given == saved
 
@@ -340,6 +340,8 @@ def _train(args: argparse.Namespace) -> int:
 
     run = Path(args.out)
     if args.resume:
+        if args.overwrite:
+            raise UsageError("pass either --resume (continue RUN) or --overwrite (replace it), not both")
         options, config = resume_options(args, run)
         checkpoint = latest_checkpoint(run)
         if checkpoint is None:
