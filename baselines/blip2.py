@@ -165,6 +165,9 @@ class _Blip2Chat(ChatModel):
             self.vision_model.eval()
         return self
 
+    def feature_modalities(self) -> tuple[str, ...]:
+        return ("vision",)  # always: it reads frame features (a --modalities override must have I)
+
     # ------------------------------------------------------------------ building
 
     @classmethod
@@ -201,10 +204,12 @@ class _Blip2Chat(ChatModel):
             picked.append(ex)
         return picked
 
-    def collate(self, examples: Sequence[DialogueExample], train: bool = True) -> dict[str, Any]:
+    def collate(self, examples: Sequence[DialogueExample], train: bool = True,
+                generator: torch.Generator | None = None) -> dict[str, Any]:
         """frames (B, F, 2048) + frame_mask (B, F) (F = 1 for blip2-img) and the text:
         prompt+response with labels (B, T) when responses exist (required for train=True),
-        else left-padded prompts."""
+        else left-padded prompts. Deterministic (blip2-img's frame is fixed per example):
+        ``generator`` is not drawn from."""
         frames, frame_mask = stack_frames(self.select_frames(examples), self.config.max_frames,
                                           self.config.frame_dim)
         text = (self.prompts.training_batch(examples) if train or has_responses(examples)

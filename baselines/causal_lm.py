@@ -105,9 +105,10 @@ class CausalLMChat(ChatModel):
         load_weights(model, path)
         return model
 
-    def collate(self, examples: Sequence[DialogueExample], train: bool = True) -> dict[str, Any]:
+    def collate(self, examples: Sequence[DialogueExample], train: bool = True,
+                generator: torch.Generator | None = None) -> dict[str, Any]:
         """Prompt+response with labels (B, T) when responses exist (required for train=True);
-        otherwise left-padded prompts for generation."""
+        otherwise left-padded prompts for generation. Deterministic: ``generator`` is not drawn from."""
         if train or has_responses(examples):
             return self.prompts.training_batch(examples)
         return self.prompts.prompt_batch(examples)

@@ -204,10 +204,12 @@ class DialoGPTChat(ChatModel):
         # Keep [CLS] and the most recent tokens: the response sits at the end.
         return ids if len(ids) <= limit else [self.cls_id] + ids[len(ids) - limit + 1:]
 
-    def collate(self, examples: Sequence[DialogueExample], train: bool = True) -> dict[str, Any]:
+    def collate(self, examples: Sequence[DialogueExample], train: bool = True,
+                generator: torch.Generator | None = None) -> dict[str, Any]:
         """Right-padded ``input_ids``/``attention_mask`` (B, T); ``labels`` (B, T) when the
         examples carry responses (always for ``train=True``). Without responses (generation
-        inputs) the sequence is the last ``max_history`` context turns.
+        inputs) the sequence is the last ``max_history`` context turns. Deterministic:
+        ``generator`` (the ChatModel contract) is not drawn from.
         """
         if train:
             require_responses(examples)

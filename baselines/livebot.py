@@ -164,6 +164,9 @@ class LivebotChat(ChatModel):
         self.decoder = Stack(c, n_cross=2)  # cross: video, context
         self.output = nn.Linear(c.d_model, vocab)
 
+    def feature_modalities(self) -> tuple[str, ...]:
+        return ("vision",)  # always: it reads frame features (a --modalities override must have I)
+
     @classmethod
     def from_preset(cls, preset: str, **overrides: Any) -> LivebotChat:
         if preset != "tiny":
@@ -191,9 +194,11 @@ class LivebotChat(ChatModel):
         limit = self.config.max_context_tokens
         return ids if len(ids) <= limit else [self.bos_id] + ids[len(ids) - limit + 1:]
 
-    def collate(self, examples: Sequence[DialogueExample], train: bool = True) -> dict[str, Any]:
+    def collate(self, examples: Sequence[DialogueExample], train: bool = True,
+                generator: torch.Generator | None = None) -> dict[str, Any]:
         """frames (B, F, 2048) + frame_mask (B, F); context_ids (B, Tc); with responses
-        (required for train=True) also decoder_ids and labels (B, Td)."""
+        (required for train=True) also decoder_ids and labels (B, Td). Deterministic:
+        ``generator`` is not drawn from."""
         if train:
             require_responses(examples)
         frames, frame_mask = stack_frames(examples, self.config.max_frames, self.config.frame_dim)

@@ -1,9 +1,10 @@
 """One contract every ChatModel keeps (pykeen-style: a generic case, one subclass per model).
 
-Each subclass only names the registered model, its preset overrides, generation kwargs
-and bad config values; the generic case checks: registration, two AdamW steps lower the
-loss on a fixed batch, generate returns one string per example, save/load gives equal
-logits, bad config values raise ValueError naming field and value.
+Each subclass only names the registered model, its preset overrides, the per-video
+features it reads, generation kwargs and bad config values; the generic case checks: registration, two AdamW steps lower the
+loss on a fixed batch, collate draws only from the generator it is given, the feature
+modalities it declares, generate returns one string per example,
+save/load gives equal logits, bad config values raise ValueError naming field and value.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 
 from tests.baselines.examples import make_examples
 from tiktalk.models.base import get_model_class, model_names
+from tiktalk.models.modalities import FEATURE_FIELDS
 
 
 class ChatModelContract:
@@ -25,6 +27,7 @@ class ChatModelContract:
     # (overrides for from_preset("tiny"), regex the ValueError message must match)
     bad_configs: ClassVar[list[tuple[dict[str, Any], str]]] = []
     lr: ClassVar[float] = 1e-3
+    feature_modalities: ClassVar[tuple[str, ...]] = ()  # per-video features the tiny preset reads
     requires_module: ClassVar[str | None] = None
 
     @pytest.fixture(autouse=True)
@@ -67,6 +70,25 @@ class ChatModelContract:
             optimizer.step()
         after = eval_loss()
         assert after < before, f"loss did not drop: {before:.4f} -> {after:.4f}"
+
+    def test_collate_draws_only_from_the_generator_it_is_given(self):
+        # The trainer's exact resume relies on it: a batch is a pure function of (examples,
+        # seed), and the global generators (the dropout stream) are never drawn from.
+        model = self.make_model()
+        torch.manual_seed(5)
+        before = torch.get_rng_state()
+        first = model.collate(make_examples(), train=True, generator=torch.Generator().manual_seed(3))
+        again = model.collate(make_examples(), train=True, generator=torch.Generator().manual_seed(3))
+        assert torch.equal(torch.get_rng_state(), before)
+        assert first.keys() == again.keys()
+        for key, value in first.items():
+            if isinstance(value, torch.Tensor):
+                assert torch.equal(value, again[key]), key
+
+    def test_feature_modalities_are_the_features_it_reads(self):
+        modalities = self.make_model().feature_modalities()
+        assert modalities == self.feature_modalities
+        assert set(modalities) <= set(FEATURE_FIELDS)  # ones the dataset provides
 
     def test_generate_returns_one_string_per_example(self):
         model = self.make_model()
@@ -125,6 +147,7 @@ class TestCausalLMContract(ChatModelContract):
 
 class TestLivebotContract(ChatModelContract):
     model_name = "livebot"
+    feature_modalities = ("vision",)
     generate_kwargs: ClassVar = {"max_new_tokens": 6}
     bad_configs: ClassVar = [
         ({"no_such_field": 1}, r"unknown field\(s\) \['no_such_field'\]"),
@@ -136,6 +159,7 @@ class TestLivebotContract(ChatModelContract):
 
 class TestBlip2ImgContract(ChatModelContract):
     model_name = "blip2-img"
+    feature_modalities = ("vision",)
     generate_kwargs: ClassVar = {"do_sample": False, "max_new_tokens": 6}
     lr = 1e-2  # only the Q-Former side trains; the LM is frozen
     bad_configs: ClassVar = [
@@ -152,6 +176,7 @@ class TestBlip2VideoContract(TestBlip2ImgContract):
 
 class TestMariaContract(ChatModelContract):
     model_name = "maria"
+    feature_modalities = ("vision", "audio")
     requires_module = "fusion.modeling_maria"
     generate_kwargs: ClassVar = {"num_beams": 1, "max_length": 6}
     bad_configs: ClassVar = [

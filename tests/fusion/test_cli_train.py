@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
+import warnings
 
 import polars as pl
 import pytest
+import torch
 
 import tests.fusion.toy_chat_model  # noqa: F401  (registers toy-char-lm)
 from tiktalk.commands.main import main
 from tiktalk.commands.train import read_knowledge_table
-from tiktalk.dataset import load_dataset
+from tiktalk.dataset import load_dataset, sample_dir
 
 FAST = ["--cpu", "--no-progress", "--batch-size", "8", "--lr", "0.01"]
 
@@ -120,3 +123,111 @@ def test_maria_tiny_smoke_command_from_the_issue(tmp_path, capsys, sample_ids):
     assert [r["dialogue_id"] for r in rows] == sample_ids["test"]
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert {"loss_mrp", "loss_mcp", "loss_mkp"} <= metrics[-1].keys()
+
+
+# ---------------------------------------------------------------- --resume takes the run's options
+
+
+TOY_RUN = ["--model", "toy-char-lm", "--preset", "tiny", "--data", "sample", "--batch-size", "8", "--seed", "7",
+           "--lr", "0.01", "--max-steps", "6", "--save-every", "2", "--log-every", "1", "--cpu", "--no-progress"]
+
+
+def test_resume_with_no_other_flag_restores_every_option_and_reaches_the_same_weights(tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    assert main(["train", *TOY_RUN, "--out", str(full)]) == 0
+    assert main(["train", *TOY_RUN, "--out", str(cut)]) == 0
+    # simulate a kill after the step-4 checkpoint: the later checkpoint and the model are gone
+    shutil.rmtree(cut / "checkpoints" / "step-6")
+    shutil.rmtree(cut / "model")
+    capsys.readouterr()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # e.g. "resuming with 380 total steps instead of 6"
+        rc = main(["train", "--resume", "--out", str(cut), "--json"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    summary = json.loads(captured.out)
+    assert summary["resumed_from_step"] == 4 and summary["steps"] == 6  # the run's max_steps, not 20 epochs
+    a, b = (load_file(str(run / "model" / "model.safetensors")) for run in (full, cut))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    before, after = (json.loads((run / "run.json").read_text()) for run in (full, cut))
+    assert after["train_config"] == before["train_config"]
+    assert after["train_config"]["batch_size"] == 8 and after["train_config"]["seed"] == 7
+    assert after["cli"] == before["cli"] and after["data"] == before["data"]
+    assert after["resumed"] == [{"from_step": 4}]
+
+
+def test_resume_refuses_every_contradicting_flag_in_one_error(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *TOY_RUN, "--max-steps", "2", "--out", str(run)]) == 0
+    saved = (run / "run.json").read_text()
+    capsys.readouterr()
+    # --data (the sample by its path) and --lr 0.01 agree with run.json; --max-steps may change on resumption
+    rc = main(["train", "--resume", "--out", str(run), "--batch-size", "64", "--seed", "42", "--split", "val",
+               "--modalities", "T+I", "--no-find-unused-parameters", "--data", str(sample_dir()), "--lr", "0.01",
+               "--max-steps", "3"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.count("\n") == 1, err  # one error line
+    for conflict in ("--batch-size 64 (the run has 8)", "--seed 42 (the run has 7)", "--split val (the run has train)",
+                     "--modalities T+I (the run has None)",
+                     "--no-find-unused-parameters (the run has find_unused_parameters=True)"):
+        assert conflict in err
+    assert "--data" not in err and "--lr" not in err and "--max-steps" not in err
+    assert (run / "run.json").read_text() == saved  # nothing was touched
+
+    rc = main(["train", "--resume", "--out", str(tmp_path / "nothing")])
+    assert rc == 2 and "nothing/run.json does not exist" in capsys.readouterr().err
+    rc = main(["train", "--resume", "--overwrite", "--out", str(run)])
+    assert rc == 2 and "either --resume (continue RUN) or --overwrite" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- missing features
+
+
+@pytest.fixture(scope="module")
+def sample_with_missing_frames(tmp_path_factory):
+    """The sample twice: without frames for 5 train videos, and without any frames."""
+    from tiktalk.dataset import write_dataset
+
+    ds = load_dataset("sample")
+    dropped = set(sorted(ds.split("train").videos["video_id"].to_list())[:5])
+    root = tmp_path_factory.mktemp("data")
+    write_dataset(ds, root / "partial",
+                  features=lambda vid: (None if vid in dropped else ds.features(vid)[0], ds.features(vid)[1]))
+    write_dataset(ds, root / "none", features=lambda vid: (None, ds.features(vid)[1]))
+    lacking = sum(ex.video_id in dropped for ex in ds.examples("train", with_features=False))
+    return root, lacking
+
+
+def test_a_modality_without_features_is_an_error_unless_allowed(tmp_path, capsys, sample_with_missing_frames):
+    root, lacking = sample_with_missing_frames
+    assert 0 < lacking < 147
+    toy = ["--model", "toy-char-lm", "--preset", "tiny", "--modalities", "T+I", "--max-steps", "1", *FAST]
+
+    rc = main(["train", *toy, "--data", str(root / "none"), "--out", str(tmp_path / "none")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert (f"147 of 147 training examples (19 of 19 videos) have no frames features in "
+            f"{root / 'none' / 'features' / 'frames.safetensors'} (no such file)") in err
+    assert "--allow-missing-features" in err
+
+    rc = main(["train", *toy, "--data", str(root / "partial"), "--out", str(tmp_path / "partial")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert (f"{lacking} of 147 training examples (5 of 19 videos) have no frames features in "
+            f"{root / 'partial' / 'features' / 'frames.safetensors'}") in err
+    assert not (tmp_path / "partial").exists()
+
+    rc = main(["train", *toy, "--data", str(root / "partial"), "--allow-missing-features",
+               "--out", str(tmp_path / "partial")])
+    assert rc == 0, capsys.readouterr().err
+    info = json.loads((tmp_path / "partial" / "run.json").read_text())
+    assert info["features_present"] == {"vision": pytest.approx(1 - lacking / 147)}
+    assert info["cli"]["allow_missing_features"] is True
+    # audio is complete, but the toy model reads only the modalities it was given
+    assert info["data"]["feature_files"]["audio"] == str(root / "partial" / "features" / "audio.safetensors")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -149,8 +150,9 @@ def test_resume_refuses_changed_data_order_and_missing_checkpoints(tmp_path):
     train(fresh_model(), examples, config, tmp_path / "run")
     with pytest.raises(FileExistsError, match="already exists"):
         train(fresh_model(), examples, config, tmp_path / "run")
-    changed = TrainConfig(batch_size=3, max_steps=4, save_every=1, log_every=1, **FAST)
-    with pytest.raises(ValueError, match="train option batch_size was 4, now 3"):
+    changed = TrainConfig(batch_size=3, seed=5, max_steps=4, save_every=1, log_every=1, **FAST)
+    # every difference named at once; max_steps may change on resumption
+    with pytest.raises(ValueError, match=r"train option batch_size was 4, now 3; train option seed was 42, now 5$"):
         train(fresh_model(), examples, changed, tmp_path / "run", resume=True)
 
 
@@ -178,6 +180,31 @@ def test_run_directory_layout_and_metrics(tmp_path):
     ckpt = ToyChatModel.from_pretrained(run / "checkpoints" / "step-3" / "model")
     for key, value in reloaded.state_dict().items():
         assert torch.equal(value, ckpt.state_dict()[key])
+
+
+def test_examples_without_the_features_the_model_reads_are_refused_unless_allowed(tmp_path):
+    # 8 examples over 4 videos; video v0's two examples have no frames
+    examples = [
+        dataclasses.replace(ex, video_id=f"v{i % 4}", frames=np.ones((2, 4), np.float32) if i % 4 else None)
+        for i, ex in enumerate(toy_examples(8))
+    ]
+    config = TrainConfig(batch_size=4, max_steps=1, log_every=1, **FAST)
+    torch.manual_seed(0)
+    vision = ToyChatModel.from_preset("tiny", modalities="T+I")
+    assert vision.feature_modalities() == ("vision",)
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"toy-char-lm reads vision features, but 2 of 8 training examples \(1 of 4 videos\) have no "
+        r"frames features in /data/frames.st;.*--allow-missing-features",
+    ):
+        train(vision, examples, config, tmp_path / "refused", feature_sources={"vision": "/data/frames.st"})
+    assert not (tmp_path / "refused").exists()  # refused before the run directory is touched
+
+    train(vision, examples, config, tmp_path / "allowed", allow_missing_features=True)
+    assert json.loads((tmp_path / "allowed" / "run.json").read_text())["features_present"] == {"vision": 0.75}
+    # a text-only model reads no features: nothing to check, nothing to record
+    train(fresh_model(), examples, config, tmp_path / "text")
+    assert json.loads((tmp_path / "text" / "run.json").read_text())["features_present"] == {}
 
 
 def test_dataloader_workers_give_the_same_weights_as_inline_collate(tmp_path):

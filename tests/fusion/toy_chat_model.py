@@ -1,8 +1,8 @@
 """A tiny byte-level ChatModel for trainer / checkpoint / CLI tests (test-only name).
 
 Embedding + causal Conv1d + LayerNorm + dropout + linear head over UTF-8 bytes. ``collate(train=True)``
-masks context bytes at random (global torch RNG, like a real MLM collator) and dropout
-draws from the torch RNG, so exact-resume tests exercise both random streams. Two named
+masks context bytes at random (drawn from its ``generator``, like a real MLM collator) and
+dropout draws from the global torch RNG, so exact-resume tests exercise both random streams. Two named
 losses (``loss_response``, ``loss_context``) exercise per-objective logging.
 """
 
@@ -68,7 +68,9 @@ class ToyChatModel(ChatModel):
             ids += list((ex.response or "").encode())[: self.config.max_response] + [EOS]
         return ids, len(ctx) + 1
 
-    def collate(self, examples: Sequence[DialogueExample], train: bool = True) -> dict[str, Any]:
+    def collate(
+        self, examples: Sequence[DialogueExample], train: bool = True, generator: torch.Generator | None = None
+    ) -> dict[str, Any]:
         encoded = [self._encode(ex, True) for ex in examples]
         width = max(len(ids) for ids, _ in encoded)
         input_ids = torch.full((len(encoded), width), PAD)
@@ -79,7 +81,7 @@ class ToyChatModel(ChatModel):
             labels[row, : len(ids) - 1] = torch.tensor(ids[1:])
             context_mask[row, : n_src - 1] = True
         if train:  # random context masking: the collator's own randomness
-            masked = (torch.rand(input_ids.shape) < self.config.mask_prob) & context_mask
+            masked = (torch.rand(input_ids.shape, generator=generator) < self.config.mask_prob) & context_mask
             input_ids = input_ids.masked_fill(masked, MASK)
         return {"input_ids": input_ids, "labels": labels, "context_mask": context_mask}
 

@@ -2,7 +2,10 @@
 
 Trainer flags are generated from :class:`tiktalk.models.trainer.TrainConfig` (options are declared
 once); model-specific options live in the model's own config (``--modalities`` is passed
-to ``from_preset`` / ``from_pretrained`` as the override ``modalities=``).
+to ``from_preset`` / ``from_pretrained`` as the override ``modalities=``). The other options
+of a run are :class:`RunOptions`. Every flag defaults to None, so the command knows which
+ones were given: ``train --resume`` takes every option from the run's run.json and refuses
+explicit flags that contradict it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import dataclasses
 import sys
 import time
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +25,31 @@ from tiktalk.errors import MissingInputError, UsageError
 KNOWLEDGE_COLUMNS = ("dialogue_id", "knowledge")
 
 
+@dataclass
+class RunOptions:
+    """What a run trains, beside :class:`TrainConfig`; the defaults live here only.
+
+    Recorded in run.json (``model``, ``data``: path + split, ``knowledge``, ``cli``:
+    modalities, init, preset, allow_missing_features) and restored from there by ``--resume``.
+    """
+
+    model: str | None = None
+    modalities: str | None = None
+    data: str = "sample"
+    split: str = "train"
+    knowledge: str | None = None
+    init: str | None = None
+    preset: str | None = None
+    allow_missing_features: bool = False
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a dialogue model (maria or a baseline) into a run directory")
     p.add_argument("--model", default=None, help="registered model name (maria, dialogpt, ...); "
                    "with --resume defaults to the run's model")
     p.add_argument("--modalities", default=None, help="e.g. T, T+I, T+I+A, T+I+K, T+I+A+K (model config override)")
-    p.add_argument("--data", default="sample", help="built dataset directory, or 'sample' (default)")
-    p.add_argument("--split", default="train", help="split to train on (default train)")
+    p.add_argument("--data", default=None, help=f"built dataset directory, or 'sample' (default {RunOptions.data})")
+    p.add_argument("--split", default=None, help=f"split to train on (default {RunOptions.split})")
     p.add_argument("--knowledge", default=None, metavar="PARQUET",
                    help="knowledge cache from `tiktalk annotate` (dialogue_id, knowledge columns)")
     p.add_argument("--init", default=None, metavar="PATH", help="initialise from a local directory "
@@ -35,8 +57,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trust-pickle", action="store_true",
                    help="allow --init to read a pytorch_model.bin (a pickle) when no model.safetensors exists")
     p.add_argument("--preset", default=None, help="random-initialised preset, e.g. tiny")
+    p.add_argument("--allow-missing-features", action="store_true", default=None,
+                   help="train even if some examples lack the frame/audio features the model reads "
+                   "(they get zero-filled rows); run.json records the fraction present per modality")
     p.add_argument("--out", required=True, metavar="RUN", help="run directory")
-    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in RUN")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in RUN with "
+                   "the options saved in RUN/run.json (flags that contradict them are refused)")
     p.add_argument("--overwrite", action="store_true", help="replace RUN if it exists")
     add_train_config_arguments(p)
     add_json_flag(p)
@@ -116,11 +142,115 @@ def add_train_config_arguments(parser: argparse.ArgumentParser) -> None:
                                help=f"{text} (default {f.default})")
 
 
+def explicit_train_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig fields given on the command line (flags default to None)."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(_train_config_class())
+            if getattr(args, f.name, None) is not None}
+
+
+def explicit_run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The RunOptions given on the command line."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(RunOptions)
+            if getattr(args, f.name, None) is not None}
+
+
 def train_config_from_args(args: argparse.Namespace):
+    return _train_config_class()(**explicit_train_options(args))
+
+
+# ---------------------------------------------------------------- --resume: options from run.json
+
+
+def saved_run_options(info: dict[str, Any], where: Path) -> RunOptions:
+    """A run's RunOptions from its run.json (``where``, for messages)."""
+    from tiktalk.dataset import SAMPLE_NAME
+
+    if "data" not in info or "model" not in info:
+        raise UsageError(f"{where} does not record the run's model and data: it was not written by `tiktalk train`")
+    data = info["data"]
+    cli = info.get("cli", {})
+    return RunOptions(
+        model=info["model"],
+        modalities=cli.get("modalities"),
+        # the shipped sample by name: its resolved path moves with the installation
+        data=SAMPLE_NAME if data["path"] == SAMPLE_NAME else data["resolved"],
+        split=data["split"],
+        knowledge=(info.get("knowledge") or {}).get("resolved"),
+        init=cli.get("init"),
+        preset=cli.get("preset"),
+        allow_missing_features=cli.get("allow_missing_features", False),  # older runs had no such flag
+    )
+
+
+def _same_option(name: str, given: Any, saved: Any) -> bool:
+    """Whether an explicit flag says what run.json says (paths compared resolved, modalities canonically)."""
+    from tiktalk.dataset import resolve_path
+    from tiktalk.models.modalities import parse_modalities
+
+    if given is None or saved is None:
+        return given == saved
+    if name == "modalities":
+        return parse_modalities(given) == parse_modalities(saved)
+    if name == "data":  # 'sample' names the shipped sample
+        return resolve_path(given).resolve() == resolve_path(saved).resolve()
+    if name in ("knowledge", "init"):
+        return Path(given).resolve() == Path(saved).resolve()
+    return given == saved
+
+
+def _conflict(name: str, given: Any, saved: Any) -> str:
+    """``--batch-size 64 (the run has 8)``; a switch reads ``--no-progress (the run has progress=True)``."""
+    flag = name.replace("_", "-")
+    if isinstance(given, bool):
+        return f"--{flag if given else 'no-' + flag} (the run has {name}={saved})"
+    return f"--{flag} {given} (the run has {saved})"
+
+
+def resume_options(args: argparse.Namespace, run: Path):
+    """(RunOptions, TrainConfig) of the run in ``run``, from its run.json.
+
+    A flag given explicitly must say what run.json says, except the TrainConfig options a
+    resumption may change (``RESUMABLE_CHANGES``: max_steps, epochs, logging, checkpointing,
+    workers, cpu), which override; every contradiction is named in one error.
+    """
+    from tiktalk.io import read_json
+    from tiktalk.models.train_config import RESUMABLE_CHANGES
+
+    path = run / "run.json"
+    if not path.exists():
+        raise MissingInputError(f"--resume: {path} does not exist (nothing to resume in {run})")
+    info = read_json(path)
+    options = saved_run_options(info, path)
+    conflicts = [
+        _conflict(name, value, getattr(options, name))
+        for name, value in explicit_run_options(args).items()
+        if not _same_option(name, value, getattr(options, name))
+    ]
     TrainConfig = _train_config_class()
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-             if getattr(args, f.name, None) is not None}
-    return TrainConfig(**given)
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    saved_config = {k: v for k, v in info.get("train_config", {}).items() if k in fields}
+    given = explicit_train_options(args)
+    conflicts += [
+        _conflict(name, value, saved_config[name])
+        for name, value in given.items()
+        if name not in RESUMABLE_CHANGES and name in saved_config and saved_config[name] != value
+    ]
+    if conflicts:
+        raise UsageError(f"cannot resume {run}: these flags contradict its run.json: {', '.join(conflicts)}; "
+                         "drop them (--resume takes every option from run.json)")
+    return options, TrainConfig(**{**saved_config, **given})
+
+
+def _check_same_inputs(saved: dict[str, Any], now: dict[str, Any], run: Path) -> None:
+    """A resumption must read the data (and knowledge) the run started with: compare sha256s."""
+    changed = []
+    if saved["data"].get("manifest_sha256") != now["data"]["manifest_sha256"]:
+        changed.append(f"{now['data']['resolved']}/manifest.json (the dataset)")
+    if (saved.get("knowledge") or {}).get("sha256") != (now.get("knowledge") or {}).get("sha256"):
+        changed.append(f"{(now.get('knowledge') or {}).get('resolved')} (the knowledge cache)")
+    if changed:
+        raise UsageError(f"cannot resume {run}: {' and '.join(changed)} changed since the run started "
+                         "(sha256 differs from run.json); data order would not be the same")
 
 
 # ---------------------------------------------------------------- data + knowledge
@@ -148,6 +278,27 @@ def read_knowledge_table(path: str | Path) -> dict[str, str]:
     return {d: (k or "") for d, k in zip(ids, table["knowledge"].to_list())}
 
 
+def feature_files(dataset, split: str) -> dict[str, str]:
+    """Per feature modality, the file the split's videos read it from (for messages and run.json).
+
+    The videos table names a file per video (``frames_path`` / ``audio_path``); where none
+    does, the conventional ``features/<name>.safetensors``, marked as absent or unused.
+    """
+    from tiktalk.models.modalities import FEATURE_FIELDS
+
+    videos = dataset.split(split).videos
+    files = {}
+    for modality, name in FEATURE_FIELDS.items():
+        named = sorted(set(videos[f"{name}_path"].drop_nulls().to_list()))
+        if named:
+            more = f" (and {len(named) - 1} other files)" if len(named) > 1 else ""
+            files[modality] = f"{dataset.root / named[0]}{more}"
+        else:
+            path = dataset.root / "features" / f"{name}.safetensors"
+            files[modality] = f"{path} ({'named by none of these videos' if path.exists() else 'no such file'})"
+    return files
+
+
 def load_examples(data: str, split: str, knowledge_path: str | None) -> tuple[list, dict[str, Any]]:
     """Examples of one split with knowledge attached, and provenance for run.json."""
     from tiktalk.dataset import load_dataset, resolve_path
@@ -159,7 +310,8 @@ def load_examples(data: str, split: str, knowledge_path: str | None) -> tuple[li
     root = resolve_path(data)
     info: dict[str, Any] = {
         "data": {"path": str(data), "resolved": str(root.resolve()), "split": split,
-                 "manifest_sha256": sha256_file(root / "manifest.json"), "examples": len(examples)},
+                 "manifest_sha256": sha256_file(root / "manifest.json"), "examples": len(examples),
+                 "feature_files": feature_files(dataset, split)},
         "knowledge": None,
     }
     if knowledge is not None:
@@ -186,45 +338,57 @@ def _train(args: argparse.Namespace) -> int:
     from tiktalk.models.checkpoint import latest_checkpoint
     from tiktalk.models.trainer import train
 
-    config = train_config_from_args(args)
     run = Path(args.out)
-    model_name = args.model
-    if model_name is None:
-        if not (args.resume and (run / "run.json").exists()):
+    if args.resume:
+        if args.overwrite:
+            raise UsageError("pass either --resume (continue RUN) or --overwrite (replace it), not both")
+        options, config = resume_options(args, run)
+        checkpoint = latest_checkpoint(run)
+        if checkpoint is None:
+            raise MissingInputError(f"--resume: no checkpoint under {run / 'checkpoints'}")
+    else:
+        options, config = RunOptions(**explicit_run_options(args)), train_config_from_args(args)
+        if options.model is None:
             raise UsageError("--model is required (unless --resume finds RUN/run.json)")
-        model_name = read_json(run / "run.json")["model"]
-    if _wants_knowledge(args.modalities) and not args.knowledge:
-        raise UsageError(f"--modalities {args.modalities} includes K (knowledge) but no --knowledge file was given")
-    cls = get_model_class(model_name)
-    examples, info = load_examples(args.data, args.split, args.knowledge)
+        if options.init and options.preset:
+            raise UsageError("pass either --init or --preset, not both")
+        if not (options.init or options.preset):
+            raise UsageError("pass --init PATH (pretrained weights) or --preset NAME (random init, e.g. tiny)")
+    if _wants_knowledge(options.modalities) and not options.knowledge:
+        raise UsageError(f"--modalities {options.modalities} includes K (knowledge) but no --knowledge file was given")
+    cls = get_model_class(options.model)
+    examples, info = load_examples(options.data, options.split, options.knowledge)
+    if args.resume:
+        _check_same_inputs(read_json(run / "run.json"), info, run)
 
     from accelerate.utils import set_seed
 
     set_seed(config.seed)  # the random init of --preset is part of the run's seed
-    overrides = {"modalities": args.modalities} if args.modalities else {}
-    if args.init and args.preset:
-        raise UsageError("pass either --init or --preset, not both")
-    if args.init:
+    overrides = {"modalities": options.modalities} if options.modalities else {}
+    if args.resume:  # the checkpoint's config and weights (the trainer checks its position)
+        model = cls.from_pretrained(checkpoint / "model")
+    elif options.init:
         extra = {"trust_pickle": True} if args.trust_pickle else {}  # only Maria reads .bin files
-        model = cls.from_pretrained(args.init, **extra, **overrides)
-    elif args.preset:
-        model = cls.from_preset(args.preset, **overrides)
-    elif args.resume and latest_checkpoint(run) is not None:
-        model = cls.from_pretrained(latest_checkpoint(run) / "model", **overrides)
+        model = cls.from_pretrained(options.init, **extra, **overrides)
     else:
-        raise UsageError("pass --init PATH (pretrained weights) or --preset NAME (random init, e.g. tiny)")
+        model = cls.from_preset(options.preset, **overrides)
 
-    info["cli"] = {"model": model_name, "modalities": args.modalities, "init": args.init, "preset": args.preset}
-    result = train(model, examples, config, run, run_info=info, resume=args.resume, overwrite=args.overwrite)
+    info["cli"] = {"model": options.model, "modalities": options.modalities,
+                   "init": str(Path(options.init).resolve()) if options.init else None,
+                   "preset": options.preset, "allow_missing_features": options.allow_missing_features}
+    result = train(model, examples, config, run, run_info=info, resume=args.resume, overwrite=args.overwrite,
+                   allow_missing_features=options.allow_missing_features,
+                   feature_sources=info["data"]["feature_files"])
     summary = {
-        "run": str(run), "model": model_name, "steps": result.global_step, "epochs": round(result.epochs_completed, 3),
-        "final_loss": result.final_loss, "seconds": round(result.seconds, 2),
-        "steps_per_second": round(result.steps_per_second, 3),
+        "run": str(run), "model": options.model, "steps": result.global_step,
+        "epochs": round(result.epochs_completed, 3), "final_loss": result.final_loss,
+        "seconds": round(result.seconds, 2), "steps_per_second": round(result.steps_per_second, 3),
         "examples_per_second": round(result.examples_per_second, 2),
         "resumed_from_step": result.resumed_from_step, "train_examples": len(examples),
     }
     emit(args, summary, lambda s: f"trained {s['model']} for {s['steps']} steps in {s['seconds']} s "
-         f"(final loss {s['final_loss']:.4f}); run in {s['run']}")
+         + (f"(final loss {s['final_loss']:.4f})" if s["final_loss"] is not None else "(no new step)")
+         + f"; run in {s['run']}")
     return 0
 
 

@@ -3,7 +3,8 @@
 A model subclasses :class:`ChatModel`, declares ``name`` and ``config_class`` and is
 listed in :data:`MODELS` (your own: :func:`register_model`). The trainer and the CLI only use this interface:
 ``collate`` -> ``forward(**batch)`` (an output with ``loss``) -> ``generate``;
-``save_pretrained`` / ``from_pretrained`` write and read JSON config + safetensors.
+``save_pretrained`` / ``from_pretrained`` write and read JSON config + safetensors;
+``feature_modalities`` names the per-video features the model reads.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, ClassVar
 import torch
 
 from tiktalk.errors import UsageError
+from tiktalk.models.modalities import FEATURE_FIELDS, parse_modalities
 from tiktalk.registry import Registry
 from tiktalk.types import DialogueExample
 
@@ -24,9 +26,33 @@ class ChatModel(torch.nn.Module):
     name: ClassVar[str] = ""
     config_class: ClassVar[type] = object
 
-    def collate(self, examples: Sequence[DialogueExample], train: bool = True) -> dict[str, Any]:
-        """Examples -> a batch dict for ``forward`` (train=True adds labels / masking)."""
+    def collate(
+        self,
+        examples: Sequence[DialogueExample],
+        train: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Any]:
+        """Examples -> a batch dict for ``forward`` (train=True adds labels / masking).
+
+        Every random draw (masking, sampled frames) comes from ``generator`` (CPU), never from
+        the global python / numpy / torch generators: the trainer passes one seeded per
+        micro-batch, so a batch is a pure function of (examples, seed) in any process, and
+        the dropout stream is left alone. ``None`` (inference, tests) means torch's default
+        generator. A deterministic collator accepts the argument and ignores it.
+        """
         raise NotImplementedError
+
+    def feature_modalities(self) -> tuple[str, ...]:
+        """The per-video feature modalities this model reads (``vision``, ``audio``).
+
+        The trainer refuses examples that lack one (unless missing features are allowed).
+        Default: those among ``self.config.modalities`` (a ``"T+I"`` string or a tuple of
+        names) when the config has that field, else none.
+        """
+        spec = getattr(getattr(self, "config", None), "modalities", None)
+        if spec is None:
+            return ()
+        return tuple(m for m in parse_modalities(spec) if m in FEATURE_FIELDS)
 
     def generate(self, examples: Sequence[DialogueExample], **kwargs: Any) -> list[str]:
         """One response string per example."""

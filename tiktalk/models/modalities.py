@@ -7,6 +7,8 @@ from tiktalk.errors import UsageError
 MODALITIES: tuple[str, ...] = ("text", "vision", "audio", "knowledge")
 # Table 7 letters; "T" is the textual context, "I" frames, "A" audio, "K" C3KG knowledge.
 MODALITY_LETTERS: dict[str, str] = {"T": "text", "I": "vision", "V": "vision", "A": "audio", "K": "knowledge"}
+# Modalities read from per-video feature files -> the DialogueExample field that holds them.
+FEATURE_FIELDS: dict[str, str] = {"vision": "frames", "audio": "audio"}
 
 
 def parse_modalities(spec: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:

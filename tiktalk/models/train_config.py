@@ -10,6 +10,11 @@ from typing import Any
 from tiktalk.errors import UsageError
 
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
+# Options that may change between an interrupted run and its resumption; any other
+# difference would change data order or the optimisation and is refused.
+RESUMABLE_CHANGES = frozenset(
+    {"max_steps", "epochs", "log_every", "save_every", "keep_checkpoints", "num_workers", "progress", "cpu"}
+)
 
 
 @dataclass

@@ -10,17 +10,24 @@ Exact resumption is a design goal, not a best effort:
 - data order is a pure function of (seed, epoch): a seeded permutation per epoch, split
   over ranks like ``DistributedSampler`` (padded cyclically to a multiple of the world
   size), cut into micro-batches; a checkpoint records (epoch, step in epoch);
-- ``collate(train=True)`` masking is seeded per micro-batch from (seed, epoch,
-  micro-batch, rank): through a ``generator=`` argument when ``collate`` takes one, and by
-  seeding the global python / numpy / torch CPU generators around the call (restored
-  afterwards), so masking is reproducible in any process (also DataLoader workers) and
-  does not disturb the dropout stream;
+- ``collate(train=True)`` masking draws only from the ``generator=`` the trainer passes
+  (the ChatModel contract), a fresh one seeded per micro-batch from (seed, epoch,
+  micro-batch, rank): reproducible in any process (also DataLoader workers), and the
+  global generators, hence the dropout stream, are never touched by collation;
 - the dropout stream (torch CPU/CUDA generators), optimizer and scheduler are restored
   from the checkpoint (see :mod:`tiktalk.models.checkpoint`, which never pickles).
 
+A run, step by step (one function each): :func:`_plan_run` (validate the examples and
+their features, count steps), :func:`_prepare_run_dir` (fresh, overwritten or resumed),
+:func:`_restore_or_seed` (checkpoint weights and position, or the seed),
+:func:`_start_session` (optimizer + schedule, accelerate), :func:`_write_run_files`,
+:func:`_run_epochs` (the loop: :func:`_train_step`, :class:`_MetricsWindow`,
+:func:`_save_checkpoint`), :func:`_finish` (final checkpoint, model, loss plot).
+
 Run directory::
 
-    RUN/run.json                 model name + config, train config, versions, data hashes
+    RUN/run.json                 model name + config, train config, versions, data hashes,
+                                 features_present (fraction of examples per feature modality)
     RUN/metrics.jsonl            one line per logged step
     RUN/loss.png                 loss curves (matplotlib, Agg)
     RUN/checkpoints/step-N/      see tiktalk.models.checkpoint
@@ -31,14 +38,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import inspect
 import json
 import math
-import random
 import shutil
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,15 +62,14 @@ from tiktalk.models.checkpoint import (
     restore_rng_state,
     save_state,
 )
-from tiktalk.models.train_config import MIXED_PRECISION, TrainConfig  # noqa: F401  (re-exported)
+from tiktalk.models.modalities import FEATURE_FIELDS
+from tiktalk.models.train_config import (  # noqa: F401  (re-exported)
+    MIXED_PRECISION,
+    RESUMABLE_CHANGES,
+    TrainConfig,
+)
 from tiktalk.types import DialogueExample
 from tiktalk.versions import library_versions
-
-# Options that may change between an interrupted run and its resumption; any other
-# difference would change data order or the optimisation and is refused.
-RESUMABLE_CHANGES = frozenset(
-    {"max_steps", "epochs", "log_every", "save_every", "keep_checkpoints", "num_workers", "progress", "cpu"}
-)
 
 
 @dataclass
@@ -123,21 +127,6 @@ def collate_seed(seed: int, epoch: int, micro_index: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, micro_index, rank]).generate_state(1)[0])
 
 
-@contextlib.contextmanager
-def seeded_global_rngs(seed: int):
-    """Seed python / numpy / torch-CPU generators for a block, then put their states back."""
-    saved = (random.getstate(), np.random.get_state(), torch.get_rng_state())
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.default_generator.manual_seed(seed)  # CPU only: CUDA dropout streams stay untouched
-    try:
-        yield
-    finally:
-        random.setstate(saved[0])
-        np.random.set_state(saved[1])
-        torch.set_rng_state(saved[2])
-
-
 class _MicroBatches(torch.utils.data.Dataset):
     """Micro-batches of one epoch from ``start`` on; items are (seed, indices)."""
 
@@ -154,23 +143,66 @@ class _MicroBatches(torch.utils.data.Dataset):
 
 
 class _SeededCollate:
-    """(seed, indices) -> (n examples, batch dict); picklable for DataLoader workers."""
+    """(seed, indices) -> (n examples, batch dict); picklable for DataLoader workers.
+
+    ``collate`` gets a fresh CPU generator seeded for this micro-batch: its masking is a pure
+    function of the seed, and the global generators (dropout) are left alone.
+    """
 
     def __init__(self, model: ChatModel, examples: Sequence[DialogueExample]):
         self.model = model
         self.examples = examples
-        # Collators that take an explicit generator get one; the global RNGs are seeded too.
-        self.takes_generator = "generator" in inspect.signature(model.collate).parameters
 
     def __call__(self, item):
         seed, indices = item
         chosen = [self.examples[int(i)] for i in indices]
-        with seeded_global_rngs(seed):
-            if self.takes_generator:
-                batch = self.model.collate(chosen, train=True, generator=torch.Generator().manual_seed(seed))
-            else:
-                batch = self.model.collate(chosen, train=True)
-        return len(indices), batch
+        return len(indices), self.model.collate(chosen, train=True, generator=torch.Generator().manual_seed(seed))
+
+
+# ---------------------------------------------------------------- features
+
+
+def _has_features(example: DialogueExample, modality: str) -> bool:
+    value = getattr(example, FEATURE_FIELDS[modality])
+    return value is not None and len(value) > 0
+
+
+def check_features(
+    model_name: str,
+    examples: Sequence[DialogueExample],
+    modalities: Sequence[str],
+    *,
+    allow_missing: bool = False,
+    sources: Mapping[str, str] | None = None,
+) -> dict[str, float]:
+    """Fraction of ``examples`` that carry features, per feature modality the model reads.
+
+    An example without them would silently train as text-only, so a modality some examples
+    lack is an error naming ``sources[modality]`` (where the features were looked for) and
+    how many examples and videos lack them, unless ``allow_missing``: then those examples
+    get the model's zero-filled feature rows, and the fractions are recorded in run.json.
+    """
+    present: dict[str, float] = {}
+    problems = []
+    videos = {ex.video_id for ex in examples if ex.video_id is not None}
+    for modality in modalities:
+        lacking = [ex for ex in examples if not _has_features(ex, modality)]
+        present[modality] = 1 - len(lacking) / len(examples)
+        if lacking:
+            lacking_videos = {ex.video_id for ex in lacking if ex.video_id is not None}
+            of_videos = f" ({len(lacking_videos)} of {len(videos)} videos)" if videos else ""
+            where = f" in {sources[modality]}" if sources and modality in sources else ""
+            problems.append(
+                f"{len(lacking)} of {len(examples)} training examples{of_videos} "
+                f"have no {FEATURE_FIELDS[modality]} features{where}"
+            )
+    if problems and not allow_missing:
+        raise MissingInputError(
+            f"{model_name} reads {'+'.join(modalities)} features, but " + "; ".join(problems)
+            + "; extract them (`tiktalk features extract`) or allow missing features "
+            "(--allow-missing-features) to train with zero-filled rows"
+        )
+    return present
 
 
 # ---------------------------------------------------------------- optimisation pieces
@@ -297,7 +329,55 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-# ---------------------------------------------------------------- the loop
+# ---------------------------------------------------------------- the run, step by step
+
+
+@dataclass
+class TrainerState:
+    """Where a run stands; a checkpoint's trainer_state.json records it (with world size and config)."""
+
+    global_step: int = 0
+    epoch: int = 0  # 0-based epoch the next step runs in
+    step_in_epoch: int = 0  # optimizer steps already taken in ``epoch``
+    examples_seen: int = 0  # by this process
+
+    def to_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class _Plan:
+    """What a run will do, decided before the run directory is touched."""
+
+    n_examples: int
+    world_size: int
+    total_steps: int
+    steps_per_epoch: int
+    features_present: dict[str, float]  # feature modality -> fraction of examples carrying it
+
+
+@dataclass
+class _Session:
+    """What every step of a run shares."""
+
+    accelerator: Any  # accelerate.Accelerator
+    config: TrainConfig
+    out: Path
+    examples: Sequence[DialogueExample]
+    plan: _Plan
+    wrapped: torch.nn.Module  # the model as accelerate prepared it (DDP over several processes)
+    model: ChatModel  # the same model, unwrapped (save_pretrained, collate)
+    optimizer: Any  # accelerate's wrapper of torch.optim.AdamW
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    schedule: LinearSchedule
+
+    @property
+    def rank(self) -> int:
+        return self.accelerator.process_index
+
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
 
 
 def _mixed_precision(config: TrainConfig) -> str:
@@ -308,55 +388,48 @@ def _mixed_precision(config: TrainConfig) -> str:
     return config.mixed_precision
 
 
-def _check_resumable(saved: dict[str, Any], config: TrainConfig, world_size: int, where: Path) -> None:
-    for name, value in config.to_dict().items():
-        if name in RESUMABLE_CHANGES or name not in saved["train_config"]:
-            continue
-        if saved["train_config"][name] != value:
-            raise UsageError(
-                f"cannot resume {where}: train option {name} was {saved['train_config'][name]!r}, now {value!r}"
-            )
-    if saved["world_size"] != world_size:
-        raise UsageError(f"cannot resume {where}: it ran on {saved['world_size']} processes, now {world_size}")
+def _make_accelerator(config: TrainConfig):
+    """One accelerate ``Accelerator`` for the run (device, processes, autocast, DDP options)."""
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    return Accelerator(
+        cpu=config.cpu,
+        mixed_precision=_mixed_precision(config),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=config.find_unused_parameters)],
+    )
 
 
-def train(
+def _plan_run(
     model: ChatModel,
     examples: Sequence[DialogueExample],
     config: TrainConfig,
-    out_dir: str | Path,
-    *,
-    run_info: dict[str, Any] | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    on_step: Callable[[int], None] | None = None,
-) -> TrainResult:
-    """Train ``model`` on ``examples`` into the run directory ``out_dir``.
-
-    ``run_info`` (data/knowledge paths and hashes, CLI arguments) is merged into run.json.
-    ``resume`` continues from the latest checkpoint to exactly the weights an
-    uninterrupted run would reach. ``on_step(global_step)`` is called after each step
-    (tests use it to simulate a crash).
-    """
-    from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs, gather_object
-    from tqdm.auto import tqdm
-
+    world_size: int,
+    allow_missing_features: bool,
+    feature_sources: Mapping[str, str] | None,
+) -> _Plan:
+    """Validate the examples (responses, features the model reads) and count the steps."""
     if not examples:
         raise UsageError("no training examples")
     for ex in examples:
         if not ex.response:
             raise UsageError(f"training example {ex.dialogue_id!r} has no response")
-
-    out = Path(out_dir)
-    accelerator = Accelerator(
-        cpu=config.cpu,
-        mixed_precision=_mixed_precision(config),
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=config.find_unused_parameters)],
+    present = check_features(
+        type(model).name, examples, model.feature_modalities(),
+        allow_missing=allow_missing_features, sources=feature_sources,
     )
-    rank, world = accelerator.process_index, accelerator.num_processes
-    is_main = accelerator.is_main_process
+    return _Plan(
+        n_examples=len(examples),
+        world_size=world_size,
+        total_steps=total_steps(config, len(examples), world_size),
+        steps_per_epoch=steps_per_epoch(len(examples), config.batch_size, world_size, config.grad_accum_steps),
+        features_present=present,
+    )
 
+
+def _prepare_run_dir(accelerator, out: Path, resume: bool, overwrite: bool) -> Path | None:
+    """The checkpoint to resume from (``resume``), or an empty run directory (``overwrite``
+    clears one); a non-empty directory is never reused silently."""
     checkpoint = latest_checkpoint(out) if resume else None
     if resume and checkpoint is None:
         raise MissingInputError(f"--resume: no checkpoint under {out / 'checkpoints'}")
@@ -364,179 +437,209 @@ def train(
         if not overwrite:
             raise OutputExistsError(f"{out} already exists and is not empty (pass --resume or --overwrite)")
         accelerator.wait_for_everyone()
-        if is_main:
+        if accelerator.is_main_process:
             shutil.rmtree(out)
     accelerator.wait_for_everyone()
+    return checkpoint
 
-    trainer_state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "examples_seen": 0}
-    if checkpoint is not None:
-        saved = read_json(checkpoint / "trainer_state.json")
-        _check_resumable(saved, config, world, checkpoint)
-        trainer_state = {k: saved[k] for k in trainer_state}
-        # Load through the model's own from_pretrained, then copy weights into ``model``
-        # (which may already sit on its device and be referenced by the caller).
-        loaded = type(model).from_pretrained(checkpoint / "model")
-        model.load_state_dict(loaded.state_dict(), strict=True)
-        del loaded
-    else:
+
+def _check_resumable(saved: dict[str, Any], config: TrainConfig, world_size: int, where: Path) -> None:
+    """Refuse a resumption whose options would change data order or optimisation; names every difference."""
+    before = saved["train_config"]
+    changes = [
+        f"train option {name} was {before[name]!r}, now {value!r}"
+        for name, value in config.to_dict().items()
+        if name not in RESUMABLE_CHANGES and name in before and before[name] != value
+    ]
+    if saved["world_size"] != world_size:
+        changes.append(f"it ran on {saved['world_size']} processes, now {world_size}")
+    if changes:
+        raise UsageError(f"cannot resume {where}: " + "; ".join(changes))
+
+
+def _restore_or_seed(model: ChatModel, checkpoint: Path | None, config: TrainConfig, world_size: int) -> TrainerState:
+    """Resumed: the checkpoint's weights (copied into ``model``) and position. Fresh: seed every generator."""
+    if checkpoint is None:
         from accelerate.utils import set_seed
 
         set_seed(config.seed)
+        return TrainerState()
+    saved = read_json(checkpoint / "trainer_state.json")
+    _check_resumable(saved, config, world_size, checkpoint)
+    # Load through the model's own from_pretrained, then copy weights into ``model``
+    # (which may already sit on its device and be referenced by the caller).
+    loaded = type(model).from_pretrained(checkpoint / "model")
+    model.load_state_dict(loaded.state_dict(), strict=True)
+    del loaded
+    return TrainerState(**{f.name: saved[f.name] for f in dataclasses.fields(TrainerState)})
 
-    n_total = total_steps(config, len(examples), world)
-    spe = steps_per_epoch(len(examples), config.batch_size, world, config.grad_accum_steps)
+
+def _start_session(
+    accelerator, model: ChatModel, examples: Sequence[DialogueExample], config: TrainConfig, out: Path, plan: _Plan
+) -> _Session:
+    """AdamW over the decay / no-decay groups and the linear schedule; model and optimizer
+    prepared by accelerate (the scheduler deliberately not: accelerate would step it once
+    per process)."""
     optimizer = torch.optim.AdamW(
         parameter_groups(model, config.weight_decay),
         lr=config.lr,
         betas=(config.adam_beta1, config.adam_beta2),
         eps=config.adam_eps,
     )
-    schedule = LinearSchedule(config.warmup_steps, n_total)
+    schedule = LinearSchedule(config.warmup_steps, plan.total_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    # The scheduler is deliberately not prepared: accelerate would step it once per process.
     wrapped, optimizer = accelerator.prepare(model, optimizer)
-    unwrapped = accelerator.unwrap_model(wrapped)
-
-    if checkpoint is not None:
-        optimizer.load_state_dict(load_state(checkpoint, "optimizer"))
-        scheduler.load_state_dict(load_state(checkpoint, "scheduler"))
-        if schedule.total_steps != n_total:  # load_state_dict restored the old horizon
-            warnings.warn(f"resuming with {n_total} total steps instead of {schedule.total_steps}", stacklevel=2)
-            schedule.total_steps = n_total
-        rng = load_state(checkpoint, "rng")
-        restore_rng_state(rng[f"rank{rank}"])
-
-    if is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        _write_run_json(out, unwrapped, config, world, len(examples), run_info, checkpoint, trainer_state)
-        _truncate_metrics(out / "metrics.jsonl", trainer_state["global_step"])
-
-    global_step = trainer_state["global_step"]
-    epoch, step_in_epoch = trainer_state["epoch"], trainer_state["step_in_epoch"]
-    examples_seen = trainer_state["examples_seen"]
-    resumed_from = global_step if checkpoint is not None else None
-    collate = _SeededCollate(unwrapped, examples)
-    ga = config.grad_accum_steps
-
-    def state_now() -> dict[str, Any]:
-        return {
-            "global_step": global_step,
-            "epoch": epoch,
-            "step_in_epoch": step_in_epoch,
-            "examples_seen": examples_seen,
-            "world_size": world,
-            "train_config": config.to_dict(),
-        }
-
-    bar = tqdm(total=n_total, initial=global_step, disable=not (is_main and config.progress), desc="train", unit="step")
-    window: dict[str, list[float]] = {}  # name -> [sum, count]
-    window_examples, window_steps, window_start = 0, 0, time.perf_counter()
-    grad_norm_sum = torch.zeros((), device=accelerator.device)
-    start_time, start_step, start_examples = time.perf_counter(), global_step, examples_seen
-    last_logged_loss: float | None = None
-    last_saved = global_step if checkpoint is not None else -1
-
-    while global_step < n_total:
-        batches = rank_micro_batches(len(examples), config.seed, epoch, config.batch_size, rank, world)
-        loader = torch.utils.data.DataLoader(
-            _MicroBatches(batches, step_in_epoch * ga, config.seed, epoch, rank),
-            batch_size=None,
-            shuffle=False,
-            collate_fn=collate,
-            num_workers=config.num_workers,
-            pin_memory=accelerator.device.type == "cuda",
-            generator=torch.Generator().manual_seed(config.seed),  # keep the global RNG untouched
-        )
-        micro_iter = iter(loader)
-        while step_in_epoch < spe and global_step < n_total:
-            n_micro = min(ga, len(batches) - step_in_epoch * ga)
-            wrapped.train()
-            step_sums: dict[str, torch.Tensor] = {}
-            for m in range(n_micro):
-                n_ex, batch = next(micro_iter)
-                batch = to_device(batch, accelerator.device)
-                # Only the last micro-batch of a step all-reduces gradients.
-                sync = contextlib.nullcontext() if m == n_micro - 1 else accelerator.no_sync(wrapped)
-                with sync:
-                    output = wrapped(**batch)
-                    losses = named_losses(output)
-                    if "loss" not in losses:
-                        raise UsageError(f"{type(unwrapped).__name__}.forward returned no `loss` tensor in training")
-                    accelerator.backward(losses["loss"] / n_micro)
-                for name, value in losses.items():
-                    step_sums[name] = step_sums.get(name, 0.0) + value.detach().float() / n_micro
-                examples_seen += n_ex
-                window_examples += n_ex
-            if config.max_grad_norm > 0:
-                grad_norm = accelerator.clip_grad_norm_(wrapped.parameters(), config.max_grad_norm)
-            else:
-                grad_norm = torch.linalg.vector_norm(
-                    torch.stack([p.grad.norm() for p in wrapped.parameters() if p.grad is not None])
-                )
-            optimizer.step()
-            if not accelerator.optimizer_step_was_skipped:
-                scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            global_step += 1
-            step_in_epoch += 1
-            window_steps += 1
-            grad_norm_sum += grad_norm.detach().float()
-            for name, value in step_sums.items():
-                acc = window.setdefault(name, [0.0, 0])
-                acc[0] += value
-                acc[1] += 1
-
-            if global_step % config.log_every == 0 or global_step == n_total:
-                row = _log_row(
-                    gather_object([{k: (float(v[0]), v[1]) for k, v in window.items()}]),
-                    gather_object([window_examples]),
-                    global_step,
-                    epoch,
-                    scheduler.get_last_lr()[0],
-                    float(grad_norm_sum) / window_steps,
-                    time.perf_counter() - window_start,
-                    window_steps,
-                )
-                if is_main:
-                    with open(out / "metrics.jsonl", "a", encoding="utf-8") as fh:
-                        fh.write(json.dumps(row) + "\n")
-                    bar.set_postfix(loss=f"{row['loss']:.4f}")
-                last_logged_loss = row.get("loss")
-                window, window_examples, window_steps = {}, 0, 0
-                grad_norm_sum.zero_()
-                window_start = time.perf_counter()
-            bar.update(1)
-
-            if config.save_every and global_step % config.save_every == 0:
-                _save_checkpoint(accelerator, out, unwrapped, optimizer, scheduler, state_now(), config)
-                last_saved = global_step
-            if on_step is not None:
-                on_step(global_step)
-        if step_in_epoch >= spe:
-            epoch, step_in_epoch = epoch + 1, 0
-    bar.close()
-
-    if last_saved != global_step:
-        _save_checkpoint(accelerator, out, unwrapped, optimizer, scheduler, state_now(), config)
-    if is_main:
-        with atomic_directory(out / "model", overwrite=True) as tmp:
-            unwrapped.save_pretrained(tmp)
-        plot_metrics(out / "metrics.jsonl", out / "loss.png")
-    accelerator.wait_for_everyone()
-
-    seconds = time.perf_counter() - start_time
-    steps_done = global_step - start_step
-    return TrainResult(
-        run_dir=out,
-        global_step=global_step,
-        epoch=epoch,
-        epochs_completed=epoch + step_in_epoch / spe,
-        final_loss=last_logged_loss,
-        seconds=seconds,
-        steps_per_second=steps_done / seconds if seconds > 0 else 0.0,
-        examples_per_second=(examples_seen - start_examples) * 1.0 / seconds if seconds > 0 else 0.0,
-        resumed_from_step=resumed_from,
+    return _Session(
+        accelerator=accelerator, config=config, out=out, examples=examples, plan=plan, wrapped=wrapped,
+        model=accelerator.unwrap_model(wrapped), optimizer=optimizer, scheduler=scheduler, schedule=schedule,
     )
+
+
+def _restore_optimisation(session: _Session, checkpoint: Path) -> None:
+    """Optimizer, scheduler and this rank's generators from the checkpoint."""
+    session.optimizer.load_state_dict(load_state(checkpoint, "optimizer"))
+    session.scheduler.load_state_dict(load_state(checkpoint, "scheduler"))
+    n_total = session.plan.total_steps
+    if session.schedule.total_steps != n_total:  # load_state_dict restored the old horizon
+        warnings.warn(f"resuming with {n_total} total steps instead of {session.schedule.total_steps}", stacklevel=3)
+        session.schedule.total_steps = n_total
+    restore_rng_state(load_state(checkpoint, "rng")[f"rank{session.rank}"])
+
+
+def _write_run_files(
+    session: _Session, run_info: dict[str, Any] | None, checkpoint: Path | None, state: TrainerState
+) -> None:
+    """run.json (a resumption appends to its ``resumed`` list) and metrics.jsonl cut back to
+    the checkpoint. Main process only."""
+    out = session.out
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "run.json"
+    previous = read_json(path) if path.exists() else {}
+    info = {
+        "model": type(session.model).name,
+        "model_config": model_config_dict(session.model),
+        "train_config": session.config.to_dict(),
+        "world_size": session.plan.world_size,
+        "n_train_examples": session.plan.n_examples,
+        "features_present": session.plan.features_present,
+        "versions": library_versions(),
+        **(run_info or {}),
+    }
+    if checkpoint is not None:
+        info["resumed"] = [*previous.get("resumed", []), {"from_step": state.global_step}]
+    write_json(path, info)
+    _truncate_metrics(out / "metrics.jsonl", state.global_step)
+
+
+def _truncate_metrics(path: Path, last_step: int) -> None:
+    """Drop lines logged after the checkpoint a resumed run restarts from."""
+    rows = [r for r in read_metrics(path) if r["step"] <= last_step]
+    if path.exists():
+        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _epoch_micro_batches(session: _Session, state: TrainerState) -> tuple[int, Iterator]:
+    """This rank's micro-batch count in ``state.epoch`` and an iterator over the collated ones
+    from ``state.step_in_epoch`` on: (n examples, batch) pairs."""
+    config = session.config
+    batches = rank_micro_batches(
+        session.plan.n_examples, config.seed, state.epoch, config.batch_size, session.rank, session.plan.world_size
+    )
+    start = state.step_in_epoch * config.grad_accum_steps
+    loader = torch.utils.data.DataLoader(
+        _MicroBatches(batches, start, config.seed, state.epoch, session.rank),
+        batch_size=None,
+        shuffle=False,
+        collate_fn=_SeededCollate(session.model, session.examples),
+        num_workers=config.num_workers,
+        pin_memory=session.accelerator.device.type == "cuda",
+        generator=torch.Generator().manual_seed(config.seed),  # keep the global RNG untouched
+    )
+    return len(batches), iter(loader)
+
+
+def _train_step(session: _Session, micro_batches: Iterator, n_micro: int) -> tuple[dict[str, torch.Tensor], torch.Tensor, int]:
+    """One optimizer step over ``n_micro`` micro-batches (gradients averaged over them).
+
+    Returns (each named loss averaged over the micro-batches, 0-d tensors; the gradient norm
+    before clipping; examples used).
+    """
+    accelerator, wrapped, config = session.accelerator, session.wrapped, session.config
+    wrapped.train()
+    step_losses: dict[str, torch.Tensor] = {}
+    n_examples = 0
+    for m in range(n_micro):
+        n_ex, batch = next(micro_batches)
+        batch = to_device(batch, accelerator.device)
+        # Only the last micro-batch of a step all-reduces gradients.
+        sync = contextlib.nullcontext() if m == n_micro - 1 else accelerator.no_sync(wrapped)
+        with sync:
+            losses = named_losses(wrapped(**batch))
+            if "loss" not in losses:
+                raise UsageError(f"{type(session.model).__name__}.forward returned no `loss` tensor in training")
+            accelerator.backward(losses["loss"] / n_micro)
+        for name, value in losses.items():
+            step_losses[name] = step_losses.get(name, 0.0) + value.detach().float() / n_micro
+        n_examples += n_ex
+    if config.max_grad_norm > 0:
+        grad_norm = accelerator.clip_grad_norm_(wrapped.parameters(), config.max_grad_norm)
+    else:
+        grad_norm = torch.linalg.vector_norm(
+            torch.stack([p.grad.norm() for p in wrapped.parameters() if p.grad is not None])
+        )
+    session.optimizer.step()
+    if not accelerator.optimizer_step_was_skipped:
+        session.scheduler.step()
+    session.optimizer.zero_grad(set_to_none=True)
+    return step_losses, grad_norm, n_examples
+
+
+class _MetricsWindow:
+    """Losses, gradient norms and examples accumulated between two metrics lines.
+
+    Sums stay on the device (no host sync per step) until :meth:`flush`, which gathers
+    every rank's window and appends one averaged line to metrics.jsonl.
+    """
+
+    def __init__(self, device: torch.device):
+        self.grad_norm_sum = torch.zeros((), device=device)
+        self.reset()
+
+    def reset(self) -> None:
+        self.losses: dict[str, list] = {}  # name -> [sum (0-d tensor), count]
+        self.examples = 0
+        self.steps = 0
+        self.grad_norm_sum.zero_()
+        self.start = time.perf_counter()
+
+    def add(self, step_losses: dict[str, torch.Tensor], grad_norm: torch.Tensor, n_examples: int) -> None:
+        for name, value in step_losses.items():
+            acc = self.losses.setdefault(name, [0.0, 0])
+            acc[0] += value
+            acc[1] += 1
+        self.grad_norm_sum += grad_norm.detach().float()
+        self.examples += n_examples
+        self.steps += 1
+
+    def flush(self, session: _Session, state: TrainerState) -> dict[str, Any]:
+        """The line for ``state.global_step`` (written by the main process); starts a new window."""
+        from accelerate.utils import gather_object
+
+        row = _log_row(
+            gather_object([{k: (float(v[0]), v[1]) for k, v in self.losses.items()}]),
+            gather_object([self.examples]),
+            state.global_step,
+            state.epoch,
+            session.scheduler.get_last_lr()[0],
+            float(self.grad_norm_sum) / self.steps,
+            time.perf_counter() - self.start,
+            self.steps,
+        )
+        if session.is_main:
+            with open(session.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row) + "\n")
+        self.reset()
+        return row
 
 
 def _log_row(
@@ -571,43 +674,125 @@ def _log_row(
     return row
 
 
-def _save_checkpoint(accelerator, out: Path, model, optimizer, scheduler, state: dict[str, Any], config: TrainConfig) -> None:
+def _save_checkpoint(session: _Session, state: TrainerState) -> None:
+    """RUN/checkpoints/step-N (written atomically, every rank's generators included), then
+    prune to ``keep_checkpoints``."""
     from accelerate.utils import gather_object
 
     rng_states = gather_object([capture_rng_state()])  # every rank's generators, in rank order
-    if accelerator.is_main_process:
-        target = out / "checkpoints" / f"step-{state['global_step']}"
-        with atomic_directory(target, overwrite=True) as tmp:
-            model.save_pretrained(tmp / "model")
-            save_state(tmp, "optimizer", optimizer.state_dict())
-            save_state(tmp, "scheduler", scheduler.state_dict())
+    if session.is_main:
+        out, config = session.out, session.config
+        saved_state = {**state.to_dict(), "world_size": session.plan.world_size, "train_config": config.to_dict()}
+        with atomic_directory(out / "checkpoints" / f"step-{state.global_step}", overwrite=True) as tmp:
+            session.model.save_pretrained(tmp / "model")
+            save_state(tmp, "optimizer", session.optimizer.state_dict())
+            save_state(tmp, "scheduler", session.scheduler.state_dict())
             save_state(tmp, "rng", {f"rank{r}": s for r, s in enumerate(rng_states)})
-            write_json(tmp / "trainer_state.json", state)  # written last: marks completeness
+            write_json(tmp / "trainer_state.json", saved_state)  # written last: marks completeness
         if config.keep_checkpoints is not None:
             for _, old in checkpoint_dirs(out)[: -config.keep_checkpoints]:
                 shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
+    session.accelerator.wait_for_everyone()
 
 
-def _write_run_json(out, model, config, world, n_examples, run_info, checkpoint, trainer_state) -> None:
-    path = out / "run.json"
-    previous = read_json(path) if path.exists() else {}
-    info = {
-        "model": type(model).name,
-        "model_config": model_config_dict(model),
-        "train_config": config.to_dict(),
-        "world_size": world,
-        "n_train_examples": n_examples,
-        "versions": library_versions(),
-        **(run_info or {}),
-    }
+def _run_epochs(
+    session: _Session, state: TrainerState, resumed: bool, on_step: Callable[[int], None] | None
+) -> tuple[float | None, int]:
+    """Optimizer steps up to the planned total, logging and checkpointing on the way.
+
+    Advances ``state``; returns (the last logged loss, the step of the last checkpoint
+    written, -1 if none: a resumed run counts its starting checkpoint).
+    """
+    from tqdm.auto import tqdm
+
+    config, plan = session.config, session.plan
+    ga = config.grad_accum_steps
+    bar = tqdm(total=plan.total_steps, initial=state.global_step, disable=not (session.is_main and config.progress),
+               desc="train", unit="step")
+    window = _MetricsWindow(session.accelerator.device)
+    last_loss: float | None = None
+    last_saved = state.global_step if resumed else -1
+    while state.global_step < plan.total_steps:
+        n_batches, micro_batches = _epoch_micro_batches(session, state)
+        while state.step_in_epoch < plan.steps_per_epoch and state.global_step < plan.total_steps:
+            n_micro = min(ga, n_batches - state.step_in_epoch * ga)
+            step_losses, grad_norm, n_examples = _train_step(session, micro_batches, n_micro)
+            state.global_step += 1
+            state.step_in_epoch += 1
+            state.examples_seen += n_examples
+            window.add(step_losses, grad_norm, n_examples)
+            if state.global_step % config.log_every == 0 or state.global_step == plan.total_steps:
+                row = window.flush(session, state)
+                last_loss = row.get("loss")
+                bar.set_postfix(loss=f"{row['loss']:.4f}")
+            bar.update(1)
+            if config.save_every and state.global_step % config.save_every == 0:
+                _save_checkpoint(session, state)
+                last_saved = state.global_step
+            if on_step is not None:
+                on_step(state.global_step)
+        if state.step_in_epoch >= plan.steps_per_epoch:
+            state.epoch, state.step_in_epoch = state.epoch + 1, 0
+    bar.close()
+    return last_loss, last_saved
+
+
+def _finish(session: _Session, state: TrainerState, last_saved: int) -> None:
+    """A checkpoint at the last step (unless one was just written), RUN/model and loss.png."""
+    if last_saved != state.global_step:
+        _save_checkpoint(session, state)
+    if session.is_main:
+        with atomic_directory(session.out / "model", overwrite=True) as tmp:
+            session.model.save_pretrained(tmp)
+        plot_metrics(session.out / "metrics.jsonl", session.out / "loss.png")
+    session.accelerator.wait_for_everyone()
+
+
+def train(
+    model: ChatModel,
+    examples: Sequence[DialogueExample],
+    config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    run_info: dict[str, Any] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    allow_missing_features: bool = False,
+    feature_sources: Mapping[str, str] | None = None,
+    on_step: Callable[[int], None] | None = None,
+) -> TrainResult:
+    """Train ``model`` on ``examples`` into the run directory ``out_dir``.
+
+    ``run_info`` (data/knowledge paths and hashes, CLI arguments) is merged into run.json.
+    ``resume`` continues from the latest checkpoint to exactly the weights an
+    uninterrupted run would reach. Examples lacking a feature modality the model reads are
+    refused unless ``allow_missing_features`` (``feature_sources``: modality -> where those
+    features were read from, for the message). ``on_step(global_step)`` is called after
+    each step (tests use it to simulate a crash).
+    """
+    out = Path(out_dir)
+    accelerator = _make_accelerator(config)
+    plan = _plan_run(model, examples, config, accelerator.num_processes, allow_missing_features, feature_sources)
+    checkpoint = _prepare_run_dir(accelerator, out, resume, overwrite)
+    state = _restore_or_seed(model, checkpoint, config, plan.world_size)
+    session = _start_session(accelerator, model, examples, config, out, plan)
     if checkpoint is not None:
-        info["resumed"] = [*previous.get("resumed", []), {"from_step": trainer_state["global_step"]}]
-    write_json(path, info)
+        _restore_optimisation(session, checkpoint)
+    if session.is_main:
+        _write_run_files(session, run_info, checkpoint, state)
 
-
-def _truncate_metrics(path: Path, last_step: int) -> None:
-    """Drop lines logged after the checkpoint a resumed run restarts from."""
-    rows = [r for r in read_metrics(path) if r["step"] <= last_step]
-    if path.exists():
-        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+    start_time, start_step, start_examples = time.perf_counter(), state.global_step, state.examples_seen
+    last_loss, last_saved = _run_epochs(session, state, checkpoint is not None, on_step)
+    _finish(session, state, last_saved)
+    seconds = time.perf_counter() - start_time
+    return TrainResult(
+        run_dir=out,
+        global_step=state.global_step,
+        epoch=state.epoch,
+        epochs_completed=state.epoch + state.step_in_epoch / plan.steps_per_epoch,
+        final_loss=last_loss,
+        seconds=seconds,
+        steps_per_second=(state.global_step - start_step) / seconds if seconds > 0 else 0.0,
+        examples_per_second=(state.examples_seen - start_examples) / seconds if seconds > 0 else 0.0,
+        resumed_from_step=start_step if checkpoint is not None else None,
+    )
