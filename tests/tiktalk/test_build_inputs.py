@@ -20,7 +20,8 @@ from tiktalk.cleaning import (
     read_split_file,
 )
 from tiktalk.commands.main import main
-from tiktalk.dataset import DatasetFormatError, EmptyResultError, load_dataset, sample_raw_dir
+from tiktalk.dataset import DatasetFormatError, load_dataset, sample_raw_dir
+from tiktalk.errors import EmptyResultError
 
 
 def _write(path: Path, rows: list) -> Path:

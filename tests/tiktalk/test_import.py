@@ -13,7 +13,6 @@ from tests.conftest import shared_path
 from tiktalk.commands.main import main
 from tiktalk.dataset import (
     DatasetFormatError,
-    EmptyResultError,
     import_jsonl,
     import_kdconv,
     import_lccc,
@@ -22,6 +21,7 @@ from tiktalk.dataset import (
     read_gold_attrs,
     split_of,
 )
+from tiktalk.errors import EmptyResultError
 
 ROWS = [
     {"dialogue_id": "a1", "video_id": "v1", "context": ["这个视频好好笑"], "response": "哈哈", "split": "train",
@@ -96,14 +96,13 @@ def test_property_any_splits_round_trip(tmp_path, rows):
 
 @pytest.mark.parametrize("row, pattern", [
     ({"dialogue_id": "x"}, r"c.jsonl:3: missing required fields 'video_id', 'context', 'response'"),
-    ({**ROWS[0], "dialogue_id": "x", "context": "一句"}, r"c.jsonl:3: field 'context': expected a list of "
-                                                        r"non-empty strings \(value '一句'\)"),
-    ({**ROWS[0], "dialogue_id": "x", "split": "dev"}, r":3: field 'split': expected one of train, val, test "
-                                                      r"\(value 'dev'\)"),
+    ({**ROWS[0], "dialogue_id": "x", "context": "一句"},
+     r"c.jsonl:3: field 'context': expected a list of non-empty strings \(value '一句'\)"),
+    ({**ROWS[0], "dialogue_id": "x", "split": "dev"}, r":3: field 'split': expected one of train, val, test \(value 'dev'\)"),
     ({**ROWS[0], "dialogue_id": "x", "reply": "x", "id": 1}, r":3: unknown fields 'reply', 'id'"),
     ({**ROWS[0]}, r":3: field 'dialogue_id': duplicate dialogue_id \(first on line 1\) \(value 'a1'\)"),
-    ({**ROWS[0], "dialogue_id": "x", "split": "test"}, r":3: field 'split': video 'v1' is in split 'train' "
-                                                       r"\(line 1\) and 'test' here"),
+    ({**ROWS[0], "dialogue_id": "x", "split": "test"},
+     r":3: field 'split': video 'v1' is in split 'train' \(line 1\) and 'test' here"),
     ({**ROWS[0], "dialogue_id": "x", "title": "狗"}, r":3: field 'title': video 'v1' has another title on line 1"),
     ({**ROWS[2], "dialogue_id": "x", "video_id": "v7", "references": ["别的"]},
      r":3: field 'response': on val/test, response must equal references\[0\]"),
