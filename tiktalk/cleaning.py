@@ -2,9 +2,18 @@
 
 Raw input is a directory with two JSONL files (and optionally ``build_config.json``)::
 
-    videos.jsonl    video_id (str|int), title (str), topic (str), duration (seconds), likes (int)
-    comments.jsonl  comment_id (str|int), parent_id (str|int|null: null = first-level comment),
-                    video_id, text (str), likes (int)
+    videos.jsonl    required: video_id (str|int)
+                    optional: title (str, default ""), topic (str, default ""),
+                              duration (seconds, default 0 = unknown), likes (int, default unknown)
+    comments.jsonl  required: comment_id (str|int), parent_id (str|int|null: null = first-level
+                              comment), video_id, text (str)
+                    optional: likes (int, default unknown)
+
+A row lacking several required fields is one error naming all of them. Unknown likes
+(absent or null) are never compared with a likes threshold: such a video or comment is kept
+by rules 1 and 2 (counted in ``likes_unknown``), and ranks as 0 likes when references are
+chosen. A split file (``--split-file``) fixes the split of the videos it names (see
+:func:`read_split_file`).
 
 The rules, in the order they run (each counted in :class:`BuildReport`):
 
@@ -21,9 +30,10 @@ The rules, in the order they run (each counted in :class:`BuildReport`):
 5. comments left empty by cleaning are dropped;
 6. replies under a dropped comment are dropped (a chain with a hole is no conversation);
 7. videos left with only first-level comments are dropped;
-8. each video gets a split from a hash of its video_id; a val/test video needs a comment
-   with ``min_references`` kept direct replies ("genuine responses"), else it moves to
-   train;
+8. each video gets its split from the split file, else from a hash of its video_id; a
+   val/test video needs a comment with ``min_references`` kept direct replies ("genuine
+   responses"), else a hashed one moves to train and one the split file placed is dropped
+   (its split is fixed);
 9. train trees are split into root-to-leaf chains (context = turns before the last,
    response = the last); single-comment chains are no dialogue. A val/test dialogue is a
    chain ending at a comment with >= ``min_references`` replies: the replies with the most
@@ -33,7 +43,9 @@ Titles are written as they come; :func:`clean_title` cleans one with the comment
 (hashtags made words) for callers that put titles into queries.
 
 The paper gives no thresholds or blocklist; the defaults below are choices, all
-configurable (CLI flags or ``build_config.json``).
+configurable (CLI flags or ``build_config.json``). A build that keeps no dialogue, or leaves
+a split empty, is an error naming the rule or option responsible (unless empty splits are
+allowed).
 """
 
 from __future__ import annotations
@@ -41,9 +53,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
+import json
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,16 +65,23 @@ import numpy as np
 
 from tiktalk.dataset import (
     AUDIO_DIM,
+    DEFAULT_SPLIT_SEED,
     EVAL_REFERENCES,
     FRAME_DIM,
     MAX_AUDIO,
     MAX_FRAMES,
+    PAPER_TEST_FRACTION,
+    PAPER_VAL_FRACTION,
+    SPLITS,
     DatasetFormatError,
+    check_splits,
     from_rows,
     read_jsonl_rows,
+    require_fields,
+    split_of,
     write_dataset,
 )
-from tiktalk.errors import MissingInputError, UsageError
+from tiktalk.errors import EmptyResultError, MissingInputError, UsageError
 from tiktalk.io import read_json, sha256_file
 
 # A small placeholder list of abusive words; real builds should pass their own (--blocklist).
@@ -78,9 +98,9 @@ class BuildConfig:
     repeat_min_run: int = 3  # a character repeated this often or more is merged ...
     repeat_keep: int = 2  # ... into this many copies (哈哈哈哈 -> 哈哈)
     min_references: int = EVAL_REFERENCES  # genuine responses needed by a val/test dialogue
-    val_fraction: float = 1000 / 38703  # share of videos hashed to val (paper: 1,000 of 38,703)
-    test_fraction: float = 2000 / 38703  # share hashed to test (paper: 2,000 of 38,703)
-    split_seed: str = "tiktalk"  # salt of the video_id hash that picks the split
+    val_fraction: float = PAPER_VAL_FRACTION  # share of videos hashed to val (paper: 1,000 of 38,703)
+    test_fraction: float = PAPER_TEST_FRACTION  # share hashed to test (paper: 2,000 of 38,703)
+    split_seed: str = DEFAULT_SPLIT_SEED  # salt of the video_id hash that picks the split
     synthetic_frames: int = 0  # > 0: write seeded random frame features, this many per video
     synthetic_audio: int = 0  # > 0: same for audio patches
     feature_seed: int = 0  # seed of the synthetic features
@@ -315,8 +335,8 @@ class RawVideo:
     video_id: str
     title: str
     topic: str
-    duration: float
-    likes: int
+    duration: float  # seconds; 0 when unknown
+    likes: int | None  # None: unknown, never compared with a threshold
     line: int
 
 
@@ -326,8 +346,12 @@ class RawComment:
     parent_id: str | None
     video_id: str
     text: str
-    likes: int
+    likes: int | None  # None: unknown
     line: int
+
+
+RAW_VIDEO_REQUIRED = ("video_id",)
+RAW_COMMENT_REQUIRED = ("comment_id", "parent_id", "video_id", "text")
 
 
 def _id(value: Any, *, path: Path, line: int, name: str, nullable: bool = False) -> str | None:
@@ -339,13 +363,9 @@ def _id(value: Any, *, path: Path, line: int, name: str, nullable: bool = False)
     return str(value)
 
 
-def _field(row: dict, name: str, *, path: Path, line: int) -> Any:
-    if name not in row:
-        raise DatasetFormatError("missing required field", path=path, line=line, field=name)
-    return row[name]
-
-
-def _likes(value: Any, *, path: Path, line: int) -> int:
+def _likes(value: Any, *, path: Path, line: int) -> int | None:
+    if value is None:
+        return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise DatasetFormatError("expected a non-negative integer", path=path, line=line, field="likes", value=value)
     return value
@@ -363,21 +383,19 @@ def read_raw_videos(path: str | Path) -> list[RawVideo]:
     for line, row in read_jsonl_rows(path):
         if not isinstance(row, dict):
             raise DatasetFormatError("expected a JSON object", path=path, line=line)
-        def get(name: str, row: dict = row, line: int = line) -> Any:
-            return _field(row, name, path=path, line=line)
-
-        vid = _id(get("video_id"), path=path, line=line, name="video_id")
+        require_fields(row, RAW_VIDEO_REQUIRED, path=path, line=line)
+        vid = _id(row["video_id"], path=path, line=line, name="video_id")
         if vid in seen:
             raise DatasetFormatError(f"duplicate video_id (first on line {seen[vid]})",
                                      path=path, line=line, field="video_id", value=vid)
         seen[vid] = line
-        duration = get("duration")
+        duration = row.get("duration", 0.0)
         if isinstance(duration, bool) or not isinstance(duration, (int, float)) or duration < 0:
             raise DatasetFormatError("expected a non-negative number of seconds", path=path, line=line,
                                      field="duration", value=duration)
-        out.append(RawVideo(vid, _text(get("title"), "title", path=path, line=line),
-                            _text(get("topic"), "topic", path=path, line=line), float(duration),
-                            _likes(get("likes"), path=path, line=line), line))
+        out.append(RawVideo(vid, _text(row.get("title", ""), "title", path=path, line=line),
+                            _text(row.get("topic", ""), "topic", path=path, line=line), float(duration),
+                            _likes(row.get("likes"), path=path, line=line), line))
     return out
 
 
@@ -387,18 +405,59 @@ def read_raw_comments(path: str | Path) -> list[RawComment]:
     for line, row in read_jsonl_rows(path):
         if not isinstance(row, dict):
             raise DatasetFormatError("expected a JSON object", path=path, line=line)
-        def get(name: str, row: dict = row, line: int = line) -> Any:
-            return _field(row, name, path=path, line=line)
-
-        cid = _id(get("comment_id"), path=path, line=line, name="comment_id")
+        require_fields(row, RAW_COMMENT_REQUIRED, path=path, line=line)
+        cid = _id(row["comment_id"], path=path, line=line, name="comment_id")
         if cid in seen:
             raise DatasetFormatError(f"duplicate comment_id (first on line {seen[cid]})",
                                      path=path, line=line, field="comment_id", value=cid)
         seen[cid] = line
         out.append(RawComment(
-            cid, _id(get("parent_id"), path=path, line=line, name="parent_id", nullable=True),
-            _id(get("video_id"), path=path, line=line, name="video_id"),
-            _text(get("text"), "text", path=path, line=line), _likes(get("likes"), path=path, line=line), line))
+            cid, _id(row["parent_id"], path=path, line=line, name="parent_id", nullable=True),
+            _id(row["video_id"], path=path, line=line, name="video_id"),
+            _text(row["text"], "text", path=path, line=line), _likes(row.get("likes"), path=path, line=line), line))
+    return out
+
+
+def read_split_file(path: str | Path) -> dict[str, str]:
+    """video_id -> split from a ``.json`` object (``{"v1": "test", ...}``) or, for any other
+    suffix, TSV lines ``video_id<TAB>split`` (an optional header ``video_id<TAB>split``; blank
+    lines and ``#`` comments skipped). Splits are train, val or test, exactly.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise MissingInputError(f"{path}: no such split file")
+    entries: list[tuple[int | None, Any, Any]] = []
+    if path.suffix == ".json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise DatasetFormatError(f"not valid JSON ({err.msg})", path=path, line=err.lineno) from None
+        if not isinstance(data, dict):
+            raise DatasetFormatError("expected a JSON object video_id -> split", path=path)
+        entries = [(None, vid, split) for vid, split in data.items()]
+    else:
+        for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not text.strip() or text.startswith("#"):
+                continue
+            parts = text.rstrip("\r").split("\t")
+            if len(parts) != 2:
+                raise DatasetFormatError("expected two tab-separated columns: video_id, split",
+                                         path=path, line=number, value=text)
+            if number == 1 and parts == ["video_id", "split"]:
+                continue
+            entries.append((number, parts[0].strip(), parts[1].strip()))
+    out: dict[str, str] = {}
+    for line, vid, split in entries:
+        if not vid:
+            raise DatasetFormatError("expected a non-empty video_id", path=path, line=line, field="video_id",
+                                     value=vid)
+        if split not in SPLITS:
+            raise DatasetFormatError(f"expected one of {', '.join(SPLITS)}", path=path, line=line,
+                                     field=f"split of {vid}", value=split)
+        if vid in out and out[vid] != split:
+            raise DatasetFormatError(f"video listed twice with different splits ({out[vid]!r} first)",
+                                     path=path, line=line, field="video_id", value=vid)
+        out[vid] = split
     return out
 
 
@@ -431,13 +490,6 @@ def root_to_leaf_chains(parents: dict[str, str | None]) -> list[list[str]]:
     return chains
 
 
-def split_of(video_id: str, val_fraction: float, test_fraction: float, seed: str = "tiktalk") -> str:
-    """Deterministic split from a hash of the video id: val, test or train by fraction."""
-    digest = hashlib.sha256(f"{seed}:{video_id}".encode()).digest()
-    u = int.from_bytes(digest[:8], "big") / 2**64
-    return "val" if u < val_fraction else "test" if u < val_fraction + test_fraction else "train"
-
-
 def synthetic_features(video_id: str, modality: str, n: int, seed: int = 0) -> np.ndarray:
     """Seeded stand-in features: frames (n, 2048) >= 0 like pooled ResNet; audio (n, 128)."""
     dim = {"frames": FRAME_DIM, "audio": AUDIO_DIM}[modality]
@@ -460,6 +512,7 @@ REMOVAL_RULES: tuple[tuple[str, str], ...] = (
     ("comments_under_removed", "replies under a dropped comment"),
     ("videos_only_first_level", "videos left with only first-level comments"),
     ("eval_videos_moved_to_train", "val/test videos without a 5-response comment, moved to train"),
+    ("eval_videos_dropped", "split-file val/test videos without a 5-response comment (split is fixed)"),
     ("single_comment_chains", "root-to-leaf chains of one comment (no context)"),
     ("eval_contexts_too_few_responses", "val/test comments with 1..4 replies (not a dialogue)"),
 )
@@ -470,16 +523,26 @@ MODIFY_RULES: tuple[tuple[str, str], ...] = (
 )
 
 
+def _per_split() -> dict[str, int]:
+    return {s: 0 for s in SPLITS}
+
+
 @dataclass
 class BuildReport:
     removed: dict[str, int] = field(default_factory=lambda: {k: 0 for k, _ in REMOVAL_RULES})
     modified: dict[str, int] = field(default_factory=lambda: {k: 0 for k, _ in MODIFY_RULES})
     kept: dict[str, Any] = field(default_factory=dict)
     blocked_words: dict[str, int] = field(default_factory=dict)
+    likes_unknown: dict[str, int] = field(default_factory=lambda: {"videos": 0, "comments": 0})
+    # videos reaching rule 8, by where their split came from and by the split they were given
+    split_source: dict[str, int] = field(default_factory=lambda: {"split_file": 0, "hash": 0})
+    split_assigned: dict[str, int] = field(default_factory=_per_split)
 
     def to_json(self) -> dict:
         return {"removed": dict(self.removed), "modified": dict(self.modified), "kept": dict(self.kept),
-                "blocked_words": dict(sorted(self.blocked_words.items()))}
+                "blocked_words": dict(sorted(self.blocked_words.items())),
+                "likes_unknown": dict(self.likes_unknown), "split_source": dict(self.split_source),
+                "split_assigned": dict(self.split_assigned)}
 
 
 @dataclass
@@ -502,10 +565,17 @@ def _emoticons_of(cleaned: dict[str, CleanText], ids: Iterable[str]) -> list[str
 
 
 def clean_and_split(videos: Sequence[RawVideo], comments: Sequence[RawComment], config: BuildConfig,
-                    comments_path: Path | str = "<comments>") -> BuildResult:
-    """The pure part of the build: raw rows in, dataset rows and rule counts out."""
+                    comments_path: Path | str = "<comments>",
+                    splits: Mapping[str, str] | None = None) -> BuildResult:
+    """The pure part of the build: raw rows in, dataset rows and rule counts out.
+
+    ``splits`` (video_id -> split, a split file) fixes the split of the videos it names.
+    """
     report = BuildReport()
     removed = report.removed
+    splits = splits or {}
+    report.likes_unknown = {"videos": sum(v.likes is None for v in videos),
+                            "comments": sum(c.likes is None for c in comments)}
     by_video: dict[str, list[RawComment]] = {v.video_id: [] for v in videos}
     for c in comments:
         if c.video_id not in by_video:
@@ -517,7 +587,7 @@ def clean_and_split(videos: Sequence[RawVideo], comments: Sequence[RawComment], 
     out_dialogues: list[dict] = []
     for video in videos:
         vcomments = by_video[video.video_id]
-        if video.likes < config.video_min_likes:
+        if video.likes is not None and video.likes < config.video_min_likes:
             removed["videos_below_likes"] += 1
             removed["comments_of_dropped_videos"] += len(vcomments)
             continue
@@ -529,7 +599,7 @@ def clean_and_split(videos: Sequence[RawVideo], comments: Sequence[RawComment], 
         # Per-comment rules.
         cleaned: dict[str, CleanText] = {}
         for c in vcomments:
-            if c.likes < config.comment_min_likes:
+            if c.likes is not None and c.likes < config.comment_min_likes:
                 removed["comments_below_likes"] += 1
                 continue
             ct = clean_text(c.text, config)
@@ -571,11 +641,18 @@ def clean_and_split(videos: Sequence[RawVideo], comments: Sequence[RawComment], 
             continue
 
         kids = children_map(kept)
-        split = split_of(video.video_id, config.val_fraction, config.test_fraction, config.split_seed)
+        fixed = video.video_id in splits
+        split = splits[video.video_id] if fixed else split_of(video.video_id, config.val_fraction,
+                                                               config.test_fraction, config.split_seed)
+        report.split_source["split_file" if fixed else "hash"] += 1
+        report.split_assigned[split] += 1
         if split != "train" and not any(len(kids.get(cid, [])) >= config.min_references for cid in kept):
+            if fixed:
+                removed["eval_videos_dropped"] += 1
+                continue
             removed["eval_videos_moved_to_train"] += 1
             split = "train"
-        likes = {c.comment_id: c.likes for c in vcomments}
+        likes = {c.comment_id: c.likes or 0 for c in vcomments}  # unknown likes rank as 0
         text = {cid: cleaned[cid].text for cid in kept}
 
         n_before = len(out_dialogues)
@@ -649,10 +726,54 @@ def load_build_config(raw: str | Path, config_path: str | Path | None = None, **
     return BuildConfig.from_json({}, **overrides)
 
 
+_VIDEO_RULE_CAUSES = {  # rules that remove videos -> the options behind them
+    "videos_below_likes": "--video-min-likes {video_min_likes}",
+    "videos_only_first_level": "their replies were all removed (--comment-min-likes {comment_min_likes}, "
+                               "the blocklist, cleaning)",
+    "eval_videos_dropped": "no comment with --min-references {min_references} kept replies",
+}
+
+
+def empty_build_reasons(report: BuildReport, config: BuildConfig) -> dict[str, str]:
+    """Why each split of a build is empty: the rule or option responsible, for the error."""
+    options = config.to_json()
+    removed = report.removed
+    lost = "; ".join(f"{removed[rule]} removed by {rule} ({cause.format(**options)})"
+                     for rule, cause in _VIDEO_RULE_CAUSES.items() if removed[rule])
+    if report.kept.get("videos", 0) == 0:
+        text = f"kept 0 of {report.kept.get('videos_in', 0)} videos" + (f": {lost}" if lost else "")
+        return {s: text for s in SPLITS}
+    fractions = {"val": config.val_fraction, "test": config.test_fraction,
+                 "train": 1 - config.val_fraction - config.test_fraction}
+    reasons = {}
+    for name in SPLITS:
+        assigned = report.split_assigned[name]
+        if assigned == 0:
+            source = f"no video was assigned to {name} ("
+            if report.split_source["split_file"]:
+                source += "the split file names none"
+                source += "; " if report.split_source["hash"] else ")"
+            if report.split_source["hash"]:
+                source += (f"--{name}-fraction {fractions[name]:.4g}" if name != "train"
+                           else f"--val-fraction + --test-fraction = {1 - fractions['train']:.4g}")
+                source += f" of the {report.split_source['hash']} hashed videos)"
+            reasons[name] = source
+        else:
+            reasons[name] = (f"all {assigned} {name} videos lack a comment with --min-references "
+                             f"{config.min_references} kept replies (eval_videos_moved_to_train "
+                             f"{removed['eval_videos_moved_to_train']}, eval_videos_dropped "
+                             f"{removed['eval_videos_dropped']})")
+    return reasons
+
+
 def build_dataset(raw: str | Path, out: str | Path, config: BuildConfig | None = None, *,
-                  features_dir: str | Path | None = None, overwrite: bool = False) -> dict:
+                  features_dir: str | Path | None = None, split_file: str | Path | None = None,
+                  allow_empty_split: bool = False, overwrite: bool = False) -> dict:
     """Read RAW, clean, split and write the dataset directory ``out`` atomically.
 
+    ``split_file`` (:func:`read_split_file`) fixes the split of the videos it names. A build
+    with no dialogue, or (unless ``allow_empty_split``) with an empty split, raises
+    :class:`EmptyResultError` naming the rule or option responsible, and writes nothing.
     Returns the manifest; its ``build`` entry holds the config, the raw files' sha256 and
     the :class:`BuildReport`.
     """
@@ -662,9 +783,14 @@ def build_dataset(raw: str | Path, out: str | Path, config: BuildConfig | None =
     for p in (videos_path, comments_path):
         if not p.exists():
             raise MissingInputError(f"{p}: raw input needs {RAW_VIDEOS} and {RAW_COMMENTS}")
-    result = clean_and_split(read_raw_videos(videos_path), read_raw_comments(comments_path), config,
-                             comments_path)
+    splits = read_split_file(split_file) if split_file is not None else None
+    raw_videos = read_raw_videos(videos_path)
+    result = clean_and_split(raw_videos, read_raw_comments(comments_path), config, comments_path, splits)
     dataset = from_rows(result.videos, result.dialogues)
+    reasons = empty_build_reasons(result.report, config)
+    if not result.dialogues:
+        raise EmptyResultError(f"the build of {raw} keeps no dialogue: {reasons['train']}")
+    check_splits(dataset, allow_empty_split=allow_empty_split, reasons=reasons, what=f"the build of {raw}")
     external = load_features_dir(features_dir) if features_dir is not None else None
 
     def features(video_id: str) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -682,6 +808,10 @@ def build_dataset(raw: str | Path, out: str | Path, config: BuildConfig | None =
                                                       config.synthetic_audio else "none"),
         **result.report.to_json(),
     }
+    if splits is not None:
+        known = {v.video_id for v in raw_videos}
+        build_info["split_file"] = {"path": Path(split_file).name, "sha256": sha256_file(split_file),
+                                    "videos": len(splits), "not_in_videos": sum(v not in known for v in splits)}
     return write_dataset(dataset, out, table_format=config.table_format, overwrite=overwrite,
                          extra_manifest={"source": "tiktalk data build", "build": build_info},
                          feature_dtype=config.feature_dtype, features=features)

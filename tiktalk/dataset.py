@@ -13,7 +13,8 @@ A built dataset is a directory::
 
 Columns (schema_version 1):
 
-* videos: ``video_id`` str, ``title`` str, ``topic`` str, ``duration`` float (seconds),
+* videos: ``video_id`` str, ``title`` str, ``topic`` str (both may be empty: unknown),
+  ``duration`` float (seconds; 0 when unknown),
   ``split`` str (train/val/test), ``frames_path`` / ``audio_path`` str or null: a
   safetensors file relative to the dataset root that holds a tensor named ``video_id``
   (one file per modality, or one file per video: both layouts read the same way).
@@ -28,10 +29,16 @@ Columns (schema_version 1):
 
 Features are stored as float16 or float32 and always returned as float32. Errors in any
 file raise :class:`DatasetFormatError`, whose message names file, line/row, field and value.
+A dataset may also hold side files its source provides (``extra_files`` in the manifest,
+e.g. ``gold_attrs.jsonl`` of the KdConv adapter).
+
+Corpora that are already cleaned and split come in through :func:`import_jsonl` (``tiktalk
+data import``; format in docs/corpus.md); the LCCC and KdConv adapters are thin users of it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -41,7 +48,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tiktalk.errors import FormatError, MissingInputError, UnknownNameError, UsageError
+from tiktalk.errors import (
+    EmptyResultError,
+    FormatError,
+    MissingInputError,
+    UnknownNameError,
+    UsageError,
+)
 from tiktalk.io import atomic_directory, read_json, sha256_file, write_json
 from tiktalk.types import DialogueExample
 
@@ -53,6 +66,10 @@ MAX_FRAMES, FRAME_DIM = 50, 2048  # ResNet-101 pooled features, at most 50 per v
 MAX_AUDIO, AUDIO_DIM = 50, 128  # VGGish patches, at most 50 per video
 FEATURE_SPECS: dict[str, tuple[int, int]] = {"frames": (MAX_FRAMES, FRAME_DIM), "audio": (MAX_AUDIO, AUDIO_DIM)}
 EVAL_REFERENCES = 5  # ground-truth responses per val/test dialogue in TikTalk
+# Shares of videos the paper put in val and test (1,000 and 2,000 of 38,703 videos): the
+# default of every hash split (`data build`, and `data import` rows without a split).
+PAPER_VAL_FRACTION, PAPER_TEST_FRACTION = 1000 / 38703, 2000 / 38703
+DEFAULT_SPLIT_SEED = "tiktalk"
 
 VIDEO_SCHEMA: dict[str, pl.DataType] = {
     "video_id": pl.String(),
@@ -83,10 +100,11 @@ class DatasetFormatError(FormatError):
 
 # ---------------------------------------------------------------------------- validation
 
-# Field kinds: "str" (non-empty string), "str?" (string or null), "float", "split",
-# "list[str]". One table per schema, so the JSONL and Parquet readers check the same rules.
+# Field kinds: "str" (non-empty string), "text" (any string), "str?" (string or null),
+# "float", "split", "list[str]", "turns" (list of non-empty strings). One table per schema,
+# so the JSONL and Parquet readers check the same rules.
 _FIELD_KINDS: dict[str, dict[str, str]] = {
-    "videos": {"video_id": "str", "title": "str", "topic": "str", "duration": "float",
+    "videos": {"video_id": "str", "title": "text", "topic": "text", "duration": "float",
                "split": "split", "frames_path": "str?", "audio_path": "str?"},
     "dialogues": {"dialogue_id": "str", "video_id": "str?", "split": "split", "context": "list[str]",
                   "response": "str", "references": "list[str]", "emoticons": "list[str]",
@@ -101,6 +119,8 @@ def _check_value(kind: str, value: Any) -> str | None:
     """The reason ``value`` is not of ``kind``, or None when it is."""
     if kind == "str":
         return None if isinstance(value, str) and value != "" else "expected a non-empty string"
+    if kind == "text":
+        return None if isinstance(value, str) else "expected a string"
     if kind == "str?":
         return None if value is None or isinstance(value, str) else "expected a string or null"
     if kind == "float":
@@ -111,10 +131,24 @@ def _check_value(kind: str, value: Any) -> str | None:
     if kind == "list[str]":
         ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
         return None if ok else "expected a list of strings"
+    if kind == "turns":
+        ok = isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)
+        return None if ok else "expected a list of non-empty strings"
     raise AssertionError(kind)
 
 
-def validate_row(table: str, row: Any, *, path: Path | str, line: int, row_word: str = "line") -> dict:
+def require_fields(row: Mapping[str, Any], required: Iterable[str], *, path: Path | str, line: int | None,
+                   row_word: str = "line") -> None:
+    """Raise one error naming every field of ``required`` that ``row`` lacks."""
+    missing = [name for name in required if name not in row]
+    where = {"path": path, "line": line, "row_word": row_word}
+    if len(missing) == 1:
+        raise DatasetFormatError("missing required field", field=missing[0], **where)
+    if missing:
+        raise DatasetFormatError("missing required fields " + ", ".join(repr(m) for m in missing), **where)
+
+
+def validate_row(table: str, row: Any, *, path: Path | str, line: int | None, row_word: str = "line") -> dict:
     """Check one row of ``table`` against the schema; return it with optional fields filled."""
     kinds = _FIELD_KINDS[table]
     where = {"path": path, "line": line, "row_word": row_word}
@@ -124,11 +158,10 @@ def validate_row(table: str, row: Any, *, path: Path | str, line: int, row_word:
     if unknown:
         raise DatasetFormatError(f"unknown field (schema_version {SCHEMA_VERSION} has "
                                  f"{', '.join(kinds)})", field=unknown[0], **where)
+    require_fields(row, [k for k in kinds if k not in _OPTIONAL_FIELDS[table]], **where)
     out = {}
     for name, kind in kinds.items():
         if name not in row:
-            if name not in _OPTIONAL_FIELDS[table]:
-                raise DatasetFormatError("missing required field", field=name, **where)
             default = _DEFAULTS[name]
             out[name] = list(default) if isinstance(default, list) else default
             continue
@@ -179,7 +212,9 @@ def read_table(table: str, path: Path | str) -> pl.DataFrame:
         missing = [c for c in TABLE_SCHEMAS[table] if c not in raw.columns
                    and c not in _OPTIONAL_FIELDS[table]]
         if missing:
-            raise DatasetFormatError("missing required column", path=path, field=missing[0])
+            raise DatasetFormatError("missing required column" + ("s " + ", ".join(map(repr, missing))
+                                                                  if len(missing) > 1 else ""),
+                                     path=path, field=missing[0] if len(missing) == 1 else None)
         rows = [validate_row(table, r, path=path, line=i, row_word="row")
                 for i, r in enumerate(raw.to_dicts(), start=1)]
     elif path.suffix == ".jsonl":
@@ -311,6 +346,20 @@ class TikTalkDataset:
             ))
         return out
 
+    def modality_presence(self, split: str, knowledge: Mapping[str, str] | None = None) -> dict[str, float]:
+        """Share of the dialogues of ``split`` that carry each modality: ``vision`` / ``audio``
+        (their video names a frames / audio file) and, when ``knowledge`` (dialogue_id -> text)
+        is given, ``knowledge`` (a non-empty text). Text is always present. 0.0 for an empty split.
+        """
+        rows = self.split(split).dialogues.select("dialogue_id", "video_id").rows()
+        total = len(rows) or 1
+        videos = [self._video_rows.get(vid) if vid is not None else None for _, vid in rows]
+        out = {"vision": sum(v is not None and v["frames_path"] is not None for v in videos) / total,
+               "audio": sum(v is not None and v["audio_path"] is not None for v in videos) / total}
+        if knowledge is not None:
+            out["knowledge"] = sum(bool(knowledge.get(did)) for did, _ in rows) / total
+        return out
+
     def stats(self) -> dict:
         """Counts per split: videos, dialogues, turns, mean turns, mean utterance length."""
         out: dict[str, Any] = {}
@@ -335,6 +384,42 @@ class TikTalkDataset:
             "videos_with_audio": int(self.videos["audio_path"].is_not_null().sum()),
         }
         return out
+
+
+def empty_splits(dataset: TikTalkDataset) -> list[str]:
+    """The splits (train/val/test) with no dialogue, in SPLITS order."""
+    present = set(dataset.dialogues["split"].to_list())
+    return [name for name in SPLITS if name not in present]
+
+
+def check_splits(dataset: TikTalkDataset, *, allow_empty_split: bool = False,
+                 reasons: Mapping[str, str] | None = None, what: str = "the dataset") -> list[str]:
+    """The empty splits of ``dataset``; unless ``allow_empty_split``, an empty split is an
+    :class:`EmptyResultError` that says why (``reasons[split]``: the rule or flag responsible).
+    """
+    empty = empty_splits(dataset)
+    if empty and not allow_empty_split:
+        why = "; ".join(f"{name}: {(reasons or {}).get(name, 'no dialogue has this split')}" for name in empty)
+        raise EmptyResultError(f"{what}: no {' / '.join(empty)} dialogues ({why}); "
+                               "pass --allow-empty-split to accept an empty split")
+    return empty
+
+
+def reference_warnings(dataset: TikTalkDataset, wanted: int = EVAL_REFERENCES) -> list[str]:
+    """One line per val/test split whose dialogues have fewer than ``wanted`` references.
+
+    The paper scores against 5 references per dialogue (per-reference protocol); with fewer,
+    scores average over fewer references and are not comparable to Table 3.
+    """
+    out = []
+    for name in ("val", "test"):
+        counts = [len(r) for r in dataset.split(name).dialogues["references"].to_list()]
+        short = sum(c < wanted for c in counts)
+        if short:
+            out.append(f"{name}: {short} of {len(counts)} dialogues have fewer than {wanted} references "
+                       f"(min {min(counts)}); the evaluation protocol scores against {wanted} per dialogue, "
+                       "so scores are not comparable to the paper's")
+    return out
 
 
 def _check_cross_references(videos: pl.DataFrame, dialogues: pl.DataFrame, paths: dict[str, Path]) -> None:
@@ -411,16 +496,23 @@ def write_dataset(
     extra_manifest: Mapping[str, Any] | None = None,
     feature_dtype: str | None = None,
     features: Callable[[str], tuple[np.ndarray | None, np.ndarray | None]] | None = None,
+    extra_files: Mapping[str, str] | None = None,
 ) -> dict:
     """Write ``dataset`` (tables + its features, re-packed one file per modality) atomically.
 
     ``features`` maps video_id -> (frames, audio) (default: ``dataset.features`` when the
     dataset has a root). ``feature_dtype`` (float16/float32) sets the storage dtype (default
-    float32). Returns the
+    float32). ``extra_files`` (relative name -> UTF-8 text) are side files written beside
+    the tables and listed with their sha256 in the manifest. Returns the
     manifest, which holds no timestamps or absolute paths so equal data gives equal bytes.
     """
     if table_format not in TABLE_FORMATS:
         raise UsageError(f"unknown table format {table_format!r}: expected one of {TABLE_FORMATS}")
+    for name in extra_files or {}:
+        rel = Path(name)
+        if rel.is_absolute() or ".." in rel.parts or rel.parts[0] in ("manifest.json", "features", *(
+                f"{t}.{f}" for t in TABLE_SCHEMAS for f in TABLE_FORMATS)):
+            raise UsageError(f"extra file {name!r} must be a relative path beside the dataset's own files")
     dtype = np.dtype(feature_dtype or "float32")
     videos = dataset.videos.select(list(VIDEO_SCHEMA)).cast(VIDEO_SCHEMA)
     dialogues = dataset.dialogues.select(list(DIALOGUE_SCHEMA)).cast(DIALOGUE_SCHEMA)
@@ -469,6 +561,11 @@ def write_dataset(
             "counts": TikTalkDataset(videos, dialogues).stats(),
             **dict(extra_manifest or {}),
         }
+        if extra_files:
+            for name, text in sorted(extra_files.items()):
+                (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / name).write_text(text, encoding="utf-8")
+            manifest["extra_files"] = {name: sha256_file(tmp / name) for name in sorted(extra_files)}
         write_json(tmp / "manifest.json", manifest)
     return manifest
 
@@ -481,6 +578,158 @@ def from_rows(videos: Iterable[dict], dialogues: Iterable[dict], root: Path | No
     vf, df = _frame("videos", v), _frame("dialogues", d)
     _check_cross_references(vf, df, {"videos": Path("<videos>"), "dialogues": Path("<dialogues>")})
     return TikTalkDataset(vf, df, root)
+
+
+# ---------------------------------------------------------------------------- import
+
+
+def split_of(video_id: str, val_fraction: float, test_fraction: float, seed: str = DEFAULT_SPLIT_SEED) -> str:
+    """Deterministic split from a hash of the video id: val, test or train by fraction."""
+    digest = hashlib.sha256(f"{seed}:{video_id}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    return "val" if u < val_fraction else "test" if u < val_fraction + test_fraction else "train"
+
+
+# The JSONL format of `tiktalk data import`: field -> kind (see _check_value). The first four
+# are required (video_id may be null: a text-only corpus); the others are optional.
+IMPORT_FIELDS: dict[str, str] = {
+    "dialogue_id": "str", "video_id": "str?", "context": "turns", "response": "str",
+    "references": "turns", "split": "split", "title": "text", "emoticons": "list[str]",
+}
+IMPORT_REQUIRED: tuple[str, ...] = ("dialogue_id", "video_id", "context", "response")
+
+
+@dataclass
+class ImportResult:
+    """An imported corpus: the dataset, what the import did, and side files to write with it."""
+
+    dataset: TikTalkDataset
+    report: dict[str, Any]  # rows, dialogues per split, splits given / hashed, references per dialogue
+    extra_files: dict[str, str] = field(default_factory=dict)  # relative name -> text (write_dataset)
+
+
+def _references_histogram(dialogues: Iterable[dict]) -> dict[str, dict[str, int]]:
+    """{"val": {"1": 200}, "test": {"5": 7}}: val/test dialogues by number of references."""
+    out: dict[str, dict[str, int]] = {}
+    for d in dialogues:
+        if d["split"] != "train":
+            counts = out.setdefault(d["split"], {})
+            counts[str(len(d["references"]))] = counts.get(str(len(d["references"])), 0) + 1
+    return {s: dict(sorted(out[s].items(), key=lambda kv: int(kv[0]))) for s in SPLITS if s in out}
+
+
+def import_records(
+    records: Iterable[tuple[int | None, Any]],
+    *,
+    path: Path | str,
+    val_fraction: float = PAPER_VAL_FRACTION,
+    test_fraction: float = PAPER_TEST_FRACTION,
+    split_seed: str = DEFAULT_SPLIT_SEED,
+    allow_empty_split: bool = False,
+) -> ImportResult:
+    """Dialogue records (``(line, object)``, the format of :data:`IMPORT_FIELDS`) -> a dataset.
+
+    The ``split`` of every record is kept exactly; a record without one gets the hash split
+    of its video_id (of its dialogue_id when video_id is null) with ``val_fraction`` /
+    ``test_fraction`` / ``split_seed``, counted in the report. ``references`` defaults to
+    ``[response]`` on val/test and ``[]`` on train (the schema's convention). Each video_id
+    becomes one video row (title from its records, topic "", duration 0 = unknown); a video
+    belongs to one split. An empty split is an :class:`EmptyResultError` unless
+    ``allow_empty_split``. Errors name ``path:line``, the field(s) and the value.
+    """
+    dialogues: list[dict] = []
+    first_line: dict[str, int | None] = {}
+    videos: dict[str, dict] = {}
+    video_line: dict[str, int | None] = {}
+    hashed = 0
+    for line, row in records:
+        where = {"path": path, "line": line}
+        if not isinstance(row, dict):
+            raise DatasetFormatError(f"expected a JSON object, got {type(row).__name__}", **where)
+        unknown = [k for k in row if k not in IMPORT_FIELDS]
+        if unknown:
+            raise DatasetFormatError(f"unknown field{'s' if len(unknown) > 1 else ''} "
+                                     f"{', '.join(map(repr, unknown))} (the import format has "
+                                     f"{', '.join(IMPORT_FIELDS)})", **where)
+        require_fields(row, IMPORT_REQUIRED, **where)
+        for name, value in row.items():
+            if name == "split" and value is None:
+                continue  # null split = no split given
+            reason = _check_value(IMPORT_FIELDS[name], value)
+            if reason:
+                raise DatasetFormatError(reason, field=name, value=value, **where)
+        did, vid = row["dialogue_id"], row["video_id"]
+        if did in first_line:
+            raise DatasetFormatError(f"duplicate dialogue_id (first on line {first_line[did]})",
+                                     field="dialogue_id", value=did, **where)
+        first_line[did] = line
+        split = row.get("split")
+        if split is None:
+            split = split_of(vid if vid is not None else did, val_fraction, test_fraction, split_seed)
+            hashed += 1
+        references = row.get("references", [row["response"]] if split != "train" else [])
+        dialogue = validate_row("dialogues", {
+            "dialogue_id": did, "video_id": vid, "split": split, "context": row["context"],
+            "response": row["response"], "references": references, "emoticons": row.get("emoticons", []),
+            "turn_ids": [],
+        }, **where)
+        dialogues.append(dialogue)
+        if vid is None:
+            continue
+        title = row.get("title")
+        video = videos.get(vid)
+        if video is None:
+            videos[vid] = {"video_id": vid, "title": title, "topic": "", "duration": 0.0, "split": split}
+            video_line[vid] = line
+            continue
+        if video["split"] != split:
+            raise DatasetFormatError(f"video {vid!r} is in split {video['split']!r} (line {video_line[vid]}) and "
+                                     f"{split!r} here: every dialogue of a video belongs to one split (the "
+                                     "paper splits by video)", field="split", value=split, **where)
+        if title is not None:
+            if video["title"] is not None and video["title"] != title:
+                raise DatasetFormatError(f"video {vid!r} has another title on line {video_line[vid]} "
+                                         f"({video['title']!r})", field="title", value=title, **where)
+            video["title"] = title
+    video_rows = [{**v, "title": v["title"] or ""} for v in videos.values()]
+    dataset = from_rows(video_rows, dialogues)
+    counts = {s: sum(d["split"] == s for d in dialogues) for s in SPLITS}
+    reasons = {}
+    for name in SPLITS:
+        fraction = {"val": val_fraction, "test": test_fraction}.get(name)
+        hash_note = (f" and none of the {hashed} dialogues without a split hashed to it"
+                     + (f" (--{name}-fraction {fraction:.4g})" if fraction is not None else "")) if hashed else ""
+        reasons[name] = f"no record of {path} has split {name!r}{hash_note}"
+    check_splits(dataset, allow_empty_split=allow_empty_split, reasons=reasons, what=f"importing {path}")
+    report = {
+        "rows": len(dialogues),
+        "dialogues": counts,
+        "videos": len(video_rows),
+        "text_only_dialogues": sum(d["video_id"] is None for d in dialogues),
+        "split_given": len(dialogues) - hashed,
+        "split_by_hash": hashed,
+        "hash_split": {"val_fraction": val_fraction, "test_fraction": test_fraction, "seed": split_seed},
+        "references_per_dialogue": _references_histogram(dialogues),
+    }
+    return ImportResult(dataset, report)
+
+
+def import_jsonl(path: str | Path, **options: Any) -> ImportResult:
+    """``tiktalk data import FILE.jsonl``: one dialogue object per line (see :func:`import_records`)."""
+    path = Path(path)
+    if not path.exists():
+        raise MissingInputError(f"{path}: no such file to import")
+    return import_records(read_jsonl_rows(path), path=path, **options)
+
+
+def _read_json_file(path: Path) -> Any:
+    if not path.exists():
+        raise MissingInputError(f"{path}: no such file")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except json.JSONDecodeError as err:
+        raise DatasetFormatError(f"not valid JSON ({err.msg})", path=path, line=err.lineno) from None
 
 
 # ---------------------------------------------------------------------------- LCCC adapter
@@ -497,42 +746,122 @@ def lccc_utterance(text: str) -> str:
     return "".join(text.split())
 
 
-def load_lccc(path: str | Path, *, expand_turns: bool = False) -> TikTalkDataset:
+def import_lccc(path: str | Path, *, expand_turns: bool = False, allow_empty_split: bool = False) -> ImportResult:
     """Read LCCC JSON (``{"train"|"valid"|"test": [[utt, ...], ...]}``) as a text-only dataset.
 
-    Each dialogue of n utterances gives one row: context = first n-1, response = last. With
-    ``expand_turns`` every prefix gives a row (utterance i >= 1 as the response to 0..i-1),
-    which is how CDial-GPT trains. val/test rows carry ``references = [response]``.
+    Each dialogue of n utterances gives one record: context = first n-1, response = last. With
+    ``expand_turns`` every prefix gives a record (utterance i >= 1 as the response to 0..i-1),
+    which is how CDial-GPT trains. Records go through :func:`import_records` with LCCC's own
+    split (valid -> val); val/test dialogues have one reference.
     """
     path = Path(path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except json.JSONDecodeError as err:
-        raise DatasetFormatError(f"not valid JSON ({err.msg})", path=path, line=err.lineno) from None
+    data = _read_json_file(path)
     if not isinstance(data, dict):
         raise DatasetFormatError("expected an object with train/valid/test lists", path=path)
-    rows = []
+    records: list[tuple[int | None, dict]] = []
     for key, split in _LCCC_SPLITS.items():
         dialogues = data.get(key, [])
         if not isinstance(dialogues, list):
             raise DatasetFormatError("expected a list of dialogues", path=path, field=key)
         for i, dialogue in enumerate(dialogues):
-            if not (isinstance(dialogue, list) and len(dialogue) >= 2 and all(isinstance(u, str) for u in dialogue)):
-                raise DatasetFormatError("a dialogue must be a list of >= 2 strings",
+            ok = isinstance(dialogue, list) and len(dialogue) >= 2 and all(isinstance(u, str) for u in dialogue)
+            utts = [lccc_utterance(u) for u in dialogue] if ok else []
+            if not ok or not all(utts):
+                raise DatasetFormatError("a dialogue must be a list of >= 2 non-empty strings",
                                          path=path, field=f"{key}[{i}]", value=dialogue)
-            utts = [lccc_utterance(u) for u in dialogue]
             ends = range(1, len(utts)) if expand_turns else [len(utts) - 1]
             for end in ends:
                 suffix = f"-{end}" if expand_turns else ""
-                rows.append({
-                    "dialogue_id": f"lccc-{split}-{i:05d}{suffix}",
-                    "video_id": None,
-                    "split": split,
-                    "context": utts[:end],
-                    "response": utts[end],
-                    "references": [] if split == "train" else [utts[end]],
-                    "emoticons": [],
-                    "turn_ids": [],
-                })
-    return from_rows([], rows)
+                records.append((None, {"dialogue_id": f"lccc-{split}-{i:05d}{suffix}", "video_id": None,
+                                       "split": split, "context": utts[:end], "response": utts[end]}))
+    return import_records(records, path=path, allow_empty_split=allow_empty_split)
+
+
+def load_lccc(path: str | Path, *, expand_turns: bool = False) -> TikTalkDataset:
+    """The dataset of :func:`import_lccc`."""
+    return import_lccc(path, expand_turns=expand_turns).dataset
+
+
+# ---------------------------------------------------------------------------- KdConv adapter
+
+KDCONV_FILES = {"dev": "dev.json", "test": "test.json"}
+KDCONV_VAL_FRACTION = 0.1  # share of KdConv dev dialogues drawn (seeded) into val; the rest train
+KDCONV_SEED = 0
+GOLD_ATTRS_FILE = "gold_attrs.jsonl"  # side file: the knowledge each response used
+
+
+def import_kdconv(
+    directory: str | Path, *, val_fraction: float = KDCONV_VAL_FRACTION, seed: int = KDCONV_SEED,
+    allow_empty_split: bool = False,
+) -> ImportResult:
+    """KdConv (thu-coai; one domain's ``dev.json`` and ``test.json``) as a text-only dataset.
+
+    Every utterance after the first of a dialogue is a response, with the utterances before
+    it as context. ``test.json`` -> test; ``dev.json`` -> val for ``round(val_fraction * n)``
+    dialogues drawn by a seeded permutation (``numpy.random.default_rng(seed)``), train for
+    the rest: the split is by dialogue, so no dialogue is in two splits. A KdConv dialogue's
+    id (``kdconv-dev-007``) is the video_id of its records and its entity ``name`` their
+    title; records are ``kdconv-dev-007-03`` (utterance 3 as the response). Each response's
+    gold ``attrs`` (name, attrname, attrvalue) go to the side file ``gold_attrs.jsonl``, one
+    ``{"dialogue_id", "attrs"}`` line per record (``[]`` when the utterance used none).
+    """
+    directory = Path(directory)
+    if not 0 <= val_fraction <= 1:
+        raise UsageError(f"KdConv val_fraction {val_fraction} is not in [0, 1]")
+    records: list[tuple[int | None, dict]] = []
+    attrs_lines: list[str] = []
+    with_attrs = 0
+    for part, name in KDCONV_FILES.items():
+        path = directory / name
+        data = _read_json_file(path)
+        if not isinstance(data, list):
+            raise DatasetFormatError("expected a list of dialogues", path=path)
+        order = np.random.default_rng(seed).permutation(len(data))
+        val = set(order[: round(val_fraction * len(data))].tolist()) if part == "dev" else set()
+        for i, dialogue in enumerate(data):
+            messages = dialogue.get("messages") if isinstance(dialogue, dict) else None
+            if not isinstance(messages, list) or len(messages) < 2:
+                raise DatasetFormatError("expected a dialogue object with >= 2 messages", path=path,
+                                         field=f"[{i}].messages", value=messages)
+            texts: list[str] = []
+            gold: list[list[dict]] = []
+            for j, message in enumerate(messages):
+                text = message.get("message") if isinstance(message, dict) else None
+                attrs = message.get("attrs", []) if isinstance(message, dict) else None
+                if not isinstance(text, str) or not text.strip():
+                    raise DatasetFormatError("expected a non-empty string", path=path,
+                                             field=f"[{i}].messages[{j}].message", value=text)
+                if not (isinstance(attrs, list) and all(isinstance(a, dict) for a in attrs)):
+                    raise DatasetFormatError("expected a list of objects", path=path,
+                                             field=f"[{i}].messages[{j}].attrs", value=attrs)
+                texts.append(text.strip())
+                gold.append([{k: a.get(k) for k in ("name", "attrname", "attrvalue")} for a in attrs])
+            split = "test" if part == "test" else "val" if i in val else "train"
+            video_id = f"kdconv-{part}-{i:03d}"
+            title = dialogue.get("name", "")
+            for end in range(1, len(texts)):
+                did = f"{video_id}-{end:02d}"
+                records.append((None, {"dialogue_id": did, "video_id": video_id, "split": split,
+                                       "context": texts[:end], "response": texts[end],
+                                       "title": title if isinstance(title, str) else ""}))
+                attrs_lines.append(json.dumps({"dialogue_id": did, "attrs": gold[end]}, ensure_ascii=False) + "\n")
+                with_attrs += bool(gold[end])
+    result = import_records(records, path=directory, allow_empty_split=allow_empty_split)
+    result.report["kdconv"] = {"val_fraction": val_fraction, "seed": seed,
+                               "responses_with_attrs": with_attrs}
+    result.extra_files[GOLD_ATTRS_FILE] = "".join(attrs_lines)
+    return result
+
+
+def read_gold_attrs(dataset_dir: str | Path) -> dict[str, list[dict]]:
+    """``gold_attrs.jsonl`` of an imported KdConv dataset: dialogue_id -> the response's attrs."""
+    path = resolve_path(dataset_dir) / GOLD_ATTRS_FILE
+    if not path.exists():
+        raise MissingInputError(f"{path}: no gold attrs (written by `tiktalk data import --from kdconv`)")
+    out: dict[str, list[dict]] = {}
+    for line, row in read_jsonl_rows(path):
+        if not (isinstance(row, dict) and isinstance(row.get("dialogue_id"), str)
+                and isinstance(row.get("attrs"), list)):
+            raise DatasetFormatError("expected {\"dialogue_id\": str, \"attrs\": list}", path=path, line=line)
+        out[row["dialogue_id"]] = row["attrs"]
+    return out

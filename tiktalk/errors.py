@@ -37,6 +37,10 @@ class CommandFailedError(TiktalkError, RuntimeError):
     """A step run on the user's behalf (a benchmark suite, a sub-command) failed."""
 
 
+class EmptyResultError(TiktalkError, ValueError):
+    """A step would leave a dataset split or an output empty; names the rule or flag responsible."""
+
+
 class FormatError(TiktalkError, ValueError):
     """Malformed input. ``str(err)`` reads ``file:line: field 'f': message (value ...)``.
 

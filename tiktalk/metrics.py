@@ -22,7 +22,8 @@ Protocols:
   reference files).
 
 Dist-n does not use references: distinct n-grams over all n-grams of all hypotheses
-(n-grams never cross a response boundary).
+(n-grams never cross a response boundary). :func:`distinct_responses` (distinct whole
+responses / contexts) shows a model that gives every context the same reply.
 
 The metrics are a fixed table, not a registry: :data:`METRIC_KEYS` is the paper's Table 3,
 and BLEU/ROUGE-L/CIDEr come out of one coco-caption pass per reference set, so there is no
@@ -95,6 +96,15 @@ def distinct_n(responses: Sequence[str], n: int, tokenizer: str = "char") -> flo
         total += len(grams)
         seen.update(grams)
     return len(seen) / total if total else 0.0
+
+
+def distinct_responses(responses: Sequence[str]) -> float:
+    """Distinct responses / responses (one per context), as a fraction in [0, 1].
+
+    A model that answers every context with the same reply scores 1 / N however varied that
+    reply is (which Dist-n cannot show). Responses compare as whole strings; 0.0 for none.
+    """
+    return len(set(responses)) / len(responses) if responses else 0.0
 
 
 # ----------------------------------------------------------------------------- METEOR

@@ -1,15 +1,22 @@
 """The TikTalk paper's Table 3 rows: which model and modalities each is, and its published scores.
 
 One place for the rows, used by ``tiktalk reproduce`` and ``tiktalk demo --all``.
-Scores are the paper's test-set numbers in percent (ACM MM 2023, Table 3).
+Scores are the paper's test-set numbers in percent (ACM MM 2023, Table 3). Also the
+release's published split sizes (section 3), which tell whether a dataset is that release.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tiktalk.dataset import EVAL_REFERENCES
 from tiktalk.errors import UsageError
 from tiktalk.metrics import METRIC_KEYS
+
+# What each baseline model reads (a Maria row reads its own `modalities`).
+BASELINE_MODALITIES: dict[str, str] = {
+    "dialogpt": "T", "causal-lm": "T", "livebot": "T+I", "blip2-img": "T+I", "blip2-video": "T+I",
+}
 
 
 @dataclass(frozen=True)
@@ -20,6 +27,11 @@ class PaperRow:
     modalities: str | None  # None: the model's own (baselines)
     knowledge: bool  # needs the C3KG knowledge cache
     scores: dict[str, float]
+
+    @property
+    def modalities_read(self) -> str:
+        """The modalities the row's system reads: its own, or the baseline model's."""
+        return self.modalities or BASELINE_MODALITIES[self.model]
 
 
 def _scores(*values: float) -> dict[str, float]:
@@ -58,3 +70,29 @@ def parse_rows(spec: str) -> list[PaperRow]:
 
 # Table 7 (training cost) rows by their modality strings, plus the two text ablations.
 TABLE7_ROWS: tuple[str, ...] = ("T", "T+I", "T+I+A", "T+I+K", "T+I+A+K", "T+A", "T+K")
+
+
+# The TikTalk release (paper section 3.2): videos and dialogues per split; val and test
+# dialogues have EVAL_REFERENCES ground-truth responses each.
+TIKTALK_RELEASE: dict[str, dict[str, int]] = {
+    "train": {"videos": 35703, "dialogues": 363589},
+    "val": {"videos": 1000, "dialogues": 1353},
+    "test": {"videos": 2000, "dialogues": 2728},
+}
+
+
+def release_mismatches(stats: dict) -> list[str]:
+    """How a dataset's ``stats()`` differs from the TikTalk release ([] when it matches).
+
+    Split sizes and references per val/test dialogue are what the paper publishes; a
+    dataset matching all of them is taken to be the release (its contents are not public).
+    """
+    out = []
+    for split, sizes in TIKTALK_RELEASE.items():
+        for key, expected in sizes.items():
+            if stats[split][key] != expected:
+                out.append(f"{split} has {stats[split][key]} {key}, the release {expected}")
+        if split != "train" and stats[split]["with_5_references"] != stats[split]["dialogues"]:
+            out.append(f"{stats[split]['dialogues'] - stats[split]['with_5_references']} {split} dialogues "
+                       f"have fewer than {EVAL_REFERENCES} references")
+    return out

@@ -127,8 +127,12 @@ def test_sample_build_report(sample):
         "comments_unknown_video": 1, "videos_below_likes": 1, "comments_of_dropped_videos": 4,
         "comments_below_likes": 3, "comments_blocked": 4, "comments_empty_after_cleaning": 2,
         "comments_missing_parent": 1, "comments_under_removed": 1, "videos_only_first_level": 1,
-        "eval_videos_moved_to_train": 1, "single_comment_chains": 5, "eval_contexts_too_few_responses": 29,
+        "eval_videos_moved_to_train": 1, "eval_videos_dropped": 0, "single_comment_chains": 5,
+        "eval_contexts_too_few_responses": 29,
     }
+    assert build["likes_unknown"] == {"videos": 0, "comments": 0}
+    assert build["split_source"] == {"split_file": 0, "hash": 28}
+    assert build["split_assigned"] == {"train": 18, "val": 4, "test": 6}  # one test video moved to train
     assert build["modified"] == {"mentions_removed": 7, "repeats_merged": 15, "emoticons_moved": 10}
 
 

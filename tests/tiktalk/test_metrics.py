@@ -23,6 +23,7 @@ from tiktalk.metrics import (
     char_tokenize,
     corpus_scores,
     distinct_n,
+    distinct_responses,
     evaluate,
     markdown_table,
     whitespace_tokenize,
@@ -201,6 +202,14 @@ def test_distinct_n_hand_computed():
     assert distinct_n(["哈"], 2) == 0.0  # no bigram at all
     scores = evaluate(responses, [["我爱你"], ["你爱我"]], meteor=False)
     assert scores["dist_2"] == pytest.approx(75.0) and scores["dist_3"] == pytest.approx(100.0)
+
+
+def test_distinct_responses_counts_whole_replies():
+    # every context answered with the same reply: Dist-n can be high, distinct responses is 1/N
+    same = ["今天天气真不错呀朋友们"] * 4
+    assert distinct_responses(same) == pytest.approx(1 / 4) and distinct_n(same, 2) == pytest.approx(10 / 40)
+    assert distinct_responses(["好", "好的", "好", "行"]) == pytest.approx(3 / 4)
+    assert distinct_responses([]) == 0.0
 
 
 def test_distinct_n_rejects_bad_n():

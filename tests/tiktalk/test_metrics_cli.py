@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import shared_path
-from tiktalk.commands.evaluate import load_eval_inputs, read_generate_jsonl
+from tiktalk.commands.evaluate import load_eval_inputs, read_generate_jsonl, references_phrase
 from tiktalk.commands.main import main
 from tiktalk.metrics import evaluate
 
@@ -157,3 +157,19 @@ def test_evaluate_the_shipped_sample_against_its_own_second_references(tmp_path,
     assert out["n_hypotheses"] == test.height
     # the prediction equals reference 2 of 5 exactly, so ROUGE-L >= 100 / 5 with the per-reference protocol
     assert out["rouge_l"] >= 20.0 - 1e-9
+
+
+def test_output_states_references_per_dialogue_and_distinct_responses(tmp_path, capsys):
+    hyps = tmp_path / "hyp.txt"
+    hyps.write_text("好的\n好的\n再见\n", encoding="utf-8")
+    ref = tmp_path / "ref.txt"
+    ref.write_text("好\n行\n拜拜\n", encoding="utf-8")
+    assert main(["evaluate", "--predictions", str(hyps), "--references", str(ref), "--no-meteor"]) == 0
+    text = capsys.readouterr().out
+    assert "3 hypotheses, 1 reference per dialogue" in text and "1 references" not in text
+    assert "distinct responses: 2 of 3 contexts (66.67%)" in text
+    assert main(["evaluate", "--predictions", str(hyps), "--references", str(ref), "--no-meteor", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["distinct_responses"] == pytest.approx(200 / 3) and out["n_distinct_responses"] == 2
+    assert out["references_phrase"] == "1 reference"
+    assert references_phrase([5, 5]) == "5 references" and references_phrase([1, 5, 3]) == "1-5 references"

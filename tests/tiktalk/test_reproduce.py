@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import pytest
 
 from tiktalk.commands.main import main
+from tiktalk.dataset import sample_dir
 from tiktalk.models.base import model_names
 from tiktalk.paper import TABLE3, parse_rows
 
@@ -47,6 +49,85 @@ def test_reproduce_on_the_sample(tmp_path: Path, capsys) -> None:
     assert "knowledge" in json.dumps(run) and (out / "knowledge.parquet").is_file()
     preds = (out / "preds" / "dialogpt.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(preds) == 7 and all("response" in json.loads(p) for p in preds)
+    # smoke numbers on the sample are flagged, above the numbers and per row
+    assert table.startswith("**Not comparable to the paper**: 2 of 2 rows (data sample is not the TikTalk release")
+    assert saved["comparable_to_paper"] == {"maria+c3kg": False, "dialogpt": False}
+    p = saved["ours"]["maria+c3kg"]["provenance"]
+    assert p["dataset"] == "sample" and p["references_per_dialogue"] == 5 and p["steps"] == 1
+    assert p["modalities_read"] == "T+I+K" and p["dataset_sha256"] == hashlib.sha256(
+        (sample_dir() / "manifest.json").read_bytes()).hexdigest()
+    distinct = saved["ours"]["dialogpt"]["distinct_responses"]
+    assert distinct == pytest.approx(100 * len({json.loads(p)["response"] for p in preds}) / 7)
+    assert f"| DialoGPT | sample ({p['dataset_sha256'][:12]}) | 5 | T | T | 1 | {distinct:.1f}% | no |" in table
+
+
+# ---------------------------------------------------------------------------- provenance
+
+
+def _run_dir(tmp_path: Path, **info) -> Path:
+    run = tmp_path / "run"
+    run.mkdir(exist_ok=True)
+    (run / "run.json").write_text(json.dumps({"data": {"split": "train"}, **info}), encoding="utf-8")
+    return run
+
+
+def _facts(release: bool) -> dict:
+    return {"name": "sample", "source": "x", "manifest_sha256": "0" * 64, "references_per_dialogue": 5,
+            "release_mismatches": [] if release else ["train has 19 videos, the release 35703"]}
+
+
+def test_rows_trained_without_their_modalities_are_not_comparable(tmp_path):
+    from tiktalk.commands.reproduce import row_provenance
+
+    maria = TABLE3["maria"]  # T+I
+    # every sample video has frames: were the data the release, the row would compare
+    full = row_provenance(maria, _run_dir(tmp_path), "sample", "test", _facts(release=True), 10)
+    assert full["presence"] == {"vision": 1.0} and full["modalities_present"] == "T+I"
+    assert full["comparable_to_paper"] is True and full["presence_source"] == "derived from the dataset"
+    # the trainer recorded that no example had frames: T+I trained as text only
+    run = _run_dir(tmp_path, features_present={"vision": 0.0})
+    blind = row_provenance(maria, run, "sample", "test", _facts(release=True), 10)
+    assert blind["comparable_to_paper"] is False and blind["modalities_present"] == "T"
+    assert blind["not_comparable_because"] == ["vision present for 0% of dialogues"]
+    assert blind["presence_source"] == "run.json features_present"
+    # not the release: never comparable
+    assert row_provenance(maria, _run_dir(tmp_path), "sample", "test", _facts(release=False), 10)[
+        "not_comparable_because"] == ["data sample is not the TikTalk release (train has 19 videos, the release 35703)"]
+
+
+def test_rows_on_data_without_features_are_not_comparable(tmp_path):
+    from tiktalk.commands.reproduce import row_provenance
+    from tiktalk.dataset import from_rows, write_dataset
+
+    videos = [{"video_id": v, "title": "", "topic": "", "duration": 0.0, "split": s}
+              for v, s in (("v0", "train"), ("v1", "test"))]
+    dialogues = [{"dialogue_id": "d0", "video_id": "v0", "split": "train", "context": ["问"], "response": "答",
+                  "references": []},
+                 {"dialogue_id": "d1", "video_id": "v1", "split": "test", "context": ["问"], "response": "答",
+                  "references": ["答"] * 5}]
+    write_dataset(from_rows(videos, dialogues), tmp_path / "ds")
+    p = row_provenance(TABLE3["maria+audio"], _run_dir(tmp_path), str(tmp_path / "ds"), "test",
+                       _facts(release=True), 3)
+    assert p["modalities_read"] == "T+I+A" and p["modalities_present"] == "T"
+    assert p["presence"] == {"vision": 0.0, "audio": 0.0} and p["comparable_to_paper"] is False
+
+
+def test_presence_from_run_reads_names_letters_and_fractions():
+    from tiktalk.commands.reproduce import presence_from_run
+
+    assert presence_from_run({}) is None
+    assert presence_from_run({"features_present": {"I": 0.5, "audio": {"fraction": 1}, "K": 1.0}}) == {
+        "vision": 0.5, "audio": 1.0, "knowledge": 1.0}
+    assert presence_from_run({"features_present": {"frames": 0.25}}) == {"vision": 0.25}
+
+
+def test_release_mismatches():
+    from tiktalk.paper import TIKTALK_RELEASE, release_mismatches
+
+    stats = {s: {**sizes, "with_5_references": sizes["dialogues"]} for s, sizes in TIKTALK_RELEASE.items()}
+    assert release_mismatches(stats) == []
+    stats["test"] = {**stats["test"], "with_5_references": 2000}
+    assert release_mismatches(stats) == ["728 test dialogues have fewer than 5 references"]
 
 
 def test_reproduce_bad_init(tmp_path: Path, capsys) -> None:

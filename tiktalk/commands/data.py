@@ -1,4 +1,4 @@
-"""``tiktalk data build|stats|validate|lccc``: build, inspect and check TikTalk datasets."""
+"""``tiktalk data build|import|stats|validate|lccc``: build, import, inspect and check datasets."""
 
 from __future__ import annotations
 
@@ -33,18 +33,55 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="write N seeded random frames and audio patches per video")
     p.add_argument("--features", default=None, metavar="DIR",
                    help="DIR/frames.safetensors and DIR/audio.safetensors keyed by video_id")
+    p.add_argument("--split-file", default=None, metavar="FILE",
+                   help="video_id -> split (train/val/test) as a JSON object or TSV lines; fixes the split "
+                   "of the videos it names (others are hashed)")
     p.add_argument("--format", dest="table_format", choices=("jsonl", "parquet"), default=None)
+    p.add_argument("--allow-empty-split", action="store_true",
+                   help="write the dataset even if a split (e.g. val) ends up empty")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     add_json_flag(p)
     p.set_defaults(func=_build)
+
+    p = data_sub.add_parser(
+        "import",
+        help="an already cleaned and split corpus (JSONL, one dialogue per line; or LCCC, KdConv) -> a dataset",
+        description="Import dialogues as they are: no cleaning, every given split kept exactly. "
+        "JSONL fields: dialogue_id, video_id (null: text only), context (list of turns), response; "
+        "optional references (default [response] on val/test), split (train|val|test; missing: "
+        "hashed from video_id), title, emoticons. See docs/corpus.md.",
+    )
+    p.add_argument("source", metavar="SOURCE", help="FILE.jsonl; LCCC's JSON file; KdConv's domain directory")
+    p.add_argument("--from", dest="source_format", choices=("jsonl", "lccc", "kdconv"), default="jsonl",
+                   help="format of SOURCE (default jsonl)")
+    p.add_argument("--out", required=True, help="output directory (written atomically)")
+    p.add_argument("--val-fraction", type=float, default=None,
+                   help="jsonl: share of videos hashed to val for rows without a split (default 1000/38703, "
+                   "the paper's); kdconv: share of dev dialogues drawn into val (default 0.1)")
+    p.add_argument("--test-fraction", type=float, default=None,
+                   help="jsonl: share hashed to test for rows without a split (default 2000/38703)")
+    p.add_argument("--split-seed", default=None,
+                   help="jsonl: salt of the hash split (default 'tiktalk'); kdconv: integer seed (default 0)")
+    p.add_argument("--expand-turns", action="store_true", help="lccc: one row per response turn")
+    p.add_argument("--features", default=None, metavar="DIR",
+                   help="DIR/frames.safetensors and DIR/audio.safetensors keyed by video_id "
+                   "(e.g. from `tiktalk features extract`)")
+    p.add_argument("--format", dest="table_format", choices=("jsonl", "parquet"), default="jsonl")
+    p.add_argument("--allow-empty-split", action="store_true", help="accept a split with no dialogue")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    add_json_flag(p)
+    p.set_defaults(func=_import)
 
     p = data_sub.add_parser("stats", help="videos, dialogues, turns and lengths per split")
     p.add_argument("data", metavar="DIR", help="built dataset directory, or 'sample'")
     add_json_flag(p)
     p.set_defaults(func=_stats)
 
-    p = data_sub.add_parser("validate", help="load every table and every feature tensor; report problems")
+    p = data_sub.add_parser("validate", help="load every table and every feature tensor; report problems",
+                            description="Fails (exit 2) on a malformed file or an empty split; warns when "
+                            "val/test dialogues have fewer references than the evaluation protocol's 5.")
     p.add_argument("data", metavar="DIR", help="built dataset directory, or 'sample'")
+    p.add_argument("--allow-empty-split", action="store_true", help="an empty split is a warning, not an error")
     add_json_flag(p)
     p.set_defaults(func=_validate)
 
@@ -71,6 +108,14 @@ def _render_build(m: dict) -> str:
     lines.append(f"kept {k['videos']} of {k['videos_in']} videos, {k['dialogues']} dialogues "
                  f"(train {k['train_videos']} videos / {k['train_dialogues']} dialogues, "
                  f"val {k['val_videos']} / {k['val_dialogues']}, test {k['test_videos']} / {k['test_dialogues']})")
+    unknown = b["likes_unknown"]
+    if unknown["videos"] or unknown["comments"]:
+        lines.append(f"likes unknown for {unknown['videos']} videos and {unknown['comments']} comments: "
+                     "kept without the likes thresholds")
+    source = b["split_source"]
+    if "split_file" in b:
+        lines.append(f"split: {source['split_file']} videos from the split file, {source['hash']} by hash "
+                     f"(the split file names {b['split_file']['not_in_videos']} videos absent from the raw data)")
     return "\n".join(lines)
 
 
@@ -92,7 +137,8 @@ def _build(args: argparse.Namespace) -> int:
         test_fraction=args.test_fraction, split_seed=args.split_seed, synthetic_frames=n, synthetic_audio=n,
         table_format=args.table_format,
     )
-    manifest = build_dataset(raw, args.out, config, features_dir=args.features, overwrite=args.overwrite)
+    manifest = build_dataset(raw, args.out, config, features_dir=args.features, split_file=args.split_file,
+                             allow_empty_split=args.allow_empty_split, overwrite=args.overwrite)
     emit(args, manifest, lambda m: _render_build(m) + f"\nwrote {args.out}")
     return 0
 
@@ -118,19 +164,96 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from tiktalk.dataset import load_dataset
+    import sys
+
+    from tiktalk.dataset import check_splits, load_dataset, reference_warnings
 
     ds = load_dataset(args.data)
+    empty = check_splits(ds, allow_empty_split=args.allow_empty_split, what=str(args.data))
     n_frames = n_audio = 0
     for vid in ds.videos["video_id"].to_list():
         frames, audio = ds.features(vid)  # raises with file and key on a bad tensor
         n_frames += frames is not None
         n_audio += audio is not None
+    warnings = [f"split {name} is empty" for name in empty] + reference_warnings(ds)
+    for line in warnings:
+        print(f"warning: {line}", file=sys.stderr)
     result = {"ok": True, "path": str(ds.root), "schema_version": ds.manifest["schema_version"],
               "videos": ds.videos.height, "dialogues": ds.dialogues.height,
-              "videos_with_frames": n_frames, "videos_with_audio": n_audio}
+              "videos_with_frames": n_frames, "videos_with_audio": n_audio, "warnings": warnings}
     emit(args, result, lambda r: f"ok: {r['videos']} videos, {r['dialogues']} dialogues, "
-         f"{r['videos_with_frames']} frame and {r['videos_with_audio']} audio tensors checked")
+         f"{r['videos_with_frames']} frame and {r['videos_with_audio']} audio tensors checked"
+         + (f" ({len(warnings)} warning{'s' if len(warnings) != 1 else ''})" if warnings else ""))
+    return 0
+
+
+def _render_import(m: dict, out: str) -> str:
+    r = m["import"]
+    counts = ", ".join(f"{s} {r['dialogues'][s]}" for s in ("train", "val", "test"))
+    f = m["features"]
+    lines = [f"wrote {out}: {counts} dialogues, {r['videos']} videos"
+             + (f", {r['text_only_dialogues']} text-only dialogues" if r["text_only_dialogues"] else "")
+             + f"; frames for {f['frames']['videos']} videos, audio for {f['audio']['videos']}"]
+    if r["split_by_hash"]:
+        h = r["hash_split"]
+        lines.append(f"note: {r['split_by_hash']} of {r['rows']} dialogues had no split; they got the hash split "
+                     f"of their video_id (val {h['val_fraction']:.4g}, test {h['test_fraction']:.4g}, "
+                     f"seed {h['seed']!r})")
+    for split, hist in r["references_per_dialogue"].items():
+        counts = ", ".join(f"{n} with {k} reference{'s' if k != '1' else ''}" for k, n in hist.items())
+        lines.append(f"{split}: {counts}")
+    return "\n".join(lines)
+
+
+def _import(args: argparse.Namespace) -> int:
+    import sys
+
+    from tiktalk.dataset import (
+        KDCONV_SEED,
+        KDCONV_VAL_FRACTION,
+        import_jsonl,
+        import_kdconv,
+        import_lccc,
+        reference_warnings,
+        write_dataset,
+    )
+    from tiktalk.errors import UsageError
+
+    given = {"--val-fraction": args.val_fraction, "--test-fraction": args.test_fraction,
+             "--split-seed": args.split_seed, "--expand-turns": args.expand_turns or None}
+    allowed = {"jsonl": ("--val-fraction", "--test-fraction", "--split-seed"),
+               "lccc": ("--expand-turns",), "kdconv": ("--val-fraction", "--split-seed")}[args.source_format]
+    stray = [flag for flag, value in given.items() if value is not None and flag not in allowed]
+    if stray:
+        raise UsageError(f"{', '.join(stray)} does not apply to --from {args.source_format}")
+    empty = {"allow_empty_split": args.allow_empty_split}
+    if args.source_format == "lccc":
+        result = import_lccc(args.source, expand_turns=args.expand_turns, **empty)
+        source = {"source": "LCCC", "lccc": {"expand_turns": args.expand_turns}}
+    elif args.source_format == "kdconv":
+        try:
+            seed = KDCONV_SEED if args.split_seed is None else int(args.split_seed)
+        except ValueError:
+            raise UsageError(f"--split-seed {args.split_seed!r}: kdconv takes an integer seed") from None
+        fraction = KDCONV_VAL_FRACTION if args.val_fraction is None else args.val_fraction
+        result = import_kdconv(args.source, val_fraction=fraction, seed=seed, **empty)
+        source = {"source": "KdConv"}
+    else:
+        options = {k: v for k, v in (("val_fraction", args.val_fraction), ("test_fraction", args.test_fraction),
+                                     ("split_seed", args.split_seed)) if v is not None}
+        result = import_jsonl(args.source, **options, **empty)
+        source = {"source": "tiktalk data import"}
+    features = None
+    if args.features is not None:
+        from tiktalk.cleaning import load_features_dir
+
+        features = load_features_dir(args.features)
+    manifest = write_dataset(result.dataset, args.out, table_format=args.table_format, overwrite=args.overwrite,
+                             extra_manifest={**source, "import": result.report}, extra_files=result.extra_files,
+                             features=features)
+    emit(args, manifest, lambda m: _render_import(m, args.out))
+    for line in reference_warnings(result.dataset):
+        print(f"warning: {line}", file=sys.stderr)
     return 0
 
 

@@ -203,17 +203,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=_human_score)
 
 
+def references_phrase(counts: list[int]) -> str:
+    """How many references each dialogue had: ``"1 reference"``, ``"5 references"``, ``"1-5 references"``."""
+    low, high = min(counts), max(counts)
+    if low == high:
+        return f"{low} reference{'' if low == 1 else 's'}"
+    return f"{low}-{high} references"
+
+
 def _render_evaluate(result: dict[str, Any]) -> str:
     from tiktalk.metrics import markdown_table
 
-    meta = (f"{result['n_hypotheses']} hypotheses, {result['references_per_hypothesis']} references each, "
-            f"protocol {result['protocol']}, tokenizer {result['tokenizer']}")
+    n = result["n_hypotheses"]
+    meta = (f"{n} hypothes{'i' if n == 1 else 'e'}s, {result['references_phrase']} per dialogue, "
+            f"protocol {result['protocol']}, tokenizer {result['tokenizer']}\n"
+            f"distinct responses: {result['n_distinct_responses']} of {n} contexts "
+            f"({result['distinct_responses']:.2f}%)")
     note = "" if result["meteor"] is not None else "\nMETEOR skipped (--no-meteor)."
     return markdown_table({result["system"]: result}) + f"\n\n{meta}{note}"
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from tiktalk.metrics import MeteorUnavailableError, evaluate
+    from tiktalk.metrics import MeteorUnavailableError, distinct_responses, evaluate
 
     hyps, refs = load_eval_inputs(args.predictions, args.data, args.split, args.references)
     try:
@@ -230,6 +241,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         "references": str(args.data) + f" ({args.split})" if args.data else [str(r) for r in args.references],
         "n_hypotheses": len(hyps),
         "references_per_hypothesis": counts[0] if len(counts) == 1 else f"{counts[0]}-{counts[-1]}",
+        "references_phrase": references_phrase(counts),
+        "distinct_responses": 100.0 * distinct_responses(hyps),
+        "n_distinct_responses": len(set(hyps)),
         "protocol": args.protocol,
         "tokenizer": args.tokenizer,
         "unit": "percent",

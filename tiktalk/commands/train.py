@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tiktalk.commands import add_json_flag, emit
-from tiktalk.errors import MissingInputError, UsageError
+from tiktalk.errors import EmptyResultError, MissingInputError, UsageError
 
 KNOWLEDGE_COLUMNS = ("dialogue_id", "knowledge")
 
@@ -431,7 +431,11 @@ def _generate(args: argparse.Namespace) -> int:
     model, info = load_run_model(run, args.step, args.device)
     knowledge = args.knowledge or ((info.get("knowledge") or {}).get("path"))
     examples, _ = load_examples(args.data, args.split, knowledge)
+    if not examples:
+        raise EmptyResultError(f"split {args.split!r} of {args.data} has no dialogues: nothing to generate")
     if args.limit is not None:
+        if args.limit < 1:
+            raise UsageError(f"--limit {args.limit}: must be at least 1")
         examples = examples[: args.limit]
     examples = [dataclasses.replace(ex, response=None) for ex in examples]  # never show the target
     kwargs = {kw: getattr(args, dest) for dest, kw in GENERATE_OPTIONS.items() if getattr(args, dest) is not None}
