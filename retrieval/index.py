@@ -27,6 +27,7 @@ import faiss
 import numpy as np
 import polars as pl
 
+from kg.schema import FLOW_FAMILIES, FLOW_START_KINDS
 from retrieval.encoders import Encoder
 from retrieval.search import (
     SearchParams,
@@ -44,14 +45,9 @@ from tiktalk.io import atomic_directory, read_json, sha256_file, write_json
 FORMAT_VERSION = 1
 INDEX_FILE, HEADS_FILE, EMB_FILE, MANIFEST_FILE = "index.faiss", "heads.parquet", "embeddings.npy", "manifest.json"
 
-# short name -> (KG node kind, flow family it starts). Order = row order in the index.
-KINDS: dict[str, tuple[str, str]] = {
-    "event": ("event-head", "event"),
-    "phrase": ("phrase-head", "concept"),
-    "entity": ("entity", "concept"),
-    "emotion": ("emotion", "emotion"),
-}
-FAMILIES = ("event", "concept", "emotion")
+# short name -> (KG node kind, flow family it starts), as kg defines them. Order = row order.
+KINDS: dict[str, tuple[str, str]] = {short: (kind.value, family) for short, (kind, family) in FLOW_START_KINDS.items()}
+FAMILIES: tuple[str, ...] = tuple(FLOW_FAMILIES)
 # Up to this many queries a Flat index would be searched by one BLAS gemv over the stored
 # embeddings. Off: FAISS's 1-thread scan measured faster (2.8 vs 8.1 ms at 20k x 384).
 GEMV_MAX_QUERIES = 0
