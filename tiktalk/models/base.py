@@ -3,6 +3,7 @@
 A model subclasses :class:`ChatModel`, declares ``name`` and ``config_class`` and is
 listed in :data:`MODELS` (your own: :func:`register_model`). The trainer and the CLI only use this interface:
 ``collate`` -> ``forward(**batch)`` (an output with ``loss``) -> ``generate``;
+``knowledge_budget`` (models that read knowledge);
 ``save_pretrained`` / ``from_pretrained`` write and read JSON config + safetensors.
 """
 
@@ -15,7 +16,7 @@ import torch
 
 from tiktalk.errors import UsageError
 from tiktalk.registry import Registry
-from tiktalk.types import DialogueExample
+from tiktalk.types import DialogueExample, KnowledgeBudget
 
 
 class ChatModel(torch.nn.Module):
@@ -31,6 +32,13 @@ class ChatModel(torch.nn.Module):
     def generate(self, examples: Sequence[DialogueExample], **kwargs: Any) -> list[str]:
         """One response string per example."""
         raise NotImplementedError
+
+    def knowledge_budget(self) -> KnowledgeBudget | None:
+        """The knowledge segment this model reads: its length in tokens and how they are
+        counted (its tokenizer); None when it reads no knowledge. Knowledge is linearised to
+        it (``tiktalk annotate --model``); the model drops whole trailing pieces of a longer
+        segment (``kg.fit_knowledge``), never part of one."""
+        return None
 
     def save_pretrained(self, path) -> None:
         raise NotImplementedError
