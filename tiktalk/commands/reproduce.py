@@ -56,8 +56,10 @@ def _slug(row: PaperRow) -> str:
 
 
 def prepare_knowledge(out: Path, data: str, *, knowledge: str | None = None, index: str | None = None,
-                      kg: str = "sample", encoder: str | None = None) -> Path:
-    """The knowledge cache: given, or annotated with a given index, or index built first."""
+                      kg: str = "sample", encoder: str | None = None, model: str = "maria",
+                      model_path: str | None = None) -> Path:
+    """The knowledge cache: given, or annotated with a given index, or index built first;
+    linearised to ``model``'s knowledge budget (from ``model_path``, else its tiny preset)."""
     if knowledge:
         return Path(knowledge)
     if index is None:
@@ -67,7 +69,8 @@ def prepare_knowledge(out: Path, data: str, *, knowledge: str | None = None, ind
             build += ["--encoder", encoder]
         _cli(*build)
     cache = out / "knowledge.parquet"
-    _cli("annotate", "--index", index, "--data", data, "--out", str(cache), "--overwrite")
+    annotate = ["annotate", "--index", index, "--data", data, "--out", str(cache), "--overwrite", "--model", model]
+    _cli(*annotate, *(["--model-path", model_path] if model_path else []))
     return cache
 
 
@@ -151,9 +154,12 @@ def _reproduce(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     knowledge = None
-    if any(r.knowledge for r in rows):
+    knowledge_rows = [r for r in rows if r.knowledge]
+    if knowledge_rows:  # one cache, linearised for the first knowledge row's model
+        first = knowledge_rows[0]
         knowledge = prepare_knowledge(out, args.data, knowledge=args.knowledge, index=args.index,
-                                      kg=args.kg, encoder=args.encoder)
+                                      kg=args.kg, encoder=args.encoder, model=first.model,
+                                      model_path=inits.get(first.key) or inits.get(first.model))
     train_args: list[str] = []
     for flag, value in (("--max-steps", args.max_steps), ("--epochs", args.epochs),
                         ("--batch-size", args.batch_size), ("--lr", args.lr), ("--seed", args.seed)):
