@@ -66,7 +66,7 @@ from baselines.prompt_lm import (
 )
 from tiktalk.errors import UsageError
 from tiktalk.models.base import ChatModel
-from tiktalk.types import DialogueExample
+from tiktalk.types import DialogueExample, KnowledgeBudget
 
 
 @dataclass
@@ -203,6 +203,10 @@ class _Blip2Chat(ChatModel):
                 ex = DialogueExample(**{**ex.__dict__, "frames": ex.frames[index:index + 1]})
             picked.append(ex)
         return picked
+
+    def knowledge_budget(self) -> KnowledgeBudget | None:
+        """``max_knowledge_tokens`` LM tokens (None with ``use_knowledge`` off)."""
+        return self.prompts.knowledge_budget() if self.config.use_knowledge else None
 
     def collate(self, examples: Sequence[DialogueExample], train: bool = True,
                 generator: torch.Generator | None = None) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from baselines.prompt_lm import (
 )
 from tiktalk.errors import UsageError
 from tiktalk.models.base import ChatModel
-from tiktalk.types import DialogueExample
+from tiktalk.types import DialogueExample, KnowledgeBudget
 
 
 @dataclass
@@ -104,6 +104,10 @@ class CausalLMChat(ChatModel):
         model = cls(config, tokenizer=load_tokenizer(path, config.trust_remote_code))
         load_weights(model, path)
         return model
+
+    def knowledge_budget(self) -> KnowledgeBudget | None:
+        """``max_knowledge_tokens`` LM tokens (None with ``use_knowledge`` off)."""
+        return self.prompts.knowledge_budget() if self.config.use_knowledge else None
 
     def collate(self, examples: Sequence[DialogueExample], train: bool = True,
                 generator: torch.Generator | None = None) -> dict[str, Any]:

@@ -13,12 +13,18 @@ the start (an even-length context), it becomes a round with an empty question, r
 the first comment as an answer to the video itself. Rounds count from ``round_offset``
 (0, as ChatGLM-6B's fine-tuning script numbers them).
 
+The knowledge line holds at most ``max_knowledge_tokens`` LM tokens of knowledge (the
+model's :class:`~tiktalk.types.KnowledgeBudget`, what ``tiktalk annotate --model`` cuts
+to); a longer segment loses whole trailing pieces (``kg.fit_knowledge``). A prompt over
+``max_prompt_tokens`` loses the start of its dialogue rounds, never knowledge.
+
 Labels are -100 over the prompt (and padding): only the response and its closing EOS
 are learned.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,8 +42,9 @@ from baselines._common import (
     require_responses,
     resolve_modalities,
 )
+from kg.linearize import fit_knowledge
 from tiktalk.errors import UsageError
-from tiktalk.types import DialogueExample
+from tiktalk.types import DialogueExample, KnowledgeBudget
 
 CHATGLM_ROUND = "[Round {i}]\n问：{q}\n答：{r}\n"
 KNOWLEDGE_TEMPLATE = "知识：{knowledge}\n"
@@ -63,7 +70,8 @@ class PromptLMConfig(BaselineConfig):
     round_offset: int = 0
     use_knowledge: bool = True  # put DialogueExample.knowledge (when set) into the prompt
     knowledge_template: str = KNOWLEDGE_TEMPLATE  # field {knowledge}
-    max_prompt_tokens: int = 256  # longer prompts keep their end (the query)
+    max_prompt_tokens: int = 256  # longer prompts keep the knowledge line and the end of the rounds
+    max_knowledge_tokens: int = 48  # knowledge budget in LM tokens, at most max_prompt_tokens // 2
     max_response_tokens: int = 32  # training target length before EOS
     max_new_tokens: int = 25
     do_sample: bool = True  # ChatGLM-6B chat() defaults: sampling, top_p 0.7, temperature 0.95
@@ -73,7 +81,11 @@ class PromptLMConfig(BaselineConfig):
 
     def validate(self) -> None:
         super().validate()
-        self._positive("max_prompt_tokens", "max_response_tokens", "max_new_tokens")
+        self._positive("max_prompt_tokens", "max_response_tokens", "max_new_tokens", "max_knowledge_tokens")
+        if self.max_knowledge_tokens > self.max_prompt_tokens // 2:
+            self._fail("max_knowledge_tokens", self.max_knowledge_tokens,
+                       f"must be at most half of max_prompt_tokens ({self.max_prompt_tokens}), "
+                       "so the dialogue keeps the other half")
         if self.lm_path is None and self.lm_config is None:
             self._fail("lm_path", None, "give lm_path (a local model directory) or lm_config")
         if self.lm_config is not None and "model_type" not in self.lm_config:
@@ -112,16 +124,23 @@ def dialogue_rounds(context: Sequence[str]) -> tuple[list[tuple[str, str]], str]
     return rounds, query
 
 
-def build_prompt(example: DialogueExample, config: PromptLMConfig) -> str:
+def knowledge_prompt(knowledge: str | None, config: PromptLMConfig) -> str:
+    """The knowledge line (empty without knowledge or with ``use_knowledge`` off)."""
+    return config.knowledge_template.format(knowledge=knowledge) if config.use_knowledge and knowledge else ""
+
+
+def dialogue_prompt(example: DialogueExample, config: PromptLMConfig) -> str:
+    """The rounds and the open query round."""
     rounds, query = dialogue_rounds(example.context)
-    parts = []
-    if config.use_knowledge and example.knowledge:
-        parts.append(config.knowledge_template.format(knowledge=example.knowledge))
-    for k, (q, r) in enumerate(rounds):
-        parts.append(config.round_template.format(i=config.round_offset + k, q=q, r=r))
+    parts = [config.round_template.format(i=config.round_offset + k, q=q, r=r) for k, (q, r) in enumerate(rounds)]
     query_template = config.round_template.split("{r}")[0]
     parts.append(query_template.format(i=config.round_offset + len(rounds), q=query))
     return "".join(parts)
+
+
+def build_prompt(example: DialogueExample, config: PromptLMConfig) -> str:
+    """The whole prompt text, before any budget (see module doc)."""
+    return knowledge_prompt(example.knowledge, config) + dialogue_prompt(example, config)
 
 
 def build_lm(config: PromptLMConfig, tokenizer=None):
@@ -169,12 +188,28 @@ class PromptEncoder:
         self.eos_id = eos
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
         self.bos_id = tokenizer.bos_token_id  # None for BERT-style char tokenizers
+        self._budget: KnowledgeBudget | None = None
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def knowledge_budget(self) -> KnowledgeBudget:
+        """``max_knowledge_tokens`` tokens of this tokenizer."""
+        if self._budget is None:
+            vocab = sorted(self.tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+            digest = hashlib.sha256("\n".join(t for t, _ in vocab).encode()).hexdigest()[:16]
+            name = f"{type(self.tokenizer).__name__}:{len(vocab)}:{digest}"
+            self._budget = KnowledgeBudget(self.config.max_knowledge_tokens, self.count_tokens, name)
+        return self._budget
 
     def prompt_ids(self, ex: DialogueExample) -> list[int]:
-        ids = self.tokenizer.encode(build_prompt(ex, self.config), add_special_tokens=False)
-        budget = self.config.max_prompt_tokens - (self.bos_id is not None)
+        """[BOS] + knowledge line (whole pieces within the budget) + the end of the rounds."""
+        knowledge = ex.knowledge and fit_knowledge(ex.knowledge, self.knowledge_budget())
+        head = self.tokenizer.encode(knowledge_prompt(knowledge, self.config), add_special_tokens=False)
+        ids = self.tokenizer.encode(dialogue_prompt(ex, self.config), add_special_tokens=False)
+        budget = max(0, self.config.max_prompt_tokens - (self.bos_id is not None) - len(head))
         ids = ids[len(ids) - budget:] if len(ids) > budget else ids
-        return ([self.bos_id] if self.bos_id is not None else []) + ids
+        return ([self.bos_id] if self.bos_id is not None else []) + head + ids
 
     def target_ids(self, ex: DialogueExample) -> list[int]:
         ids = self.tokenizer.encode(ex.response, add_special_tokens=False)

@@ -24,6 +24,7 @@ import torch
 from benchmarks.common import is_quick, out_dir, write_result
 from fusion.generation import decode_batch
 from fusion.modeling_maria import MariaForDialogue
+from kg.linearize import PIECE_SEP
 from tiktalk.models.generation import GenerationConfig
 from tiktalk.types import DialogueExample
 
@@ -59,7 +60,7 @@ def synthetic_examples(n: int, seed: int) -> list[DialogueExample]:
             context=[text(int(rng.integers(10, 25))) for _ in range(3)],
             frames=rng.normal(size=(50, 2048)).astype(np.float32),
             audio=rng.normal(size=(50, 128)).astype(np.float32),
-            knowledge=text(150),
+            knowledge=PIECE_SEP.join(text(9) for _ in range(15)),  # whole pieces fill the budget
         )
         for i in range(n)
     ]

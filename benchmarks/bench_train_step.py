@@ -25,6 +25,7 @@ import torch
 
 from benchmarks.common import is_quick, out_dir, write_result
 from fusion.modeling_maria import MariaForDialogue
+from kg.linearize import PIECE_SEP
 from tiktalk.types import DialogueExample
 
 QUICK = is_quick()
@@ -60,7 +61,7 @@ def synthetic_examples(n: int, seed: int) -> list[DialogueExample]:
             response=text(int(rng.integers(10, 23))),
             frames=rng.normal(size=(50, 2048)).astype(np.float32),
             audio=rng.normal(size=(35, 128)).astype(np.float32),
-            knowledge=text(200),
+            knowledge=PIECE_SEP.join(text(9) for _ in range(20)),  # whole pieces fill the budget
         )
         for i in range(n)
     ]

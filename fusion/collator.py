@@ -10,8 +10,10 @@ One example becomes (response budget R = ``config.response_budget``)::
     then audio        (A rows, zero-padded)              segment 4 (audio)
 
 The response segment always has R slots, so a source token's position never depends on
-the response: the decoder can compute the source once. ``segment_ids`` (-1 = padding)
-drive the attention mask and the masking objectives.
+the response: the decoder can compute the source once. The knowledge segment is the text
+``kg.linearize`` cut to :func:`knowledge_budget` (``MariaForDialogue.knowledge_budget()``),
+taken whole; the collator never cuts a piece (see :func:`encode_knowledge`).
+``segment_ids`` (-1 = padding) drive the attention mask and the masking objectives.
 
 Randomness only comes from the ``generator`` argument (a ``torch.Generator``), drawn in a
 fixed order, so a seeded generator gives the same batch every time.
@@ -34,9 +36,10 @@ from fusion.configuration_maria import (
     VISION,
     MariaConfig,
 )
+from kg.linearize import fit_knowledge
 from tiktalk.errors import UsageError
 from tiktalk.models.tokenization import CharEncoder
-from tiktalk.types import DialogueExample
+from tiktalk.types import DialogueExample, KnowledgeBudget
 
 IGNORE_INDEX = -100
 
@@ -75,17 +78,19 @@ class EncodedExample:
     audio: np.ndarray | None  # (A, audio_dim) float32
 
 
-def split_source_budget(n_context: int, n_knowledge: int, config: MariaConfig) -> tuple[int, int]:
-    """How many context / knowledge tokens to keep, within ``config.source_text_budget``.
+def knowledge_budget(encoder: CharEncoder, config: MariaConfig) -> KnowledgeBudget:
+    """Maria's knowledge budget: ``config.knowledge_tokens`` characters as ``encoder`` counts them."""
+    return KnowledgeBudget(config.knowledge_tokens, lambda text: len(encoder.encode(text)), encoder.fingerprint)
 
-    Knowledge is guaranteed up to ``knowledge_share`` of the budget, context gets the rest,
-    then knowledge may use whatever the context left unused.
-    """
-    budget = config.source_text_budget
-    knowledge_reserved = min(n_knowledge, int(config.knowledge_share * budget))
-    keep_context = min(n_context, budget - knowledge_reserved)
-    keep_knowledge = min(n_knowledge, budget - keep_context)
-    return keep_context, keep_knowledge
+
+def encode_knowledge(text: str, encoder: CharEncoder, config: MariaConfig) -> list[int]:
+    """Knowledge ids (no [SEP]) within ``config.knowledge_tokens``: a segment linearised for
+    this budget as it is; a longer one (made under another budget) loses whole trailing
+    pieces (``kg.fit_knowledge``), never part of one."""
+    ids = encoder.encode(text)
+    if len(ids) <= config.knowledge_tokens:
+        return ids
+    return encoder.encode(fit_knowledge(text, knowledge_budget(encoder, config)))
 
 
 def uniform_subsample(features: np.ndarray, max_rows: int) -> np.ndarray:
@@ -109,7 +114,8 @@ def _check_features(array, dim: int, name: str, example: DialogueExample) -> np.
 def encode_example(
     example: DialogueExample, encoder: CharEncoder, config: MariaConfig, special: SpecialIds
 ) -> EncodedExample:
-    """Characters -> ids, segments truncated to the budgets (context keeps its latest tokens)."""
+    """Characters -> ids within the budgets: knowledge whole pieces (see :func:`encode_knowledge`),
+    the context its latest tokens, the response its first ones."""
     response = None
     if example.response is not None:
         response = encoder.encode(example.response)[: config.response_budget - 2]
@@ -119,10 +125,11 @@ def encode_example(
             context += encoder.encode(turn) + [special.sep]
     knowledge: list[int] = []
     if config.has("knowledge") and example.knowledge:
-        knowledge = encoder.encode(example.knowledge) + [special.sep]
-    keep_context, keep_knowledge = split_source_budget(len(context), len(knowledge), config)
-    context = context[len(context) - keep_context :]  # the most recent turns matter most
-    knowledge = knowledge[:keep_knowledge]  # retrieval puts the best knowledge first
+        knowledge = encode_knowledge(example.knowledge, encoder, config)
+        knowledge += [special.sep] if knowledge else []
+    # the context gets what the knowledge leaves; the most recent turns matter most
+    keep_context = min(len(context), config.source_text_budget - len(knowledge))
+    context = context[len(context) - keep_context :]
     frames = audio = None
     if config.has("vision") and example.frames is not None:
         frames = uniform_subsample(_check_features(example.frames, config.frame_dim, "frames", example), config.max_frames)

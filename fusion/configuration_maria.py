@@ -69,9 +69,11 @@ class MariaConfig:
     """Slots of the response segment, [CLS] and [SEP] included; always this wide, so the
     source's positions never depend on the response length."""
     knowledge_share: float = 0.5
-    """Share of the source text budget (text_budget - response_budget) reserved for
-    knowledge when both context and knowledge are present; whatever one segment leaves
-    unused goes to the other. TikTalk does not state it: 0.5 is our choice."""
+    """Share of the source text budget (text_budget - response_budget) that is the knowledge
+    segment's budget, its [SEP] included (:attr:`knowledge_tokens`), when there is a context
+    segment; without one knowledge may use the whole source budget. A fixed number, so the
+    knowledge is cut once, by ``kg.linearize`` at piece boundaries; the context gets whatever
+    the knowledge leaves. TikTalk does not state it: 0.5 is our choice."""
     max_frames: int = 50
     """Frames kept per example (uniformly subsampled if more are given)."""
     max_audio_frames: int = 50
@@ -124,6 +126,11 @@ class MariaConfig:
             value = getattr(self, name)
             if not 0.0 <= float(value) <= 1.0:
                 raise UsageError(f"{name} must be in [0, 1], got {value!r}")
+        if self.has("knowledge") and self.knowledge_tokens < 1:
+            raise UsageError(
+                f"knowledge_share ({self.knowledge_share}) of the source text budget ({self.source_text_budget}) "
+                "leaves no knowledge token besides [SEP]"
+            )
         if self.mask_token_prob + self.random_token_prob > 1.0 + 1e-9:
             raise UsageError(
                 f"mask_token_prob ({self.mask_token_prob}) + random_token_prob ({self.random_token_prob}) exceeds 1"
@@ -148,6 +155,12 @@ class MariaConfig:
     def source_text_budget(self) -> int:
         """Text tokens shared by context and knowledge."""
         return self.text_budget - self.response_budget
+
+    @property
+    def knowledge_tokens(self) -> int:
+        """The knowledge segment's text tokens, [SEP] not counted (see ``knowledge_share``)."""
+        share = self.knowledge_share if self.has("text") else 1.0
+        return int(share * self.source_text_budget) - 1
 
     @property
     def modality_string(self) -> str:

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fusion.collator import SpecialIds, additive_mask, collate_examples
+from fusion.collator import SpecialIds, additive_mask, collate_examples, knowledge_budget
 from fusion.configuration_maria import AUDIO, TINY_BACKBONE, TYPE_VOCAB_SIZE, VISION, MariaConfig
 from tiktalk.errors import UsageError
 from tiktalk.models.base import ChatModel
@@ -37,7 +37,7 @@ from tiktalk.models.tokenization import (
     build_char_tokenizer,
     load_tokenizer,
 )
-from tiktalk.types import DialogueExample
+from tiktalk.types import DialogueExample, KnowledgeBudget
 from tiktalk.versions import library_versions
 
 CONFIG_NAME = "maria_config.json"
@@ -157,6 +157,11 @@ class MariaForDialogue(ChatModel):
         self.char_encoder  # noqa: B018 - builds the cache
         assert self._special is not None
         return self._special
+
+    def knowledge_budget(self) -> KnowledgeBudget | None:
+        """``config.knowledge_tokens`` characters of this model's vocabulary (None without the
+        knowledge modality)."""
+        return knowledge_budget(self.char_encoder, self.config) if self.config.has("knowledge") else None
 
     def collate(
         self,

@@ -5,7 +5,8 @@ Quick use::
     import kg
     graph = kg.load_kg("sample")            # the sample shipped with the package
     graph.flows("有人买披萨", depth=2)        # tails per relation, flow edges per family
-    kg.linearize([graph.flows(h) for h in heads]).text
+    # the knowledge segment, cut at a piece boundary to 120 characters
+    kg.linearize([graph.flows(h) for h in heads], budget=tiktalk.types.KnowledgeBudget(120)).text
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ from pathlib import Path
 from kg.convert import build_tables, convert, read_canonical, write_canonical
 from kg.errors import KGFormatError
 from kg.graph import C3KG, FlowEdge, HeadFlows, Tail
-from kg.linearize import KnowledgeText, LinearizeConfig, linearize
+from kg.linearize import (
+    DEFAULT_RELATIONS,
+    HEAD_SEP,
+    PIECE_SEP,
+    KnowledgeText,
+    LinearizeConfig,
+    fit_knowledge,
+    linearize,
+)
 from kg.pickle_io import UnsafePickleError, read_gpickle
 from kg.schema import FLOW_FAMILIES, NodeKind, family_of
 
@@ -51,8 +60,28 @@ def load_kg(path: str | Path | Sequence[str | Path] = SAMPLE_NAME, *, trust_pick
 
 
 __all__ = [
-    "C3KG", "FLOW_FAMILIES", "FlowEdge", "HeadFlows", "KGFormatError", "KnowledgeText",
-    "LinearizeConfig", "NodeKind", "Tail", "UnsafePickleError", "build_tables", "convert",
-    "family_of", "linearize", "load_kg", "read_canonical", "read_gpickle", "resolve_sources",
-    "sample_dir", "write_canonical",
+    "C3KG",
+    "DEFAULT_RELATIONS",
+    "FLOW_FAMILIES",
+    "HEAD_SEP",
+    "PIECE_SEP",
+    "FlowEdge",
+    "HeadFlows",
+    "KGFormatError",
+    "KnowledgeText",
+    "LinearizeConfig",
+    "NodeKind",
+    "Tail",
+    "UnsafePickleError",
+    "build_tables",
+    "convert",
+    "family_of",
+    "fit_knowledge",
+    "linearize",
+    "load_kg",
+    "read_canonical",
+    "read_gpickle",
+    "resolve_sources",
+    "sample_dir",
+    "write_canonical",
 ]

@@ -52,6 +52,16 @@ FLOW_FAMILIES: dict[str, tuple[str, ...]] = {
 }
 FLOW_TYPES: tuple[str, ...] = tuple(t for types in FLOW_FAMILIES.values() for t in types)
 
+# The nodes dialogue flows start from, by short name (``tiktalk index build --kinds``), with
+# the node kind and the flow family each starts: event heads the event flow, phrase heads and
+# entities the concept flow, emotion nodes the emotion flows. Order = precedence in listings.
+FLOW_START_KINDS: dict[str, tuple[NodeKind, str]] = {
+    "event": (NodeKind.EVENT_HEAD, "event"),
+    "phrase": (NodeKind.PHRASE_HEAD, "concept"),
+    "entity": (NodeKind.ENTITY, "concept"),
+    "emotion": (NodeKind.EMOTION, "emotion"),
+}
+
 # Edge families: "atomic" for commonsense relations, the flow families, then "unknown".
 ATOMIC_FAMILY = "atomic"
 UNKNOWN_FAMILY = "unknown"

@@ -1,20 +1,16 @@
-"""Precompute knowledge for a whole dataset: the training cache (``tiktalk annotate``).
+"""Precompute knowledge for a whole dataset: the knowledge cache (``tiktalk annotate``).
 
-Training reads this Parquet; retrieval never runs inside a training step. The run is
+The cache's schema, writer and reader live in :mod:`retrieval.cache`. The run is
 chunked and resumable: each chunk of ``chunk_size`` dialogues is written atomically as a
 part file in a folder keyed by everything that determines the output (index files,
-encoder, retriever settings, input rows, chunk size). A restarted run skips the parts
-already there and the final file is assembled from the parts in chunk order, so a run
-killed half way and restarted gives the same bytes as an uninterrupted one.
-
-Output columns: ``dialogue_id``, ``query`` (query texts joined by `` | ``), ``heads``
-(head texts, best first), ``head_ids``, ``families``, ``scores`` (float32), ``knowledge``.
+encoder, retriever settings, knowledge budget, input rows, chunk size). A restarted run
+skips the parts already there and the final file is assembled from the parts in chunk
+order, so a run killed half way and restarted gives the same bytes as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import shutil
 from collections.abc import Callable
@@ -23,14 +19,10 @@ from pathlib import Path
 
 import polars as pl
 
+from retrieval.cache import KNOWLEDGE_CACHE_SCHEMA, parquet_bytes, write_knowledge_cache
 from retrieval.retriever import Retriever
 from tiktalk.errors import OutputExistsError, UsageError
 from tiktalk.io import atomic_write_bytes
-
-OUTPUT_SCHEMA = {
-    "dialogue_id": pl.String, "query": pl.String, "heads": pl.List(pl.String), "head_ids": pl.List(pl.String),
-    "families": pl.List(pl.String), "scores": pl.List(pl.Float32), "knowledge": pl.String,
-}
 
 
 def read_jsonl_contexts(path: str | Path) -> pl.DataFrame:
@@ -79,12 +71,21 @@ def read_contexts(data: str | Path, split: str | None = None) -> pl.DataFrame:
     )
 
 
+def linearised_for(retriever: Retriever) -> dict:
+    """What a cache made by ``retriever`` was linearised for (its metadata; part of the run key)."""
+    manifest = retriever.index.manifest
+    return {
+        "budget": None if retriever.budget is None else retriever.budget.as_dict(),
+        "retriever": json.loads(json.dumps(asdict(retriever.config), default=str, ensure_ascii=False)),
+        "encoder": {"name": retriever.encoder.name, "fingerprint": retriever.encoder.fingerprint},
+        "kg_content_sha256": manifest["kg"]["content_sha256"],
+    }
+
+
 def _run_key(retriever: Retriever, rows: pl.DataFrame, chunk_size: int) -> str:
     digest = hashlib.sha256()
-    manifest = retriever.index.manifest
-    digest.update(json.dumps(manifest.get("files", {}), sort_keys=True).encode())
-    digest.update(retriever.encoder.fingerprint.encode())
-    digest.update(json.dumps(asdict(retriever.config), sort_keys=True, default=str, ensure_ascii=False).encode())
+    digest.update(json.dumps(retriever.index.manifest.get("files", {}), sort_keys=True).encode())
+    digest.update(json.dumps(linearised_for(retriever), sort_keys=True, ensure_ascii=False).encode())
     digest.update(str(chunk_size).encode())
     for did, ctx, title in rows.select("dialogue_id", "context", "title").iter_rows():
         digest.update(json.dumps([did, ctx, title], ensure_ascii=False).encode() + b"\n")
@@ -103,14 +104,8 @@ def _chunk_frame(retriever: Retriever, chunk: pl.DataFrame) -> pl.DataFrame:
             "scores": [[h.score for h in r.heads] for r in results],
             "knowledge": [r.knowledge for r in results],
         },
-        schema=OUTPUT_SCHEMA,
+        schema=KNOWLEDGE_CACHE_SCHEMA,
     )
-
-
-def _parquet_bytes(frame: pl.DataFrame) -> bytes:
-    buf = io.BytesIO()
-    frame.write_parquet(buf, compression="zstd", compression_level=3, statistics=False)
-    return buf.getvalue()
 
 
 def annotate(
@@ -126,7 +121,8 @@ def annotate(
     """Retrieve knowledge for every row of ``rows`` (dialogue_id, context, title) into ``out``.
 
     ``on_chunk(i)`` is called after chunk ``i`` is safely on disk (tests use it to simulate
-    a crash). Returns counts: rows, chunks, chunks reused from an earlier run, the run key.
+    a crash). Returns counts: rows, chunks, chunks reused from an earlier run, the run key,
+    and the knowledge budget the segments were cut to (``retriever.budget``).
     """
     from tqdm.auto import tqdm
 
@@ -153,18 +149,15 @@ def annotate(
             if part.is_file():
                 reused += 1
             else:
-                atomic_write_bytes(part, _parquet_bytes(_chunk_frame(retriever, chunk)))
+                atomic_write_bytes(part, parquet_bytes(_chunk_frame(retriever, chunk)))
             bar.update(chunk.height)
             if on_chunk is not None:
                 on_chunk(i)
     frames = [pl.read_parquet(parts / f"part-{i:06d}.parquet") for i in range(n_chunks)]
-    table = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=OUTPUT_SCHEMA)
-    atomic_write_bytes(out, _parquet_bytes(table))
+    table = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=KNOWLEDGE_CACHE_SCHEMA)
+    write_knowledge_cache(table, out, linearised_for(retriever))
     shutil.rmtree(parts, ignore_errors=True)
-    return {"out": str(out), "rows": table.height, "chunks": n_chunks, "chunks_reused": reused, "run_key": key}
+    budget = None if retriever.budget is None else retriever.budget.as_dict()
+    return {"out": str(out), "rows": table.height, "chunks": n_chunks, "chunks_reused": reused, "run_key": key,
+            "budget": budget}
 
-
-def read_knowledge(path: str | Path) -> dict[str, str]:
-    """dialogue_id -> knowledge text, for training (``TikTalkDataset.examples(knowledge=...)``)."""
-    table = pl.read_parquet(path, columns=["dialogue_id", "knowledge"])
-    return dict(zip(table["dialogue_id"].to_list(), table["knowledge"].to_list()))

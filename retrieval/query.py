@@ -52,3 +52,17 @@ def build_queries(context: Sequence[str], title: str | None = None, config: Quer
     if config.mode == "joined":
         return [prefix + config.joiner.join(turns)]
     return [prefix + t for t in turns]
+
+
+# Named query constructions the quality benchmarks compare (``tiktalk index eval --variants``).
+QUERY_VARIANTS: dict[str, QueryConfig] = {
+    "last1": QueryConfig(last_turns=1),
+    "last2": QueryConfig(last_turns=2),
+    "all": QueryConfig(last_turns=None),
+    "last2-space": QueryConfig(last_turns=2, joiner=" "),
+    "last2-per-turn": QueryConfig(last_turns=2, mode="per-turn"),
+    "last2+title": QueryConfig(last_turns=2, use_title=True),
+    "all+title": QueryConfig(last_turns=None, use_title=True),
+}
+# The name of the retriever's default query (what `tiktalk retrieve` / `annotate` use).
+DEFAULT_VARIANT = next(name for name, config in QUERY_VARIANTS.items() if config == QueryConfig())

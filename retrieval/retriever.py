@@ -3,11 +3,12 @@
 The three stages are separate methods so they can be timed and tested apart:
 :meth:`Retriever.encode` (text -> vectors), :meth:`Retriever.search_heads` (vectors ->
 ranked heads) and :meth:`Retriever.expand` (heads -> flows -> linearised text).
+:func:`merge_hits` is the one merge of a context's hits (the quality benchmarks call it too).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,26 +19,59 @@ from retrieval.encoders import Encoder, get_encoder
 from retrieval.index import HeadIndex
 from retrieval.query import QueryConfig, build_queries
 from tiktalk.errors import UsageError
+from tiktalk.types import KnowledgeBudget
 
 
 @dataclass
 class RetrieverConfig:
     """``top_k`` heads overall, or per family when ``per_family``; heads under ``min_score``
-    are dropped. ``depth`` / ``fanout`` / ``top_k_tails`` go to :meth:`kg.C3KG.flows`;
-    ``linearize`` sets the knowledge budget."""
+    are dropped. The flows query (:meth:`kg.C3KG.flows`) is the one place knowledge is
+    chosen: ``families``, ``relations``, ``depth``, ``fanout`` edges per node and family,
+    ``top_k_tails`` tails per relation. ``linearize`` only formats; the budget that cuts the
+    text is the :class:`Retriever`'s (the model's, see ``ChatModel.knowledge_budget``)."""
 
     top_k: int = 3
     per_family: bool = False
     min_score: float | None = None
     query: QueryConfig = field(default_factory=QueryConfig)
+    families: tuple[str, ...] = tuple(kg.FLOW_FAMILIES)
+    relations: tuple[str, ...] = kg.DEFAULT_RELATIONS
     depth: int = 1
-    fanout: int | None = 3
-    top_k_tails: int | None = 3
+    fanout: int | None = 2
+    top_k_tails: int | None = 2
     linearize: kg.LinearizeConfig = field(default_factory=kg.LinearizeConfig)
 
     def __post_init__(self) -> None:
         if self.top_k < 1:
             raise UsageError(f"top_k ({self.top_k}) must be at least 1")
+        for name in ("fanout", "top_k_tails"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UsageError(f"{name} ({value}) must be at least 1 or None (no limit)")
+        unknown = [f for f in self.families if f not in kg.FLOW_FAMILIES]
+        if unknown:
+            raise UsageError(f"families {unknown} are not flow families {list(kg.FLOW_FAMILIES)}")
+
+
+def merge_hits(scores: np.ndarray, ids: np.ndarray, keys: Sequence[Hashable] | None = None,
+               min_score: float | None = None) -> list[tuple[int, float]]:
+    """The hits of one context's query rows, merged: scores / ids (q, k) -> [(row, score)].
+
+    A row reached by several queries counts once with its best score; with ``keys`` (row ->
+    key, e.g. the head text) rows sharing a key count once too (the best-scoring row, the
+    lower row among equal scores). Ranked by score (descending), then row. ``-1`` ids
+    (FAISS's empty slots) and scores under ``min_score`` are dropped.
+    """
+    best: dict[Hashable, tuple[int, float]] = {}
+    for row_scores, row_ids in zip(scores, ids):
+        for s, i in zip(row_scores, row_ids):
+            if i < 0 or (min_score is not None and s < min_score):
+                continue
+            i, s = int(i), float(s)
+            key = i if keys is None else keys[i]
+            if key not in best or (-s, i) < (-best[key][1], best[key][0]):
+                best[key] = (i, s)
+    return sorted(best.values(), key=lambda hit: (-hit[1], hit[0]))
 
 
 @dataclass(frozen=True)
@@ -66,19 +100,24 @@ class Retrieval:
 
 
 class Retriever:
+    """``budget``: the knowledge segment's length (a model's, ``ChatModel.knowledge_budget()``;
+    None: uncut)."""
+
     def __init__(self, index: HeadIndex, graph: kg.C3KG, encoder: Encoder, config: RetrieverConfig | None = None,
-                 *, check: bool = True) -> None:
+                 *, budget: KnowledgeBudget | None = None, check: bool = True) -> None:
         if check:
             index.check_compatible(encoder, graph.content_sha256)
         self.index, self.graph, self.encoder = index, graph, encoder
         self.config = config or RetrieverConfig()
+        self.budget = budget
         h = index.heads
         self._ids, self._texts = h["id"].to_list(), h["text"].to_list()
         self._kinds, self._families = h["kind"].to_list(), h["family"].to_list()
 
     @classmethod
     def load(cls, index_dir: str | Path, *, graph: kg.C3KG | None = None, encoder: Encoder | None = None,
-             config: RetrieverConfig | None = None, verify: bool = True) -> Retriever:
+             config: RetrieverConfig | None = None, budget: KnowledgeBudget | None = None,
+             verify: bool = True) -> Retriever:
         """Open an index directory; the encoder and KG default to the ones named in its manifest."""
         index = HeadIndex.load(index_dir, verify=verify)
         encoder = encoder or get_encoder(index.manifest["encoder"]["name"])
@@ -87,7 +126,7 @@ class Retriever:
             if source is None:
                 raise UsageError(f"{index_dir}: the manifest does not say which KG it indexes; pass the KG")
             graph = kg.load_kg(source)
-        return cls(index, graph, encoder, config)
+        return cls(index, graph, encoder, config, budget=budget)
 
     # -- stage 1: text -> vectors
     def queries(self, contexts: Sequence[Sequence[str]], titles: Sequence[str | None] | None = None) -> list[list[str]]:
@@ -114,16 +153,11 @@ class Retriever:
             scores, ids = self.index.search(vectors, fetch)
         out, row = [], 0
         for qs in queries:
-            best: dict[str, RetrievedHead] = {}  # text -> best hit (duplicate heads merged)
-            for r in range(row, row + len(qs)):
-                for s, i in zip(scores[r], ids[r]):
-                    if i < 0 or (cfg.min_score is not None and s < cfg.min_score):
-                        continue
-                    text = self._texts[i]
-                    if text not in best or s > best[text].score:
-                        best[text] = RetrievedHead(self._ids[i], text, self._kinds[i], self._families[i], float(s))
+            # duplicate head texts and heads reached from several queries are merged
+            hits = merge_hits(scores[row : row + len(qs)], ids[row : row + len(qs)], self._texts, cfg.min_score)
             row += len(qs)
-            ranked = sorted(best.values(), key=lambda h: (-h.score, h.id))
+            ranked = [RetrievedHead(self._ids[i], self._texts[i], self._kinds[i], self._families[i], s)
+                      for i, s in hits]
             if cfg.per_family:
                 kept, count = [], {}
                 for h in ranked:
@@ -140,11 +174,11 @@ class Retriever:
     def expand(self, heads: list[RetrievedHead]) -> str:
         cfg = self.config
         items = [
-            self.graph.flows(h.id, depth=cfg.depth, fanout=cfg.fanout, top_k_tails=cfg.top_k_tails,
-                             families=list(cfg.linearize.families))
+            self.graph.flows(h.id, families=cfg.families, depth=cfg.depth, fanout=cfg.fanout,
+                             relations=cfg.relations, top_k_tails=cfg.top_k_tails)
             for h in heads
         ]
-        return kg.linearize(items, cfg.linearize).text
+        return kg.linearize(items, cfg.linearize, self.budget).text
 
     def retrieve_batch(self, contexts: Sequence[Sequence[str]],
                        titles: Sequence[str | None] | None = None) -> list[Retrieval]:

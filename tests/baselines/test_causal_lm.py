@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from baselines.causal_lm import CausalLMChat, CausalLMConfig
-from baselines.prompt_lm import TINY_LLAMA, build_prompt, dialogue_rounds
+from baselines.prompt_lm import TINY_LLAMA, build_prompt, dialogue_rounds, knowledge_prompt
 from tests.baselines.examples import make_examples
 from tiktalk.types import DialogueExample
 
@@ -64,6 +64,29 @@ def test_knowledge_reaches_the_prompt_tokens(model):
     joined = ",".join(map(str, with_k))
     assert ",".join(map(str, knowledge_ids)) in joined
     assert ",".join(map(str, knowledge_ids)) not in ",".join(map(str, without_k))
+
+
+def test_knowledge_line_is_the_segment_linearised_for_the_budget(model):
+    import kg
+
+    graph = kg.load_kg("sample")
+    items = [graph.flows(h, fanout=2, top_k_tails=2) for h in ("有人买披萨", "火锅", "有人养仓鼠")]
+    budget = model.knowledge_budget()
+    assert budget.max_tokens == model.config.max_knowledge_tokens == 48
+    assert budget.count_tokens("有人买披萨") == len(model.tokenizer.encode("有人买披萨", add_special_tokens=False))
+    full = kg.linearize(items).text
+    cut = kg.linearize(items, budget=budget)
+    assert cut.truncated and budget.count_tokens(full) > budget.max_tokens
+    tokens = model.prompts.tokenizer.encode
+    for given in (cut.text, full):  # linearised for the budget, or longer: whole pieces only
+        ids = model.prompts.prompt_ids(DialogueExample("x", ["A", "B", "C"] * 40, knowledge=given))
+        head = tokens(knowledge_prompt(cut.text, model.config), add_special_tokens=False)
+        bos = [model.prompts.bos_id] if model.prompts.bos_id is not None else []
+        assert ids[: len(bos) + len(head)] == bos + head
+        assert len(ids) == model.config.max_prompt_tokens  # the long dialogue lost its start instead
+    assert model.knowledge_budget() is not None
+    off = CausalLMChat(model.config.replace(use_knowledge=False), tokenizer=model.tokenizer, lm=model.lm)
+    assert off.knowledge_budget() is None
 
 
 def test_batched_generation_matches_one_by_one(model):

@@ -141,6 +141,7 @@ class TestCausalLMContract(ChatModelContract):
         ({"knowledge_template": "知识：{kg}"}, r"knowledge_template"),
         ({"lora_r": -2}, r"lora_r = -2"),
         ({"max_prompt_tokens": 0}, r"max_prompt_tokens = 0"),
+        ({"max_prompt_tokens": 64, "max_knowledge_tokens": 40}, r"max_knowledge_tokens = 40: .* half"),
         ({"lm_config": None}, r"lm_path = None"),
     ]
 

@@ -11,9 +11,11 @@ import pytest
 import torch
 
 import tests.fusion.toy_chat_model  # noqa: F401  (registers toy-char-lm)
+from retrieval.cache import KNOWLEDGE_CACHE_SCHEMA, write_knowledge_cache
 from tiktalk.commands.main import main
-from tiktalk.commands.train import read_knowledge_table
+from tiktalk.commands.train import check_knowledge_budget, load_examples
 from tiktalk.dataset import load_dataset, sample_dir
+from tiktalk.types import KnowledgeBudget
 
 FAST = ["--cpu", "--no-progress", "--batch-size", "8", "--lr", "0.01"]
 
@@ -87,7 +89,7 @@ def test_train_errors_name_the_problem(tmp_path, capsys):
     rc = main(["train", "--model", "toy-char-lm", "--knowledge", str(bad), "--preset", "tiny",
                "--out", str(tmp_path / "r"), *FAST])
     err = capsys.readouterr().err
-    assert rc == 2 and "bad.parquet: knowledge table lacks column(s) ['knowledge']" in err
+    assert rc == 2 and "bad.parquet: knowledge cache column 'knowledge' is missing" in err
 
     rc = main(["train", "--model", "toy-char-lm", "--out", str(tmp_path / "r"), *FAST])
     assert rc == 2 and "pass --init PATH" in capsys.readouterr().err
@@ -99,15 +101,23 @@ def test_train_errors_name_the_problem(tmp_path, capsys):
     assert rc == 2 and "not a run directory" in capsys.readouterr().err
 
 
-def test_read_knowledge_table(tmp_path):
-    path = write_knowledge(tmp_path / "k.parquet", ["a", "b"], text="知识")
-    assert read_knowledge_table(path) == {"a": "知识", "b": "知识"}
-    write_knowledge(tmp_path / "dup.parquet", ["a", "a"])
-    with pytest.raises(ValueError, match=r"dup.parquet: dialogue_id 'a' appears more than once"):
-        read_knowledge_table(tmp_path / "dup.parquet")
-    (tmp_path / "junk.parquet").write_bytes(b"not parquet")
-    with pytest.raises(ValueError, match="junk.parquet: not a Parquet file"):
-        read_knowledge_table(tmp_path / "junk.parquet")
+def test_a_cache_for_another_budget_is_warned_about_and_recorded(tmp_path, capsys, sample_ids):
+    from fusion.modeling_maria import MariaForDialogue
+
+    model = MariaForDialogue.from_preset("tiny", modalities="T+K")
+    ids = sample_ids["train"]
+    for budget, warned in ((KnowledgeBudget(30), True), (model.knowledge_budget(), False)):
+        path = tmp_path / f"k{budget.max_tokens}.parquet"
+        frame = pl.DataFrame({"dialogue_id": ids, "query": ["q"] * len(ids), "heads": [[]] * len(ids),
+                              "head_ids": [[]] * len(ids), "families": [[]] * len(ids), "scores": [[]] * len(ids),
+                              "knowledge": ["有人做饭，感到开心"] * len(ids)}, schema=KNOWLEDGE_CACHE_SCHEMA)
+        write_knowledge_cache(frame, path, {"budget": budget.as_dict()})
+        _, info = load_examples("sample", "train", str(path))
+        assert info["knowledge"]["linearised_for"] == budget.as_dict()
+        check_knowledge_budget(model, info)
+        assert info["knowledge"]["model_budget"] == model.knowledge_budget().as_dict()
+        err = capsys.readouterr().err
+        assert ("linearised for 30 tokens of 'characters', the model reads 69 tokens" in err) == warned, err
 
 
 @pytest.mark.slow

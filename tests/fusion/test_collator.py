@@ -14,7 +14,6 @@ from fusion.collator import (
     build_attention_mask,
     choose_positions,
     collate_examples,
-    split_source_budget,
     uniform_subsample,
 )
 from fusion.configuration_maria import (
@@ -127,21 +126,25 @@ def test_layout_positions_types_and_features(encoder, special):
     assert "labels" not in batch
 
 
-def test_budgets_truncate_context_from_the_left_and_share_with_knowledge(encoder, special):
+def test_knowledge_budget_is_fixed_and_the_context_takes_the_rest(encoder, special):
     config = MariaConfig(modalities="T+K", text_budget=30, response_budget=10, knowledge_share=0.25)
-    long = DialogueExample("x", context=["一二三四五六七八九十", "甲乙丙丁戊己庚辛壬癸"], response="好" * 50,
-                           knowledge="子丑寅卯辰巳午未申酉戌亥")
-    batch = collate_examples([long], encoder, config, train=False)
-    ids = batch["input_ids"][0].tolist()
+    assert config.knowledge_tokens == 4  # 0.25 x 20 source tokens, less the [SEP]
+    context = ["一二三四五六七八九十", "甲乙丙丁戊己庚辛壬癸"]
+    context_ids = encoder.encode(context[0]) + [special.sep] + encoder.encode(context[1]) + [special.sep]
+    long = DialogueExample("x", context=context, response="好" * 50, knowledge="子丑，寅卯辰；巳午未申")
+    ids = collate_examples([long], encoder, config, train=False)["input_ids"][0].tolist()
     assert ids[:10] == [special.cls] + encoder.encode("好" * 8) + [special.sep]  # response cut to fit
-    keep_context, keep_knowledge = split_source_budget(22, 13, config)
-    assert (keep_context, keep_knowledge) == (15, 5)
-    context = ids[10 : 10 + keep_context]
-    assert context == (encoder.encode("一二三四五六七八九十") + [special.sep] + encoder.encode("甲乙丙丁戊己庚辛壬癸") + [special.sep])[-15:]
-    assert ids[25:30] == encoder.encode("子丑寅卯辰")
-    # unused knowledge budget flows to the context and vice versa
-    assert split_source_budget(30, 0, config) == (20, 0)
-    assert split_source_budget(2, 30, config) == (2, 18)
+    # knowledge over budget loses whole trailing pieces (子丑 fits, 子丑，寅卯辰 does not)
+    assert ids[10:27] == context_ids[-17:]
+    assert ids[27:] == encoder.encode("子丑") + [special.sep]
+    # one piece longer than the budget: no knowledge at all, never part of the piece
+    one_piece = DialogueExample("y", context=context, knowledge="子丑寅卯辰巳午未申酉戌亥")
+    ids = collate_examples([one_piece], encoder, config, train=False)["input_ids"][0].tolist()
+    assert ids == context_ids[-20:]
+    # without a context segment knowledge may use the whole source budget
+    assert MariaConfig(modalities="K", text_budget=30, response_budget=10).knowledge_tokens == 19
+    with pytest.raises(ValueError, match=r"knowledge_share \(0.05\) .* leaves no knowledge token"):
+        MariaConfig(modalities="T+K", text_budget=30, response_budget=10, knowledge_share=0.05)
 
 
 def test_bad_feature_shape_names_example_and_shape(encoder):

@@ -6,6 +6,8 @@ import pytest
 
 import kg
 from kg.graph import Tail
+from kg.linearize import split_pieces
+from tiktalk.types import KnowledgeBudget
 
 
 @pytest.fixture
@@ -74,35 +76,53 @@ def test_graph_keeps_every_typed_edge(graph: kg.C3KG) -> None:
 
 def test_linearize_deterministic_and_budgeted(graph: kg.C3KG) -> None:
     items = [graph.flows("有人买披萨"), graph.flows("火锅")]
-    full = kg.linearize(items, kg.LinearizeConfig(max_chars=None))
+    full = kg.linearize(items)
     assert full.text == (
         "有人买披萨，目的是填饱肚子，之前需要去店里，感到开心，接话有人喂别人的猫，接话有人吃披萨，"
         "描述填饱肚子，起因去店里；火锅，位于重庆，聊到啤酒"
     )
-    assert (full.heads_used, full.truncated) == (2, False)
-    assert kg.linearize(items, kg.LinearizeConfig(max_chars=None)) == full
+    assert (full.pieces, full.heads_used, full.truncated) == (11, 2, False)
+    assert kg.linearize(items) == full
     for budget in range(1, len(full.text) + 2):
-        cut = kg.linearize(items, kg.LinearizeConfig(max_chars=budget))
+        cut = kg.linearize(items, budget=KnowledgeBudget(budget))
         assert len(cut.text) <= budget
         assert full.text.startswith(cut.text)
         assert cut.truncated == (budget < len(full.text))
-        # cuts fall on piece boundaries only
+        # cuts fall on piece boundaries only, and the next piece would not have fitted
         rest = full.text[len(cut.text):]
-        assert cut.text == "" or rest == "" or rest[0] in "，；"
+        assert rest == "" or rest[0] in (kg.PIECE_SEP, kg.HEAD_SEP) or cut.text == ""
+        assert rest == "" or len(cut.text) + len(split_pieces(rest)[0]) > budget
+        assert cut.heads_used == (cut.text != "") + (kg.HEAD_SEP in cut.text)
+        # what a model does with the uncut text (drop whole trailing pieces) is the same cut
+        assert kg.fit_knowledge(full.text, KnowledgeBudget(budget)) == cut.text
 
 
-def test_linearize_token_budget_and_templates(graph: kg.C3KG) -> None:
-    items = [graph.flows("有人买披萨")]
-    config = kg.LinearizeConfig(
-        max_chars=None, max_tokens=4, families=["event"], max_flows=1,
-        relation_template="[{relation_type}] {tails}", piece_sep=" | ",
-    )
-    text = kg.linearize(items, config, count_tokens=lambda s: len(s.split("|"))).text
-    assert text == "有人买披萨 | [xIntent] 填饱肚子 | [xNeed] 去店里 | [xReact] 开心"
-    with pytest.raises(ValueError, match="count_tokens"):
-        kg.linearize(items, config)
-    with pytest.raises(ValueError, match=r"max_tails \(-1\)"):
-        kg.LinearizeConfig(max_tails=-1)
+def test_linearize_counts_with_the_given_tokenizer_and_templates(graph: kg.C3KG) -> None:
+    items = [graph.flows("有人买披萨", families=["event"])]
+    config = kg.LinearizeConfig(relation_template="[{relation_type}] {tails}")
+    pieces = KnowledgeBudget(4, count_tokens=lambda s: len(split_pieces(s)), tokenizer="pieces")
+    text = kg.linearize(items, config, pieces).text
+    assert text == "有人买披萨，[xIntent] 填饱肚子，[xNeed] 去店里，[xReact] 开心"
+    reordered = kg.linearize(items, kg.LinearizeConfig(relation_order=("xReact",)), pieces).text
+    assert reordered == "有人买披萨，感到开心，目的是填饱肚子，之前需要去店里"  # then schema order
+    with pytest.raises(ValueError, match=r"relation_template \('\{relation\}，\{tails\}'\) contains a piece separator"):
+        kg.LinearizeConfig(relation_template="{relation}，{tails}")
+    with pytest.raises(ValueError, match=r"relation_names\['xNeed'\]"):
+        kg.LinearizeConfig(relation_names={"xNeed": "需要；"})
+    with pytest.raises(ValueError, match=r"max_tokens \(0\)"):
+        KnowledgeBudget(0)
+
+
+def test_linearize_dedupes_flows_and_keeps_separators_out_of_pieces(graph: kg.C3KG) -> None:
+    # both heads react with 开心, so 开心's emotion flows are reached from both: written once
+    items = [graph.flows("有人买披萨", families=["emotion"]), graph.flows("有人喂别人的猫", families=["emotion"])]
+    text = kg.linearize(items).text
+    assert text == "有人买披萨，目的是填饱肚子，之前需要去店里，感到开心，描述填饱肚子，起因去店里；有人喂别人的猫，感到开心，别人感到感激"
+    # a separator inside KG text becomes a space, so piece boundaries stay findable
+    odd = kg.HeadFlows(head="有人去商店，买东西；回家", kind="event-head", relations={"xNeed": [Tail("钱，包", 1)]})
+    assert kg.linearize([odd]).text == "有人去商店 买东西 回家，之前需要钱 包"
+    assert split_pieces("甲，乙；丙") == ["甲", "，乙", "；丙"]
+    assert kg.fit_knowledge("甲乙丙丁", KnowledgeBudget(3)) == ""  # one piece too long: none of it
 
 
 def test_node_text_in_both_languages(graph: kg.C3KG) -> None:

@@ -1,4 +1,4 @@
-"""The training cache: JSONL/dataset input, output columns, and byte-identical resume."""
+"""The knowledge cache: JSONL/dataset input, output columns, budget, and byte-identical resume."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import json
 import polars as pl
 import pytest
 
-from retrieval.annotate import annotate, read_contexts, read_jsonl_contexts, read_knowledge
+from retrieval.annotate import annotate, read_contexts, read_jsonl_contexts
+from retrieval.cache import read_knowledge_cache, read_knowledge_cache_info
 from retrieval.retriever import Retriever
+from tiktalk.types import KnowledgeBudget
 
 CONTEXTS = [
     ["这披萨看着好香"], ["我家猫天天拆家", "哈哈哈"], ["周末去爬山累死了"], ["新游戏好难"],
@@ -29,7 +31,7 @@ class Crash(RuntimeError):
 
 
 def test_resume_gives_identical_bytes(tmp_path, jsonl, sample_index_dir):
-    retriever = Retriever.load(sample_index_dir)
+    retriever = Retriever.load(sample_index_dir, budget=KnowledgeBudget(30))
     rows = read_contexts(jsonl)
     straight = annotate(retriever, rows, tmp_path / "a.parquet", chunk_size=3, progress=False)
     assert straight["chunks"] == 4 and straight["chunks_reused"] == 0
@@ -54,7 +56,15 @@ def test_resume_gives_identical_bytes(tmp_path, jsonl, sample_index_dir):
     first = retriever.retrieve(CONTEXTS[0])
     assert table["heads"][0].to_list() == [h.text for h in first.heads]
     assert table["knowledge"][0] == first.knowledge
-    assert read_knowledge(tmp_path / "a.parquet")["d00"] == first.knowledge
+    assert read_knowledge_cache(tmp_path / "a.parquet")["d00"] == first.knowledge
+    assert all(0 < len(k) <= 30 for k in table["knowledge"].to_list())
+    info = read_knowledge_cache_info(tmp_path / "a.parquet")
+    assert info["budget"] == {"max_tokens": 30, "tokenizer": "characters"} == straight["budget"]
+    assert info["retriever"]["top_k"] == retriever.config.top_k
+    # another budget is another run: its parts are not reused
+    longer = Retriever.load(sample_index_dir, budget=KnowledgeBudget(60))
+    other = annotate(longer, rows, tmp_path / "c.parquet", chunk_size=3, progress=False)
+    assert other["run_key"] != straight["run_key"] and other["chunks_reused"] == 0
 
 
 def test_jsonl_errors_name_line_and_field(tmp_path):

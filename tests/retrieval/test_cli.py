@@ -6,6 +6,8 @@ import json
 
 import polars as pl
 
+from fusion.modeling_maria import MariaForDialogue
+from retrieval.cache import read_knowledge_cache, read_knowledge_cache_info
 from tiktalk.commands.main import main
 
 
@@ -36,6 +38,19 @@ def test_build_retrieve_annotate(tmp_path, capsys):
     ann = run_json(capsys, "annotate", "--index", str(out), "--data", str(data), "--out", str(tmp_path / "k.parquet"))
     assert ann["rows"] == 1
     assert pl.read_parquet(tmp_path / "k.parquet")["dialogue_id"].to_list() == ["x1"]
+    # by default linearised for Maria (its tiny preset's config), and the cache says so
+    maria = MariaForDialogue.from_preset("tiny").knowledge_budget()
+    assert ann["budget"] == maria.as_dict() == read_knowledge_cache_info(tmp_path / "k.parquet")["budget"]
+
+    cut = run_json(capsys, "retrieve", "--index", str(out), "--top-k", "2", "--max-tokens", "12", "这披萨看着好香")
+    assert 0 < len(cut["knowledge"]) <= 12
+    chars = run_json(capsys, "annotate", "--index", str(out), "--data", str(data), "--out", str(tmp_path / "c.parquet"),
+                     "--model", "none", "--max-tokens", "30")
+    assert chars["budget"] == {"max_tokens": 30, "tokenizer": "characters"}
+    assert len(read_knowledge_cache(tmp_path / "c.parquet")["x1"]) <= 30
+    assert main(["annotate", "--index", str(out), "--data", str(data), "--out", str(tmp_path / "d.parquet"),
+                 "--model", "dialogpt"]) == 2
+    assert "model 'dialogpt' reads no knowledge" in capsys.readouterr().err
 
 
 def test_errors_exit_2_with_message(tmp_path, capsys):

@@ -8,8 +8,9 @@ import pytest
 import kg
 from retrieval.index import HeadIndex
 from retrieval.query import QueryConfig, build_queries
-from retrieval.retriever import Retriever, RetrieverConfig
+from retrieval.retriever import Retriever, RetrieverConfig, merge_hits
 from retrieval.search import exact_topk
+from tiktalk.types import KnowledgeBudget
 
 from .conftest import assert_same_knn
 
@@ -39,11 +40,37 @@ def test_retrieve_matches_brute_force_and_kg(sample_index_dir, sample_kg, hash_e
     rows = index.heads["id"].to_list()
     got_rows = np.array([[rows.index(h.id) for h in out.heads]])
     assert_same_knn([[h.score for h in out.heads]], got_rows, ref_scores, ref_ids)
-    items = [sample_kg.flows(h.id, depth=1, fanout=3, top_k_tails=3) for h in out.heads]
-    assert out.knowledge == kg.linearize(items, kg.LinearizeConfig()).text
+    # the flows query is the one place tails and edges are trimmed; linearize only formats
+    items = [sample_kg.flows(h.id, depth=1, fanout=2, top_k_tails=2, relations=kg.DEFAULT_RELATIONS)
+             for h in out.heads]
+    assert out.knowledge == kg.linearize(items).text
     assert out.knowledge.startswith(out.heads[0].text)
     batch = r.retrieve_batch([ctx, ["我家猫天天拆家"]])
     assert batch[0].as_dict() == out.as_dict()
+    # with a budget: the same text cut between pieces
+    cut = Retriever(index, sample_kg, hash_encoder, config, budget=KnowledgeBudget(40)).retrieve(ctx)
+    assert cut.heads == out.heads and len(cut.knowledge) <= 40
+    assert cut.knowledge == kg.fit_knowledge(out.knowledge, KnowledgeBudget(40)) != out.knowledge
+
+
+def test_merge_hits_against_a_literal_merge():
+    rng = np.random.default_rng(0)
+    keys = [f"t{i % 7}" for i in range(20)]  # 20 rows, 7 distinct texts
+    for _ in range(50):
+        q, k = rng.integers(1, 4), rng.integers(1, 6)
+        scores = rng.choice([0.1, 0.2, 0.3, 0.5], size=(q, k))  # ties on purpose
+        ids = rng.integers(-1, 20, size=(q, k))
+        got = merge_hits(scores, ids, keys, min_score=0.2)
+        # slow obvious version: every valid hit, best per key (lowest row on ties), then sort
+        hits = sorted((float(s), int(i)) for row_s, row_i in zip(scores, ids)
+                      for s, i in zip(row_s, row_i) if i >= 0 and s >= 0.2)
+        best = {}
+        for s, i in hits:
+            if keys[i] not in best or (s, -i) > (best[keys[i]][1], -best[keys[i]][0]):
+                best[keys[i]] = (i, s)
+        assert got == sorted(best.values(), key=lambda h: (-h[1], h[0]))
+        assert len({keys[i] for i, _ in got}) == len(got)
+    assert merge_hits(np.array([[0.9, 0.8]]), np.array([[3, 3]])) == [(3, 0.9)]  # no keys: by row
 
 
 def test_min_score_per_family_and_dedupe(sample_index_dir, sample_kg, hash_encoder):

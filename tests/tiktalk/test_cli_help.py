@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
-
-from pathlib import Path
 
 import tiktalk.commands
 from tiktalk.commands.main import COMMANDS, build_parser

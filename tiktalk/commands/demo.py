@@ -32,6 +32,7 @@ def _banner(title: str) -> None:
 def stage_kg(out: Path) -> dict:
     import kg
     from tiktalk.commands.kg import render_stats
+    from tiktalk.types import KnowledgeBudget
 
     _banner("1. C3KG: convert the sample release files, stats, flows")
     manifest = kg.convert([kg.sample_dir()], out / "kg", overwrite=True)
@@ -42,7 +43,7 @@ def stage_kg(out: Path) -> dict:
     for head in heads:
         item = graph.flows(head, depth=1, fanout=2, top_k_tails=2)
         print(f"\n{head} [{item.kind}]")
-        print("  " + kg.linearize([item], kg.LinearizeConfig(max_chars=120)).text)
+        print("  " + kg.linearize([item], budget=KnowledgeBudget(120)).text)  # 120 characters
     return {"kg": str(out / "kg"), "content_sha256": manifest["content_sha256"]}
 
 
@@ -104,6 +105,7 @@ def run_retrieval_demo(out_dir: str | Path, encoder: str | None = None, top_k: i
     from retrieval.index import build_head_index
     from retrieval.retriever import Retriever, RetrieverConfig
     from retrieval.search import configure_threads
+    from tiktalk.commands.retrieval import knowledge_budget
 
     configure_threads()
     out = Path(out_dir) / "index"
@@ -111,7 +113,9 @@ def run_retrieval_demo(out_dir: str | Path, encoder: str | None = None, top_k: i
     enc = get_encoder(encoder)
     index = build_head_index(graph, enc, out, overwrite=True, kg_source="sample", progress=True)
     print(f"built {out}: {len(index)} heads {index.manifest['counts']}, {enc.name} d={enc.dim}")
-    retriever = Retriever(index, graph, enc, RetrieverConfig(top_k=top_k))
+    budget = knowledge_budget("maria")  # what the demo's Maria reads (its tiny preset's config)
+    retriever = Retriever(index, graph, enc, RetrieverConfig(top_k=top_k), budget=budget)
+    print(f"knowledge cut between pieces to Maria's budget: {budget.max_tokens} tokens ({budget.tokenizer})")
     results = []
     for context, result in zip(DEMO_CONTEXTS, retriever.retrieve_batch([list(c) for c in DEMO_CONTEXTS])):
         print(f"\ncontext: {' / '.join(context)}")

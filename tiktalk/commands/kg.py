@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fanout", type=int, default=None, help="best edges kept per node and family")
     p.add_argument("--top-k-tails", type=int, default=None, help="tails kept per relation")
     p.add_argument("--families", default=None, help="comma-separated: event,concept,emotion")
-    p.add_argument("--max-chars", type=int, default=256, help="knowledge-segment budget")
+    p.add_argument("--max-tokens", type=int, default=None,
+                   help="knowledge-segment budget in characters, cut between pieces (default: uncut)")
     p.add_argument("--trust-pickle", action="store_true")
     add_json_flag(p)
     p.set_defaults(func=_flows)
@@ -75,6 +76,7 @@ def _stats(args: argparse.Namespace) -> int:
 
 def _flows(args: argparse.Namespace) -> int:
     import kg
+    from tiktalk.types import KnowledgeBudget
 
     graph = kg.load_kg(args.kg, trust_pickle=args.trust_pickle)
     families = args.families.split(",") if args.families else None
@@ -82,7 +84,8 @@ def _flows(args: argparse.Namespace) -> int:
         graph.flows(h, families=families, depth=args.depth, fanout=args.fanout, top_k_tails=args.top_k_tails)
         for h in args.head
     ]
-    knowledge = kg.linearize(items, kg.LinearizeConfig(max_chars=args.max_chars))
+    budget = None if args.max_tokens is None else KnowledgeBudget(args.max_tokens)
+    knowledge = kg.linearize(items, budget=budget)
     result = {"heads": [i.as_dict() for i in items], "knowledge": knowledge.text}
 
     def render(r: dict) -> str:

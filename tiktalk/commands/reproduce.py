@@ -113,7 +113,7 @@ def presence_from_run(info: dict) -> dict[str, float] | None:
 def row_provenance(row: PaperRow, run: Path, data: str, split: str, facts: dict[str, Any],
                    steps: int | None) -> dict[str, Any]:
     """The row's data, references, modalities read and present, steps and comparability."""
-    from tiktalk.commands.train import read_knowledge_table
+    from retrieval.cache import read_knowledge_cache
     from tiktalk.dataset import load_dataset
     from tiktalk.io import read_json
     from tiktalk.models.modalities import modality_string, parse_modalities
@@ -122,7 +122,7 @@ def row_provenance(row: PaperRow, run: Path, data: str, split: str, facts: dict[
     dataset = load_dataset(data)
     read = parse_modalities(row.modalities_read)
     knowledge_path = (info.get("knowledge") or {}).get("path")
-    knowledge = read_knowledge_table(knowledge_path) if "knowledge" in read and knowledge_path else None
+    knowledge = read_knowledge_cache(knowledge_path) if "knowledge" in read and knowledge_path else None
     recorded = presence_from_run(info)
     train_split = (info.get("data") or {}).get("split", "train")
     trained = recorded if recorded is not None else dataset.modality_presence(train_split, knowledge)
@@ -149,8 +149,10 @@ def _slug(row: PaperRow) -> str:
 
 
 def prepare_knowledge(out: Path, data: str, *, knowledge: str | None = None, index: str | None = None,
-                      kg: str = "sample", encoder: str | None = None) -> Path:
-    """The knowledge cache: given, or annotated with a given index, or index built first."""
+                      kg: str = "sample", encoder: str | None = None, model: str = "maria",
+                      model_path: str | None = None) -> Path:
+    """The knowledge cache: given, or annotated with a given index, or index built first;
+    linearised to ``model``'s knowledge budget (from ``model_path``, else its tiny preset)."""
     if knowledge:
         return Path(knowledge)
     if index is None:
@@ -160,7 +162,8 @@ def prepare_knowledge(out: Path, data: str, *, knowledge: str | None = None, ind
             build += ["--encoder", encoder]
         _cli(*build)
     cache = out / "knowledge.parquet"
-    _cli("annotate", "--index", index, "--data", data, "--out", str(cache), "--overwrite")
+    annotate = ["annotate", "--index", index, "--data", data, "--out", str(cache), "--overwrite", "--model", model]
+    _cli(*annotate, *(["--model-path", model_path] if model_path else []))
     return cache
 
 
@@ -278,9 +281,12 @@ def _reproduce(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     knowledge = None
-    if any(r.knowledge for r in rows):
+    knowledge_rows = [r for r in rows if r.knowledge]
+    if knowledge_rows:  # one cache, linearised for the first knowledge row's model
+        first = knowledge_rows[0]
         knowledge = prepare_knowledge(out, args.data, knowledge=args.knowledge, index=args.index,
-                                      kg=args.kg, encoder=args.encoder)
+                                      kg=args.kg, encoder=args.encoder, model=first.model,
+                                      model_path=inits.get(first.key) or inits.get(first.model))
     train_args: list[str] = []
     for flag, value in (("--max-steps", args.max_steps), ("--epochs", args.epochs),
                         ("--batch-size", args.batch_size), ("--lr", args.lr), ("--seed", args.seed)):

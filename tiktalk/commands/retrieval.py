@@ -1,9 +1,10 @@
-"""``tiktalk index build|info``, ``tiktalk retrieve`` and ``tiktalk annotate``."""
+"""``tiktalk index build|info|eval``, ``tiktalk retrieve`` and ``tiktalk annotate``."""
 
 from __future__ import annotations
 
 import argparse
 
+from retrieval.query import DEFAULT_VARIANT, QUERY_VARIANTS
 from tiktalk.commands import add_json_flag, emit
 
 
@@ -14,8 +15,20 @@ def _add_retriever_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--per-family", action="store_true", help="top k of each flow family instead of overall")
     p.add_argument("--min-score", type=float, default=None, help="drop heads scoring below this cosine")
     p.add_argument("--last-turns", type=int, default=None, help="context turns used for the query (0 = all)")
-    p.add_argument("--max-chars", type=int, default=None, help="knowledge-segment budget in characters")
     p.add_argument("--threads", type=int, default=None, help="FAISS/torch threads (default: usable cores)")
+
+
+def _add_budget_options(p: argparse.ArgumentParser, default_model: str | None) -> None:
+    """The knowledge budget: a model's (its tokens), optionally another length."""
+    p.add_argument("--model", default=default_model,
+                   help="cut the knowledge to this registered model's budget, counted by its tokenizer "
+                        f"(default: {default_model or 'no model: characters'}); 'none': characters")
+    p.add_argument("--model-path", default=None, metavar="DIR",
+                   help="the saved model (e.g. RUN/model) or init directory whose budget to use "
+                        "(default: the model's tiny preset, i.e. its default config)")
+    p.add_argument("--max-tokens", type=int, default=None,
+                   help="knowledge budget in tokens of --model's tokenizer, or characters without a model "
+                        "(default: the model's budget; no model: uncut)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,9 +59,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_flag(p)
     p.set_defaults(func=_info)
 
+    p = index_sub.add_parser("eval", help="retrieval quality: recall@1/5/10 and MRR on the paraphrase check")
+    p.add_argument("--kg", default="sample", help="KG the check's 'sample' rows are scored among (default sample)")
+    p.add_argument("--c3kg-heads", default=None, metavar="DIR",
+                   help="the real C3KG head files (head_shortSentence.csv, head_phrase.csv) the 'c3kg' rows are "
+                        "scored among; without it those rows are skipped, and reported as skipped")
+    p.add_argument("--encoder", default=None, help="encoder name (default: the library default)")
+    p.add_argument("--kinds", default=None, help="node kinds indexed, comma-separated subset of "
+                   "event,phrase,entity,emotion (default all; rows whose gold is of another kind are left out)")
+    p.add_argument("--variants", default=None,
+                   help="query constructions, comma-separated, or 'all' (default: the retriever's default query); "
+                        "known: " + ", ".join(QUERY_VARIANTS))
+    p.add_argument("--check", default=None, metavar="JSONL", help="paraphrase-check file (default: the shipped one)")
+    p.add_argument("--cache", default=None, metavar="DIR", help="embedding cache directory")
+    p.add_argument("--threads", type=int, default=None)
+    add_json_flag(p)
+    p.set_defaults(func=_eval)
+
     p = sub.add_parser("retrieve", help="retrieve C3KG heads and knowledge for one dialogue context")
     _add_retriever_options(p)
     p.add_argument("--title", default=None, help="video title, put in front of the query")
+    _add_budget_options(p, default_model=None)
     p.add_argument("turns", metavar="TURN", nargs="+", help="context turns, oldest first")
     add_json_flag(p)
     p.set_defaults(func=_retrieve)
@@ -60,9 +91,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--use-title", action="store_true", help="put each dialogue's video title in front of its query")
     p.add_argument("--out", required=True, help="output Parquet (written atomically; resumable)")
     p.add_argument("--chunk-size", type=int, default=256, help="dialogues per resumable chunk")
+    _add_budget_options(p, default_model="maria")
     p.add_argument("--overwrite", action="store_true")
     add_json_flag(p)
     p.set_defaults(func=_annotate)
+
+
+def knowledge_budget(model: str | None, model_path: str | None = None, max_tokens: int | None = None):
+    """The budget to linearise to: ``model``'s (from ``model_path`` or its tiny preset), its
+    length replaced by ``max_tokens`` if given; without a model ``max_tokens`` characters, or
+    None (uncut)."""
+    from dataclasses import replace
+
+    from tiktalk.errors import UsageError
+    from tiktalk.models.base import get_model_class
+    from tiktalk.types import KnowledgeBudget
+
+    if model is None or model == "none":
+        if model_path is not None:
+            raise UsageError("--model-path needs --model")
+        return None if max_tokens is None else KnowledgeBudget(max_tokens)
+    cls = get_model_class(model)
+    instance = cls.from_pretrained(model_path) if model_path else cls.from_preset("tiny")
+    budget = instance.knowledge_budget()
+    if budget is None:
+        raise UsageError(f"model {model!r} reads no knowledge, so it has no knowledge budget "
+                         "(pass --model none --max-tokens N for a length in characters)")
+    return budget if max_tokens is None else replace(budget, max_tokens=max_tokens)
 
 
 def _retriever(args: argparse.Namespace):
@@ -82,11 +137,10 @@ def _retriever(args: argparse.Namespace):
         config.query = replace(config.query, last_turns=args.last_turns or None)
     if getattr(args, "title", None) or getattr(args, "use_title", False):
         config.query = replace(config.query, use_title=True)
-    if args.max_chars is not None:
-        config.linearize = replace(config.linearize, max_chars=args.max_chars)
     config.__post_init__()
+    budget = knowledge_budget(args.model, args.model_path, args.max_tokens)
     graph = kg.load_kg(args.kg) if args.kg else None
-    return Retriever.load(args.index, graph=graph, config=config)
+    return Retriever.load(args.index, graph=graph, config=config, budget=budget)
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -148,5 +202,48 @@ def _annotate(args: argparse.Namespace) -> int:
     result = annotate(retriever, rows, args.out, chunk_size=args.chunk_size, progress=not args.json,
                       overwrite=args.overwrite)
     emit(args, result, lambda r: f"wrote {r['out']}: {r['rows']} dialogues in {r['chunks']} chunks "
-         f"({r['chunks_reused']} reused from an interrupted run)")
+         f"({r['chunks_reused']} reused from an interrupted run), knowledge cut to {r['budget'] or 'no budget'}")
     return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import kg
+    from retrieval.encoders import get_encoder
+    from retrieval.evaluate import PARAPHRASE_FILE, paraphrase_recall
+    from retrieval.search import configure_threads
+    from tiktalk.errors import UsageError
+
+    configure_threads(args.threads)
+    names = args.variants.split(",") if args.variants else [DEFAULT_VARIANT]
+    if names == ["all"]:
+        names = list(QUERY_VARIANTS)
+    unknown = [n for n in names if n not in QUERY_VARIANTS]
+    if unknown:
+        raise UsageError(f"query variants {unknown} are unknown; known: {list(QUERY_VARIANTS)}")
+    encoder = get_encoder(args.encoder)
+    graphs = {"sample": kg.load_kg(args.kg), "c3kg": kg.load_kg(args.c3kg_heads) if args.c3kg_heads else None}
+    paraphrase = paraphrase_recall(encoder, graphs, args.kinds, {n: QUERY_VARIANTS[n] for n in names},
+                                   args.check or PARAPHRASE_FILE, cache_dir=args.cache)
+    # one section per benchmark, so others can sit beside the paraphrase check
+    result = {"encoder": {"name": encoder.name, "fingerprint": encoder.fingerprint}, "paraphrase": paraphrase}
+    emit(args, result, _render_eval)
+    return 0
+
+
+def _render_eval(result: dict) -> str:
+    lines = [f"encoder {result['encoder']['name']}"]
+    para = result["paraphrase"]
+    lines.append(f"paraphrase check {para['file']} (kinds {','.join(para['kinds'])}): "
+                 "recall@1 / @5 / @10, MRR (queries)")
+    for source, part in para["sources"].items():
+        if "skipped" in part:
+            lines.append(f"  {source}: skipped, {part['rows']} rows ({part['skipped']})")
+            continue
+        left = ", ".join(f"{k} {n}" for k, n in part["left_out"].items())
+        lines.append(f"  {source}: {part['rows']} rows among {part['passages']} nodes"
+                     + (f" (left out, kind not indexed: {left})" if left else ""))
+        for variant, groups in part["table"].items():
+            for group, m in groups.items():
+                recalls = " / ".join(f"{v:.3f}" for k, v in m.items() if k.startswith("recall@"))
+                lines.append(f"    {variant:<15} {group:<5} {recalls}, MRR {m['mrr']:.3f} ({m['queries']})")
+    return "\n".join(lines)

@@ -22,8 +22,6 @@ from typing import Any
 from tiktalk.commands import add_json_flag, emit
 from tiktalk.errors import EmptyResultError, MissingInputError, UsageError
 
-KNOWLEDGE_COLUMNS = ("dialogue_id", "knowledge")
-
 
 @dataclass
 class RunOptions:
@@ -51,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default=None, help=f"built dataset directory, or 'sample' (default {RunOptions.data})")
     p.add_argument("--split", default=None, help=f"split to train on (default {RunOptions.split})")
     p.add_argument("--knowledge", default=None, metavar="PARQUET",
-                   help="knowledge cache from `tiktalk annotate` (dialogue_id, knowledge columns)")
+                   help="knowledge cache from `tiktalk annotate` (retrieval.cache), linearised for this model")
     p.add_argument("--init", default=None, metavar="PATH", help="initialise from a local directory "
                    "(a saved model or, for maria, a bert-base-chinese directory)")
     p.add_argument("--trust-pickle", action="store_true",
@@ -256,28 +254,6 @@ def _check_same_inputs(saved: dict[str, Any], now: dict[str, Any], run: Path) ->
 # ---------------------------------------------------------------- data + knowledge
 
 
-def read_knowledge_table(path: str | Path) -> dict[str, str]:
-    """The `tiktalk annotate` Parquet -> {dialogue_id: knowledge text}."""
-    import polars as pl
-
-    path = Path(path)
-    if not path.exists():
-        raise MissingInputError(f"knowledge file {path} does not exist")
-    try:
-        schema = pl.read_parquet_schema(path)
-    except Exception as err:  # polars raises its own error types for non-Parquet bytes
-        raise UsageError(f"{path}: not a Parquet file ({err})") from err
-    missing = [c for c in KNOWLEDGE_COLUMNS if c not in schema]
-    if missing:
-        raise UsageError(f"{path}: knowledge table lacks column(s) {missing}; has {list(schema)}")
-    table = pl.read_parquet(path, columns=list(KNOWLEDGE_COLUMNS))
-    ids = table["dialogue_id"].to_list()
-    if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
-        raise UsageError(f"{path}: dialogue_id {dup!r} appears more than once")
-    return {d: (k or "") for d, k in zip(ids, table["knowledge"].to_list())}
-
-
 def feature_files(dataset, split: str) -> dict[str, str]:
     """Per feature modality, the file the split's videos read it from (for messages and run.json).
 
@@ -301,11 +277,12 @@ def feature_files(dataset, split: str) -> dict[str, str]:
 
 def load_examples(data: str, split: str, knowledge_path: str | None) -> tuple[list, dict[str, Any]]:
     """Examples of one split with knowledge attached, and provenance for run.json."""
+    from retrieval.cache import read_knowledge_cache, read_knowledge_cache_info
     from tiktalk.dataset import load_dataset, resolve_path
     from tiktalk.io import sha256_file
 
     dataset = load_dataset(data)
-    knowledge = read_knowledge_table(knowledge_path) if knowledge_path else None
+    knowledge = read_knowledge_cache(knowledge_path) if knowledge_path else None
     examples = dataset.examples(split, knowledge=knowledge, with_features=True)
     root = resolve_path(data)
     info: dict[str, Any] = {
@@ -321,8 +298,22 @@ def load_examples(data: str, split: str, knowledge_path: str | None) -> tuple[li
                   "they get no knowledge", file=sys.stderr)
         info["knowledge"] = {"path": str(knowledge_path), "resolved": str(Path(knowledge_path).resolve()),
                              "sha256": sha256_file(knowledge_path), "rows": len(knowledge),
-                             "dialogues_without_knowledge": missing}
+                             "dialogues_without_knowledge": missing,
+                             "linearised_for": read_knowledge_cache_info(knowledge_path).get("budget")}
     return examples, info
+
+
+def check_knowledge_budget(model, info: dict[str, Any]) -> None:
+    """Warn when the cache was linearised for another budget than ``model``'s; record the model's."""
+    from retrieval.cache import budget_mismatch
+
+    if not info.get("knowledge"):
+        return
+    budget = model.knowledge_budget()
+    info["knowledge"]["model_budget"] = None if budget is None else budget.as_dict()
+    warning = budget_mismatch(info["knowledge"]["linearised_for"], budget, info["knowledge"]["path"])
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def _wants_knowledge(modalities: str | None) -> bool:
@@ -373,6 +364,7 @@ def _train(args: argparse.Namespace) -> int:
     else:
         model = cls.from_preset(options.preset, **overrides)
 
+    check_knowledge_budget(model, info)
     info["cli"] = {"model": options.model, "modalities": options.modalities,
                    "init": str(Path(options.init).resolve()) if options.init else None,
                    "preset": options.preset, "allow_missing_features": options.allow_missing_features}
@@ -430,7 +422,7 @@ def _generate(args: argparse.Namespace) -> int:
     run = Path(args.run)
     model, info = load_run_model(run, args.step, args.device)
     knowledge = args.knowledge or ((info.get("knowledge") or {}).get("path"))
-    examples, _ = load_examples(args.data, args.split, knowledge)
+    examples, knowledge_info = load_examples(args.data, args.split, knowledge)
     if not examples:
         raise EmptyResultError(f"split {args.split!r} of {args.data} has no dialogues: nothing to generate")
     if args.limit is not None:
@@ -438,6 +430,7 @@ def _generate(args: argparse.Namespace) -> int:
             raise UsageError(f"--limit {args.limit}: must be at least 1")
         examples = examples[: args.limit]
     examples = [dataclasses.replace(ex, response=None) for ex in examples]  # never show the target
+    check_knowledge_budget(model, knowledge_info)
     kwargs = {kw: getattr(args, dest) for dest, kw in GENERATE_OPTIONS.items() if getattr(args, dest) is not None}
 
     start = time.perf_counter()

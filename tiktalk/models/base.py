@@ -3,8 +3,9 @@
 A model subclasses :class:`ChatModel`, declares ``name`` and ``config_class`` and is
 listed in :data:`MODELS` (your own: :func:`register_model`). The trainer and the CLI only use this interface:
 ``collate`` -> ``forward(**batch)`` (an output with ``loss``) -> ``generate``;
-``save_pretrained`` / ``from_pretrained`` write and read JSON config + safetensors;
-``feature_modalities`` names the per-video features the model reads.
+``knowledge_budget`` (models that read knowledge); ``feature_modalities`` names the
+per-video features the model reads; ``save_pretrained`` / ``from_pretrained`` write and read
+JSON config + safetensors.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 from tiktalk.errors import UsageError
 from tiktalk.models.modalities import FEATURE_FIELDS, parse_modalities
 from tiktalk.registry import Registry
-from tiktalk.types import DialogueExample
+from tiktalk.types import DialogueExample, KnowledgeBudget
 
 
 class ChatModel(torch.nn.Module):
@@ -62,6 +63,13 @@ class ChatModel(torch.nn.Module):
         """Per example: (summed negative log-likelihood of its response in nats, tokens scored).
         Used by the knowledge-use probe (:mod:`tiktalk.models.probe`)."""
         raise NotImplementedError(f"{type(self).__name__} does not score responses")
+
+    def knowledge_budget(self) -> KnowledgeBudget | None:
+        """The knowledge segment this model reads: its length in tokens and how they are
+        counted (its tokenizer); None when it reads no knowledge. Knowledge is linearised to
+        it (``tiktalk annotate --model``); the model drops whole trailing pieces of a longer
+        segment (``kg.fit_knowledge``), never part of one."""
+        return None
 
     def save_pretrained(self, path) -> None:
         raise NotImplementedError

@@ -18,9 +18,11 @@ uses (one id per character, as bert-base-chinese tokenises Chinese); they agree 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
+from functools import cached_property
 from pathlib import Path
 
 from transformers import BertTokenizer
@@ -108,6 +110,13 @@ class CharEncoder:
         self.special_ids = frozenset(
             i for t, i in self.vocab.items() if t.startswith("[") and t.endswith("]") and len(t) > 2
         )
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Names the counting: vocabulary size and a hash of the tokens in id order, lowercasing."""
+        tokens = "\n".join(self.id_to_token[i] for i in sorted(self.id_to_token))
+        digest = hashlib.sha256(tokens.encode()).hexdigest()[:16]
+        return f"char:{len(self.vocab)}:{digest}{':lower' if self.lowercase else ''}"
 
     def encode(self, text: str) -> list[int]:
         if self.lowercase:
