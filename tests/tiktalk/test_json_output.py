@@ -23,6 +23,7 @@ from tiktalk.commands.main import build_parser, main
 ELSEWHERE = {
     "reproduce": "tests.tiktalk.test_reproduce::test_reproduce_on_the_sample",
     "probe knowledge": "tests.models.test_probe::test_probe_command_on_the_sample",
+    "index eval": "tests.retrieval.test_evaluate::test_index_eval_command",
 }
 SLOW = {"bench", "demo"}  # run in the slow tier, below
 
