@@ -273,8 +273,12 @@ def merge_repeats(text: str, min_run: int = 3, keep: int = 2) -> str:
     char_run = re.compile(rf"(.)\1{{{min_run - 1},}}", re.DOTALL)
 
     def merge(part: str) -> str:
-        part = char_run.sub(lambda m: m.group(1) * keep, part)
-        return _UNIT_REPEAT_RE.sub(lambda m: m.group(1), part)
+        # to a fixed point: merging a unit can leave a new run (哈笑死哈笑死 ... -> 哈笑死笑死笑死)
+        previous = None
+        while part != previous:
+            previous = part
+            part = _UNIT_REPEAT_RE.sub(lambda m: m.group(1), char_run.sub(lambda m: m.group(1) * keep, part))
+        return part
 
     # Every merge lies inside a stretch of mergeable characters and spaces: merge stretch by
     # stretch, and digits and letters are never part of a run or a unit.

@@ -52,4 +52,4 @@ def test_cli_help_and_import_kg_stay_light() -> None:
             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
     assert _fresh_python(code).strip() == "[]"  # `tiktalk --help` imports no engine
     code = f"import sys, kg; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
-    assert _fresh_python(code).strip() == "['polars']"  # networkx only when a graph view or pickle needs it
+    assert _fresh_python(code).strip() == "['numpy', 'polars']"  # networkx only when a graph view or pickle needs it
