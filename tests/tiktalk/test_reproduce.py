@@ -54,6 +54,8 @@ def test_reproduce_on_the_sample(tmp_path: Path, capsys) -> None:
     assert saved["comparable_to_paper"] == {"maria+c3kg": False, "dialogpt": False}
     p = saved["ours"]["maria+c3kg"]["provenance"]
     assert p["dataset"] == "sample" and p["references_per_dialogue"] == 5 and p["steps"] == 1
+    # every sample dialogue got knowledge and frames (the trainer records frames, the cache knowledge)
+    assert p["presence"] == {"vision": 1.0, "knowledge": 1.0} and p["modalities_present"] == "T+I+K"
     assert p["modalities_read"] == "T+I+K" and p["dataset_sha256"] == hashlib.sha256(
         (sample_dir() / "manifest.json").read_bytes()).hexdigest()
     distinct = saved["ours"]["dialogpt"]["distinct_responses"]
@@ -83,13 +85,13 @@ def test_rows_trained_without_their_modalities_are_not_comparable(tmp_path):
     # every sample video has frames: were the data the release, the row would compare
     full = row_provenance(maria, _run_dir(tmp_path), "sample", "test", _facts(release=True), 10)
     assert full["presence"] == {"vision": 1.0} and full["modalities_present"] == "T+I"
-    assert full["comparable_to_paper"] is True and full["presence_source"] == "derived from the dataset"
+    assert full["comparable_to_paper"] is True and full["presence_source"] == "derived from the dataset and the knowledge cache"
     # the trainer recorded that no example had frames: T+I trained as text only
     run = _run_dir(tmp_path, features_present={"vision": 0.0})
     blind = row_provenance(maria, run, "sample", "test", _facts(release=True), 10)
     assert blind["comparable_to_paper"] is False and blind["modalities_present"] == "T"
     assert blind["not_comparable_because"] == ["vision present for 0% of dialogues"]
-    assert blind["presence_source"] == "run.json features_present"
+    assert blind["presence_source"] == "run.json features_present; knowledge from its cache"
     # not the release: never comparable
     assert row_provenance(maria, _run_dir(tmp_path), "sample", "test", _facts(release=False), 10)[
         "not_comparable_because"] == ["data sample is not the TikTalk release (train has 19 videos, the release 35703)"]

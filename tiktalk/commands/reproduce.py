@@ -125,7 +125,8 @@ def row_provenance(row: PaperRow, run: Path, data: str, split: str, facts: dict[
     knowledge = read_knowledge_cache(knowledge_path) if "knowledge" in read and knowledge_path else None
     recorded = presence_from_run(info)
     train_split = (info.get("data") or {}).get("split", "train")
-    trained = recorded if recorded is not None else dataset.modality_presence(train_split, knowledge)
+    # run.json records the feature modalities the trainer saw; knowledge comes from its cache
+    trained = {**dataset.modality_presence(train_split, knowledge), **(recorded or {})}
     scored = dataset.modality_presence(split, knowledge)
     presence = {m: min(trained.get(m, 0.0), scored.get(m, 0.0)) for m in read if m != "text"}
     present = tuple(m for m in read if m == "text" or presence[m] == 1.0)
@@ -138,7 +139,8 @@ def row_provenance(row: PaperRow, run: Path, data: str, split: str, facts: dict[
         "references_per_dialogue": facts["references_per_dialogue"],
         "modalities_read": modality_string(read), "modalities_present": modality_string(present),
         "presence": presence,
-        "presence_source": "run.json features_present" if recorded is not None else "derived from the dataset",
+        "presence_source": ("run.json features_present; knowledge from its cache" if recorded is not None
+                            else "derived from the dataset and the knowledge cache"),
         "steps": steps,
         "comparable_to_paper": not reasons, "not_comparable_because": reasons,
     }
