@@ -129,7 +129,7 @@ def exhaustive_best(table, vocab, special, max_length, length_penalty, allowed):
     any token (which counts in the score but is dropped). Score: sum log-prob / (len + 1) ** lp."""
     ends = (special.sep, special.pad)
     best, best_seq = -math.inf, None
-    for length in range(0, max_length - 1):
+    for length in range(max_length - 1):
         for prefix in itertools.product([t for t in allowed if t not in ends], repeat=length):
             tokens = [special.cls, *prefix]
             total = 0.0

@@ -56,7 +56,7 @@ class FixedLogits:
 # ----------------------------------------------------------------------------- Maria's code
 
 
-class BeamHypotheses(object):
+class BeamHypotheses:
     def __init__(self, n_hyp, max_length, length_penalty, early_stopping):
         self.max_length = max_length - 1  # ignoring bos_token
         self.length_penalty = length_penalty
