@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -141,6 +141,15 @@ class Stack(nn.Module):
 class LivebotChat(ChatModel):
     name = "livebot"
     config_class = LivebotConfig
+    # lancopku/livebot@866be2f codes/transformer.py: -batch_size 64 (L33), -epoch 50 (L35),
+    # -lr 3e-4 (L37); plain Adam at a constant rate, no weight decay, no clipping (L263).
+    default_recipe: ClassVar[dict[str, Any]] = {
+        "lr": 3e-4,
+        "weight_decay": 0.0,
+        "max_grad_norm": 0.0,
+        "batch_size": 64,
+        "epochs": 50,
+    }
 
     def __init__(self, config: LivebotConfig, tokenizer=None):
         super().__init__()

@@ -1,8 +1,10 @@
 """``tiktalk train``, ``tiktalk generate`` and ``tiktalk features extract``.
 
 Trainer flags are generated from :class:`tiktalk.models.trainer.TrainConfig` (options are declared
-once); model-specific options live in the model's own config (``--modalities`` is passed
-to ``from_preset`` / ``from_pretrained`` as the override ``modalities=``).
+once). Their defaults are the model's own recipe (``ChatModel.default_recipe``, from its
+source), then TrainConfig's (Maria's); a flag given overrides both. Model-specific options
+live in the model's own config (``--modalities`` and ``--lm`` are passed to ``from_preset`` /
+``from_pretrained`` as the overrides ``modalities=`` and ``lm_path=``).
 """
 
 from __future__ import annotations
@@ -30,8 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="train", help="split to train on (default train)")
     p.add_argument("--knowledge", default=None, metavar="PARQUET",
                    help="knowledge cache from `tiktalk annotate` (dialogue_id, knowledge columns)")
-    p.add_argument("--init", default=None, metavar="PATH", help="initialise from a local directory "
-                   "(a saved model or, for maria, a bert-base-chinese directory)")
+    p.add_argument("--init", default=None, metavar="PATH", help="initialise from a local directory: "
+                   "a saved model or run; maria: a bert-base-chinese directory; causal-lm: a Hugging "
+                   "Face causal LM; blip2-*: a Blip2ForConditionalGeneration directory or a causal LM")
+    p.add_argument("--lm", default=None, metavar="PATH", help="blip2-*: the language model (a Hugging Face "
+                   "causal LM or a causal-lm run) to put under the Q-Former of --init or --preset")
     p.add_argument("--trust-pickle", action="store_true",
                    help="allow --init to read a pytorch_model.bin (a pickle) when no model.safetensors exists")
     p.add_argument("--preset", default=None, help="random-initialised preset, e.g. tiny")
@@ -100,7 +105,8 @@ def _train_config_class():
 
 def add_train_config_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field: ``--batch-size``, ``--max-steps``, ``--no-progress``..."""
-    group = parser.add_argument_group("training options (tiktalk.models.trainer.TrainConfig)")
+    group = parser.add_argument_group("training options (tiktalk.models.trainer.TrainConfig; "
+                                      "defaults: the model's recipe, see the README, then these)")
     for f in dataclasses.fields(_train_config_class()):
         flag = f.name.replace("_", "-")
         text = f.metadata.get("help", "")
@@ -116,11 +122,17 @@ def add_train_config_arguments(parser: argparse.ArgumentParser) -> None:
                                help=f"{text} (default {f.default})")
 
 
-def train_config_from_args(args: argparse.Namespace):
+def train_config_from_args(args: argparse.Namespace, recipe: dict[str, Any] | None = None):
+    """TrainConfig from the flags given, over ``recipe`` (a model's ``default_recipe``), over
+    TrainConfig's defaults. A length flag (--epochs or --max-steps) replaces the recipe's length."""
     TrainConfig = _train_config_class()
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
              if getattr(args, f.name, None) is not None}
-    return TrainConfig(**given)
+    recipe = dict(recipe or {})
+    if given.keys() & {"epochs", "max_steps"}:
+        recipe.pop("epochs", None)
+        recipe.pop("max_steps", None)
+    return TrainConfig(**{**recipe, **given})
 
 
 # ---------------------------------------------------------------- data + knowledge
@@ -186,7 +198,6 @@ def _train(args: argparse.Namespace) -> int:
     from tiktalk.models.checkpoint import latest_checkpoint
     from tiktalk.models.trainer import train
 
-    config = train_config_from_args(args)
     run = Path(args.out)
     model_name = args.model
     if model_name is None:
@@ -196,12 +207,20 @@ def _train(args: argparse.Namespace) -> int:
     if _wants_knowledge(args.modalities) and not args.knowledge:
         raise UsageError(f"--modalities {args.modalities} includes K (knowledge) but no --knowledge file was given")
     cls = get_model_class(model_name)
+    config = train_config_from_args(args, cls.default_recipe)
+    overrides: dict[str, Any] = {"modalities": args.modalities} if args.modalities else {}
+    if args.lm:
+        fields = dataclasses.fields(cls.config_class) if dataclasses.is_dataclass(cls.config_class) else ()
+        if "lm_path" not in {f.name for f in fields}:
+            raise UsageError(f"--lm applies to models over a causal LM (blip2-*), not {model_name}")
+        if model_name == "causal-lm":
+            raise UsageError("causal-lm takes its language model from --init")
+        overrides["lm_path"] = args.lm
     examples, info = load_examples(args.data, args.split, args.knowledge)
 
     from accelerate.utils import set_seed
 
     set_seed(config.seed)  # the random init of --preset is part of the run's seed
-    overrides = {"modalities": args.modalities} if args.modalities else {}
     if args.init and args.preset:
         raise UsageError("pass either --init or --preset, not both")
     if args.init:
@@ -214,7 +233,8 @@ def _train(args: argparse.Namespace) -> int:
     else:
         raise UsageError("pass --init PATH (pretrained weights) or --preset NAME (random init, e.g. tiny)")
 
-    info["cli"] = {"model": model_name, "modalities": args.modalities, "init": args.init, "preset": args.preset}
+    info["cli"] = {"model": model_name, "modalities": args.modalities, "init": args.init, "preset": args.preset,
+                   "lm": args.lm, "recipe": cls.default_recipe}
     result = train(model, examples, config, run, run_info=info, resume=args.resume, overwrite=args.overwrite)
     summary = {
         "run": str(run), "model": model_name, "steps": result.global_step, "epochs": round(result.epochs_completed, 3),
