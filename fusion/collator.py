@@ -99,6 +99,8 @@ def uniform_subsample(features: np.ndarray, max_rows: int) -> np.ndarray:
 
 def _check_features(array, dim: int, name: str, example: DialogueExample) -> np.ndarray:
     array = np.asarray(array, dtype=np.float32)
+    if name == "frames" and array.ndim == 3 and array.shape[2] == dim:
+        array = array.mean(axis=1)  # token grids (n, tokens, dim): Maria reads one pooled vector per frame
     if array.ndim != 2 or array.shape[1] != dim:
         raise UsageError(
             f"example {example.dialogue_id!r}: {name} has shape {array.shape}, expected (n, {dim})"

@@ -283,3 +283,14 @@ def test_build_attention_mask_handles_random_segment_patterns():
     mask = build_attention_mask(segments)
     for b in range(5):
         assert torch.equal(mask[b], torch.tensor(reference_mask(segments[b].tolist())))
+
+
+def test_frame_token_grids_become_their_mean(encoder):
+    """Maria reads one vector per frame: a token grid (n, tokens, 2048) is averaged over its tokens."""
+    config = MariaConfig(modalities="T+I", text_budget=60, response_budget=16)
+    rng = np.random.default_rng(0)
+    grid = rng.normal(size=(3, 4, 2048)).astype(np.float32)
+    as_grid = collate_examples([DialogueExample("g", ["你好"], "好", frames=grid)], encoder, config, train=False)
+    pooled = collate_examples([DialogueExample("g", ["你好"], "好", frames=grid.mean(1))], encoder, config, train=False)
+    assert as_grid["frames"].shape == (1, 3, 2048)
+    assert torch.equal(as_grid["frames"], pooled["frames"])

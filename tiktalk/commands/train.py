@@ -79,6 +79,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resnet", default=None, metavar="DIR", help="local transformers ResNetModel directory")
     p.add_argument("--vggish", default=None, metavar="FILE", help="VGGish weights (safetensors)")
     p.add_argument("--max-frames", type=int, default=50, help="frames sampled uniformly per video (default 50)")
+    p.add_argument("--grid", type=int, nargs="?", const=7, default=None, metavar="N",
+                   help="keep an N x N token grid of ResNet's last stage per frame (default N: 7, the whole "
+                   "ResNet-101 map) instead of its pooled vector; BLIP-2 reads the tokens, Maria and Livebot their mean")
     p.add_argument("--max-audio", type=int, default=50, help="0.96 s audio patches kept per video, sampled "
                    "uniformly (default 50)")
     p.add_argument("--batch-size", type=int, default=16, help="frames / patches per network call")
@@ -310,10 +313,12 @@ def _features_extract(args: argparse.Namespace) -> int:
 
     if args.resnet is None and args.vggish is None:
         raise UsageError("nothing to extract: pass --resnet DIR and/or --vggish FILE")
-    config = FeatureConfig(max_frames=args.max_frames, max_audio_patches=args.max_audio, batch_size=args.batch_size)
+    config = FeatureConfig(max_frames=args.max_frames, max_audio_patches=args.max_audio, batch_size=args.batch_size,
+                           grid=args.grid)
     videos = find_videos(args.videos)
     summary = extract_features(videos, args.out, resnet_dir=args.resnet, vggish_path=args.vggish,
                                config=config, device=args.device, overwrite=args.overwrite)
     emit(args, summary, lambda s: f"wrote features of {s['videos']} videos to {s['out']} "
-         f"(frames {s['frames_dim']}, audio {s['audio_dim']}) in {s['seconds']} s")
+         f"(frames {s['frames_dim']}{'' if s['frame_tokens'] is None else ' x ' + str(s['frame_tokens']) + ' tokens'}, "
+         f"audio {s['audio_dim']}) in {s['seconds']} s")
     return 0
