@@ -3,11 +3,11 @@
 The reference below transcribes jokieleung/Maria (commit 51ac07d)
 ``dialog_model/oscar/modeling/modeling_utils.py``: ``BeamHypotheses`` (lines 631-673), the
 greedy branch of ``_generate_beam_search`` (lines 372-593, ``do_sample=False``) and of
-``_generate_no_beam_search`` (lines 257-369), with ``self(**model_inputs)`` replaced by a
+``_generate_no_beam_search`` (lines 257-368), with ``self(**model_inputs)`` replaced by a
 fixed logits function of the prefix, and Maria's call of them from
-``run_dialog_generate.py`` (lines 758-779: ``eos_token_ids=[sep, pad]``, ``num_keep_best=1``,
-``num_return_sequences=1``). Maria's variable names are kept; comments mark the two places
-where Python 2-era tensor idioms became explicit conversions.
+``run_dialog_generate.py`` (lines 757-781: ``eos_token_ids=[sep, pad]``, ``num_keep_best=1``,
+``num_return_sequences=1``). Maria's variable names are kept; comments mark the lines that
+had to change for today's torch.
 """
 
 from __future__ import annotations
@@ -197,7 +197,7 @@ def maria_generate_no_beam_search(model, input_ids, cur_len, max_length, repetit
         if cur_unfinished.max() == 0:
             break
     if cur_len == max_length:
-        input_ids[:, -1].masked_fill_(cur_unfinished.to(dtype=torch.bool), eos_token_ids[0])
+        input_ids[:, -1].masked_fill_(cur_unfinished.to(dtype=torch.bool), eos_token_ids[0])  # Maria: uint8
     pad_len = max_length - input_ids.shape[1]
     if pad_len > 0:
         input_ids = torch.cat([input_ids, input_ids.new(batch_size, pad_len).fill_(pad_token_id)], dim=1)
