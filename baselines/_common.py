@@ -10,6 +10,8 @@ Save format (one directory, written atomically through :func:`tiktalk.io.atomic_
 
 Nothing is pickled; loading rebuilds the modules from the config and loads the tensors
 with ``strict=True`` so a missing or extra key is an error, not a silent random init.
+(``causal-lm`` writes its LM in Hugging Face form instead of ``model.safetensors``: see
+:mod:`baselines.causal_lm`.)
 """
 
 from __future__ import annotations
@@ -129,30 +131,46 @@ def decode(tokenizer, ids: Sequence[int]) -> str:
 # ------------------------------------------------------------------------------ frames
 
 
+def frame_array(example: DialogueExample, frame_dim: int) -> np.ndarray | None:
+    """The example's frames as float32 (n, frame_dim) or, for token grids, (n, tokens, frame_dim)."""
+    frames = example.frames
+    if frames is None or len(frames) == 0:
+        return None
+    frames = np.asarray(frames, dtype=np.float32)
+    if frames.ndim not in (2, 3) or frames.shape[-1] != frame_dim:
+        raise UsageError(
+            f"example {example.dialogue_id!r}: frames have shape {frames.shape}, "
+            f"expected (n_frames, {frame_dim}) or (n_frames, tokens, {frame_dim})"
+        )
+    return frames
+
+
+def subsample_frames(frames: np.ndarray, max_frames: int) -> np.ndarray:
+    """More than ``max_frames`` frames are subsampled evenly (first and last kept)."""
+    if len(frames) <= max_frames:
+        return frames
+    return frames[np.linspace(0, len(frames) - 1, max_frames).round().astype(int)]
+
+
 def stack_frames(
     examples: Sequence[DialogueExample], max_frames: int, frame_dim: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Frame features of a batch -> (features (B, F, frame_dim) float32, mask (B, F) bool).
 
-    More than ``max_frames`` frames are subsampled evenly. An example without frames gets
-    one all-zero frame that is marked valid, so attention over frames never sees an
-    all-masked row (which would give NaN).
+    More than ``max_frames`` frames are subsampled evenly. Token grids (n, tokens, dim) are
+    averaged over their tokens: for a ResNet grid that is exactly its pooled feature. An
+    example without frames gets one all-zero frame that is marked valid, so attention over
+    frames never sees an all-masked row (which would give NaN).
     """
     rows: list[np.ndarray] = []
     for ex in examples:
-        frames = ex.frames
-        if frames is None or len(frames) == 0:
+        frames = frame_array(ex, frame_dim)
+        if frames is None:
             rows.append(np.zeros((1, frame_dim), dtype=np.float32))
             continue
-        frames = np.asarray(frames, dtype=np.float32)
-        if frames.ndim != 2 or frames.shape[1] != frame_dim:
-            raise UsageError(
-                f"example {ex.dialogue_id!r}: frames have shape {frames.shape}, "
-                f"expected (n_frames, {frame_dim})"
-            )
-        if len(frames) > max_frames:
-            frames = frames[np.linspace(0, len(frames) - 1, max_frames).round().astype(int)]
-        rows.append(frames)
+        if frames.ndim == 3:
+            frames = frames.mean(axis=1)
+        rows.append(subsample_frames(frames, max_frames))
     width = max(len(r) for r in rows)
     feats = torch.zeros(len(rows), width, frame_dim)
     mask = torch.zeros(len(rows), width, dtype=torch.bool)
@@ -198,16 +216,26 @@ def has_responses(examples: Sequence[DialogueExample]) -> bool:
 # ------------------------------------------------------------------------- save / load
 
 
+def write_model_config(directory: Path, name: str, config: BaselineConfig) -> None:
+    write_json(directory / CONFIG_FILE, {"model": name, "config": config.to_dict(),
+                                         "library_versions": library_versions()})
+
+
 def save_model_dir(model: torch.nn.Module, path: str | Path, name: str,
                    config: BaselineConfig, tokenizer) -> None:
     """Write config JSON + safetensors + tokenizer files into ``path`` atomically."""
     from safetensors.torch import save_model
 
     with atomic_directory(path, overwrite=True) as tmp:
-        write_json(tmp / CONFIG_FILE, {"model": name, "config": config.to_dict(),
-                                       "library_versions": library_versions()})
+        write_model_config(tmp, name, config)
         save_model(model, str(tmp / WEIGHTS_FILE))
         tokenizer.save_pretrained(str(tmp))
+
+
+def saved_model_name(path: str | Path) -> str | None:
+    """The registry name in ``path/model_config.json`` (None when there is none)."""
+    file = Path(path) / CONFIG_FILE
+    return read_json(file).get("model") if file.exists() else None
 
 
 def read_model_config(path: str | Path, name: str, config_class: type[C]) -> C:
@@ -220,10 +248,41 @@ def read_model_config(path: str | Path, name: str, config_class: type[C]) -> C:
     return config_class.from_dict(data["config"])
 
 
-def load_weights(model: torch.nn.Module, path: str | Path) -> None:
+def resolve_run_dir(path: str | Path) -> Path:
+    """A run directory of ``tiktalk train`` (``run.json`` beside ``model/``) -> its ``model/``;
+    any other path unchanged."""
+    path = Path(path)
+    return path / "model" if (path / "run.json").exists() and (path / "model").is_dir() else path
+
+
+def read_checkpoint_tensors(path: str | Path, prefixes: Sequence[str]) -> dict[str, torch.Tensor]:
+    """Tensors whose names start with one of ``prefixes`` from a Hugging Face checkpoint
+    directory (``model.safetensors`` or the shards of ``model.safetensors.index.json``),
+    reading only those tensors. Pickled ``pytorch_model.bin`` checkpoints are refused."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    index = path / "model.safetensors.index.json"
+    if index.exists():
+        files = sorted(set(read_json(index)["weight_map"].values()))
+    elif (path / WEIGHTS_FILE).exists():
+        files = [WEIGHTS_FILE]
+    else:
+        raise MissingInputError(f"{path}: no {WEIGHTS_FILE} or model.safetensors.index.json "
+                                "(pickled .bin checkpoints are not read: convert them to safetensors)")
+    out: dict[str, torch.Tensor] = {}
+    for name in files:
+        with safe_open(str(path / name), framework="pt") as handle:
+            for key in handle.keys():  # noqa: SIM118 (safe_open has keys(), not iteration)
+                if key.startswith(tuple(prefixes)):
+                    out[key] = handle.get_tensor(key)
+    return out
+
+
+def load_weights(model: torch.nn.Module, path: str | Path, file: str = WEIGHTS_FILE) -> None:
     from safetensors.torch import load_model
 
-    load_model(model, str(Path(path) / WEIGHTS_FILE), strict=True)
+    load_model(model, str(Path(path) / file), strict=True)
 
 
 # ------------------------------------------------------------------- CLI-facing options

@@ -6,11 +6,24 @@ projection into the frozen causal LM's embedding space, prepended to the chat pr
 (:mod:`baselines.prompt_lm`, the same prompt as the causal-lm baseline, knowledge
 included when ``use_knowledge``). Labels cover only the response, as in the causal-lm row.
 
-Vision tokens. The vision encoder is frozen, so its outputs are precomputed: by default
-the dataset's ResNet-101 frame features (2048-d, one pooled vector per frame), each frame
-one vision token, mapped to the Q-Former's ``encoder_hidden_size`` by a trainable
-``frame_proj`` (2048 -> encoder_hidden_size; it stands in for the width of the vision
-encoder the Q-Former expects). With ``vision_model_path`` a local transformers vision
+Where the weights come from (``from_pretrained`` / ``tiktalk train --init PATH [--lm LM]``):
+
+* a ``Blip2ForConditionalGeneration`` directory (Hugging Face, safetensors): the Q-Former,
+  its query tokens and the language projection are read from it (:meth:`from_blip2`, which
+  reads only those tensors), and so are the language model and tokenizer unless ``lm_path``
+  (``--lm``) names another one; a projection of another width than that LM starts random;
+* a causal LM (a plain Hugging Face directory or a ``causal-lm`` run, e.g. the fine-tuned
+  ChatGLM-6B the paper used): BLIP-2 over it with a new Q-Former;
+* a saved blip2 model (or its run): everything.
+
+Vision tokens. The vision encoder is frozen, so its outputs are precomputed: the dataset's
+ResNet-101 frame features, each frame either one pooled 2048-d vector or a token grid
+``(tokens, 2048)`` (``tiktalk features extract --grid``: the 7x7 map of the last stage, 49
+tokens per frame). They are mapped to the Q-Former's ``encoder_hidden_size`` (1408, EVA
+ViT-g's width) by a trainable ``frame_proj``. What still differs from BLIP-2: its Q-Former
+was pretrained on EVA ViT-g/14 tokens (257 per 224x224 image, 1408-d, the penultimate
+layer), not on ResNet-101 grids, so ``frame_proj`` has to learn to stand in for that
+encoder; see docs/deviations.md. With ``vision_model_path`` a local transformers vision
 model (frozen) is loaded and ``forward(pixel_values=...)`` (B, 3, H, W) uses its
 ``last_hidden_state`` tokens instead (a 4-D conv map is flattened to H*W tokens).
 
@@ -20,10 +33,10 @@ Frames, exactly:
   with a generator seeded by ``(frame_seed, dialogue_id)``, so an example always sees the
   same frame (reproducible runs and equal logits after save/load).
 * ``blip2-video`` (BLIP-2_Video, "extracts multiple frame features and averages them"):
-  with ``video_pooling="features"`` (default, the paper's wording) the per-frame features
-  are averaged *before* the Q-Former (one averaged vision token); with
-  ``"query_outputs"`` each frame goes through the Q-Former alone and the 32 query outputs
-  are averaged over frames.
+  ``video_pooling="query_outputs"`` (default) runs each frame's tokens through the Q-Former
+  alone and averages the 32 query outputs over the frames; ``"concat"`` keeps every frame's
+  32 outputs (F x 32 prefix tokens); ``"features"`` averages the frames' tokens position by
+  position before one Q-Former pass.
 
 Trainable: ``frame_proj``, ``query_tokens``, ``qformer``, ``language_projection``. The
 LM (and a vision model, if any) is frozen and kept in eval mode.
@@ -36,8 +49,10 @@ still exist.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -48,13 +63,17 @@ from torch import nn
 from baselines._common import (
     IGNORE_INDEX,
     decode,
+    frame_array,
     has_responses,
     load_tokenizer,
     load_weights,
+    read_checkpoint_tensors,
     read_model_config,
+    resolve_run_dir,
     save_model_dir,
+    saved_model_name,
     stable_seed,
-    stack_frames,
+    subsample_frames,
 )
 from baselines.prompt_lm import (
     TINY_LLAMA,
@@ -64,9 +83,14 @@ from baselines.prompt_lm import (
     build_lm,
     lm_config_dict,
 )
-from tiktalk.errors import UsageError
+from tiktalk.errors import MissingInputError, UsageError
+from tiktalk.io import read_json
 from tiktalk.models.base import ChatModel
 from tiktalk.types import DialogueExample, KnowledgeBudget
+
+VIDEO_POOLING = ("query_outputs", "concat", "features")
+# Q-Former settings our config does not carry: a checkpoint must use these values.
+QFORMER_FIXED = {"hidden_act": "gelu", "layer_norm_eps": 1e-12}
 
 
 @dataclass
@@ -82,10 +106,10 @@ class Blip2ChatConfig(PromptLMConfig):
     qformer_dropout: float = 0.1
     cross_attention_frequency: int = 2
     encoder_hidden_size: int = 1408  # width of the vision tokens the Q-Former reads
-    frame_dim: int = 2048  # precomputed ResNet-101 features
+    frame_dim: int = 2048  # precomputed ResNet-101 features (pooled vectors or token grids)
     max_frames: int = 50
     frame_seed: int = 0  # blip2-img: seeds the per-example frame choice
-    video_pooling: str = "features"  # blip2-video: "features" | "query_outputs"
+    video_pooling: str = "query_outputs"  # blip2-video: "query_outputs" | "concat" | "features"
     vision_model_path: str | None = None  # a local frozen vision model (pixel_values input)
 
     def validate(self) -> None:
@@ -98,13 +122,13 @@ class Blip2ChatConfig(PromptLMConfig):
             self._fail("qformer_hidden_size", self.qformer_hidden_size,
                        f"is not a multiple of qformer_heads ({self.qformer_heads})")
         self._probability("qformer_dropout")
-        self._choice("video_pooling", ("features", "query_outputs"))
+        self._choice("video_pooling", VIDEO_POOLING)
 
 
 @dataclass
 class Blip2ChatOutput:
     loss: torch.Tensor | None  # () mean cross-entropy over response tokens
-    logits: torch.Tensor  # (B, Q + T, vocab): query positions first, then text
+    logits: torch.Tensor  # (B, P + T, vocab): P query-output positions first, then text
     loss_lm: torch.Tensor | None  # same value as ``loss``
 
 
@@ -121,11 +145,50 @@ def frozen(module: nn.Module) -> nn.Module:
     return module.eval()
 
 
+def stack_frame_tokens(
+    examples: Sequence[DialogueExample], max_frames: int, frame_dim: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Frames of a batch as token grids -> tokens (B, F, T, frame_dim) float32, token_mask
+    (B, F, T) bool, frame_mask (B, F) bool.
+
+    A pooled frame (n, frame_dim) is one token. More than ``max_frames`` frames are
+    subsampled evenly. An example without frames gets one all-zero token marked valid, so
+    cross-attention never sees an all-masked row.
+    """
+    rows = []
+    for ex in examples:
+        frames = frame_array(ex, frame_dim)
+        if frames is None:
+            frames = np.zeros((1, 1, frame_dim), dtype=np.float32)
+        elif frames.ndim == 2:
+            frames = frames[:, None]
+        rows.append(subsample_frames(frames, max_frames))
+    n_frames, n_tokens = max(len(r) for r in rows), max(r.shape[1] for r in rows)
+    tokens = torch.zeros(len(rows), n_frames, n_tokens, frame_dim)
+    token_mask = torch.zeros(len(rows), n_frames, n_tokens, dtype=torch.bool)
+    for b, r in enumerate(rows):
+        tokens[b, : len(r), : r.shape[1]] = torch.from_numpy(r)
+        token_mask[b, : len(r), : r.shape[1]] = True
+    return tokens, token_mask, token_mask.any(-1)
+
+
 class _Blip2Chat(ChatModel):
     """Shared body of blip2-img and blip2-video; subclasses set ``frame_mode``."""
 
     config_class = Blip2ChatConfig
-    frame_mode: ClassVar[str] = ""  # "one_random" | "average"
+    # BLIP-2 fine-tuning for captioning (its generation task), salesforce/LAVIS@506965b
+    # lavis/projects/blip2/train/caption_coco_ft.yaml: init_lr 1e-5 (L36), warmup_steps 1000
+    # (L39), weight_decay 0.05 (L40), max_epoch 5 (L41), batch_size_train 16 (L42); AdamW, no
+    # gradient clipping (lavis/runners/runner_base.py L113-119).
+    default_recipe: ClassVar[dict[str, Any]] = {
+        "lr": 1e-5,
+        "warmup_steps": 1000,
+        "weight_decay": 0.05,
+        "max_grad_norm": 0.0,
+        "batch_size": 16,
+        "epochs": 5,
+    }
+    frame_mode: ClassVar[str] = ""  # "one_random" | "all"
 
     def __init__(self, config: Blip2ChatConfig, tokenizer=None, lm=None):
         super().__init__()
@@ -153,7 +216,7 @@ class _Blip2Chat(ChatModel):
             num_attention_heads=c.qformer_heads, intermediate_size=c.qformer_intermediate_size,
             hidden_dropout_prob=c.qformer_dropout, attention_probs_dropout_prob=c.qformer_dropout,
             cross_attention_frequency=c.cross_attention_frequency,
-            encoder_hidden_size=encoder_width))
+            encoder_hidden_size=encoder_width, **QFORMER_FIXED))
         self.language_projection = nn.Linear(c.qformer_hidden_size,
                                              lm.get_input_embeddings().embedding_dim)
         self.lm = frozen(lm)
@@ -172,21 +235,106 @@ class _Blip2Chat(ChatModel):
 
     @classmethod
     def from_preset(cls, preset: str, **overrides: Any):
+        """``tiny``: a tiny random Q-Former, over a tiny random Llama unless ``lm_path`` is given."""
         if preset != "tiny":
             raise UsageError(f"{cls.name}: unknown preset {preset!r}; known: ['tiny']")
         apply_modalities(cls.name, overrides, required=("text", "vision"))
-        return cls(Blip2ChatConfig.from_dict({"lm_config": dict(TINY_LLAMA), **TINY_QFORMER,
-                                              **overrides}))
+        lm = {} if overrides.get("lm_path") else {"lm_config": dict(TINY_LLAMA)}
+        return cls(Blip2ChatConfig.from_dict({**lm, **TINY_QFORMER, **overrides}))
 
     def save_pretrained(self, path) -> None:
         save_model_dir(self, path, self.name, self.config, self.tokenizer)
 
     @classmethod
     def from_pretrained(cls, path, **overrides: Any):
+        """A saved model of this class, a ``Blip2ForConditionalGeneration`` directory, or a
+        causal LM (see the module docstring); ``overrides`` are config fields (``lm_path``
+        picks the LM of a BLIP-2 checkpoint)."""
         apply_modalities(cls.name, overrides, required=("text", "vision"))
-        config = read_model_config(path, cls.name, Blip2ChatConfig).replace(**overrides)
-        model = cls(config, tokenizer=load_tokenizer(path, config.trust_remote_code))
-        load_weights(model, path)
+        path = resolve_run_dir(path)
+        saved = saved_model_name(path)
+        if saved == cls.name:
+            if overrides.get("lm_path"):
+                raise UsageError(f"{path} is a saved {cls.name} model with its own LM; lm_path "
+                                 "(--lm) applies to a BLIP-2 checkpoint")
+            config = read_model_config(path, cls.name, Blip2ChatConfig).replace(**overrides)
+            model = cls(config, tokenizer=load_tokenizer(path, config.trust_remote_code))
+            load_weights(model, path)
+            return model
+        if saved not in (None, "causal-lm"):
+            raise UsageError(f"{path} holds a saved {saved} model: {cls.name} starts from a saved "
+                             f"{cls.name}, a BLIP-2 checkpoint or a causal LM")
+        if not (path / "config.json").exists():
+            raise MissingInputError(f"{path}: not a saved {cls.name} model, a Hugging Face "
+                                    "directory (config.json) or a run")
+        if read_json(path / "config.json").get("model_type") == "blip-2":
+            return cls.from_blip2(path, **overrides)
+        if overrides.get("lm_path"):
+            raise UsageError(f"{path} is a language model already; lm_path (--lm) goes with a "
+                             "BLIP-2 checkpoint")
+        return cls(Blip2ChatConfig.from_dict({"lm_path": str(path), **overrides}))
+
+    @classmethod
+    def from_blip2(cls, path, **overrides: Any):
+        """Q-Former, query tokens and language projection from a local
+        ``Blip2ForConditionalGeneration`` directory; the LM from ``lm_path`` if given, else the
+        checkpoint's own (decoder-only) LM and tokenizer. The vision model is not read."""
+        from transformers import AutoModelForCausalLM, Blip2Config
+        from transformers.utils import logging as hf_logging
+
+        path = Path(path)
+        hf = Blip2Config.from_pretrained(str(path))
+        q = hf.qformer_config
+        for field, value in QFORMER_FIXED.items():
+            if getattr(q, field) != value:
+                raise UsageError(f"{path}: qformer_config.{field} is {getattr(q, field)!r}; "
+                                 f"{cls.name} builds its Q-Former with {value!r}")
+        if q.attention_probs_dropout_prob != q.hidden_dropout_prob:
+            raise UsageError(f"{path}: the Q-Former's attention and hidden dropout differ "
+                             f"({q.attention_probs_dropout_prob} vs {q.hidden_dropout_prob}); "
+                             f"{cls.name} has one qformer_dropout")
+        fields = {"num_query_tokens": hf.num_query_tokens, "qformer_hidden_size": q.hidden_size,
+                  "qformer_layers": q.num_hidden_layers, "qformer_heads": q.num_attention_heads,
+                  "qformer_intermediate_size": q.intermediate_size,
+                  "qformer_dropout": q.hidden_dropout_prob,
+                  "cross_attention_frequency": q.cross_attention_frequency,
+                  "encoder_hidden_size": q.encoder_hidden_size}
+        clash = sorted(set(fields) & set(overrides))
+        if clash:
+            raise UsageError(f"{path}: {clash} come from the checkpoint and cannot be overridden")
+        lm = tokenizer = None
+        if not overrides.get("lm_path"):
+            if not hf.use_decoder_only_language_model:
+                raise UsageError(f"{path}: its language model ({hf.text_config.model_type}) is an "
+                                 f"encoder-decoder; {cls.name} needs a causal LM: give one as lm_path (--lm)")
+            verbosity = hf_logging.get_verbosity()
+            hf_logging.set_verbosity_error()  # the rest of the checkpoint is "unexpected" here
+            try:
+                lm, info = AutoModelForCausalLM.from_pretrained(
+                    str(path), config=hf.text_config, key_mapping={r"^language_model\.": ""},
+                    output_loading_info=True)
+            finally:
+                hf_logging.set_verbosity(verbosity)
+            if info["missing_keys"]:
+                raise UsageError(f"{path}: the checkpoint lacks language_model weights "
+                                 f"{sorted(info['missing_keys'])[:3]}")
+            tokenizer = load_tokenizer(path)
+            fields["lm_config"] = lm_config_dict(lm)
+        model = cls(Blip2ChatConfig.from_dict({**fields, **overrides}), tokenizer=tokenizer, lm=lm)
+        tensors = read_checkpoint_tensors(path, ("qformer.", "query_tokens", "language_projection."))
+        with torch.no_grad():
+            model.query_tokens.copy_(tensors["query_tokens"])
+            model.qformer.load_state_dict(
+                {k.removeprefix("qformer."): v for k, v in tensors.items() if k.startswith("qformer.")},
+                strict=True)
+            weight, bias = tensors["language_projection.weight"], tensors["language_projection.bias"]
+            if weight.shape == model.language_projection.weight.shape:
+                model.language_projection.weight.copy_(weight)
+                model.language_projection.bias.copy_(bias)
+            else:
+                warnings.warn(f"{path}: its language projection maps to width {weight.shape[0]}, "
+                              f"the LM is {model.language_projection.out_features} wide: the "
+                              "projection starts random", stacklevel=2)
         return model
 
     # ------------------------------------------------------------------ frames
@@ -210,15 +358,15 @@ class _Blip2Chat(ChatModel):
 
     def collate(self, examples: Sequence[DialogueExample], train: bool = True,
                 generator: torch.Generator | None = None) -> dict[str, Any]:
-        """frames (B, F, 2048) + frame_mask (B, F) (F = 1 for blip2-img) and the text:
-        prompt+response with labels (B, T) when responses exist (required for train=True),
-        else left-padded prompts. Deterministic (blip2-img's frame is fixed per example):
-        ``generator`` is not drawn from."""
-        frames, frame_mask = stack_frames(self.select_frames(examples), self.config.max_frames,
-                                          self.config.frame_dim)
+        """frames (B, F, T, 2048) + token_mask (B, F, T) + frame_mask (B, F) (F = 1 for
+        blip2-img; T = 1 for pooled features) and the text: prompt+response with labels (B, L)
+        when responses exist (required for train=True), else left-padded prompts. Deterministic
+        (blip2-img's frame is fixed per example): ``generator`` is not drawn from."""
+        frames, token_mask, frame_mask = stack_frame_tokens(
+            self.select_frames(examples), self.config.max_frames, self.config.frame_dim)
         text = (self.prompts.training_batch(examples) if train or has_responses(examples)
                 else self.prompts.prompt_batch(examples))
-        return {"frames": frames, "frame_mask": frame_mask, **text}
+        return {"frames": frames, "token_mask": token_mask, "frame_mask": frame_mask, **text}
 
     # ------------------------------------------------------------------ model
 
@@ -229,12 +377,14 @@ class _Blip2Chat(ChatModel):
                             encoder_attention_mask=mask.long()).last_hidden_state
 
     def query_outputs(self, frames: torch.Tensor | None = None,
+                      token_mask: torch.Tensor | None = None,
                       frame_mask: torch.Tensor | None = None,
-                      pixel_values: torch.Tensor | None = None) -> torch.Tensor:
-        """Vision input -> Q-Former query outputs (B, Q, dq).
+                      pixel_values: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Vision input -> (Q-Former outputs (B, P, dq), their mask (B, P) bool): P = Q, or
+        F x Q with ``video_pooling="concat"``.
 
-        frames: (B, F, frame_dim) + frame_mask (B, F) bool; or pixel_values (B, 3, H, W)
-        for a local vision model.
+        frames: (B, F, T, frame_dim) + token_mask (B, F, T) + frame_mask (B, F) bool; or
+        pixel_values (B, 3, H, W) for a local vision model.
         """
         if pixel_values is not None:
             if self.vision_model is None:
@@ -243,33 +393,39 @@ class _Blip2Chat(ChatModel):
                 hidden = self.vision_model(pixel_values=pixel_values).last_hidden_state
             if hidden.dim() == 4:  # conv map (B, C, H, W) -> (B, H*W, C)
                 hidden = hidden.flatten(2).transpose(1, 2)
-            return self._qformer(hidden, torch.ones(hidden.shape[:2], device=hidden.device))
-        tokens = self.frame_proj(frames)  # (B, F, enc)
+            out = self._qformer(hidden, torch.ones(hidden.shape[:2], device=hidden.device))
+            return out, torch.ones(out.shape[:2], dtype=torch.bool, device=out.device)
+        tokens = self.frame_proj(frames)  # (B, F, T, enc)
+        b, f, t, _ = tokens.shape
         weights = frame_mask.to(tokens.dtype)  # (B, F)
-        if self.frame_mode == "average" and self.config.video_pooling == "query_outputs":
-            b, f = frame_mask.shape
-            per_frame = self._qformer(tokens.reshape(b * f, 1, -1),
-                                      torch.ones(b * f, 1, device=tokens.device))
-            per_frame = per_frame.reshape(b, f, *per_frame.shape[1:])  # (B, F, Q, dq)
-            return (per_frame * weights[:, :, None, None]).sum(1) / weights.sum(1)[:, None, None]
-        if self.frame_mode == "average":  # mean of the valid frames' features: one token
-            tokens = (tokens * weights[..., None]).sum(1, keepdim=True) / weights.sum(1)[:, None, None]
-            frame_mask = frame_mask[:, :1]
-        return self._qformer(tokens, frame_mask)
+        if self.config.video_pooling == "features":  # frames averaged token by token: (B, T, enc)
+            pooled = (tokens * weights[:, :, None, None]).sum(1) / weights.sum(1)[:, None, None]
+            out = self._qformer(pooled, token_mask.any(1))
+            return out, torch.ones(out.shape[:2], dtype=torch.bool, device=out.device)
+        # Each frame alone through the Q-Former; padding frames get a valid (zero) mask, then no weight.
+        per_frame = self._qformer(tokens.reshape(b * f, t, -1),
+                                  (token_mask | ~frame_mask[..., None]).reshape(b * f, t))
+        per_frame = per_frame.reshape(b, f, *per_frame.shape[1:])  # (B, F, Q, dq)
+        if self.config.video_pooling == "concat":
+            n_query = per_frame.shape[2]
+            return per_frame.reshape(b, f * n_query, -1), frame_mask.repeat_interleave(n_query, dim=1)
+        out = (per_frame * weights[:, :, None, None]).sum(1) / weights.sum(1)[:, None, None]
+        return out, torch.ones(out.shape[:2], dtype=torch.bool, device=out.device)
 
-    def _inputs(self, input_ids, attention_mask, frames, frame_mask, pixel_values):
-        prefix = self.language_projection(self.query_outputs(frames, frame_mask, pixel_values))
+    def _inputs(self, input_ids, attention_mask, frames, token_mask, frame_mask, pixel_values):
+        queries, query_mask = self.query_outputs(frames, token_mask, frame_mask, pixel_values)
+        prefix = self.language_projection(queries)
         embeds = torch.cat([prefix, self.lm.get_input_embeddings()(input_ids)], dim=1)
-        mask = torch.cat([torch.ones(prefix.shape[:2], dtype=attention_mask.dtype,
-                                     device=attention_mask.device), attention_mask], dim=1)
-        return embeds, mask  # (B, Q + T, d_lm), (B, Q + T)
+        mask = torch.cat([query_mask.to(attention_mask.dtype), attention_mask], dim=1)
+        return embeds, mask  # (B, P + L, d_lm), (B, P + L)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                frames: torch.Tensor | None = None, frame_mask: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None,
+                frames: torch.Tensor | None = None, token_mask: torch.Tensor | None = None,
+                frame_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
                 pixel_values: torch.Tensor | None = None) -> Blip2ChatOutput:
-        # input_ids, attention_mask, labels: (B, T); frames (B, F, frame_dim), frame_mask (B, F)
-        embeds, mask = self._inputs(input_ids, attention_mask, frames, frame_mask, pixel_values)
+        # input_ids, attention_mask, labels: (B, L); frames (B, F, T, frame_dim), masks as collate
+        embeds, mask = self._inputs(input_ids, attention_mask, frames, token_mask, frame_mask,
+                                    pixel_values)
         logits = self.lm(inputs_embeds=embeds, attention_mask=mask).logits
         loss = None
         if labels is not None:
@@ -292,8 +448,8 @@ class _Blip2Chat(ChatModel):
         was_training = self.training
         self.eval()
         try:
-            embeds, mask = self._inputs(batch["input_ids"], batch["attention_mask"],
-                                        batch["frames"], batch["frame_mask"], None)
+            embeds, mask = self._inputs(batch["input_ids"], batch["attention_mask"], batch["frames"],
+                                        batch["token_mask"], batch["frame_mask"], None)
             out = self.lm.generate(inputs_embeds=embeds, attention_mask=mask,
                                    **self.prompts.generation_kwargs(kwargs))
         finally:
@@ -309,4 +465,4 @@ class Blip2ImgChat(_Blip2Chat):
 
 class Blip2VideoChat(_Blip2Chat):
     name = "blip2-video"
-    frame_mode = "average"
+    frame_mode = "all"

@@ -6,25 +6,38 @@ ChatGLM-style prompts (see :mod:`baselines.prompt_lm`), with labels masked over 
 and optional LoRA through peft (``lora_r > 0``: only the LoRA matrices train).
 ``trust_remote_code`` stays off unless the config asks for it.
 
-Saving writes the whole state dict (base LM + LoRA) and the LM's HF config, so a saved
-directory loads without the original ``lm_path``.
+``--init`` / :meth:`CausalLMChat.from_pretrained` takes a saved causal-lm directory, a run
+directory of ``tiktalk train``, or a plain Hugging Face causal-LM directory (config.json,
+safetensors weights, tokenizer files).
+
+A saved directory is itself a Hugging Face causal-LM directory, so a fine-tuned run can be
+the language model of ``blip2-*`` (the paper's "BLIP-2 with the fine-tuned ChatGLM-6B") or
+of any transformers tool::
+
+    model_config.json                  {"model": "causal-lm", "config": {...}, ...} (ours)
+    config.json, model.safetensors     the LM's own save_pretrained (LoRA merged in)
+    tokenizer files                    the tokenizer's own save_pretrained
+    lora.safetensors                   with LoRA only: the unmerged state (base + adapters),
+                                       which loading reads so training resumes exactly
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from baselines._common import (
+    CONFIG_FILE,
     decode,
     has_responses,
     load_tokenizer,
     load_weights,
     read_model_config,
-    save_model_dir,
+    resolve_run_dir,
+    write_model_config,
 )
 from baselines.prompt_lm import (
     TINY_LLAMA,
@@ -34,7 +47,8 @@ from baselines.prompt_lm import (
     build_lm,
     lm_config_dict,
 )
-from tiktalk.errors import UsageError
+from tiktalk.errors import MissingInputError, UsageError
+from tiktalk.io import atomic_directory
 from tiktalk.models.base import ChatModel
 from tiktalk.types import DialogueExample, KnowledgeBudget
 
@@ -62,6 +76,9 @@ class CausalLMOutput:
     loss_lm: torch.Tensor | None  # same value as ``loss``
 
 
+LORA_FILE = "lora.safetensors"
+
+
 def apply_lora(lm, config: CausalLMConfig):
     from peft import LoraConfig, get_peft_model
 
@@ -71,9 +88,35 @@ def apply_lora(lm, config: CausalLMConfig):
     return get_peft_model(lm, lora)
 
 
+def merged_lora_state(peft_model) -> dict[str, torch.Tensor]:
+    """The base model's state dict with every LoRA update added to its weight, under the base
+    model's own key names; the model itself is left untouched (merging in place and back
+    would move the base weights by rounding)."""
+    from peft.tuners.lora import LoraLayer
+
+    base = peft_model.get_base_model()
+    state = dict(base.state_dict())
+    for name, module in base.named_modules():
+        if isinstance(module, LoraLayer):
+            key = f"{name}.base_layer.weight"
+            delta = sum(module.get_delta_weight(a) for a in module.active_adapters)
+            state[key] = (state[key] + delta.to(state[key].dtype)).detach()
+    return {k.replace(".base_layer.", "."): v for k, v in state.items() if ".lora_" not in k}
+
+
 class CausalLMChat(ChatModel):
     name = "causal-lm"
     config_class = CausalLMConfig
+    # ChatGLM-6B full fine-tuning, THUDM/ChatGLM-6B@401bf3a ptuning/README.md: max_steps=3000
+    # (L98), learning_rate=1e-4 and per_device_train_batch_size=4 on 4 GPUs (L111-118), with the
+    # Hugging Face Trainer's defaults (AdamW, no weight decay, clip 1.0, linear decay, no warmup).
+    # Its LoRA row (L121-128) is lr 5e-4, batch 16: pass those flags with lora_r > 0.
+    default_recipe: ClassVar[dict[str, Any]] = {
+        "lr": 1e-4,
+        "weight_decay": 0.0,
+        "batch_size": 4,
+        "max_steps": 3000,
+    }
 
     def __init__(self, config: CausalLMConfig, tokenizer=None, lm=None):
         super().__init__()
@@ -94,16 +137,41 @@ class CausalLMChat(ChatModel):
                                              "max_prompt_tokens": 96, **overrides}))
 
     def save_pretrained(self, path) -> None:
-        save_model_dir(self, path, self.name, self.config, self.tokenizer)
+        """Our config + the LM in Hugging Face form (LoRA merged) + tokenizer (module docstring)."""
+        from safetensors.torch import save_model
+
+        with atomic_directory(path, overwrite=True) as tmp:
+            write_model_config(tmp, self.name, self.config)
+            if self.config.lora_r:
+                base = self.lm.get_base_model()
+                base.save_pretrained(str(tmp), state_dict=merged_lora_state(self.lm))
+                save_model(self, str(tmp / LORA_FILE))
+            else:
+                self.lm.save_pretrained(str(tmp))
+            self.tokenizer.save_pretrained(str(tmp))
 
     @classmethod
     def from_pretrained(cls, path, **overrides: Any) -> CausalLMChat:
-        """A saved causal-lm directory; ``overrides`` change prompt/decoding options."""
+        """A saved causal-lm directory (``overrides`` change prompt/decoding options), its run
+        directory, or a plain Hugging Face causal-LM directory (``overrides``: any
+        :class:`CausalLMConfig` field, e.g. ``lora_r``)."""
+        from transformers import AutoModelForCausalLM
+
         apply_modalities(cls.name, overrides, required=("text",))
+        path = resolve_run_dir(path)
+        if not (path / CONFIG_FILE).exists():
+            if not (path / "config.json").exists():
+                raise MissingInputError(f"{path}: neither a saved causal-lm model ({CONFIG_FILE}) nor a "
+                                        "Hugging Face causal-LM directory (config.json)")
+            return cls(CausalLMConfig.from_dict({"lm_path": str(path), **overrides}))
         config = read_model_config(path, cls.name, CausalLMConfig).replace(**overrides)
-        model = cls(config, tokenizer=load_tokenizer(path, config.trust_remote_code))
-        load_weights(model, path)
-        return model
+        tokenizer = load_tokenizer(path, config.trust_remote_code)
+        if config.lora_r:  # rebuilt from lm_config, then the unmerged weights
+            model = cls(config, tokenizer=tokenizer)
+            load_weights(model, path, LORA_FILE)
+            return model
+        lm = AutoModelForCausalLM.from_pretrained(str(path), trust_remote_code=config.trust_remote_code)
+        return cls(config, tokenizer=tokenizer, lm=lm)
 
     def knowledge_budget(self) -> KnowledgeBudget | None:
         """``max_knowledge_tokens`` LM tokens (None with ``use_knowledge`` off)."""

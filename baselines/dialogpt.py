@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -117,6 +117,20 @@ def filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tenso
 class DialoGPTChat(ChatModel):
     name = "dialogpt"
     config_class = DialoGPTConfig
+    # GPT2-chitchat train.py (yangjianxin1/GPT2-chitchat@9066954): --lr 2.6e-5 (L47), --eps 1e-9
+    # (L48), --epochs 100 (L44), --batch_size 4 (L45), --gradient_accumulation_steps 4 (L50),
+    # --max_grad_norm 2.0 (L51), --warmup_steps 4000 (L59); transformers.AdamW without weight
+    # decay and a linear schedule with warmup (L276-280).
+    default_recipe: ClassVar[dict[str, Any]] = {
+        "lr": 2.6e-5,
+        "adam_eps": 1e-9,
+        "weight_decay": 0.0,
+        "warmup_steps": 4000,
+        "max_grad_norm": 2.0,
+        "batch_size": 4,
+        "grad_accum_steps": 4,
+        "epochs": 100,
+    }
 
     def __init__(self, config: DialoGPTConfig, tokenizer=None, gpt2=None):
         super().__init__()

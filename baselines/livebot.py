@@ -3,8 +3,9 @@
 Three pre-norm transformer stacks (width 512, FFN 2048, 8 heads, 6 blocks each,
 dropout 0.1; SPEC section 4):
 
-* video encoder: frame features (B, F, 2048) -> linear 2048 -> d (+ sinusoidal positions)
-  -> self-attention blocks;
+* video encoder: frame features (B, F, 2048) -> linear 2048 -> d -> self-attention blocks
+  (no position encoding and no dropout on the frames, as Livebot's ``VideoEncoder`` reads
+  its ResNet features as they are; the linear map is ours: Livebot's ResNet-18 gave d = 512);
 * context encoder: ``[CLS] u1 [SEP] u2 [SEP] ...`` token embeddings (+ positions) ->
   blocks of self-attention then cross-attention to the encoded video;
 * response decoder: ``[CLS] r`` -> blocks of masked self-attention, cross-attention to the
@@ -20,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -70,8 +71,7 @@ class LivebotConfig(BaselineConfig):
 
     @property
     def max_positions(self) -> int:
-        return max(self.max_frames, self.max_context_tokens,
-                   self.max_response_tokens + 1, self.max_new_tokens + 1)
+        return max(self.max_context_tokens, self.max_response_tokens + 1, self.max_new_tokens + 1)
 
 
 TINY_PRESET: dict[str, Any] = {"d_model": 32, "d_ff": 64, "n_heads": 4, "n_layers": 2,
@@ -141,6 +141,15 @@ class Stack(nn.Module):
 class LivebotChat(ChatModel):
     name = "livebot"
     config_class = LivebotConfig
+    # lancopku/livebot@866be2f codes/transformer.py: -batch_size 64 (L33), -epoch 50 (L35),
+    # -lr 3e-4 (L37); plain Adam at a constant rate, no weight decay, no clipping (L263).
+    default_recipe: ClassVar[dict[str, Any]] = {
+        "lr": 3e-4,
+        "weight_decay": 0.0,
+        "max_grad_norm": 0.0,
+        "batch_size": 64,
+        "epochs": 50,
+    }
 
     def __init__(self, config: LivebotConfig, tokenizer=None):
         super().__init__()
@@ -214,13 +223,13 @@ class LivebotChat(ChatModel):
     # ------------------------------------------------------------------ model
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
-        # x: (B, T, d) -> + positions, dropout
+        # token embeddings x: (B, T, d) -> + positions, dropout (Livebot's PositionalEncoding)
         return self.embed_dropout(x + self.positions[: x.size(1)])
 
     def encode(self, frames: torch.Tensor, frame_mask: torch.Tensor, context_ids: torch.Tensor):
         """-> ((video (B, F, d), video padding (B, F)), (context (B, Tc, d), padding (B, Tc)))."""
         video_pad = ~frame_mask
-        video = self.video_encoder(self._embed(self.frame_proj(frames)), video_pad)
+        video = self.video_encoder(self.frame_proj(frames), video_pad)
         ctx_pad = context_ids.eq(self.pad_id)
         ctx = self.context_encoder(self._embed(self.embedding(context_ids)), ctx_pad,
                                    memories=[(video, video_pad)])

@@ -41,9 +41,10 @@ from baselines._common import (
     pad_right,
     require_responses,
     resolve_modalities,
+    resolve_run_dir,
 )
 from kg.linearize import fit_knowledge
-from tiktalk.errors import UsageError
+from tiktalk.errors import MissingInputError, UsageError
 from tiktalk.types import DialogueExample, KnowledgeBudget
 
 CHATGLM_ROUND = "[Round {i}]\n问：{q}\n答：{r}\n"
@@ -60,7 +61,7 @@ TINY_LLAMA: dict[str, Any] = {
 class PromptLMConfig(BaselineConfig):
     """Options of a causal LM that reads a chat prompt (shared by causal-lm and BLIP-2)."""
 
-    lm_path: str | None = None  # local transformers causal-LM directory (weights loaded)
+    lm_path: str | None = None  # local Hugging Face causal-LM directory, or a causal-lm run (weights loaded)
     # HF config dict of a randomly initialised LM, used when lm_path is None (tiny preset);
     # saved models store their LM's config here so loading needs no lm_path.
     lm_config: dict | None = None
@@ -152,8 +153,9 @@ def build_lm(config: PromptLMConfig, tokenizer=None):
     from transformers import AutoConfig, AutoModelForCausalLM
 
     remote = config.trust_remote_code
+    lm_dir = resolve_run_dir(config.lm_path) if config.lm_path else None
     if tokenizer is None:
-        tok_path = config.tokenizer_path or (config.lm_path if config.lm_config is None else None)
+        tok_path = config.tokenizer_path or (lm_dir if config.lm_config is None else None)
         tokenizer = load_tokenizer(tok_path, remote) if tok_path else char_tokenizer()
     if config.lm_config is not None:
         fields = dict(config.lm_config)
@@ -162,7 +164,10 @@ def build_lm(config: PromptLMConfig, tokenizer=None):
         hf_config = AutoConfig.for_model(model_type, **fields)
         lm = AutoModelForCausalLM.from_config(hf_config, trust_remote_code=remote)
     else:
-        lm = AutoModelForCausalLM.from_pretrained(config.lm_path, trust_remote_code=remote)
+        if not (lm_dir / "config.json").exists():
+            raise MissingInputError(f"lm_path {config.lm_path}: not a Hugging Face causal-LM directory "
+                                    "(no config.json), nor a causal-lm run")
+        lm = AutoModelForCausalLM.from_pretrained(str(lm_dir), trust_remote_code=remote)
     if lm.get_input_embeddings().num_embeddings < len(tokenizer):
         raise UsageError(f"LM vocabulary ({lm.get_input_embeddings().num_embeddings}) is smaller "
                          f"than the tokenizer ({len(tokenizer)} tokens)")

@@ -2,8 +2,9 @@
 
 A random "tiny-ish" Maria T+I+A+K (hidden 128, 4 layers; quick: hidden 64, 2 layers) with
 the paper's full budgets (180 text tokens, 50 frames, 50 audio rows), synthetic seeded
-inputs. ``min_length = max_length - 1`` bans [SEP], so both paths run exactly
-``max_length - 1`` steps; ``max_length`` counts [CLS] as Maria's ``max_gen_length`` does.
+inputs. ``min_length = max_length - 2`` bans the end tokens, so every response reaches the cap
+of ``max_length - 2`` tokens (greedy runs that many steps, beam search one more, as Maria's);
+``max_length`` counts [CLS] as Maria's ``max_gen_length`` does.
 For each (max_length 20 / 40, beam 1 / 5): the reference runs first, the cached decoder
 must produce the same tokens, then both are timed (best of a few rounds) and the speedup
 ``t_full / t_cached`` is reported.
@@ -98,14 +99,14 @@ def _best_time(fn, rounds: int) -> tuple[float, object]:
 @pytest.mark.parametrize("max_length", LENGTHS)
 def test_cached_vs_full_decoding(benchmark, setup, max_length, num_beams):
     model, source = setup
-    config = GenerationConfig(num_beams=num_beams, max_length=max_length, min_length=max_length - 1,
+    config = GenerationConfig(num_beams=num_beams, max_length=max_length, min_length=max_length - 2,
                               batch_size=BATCH)
     full_config = GenerationConfig(**{**config.__dict__, "use_cache": False})
-    decode_batch(model, source, GenerationConfig(**{**config.__dict__, "max_length": 3, "min_length": 2}))  # burn-in
+    decode_batch(model, source, GenerationConfig(**{**config.__dict__, "max_length": 4, "min_length": 2}))  # burn-in
     t_full, reference = _best_time(lambda: decode_batch(model, source, full_config), ROUNDS)
     t_cached, cached = _best_time(lambda: decode_batch(model, source, config), ROUNDS)
     assert cached == reference  # same tokens, or the speedup means nothing
-    assert all(len(seq) == max_length - 1 for seq in cached)
+    assert all(len(seq) == max_length - 2 for seq in cached)
     benchmark.pedantic(lambda: decode_batch(model, source, config), rounds=1, iterations=1)
     RESULTS[f"len{max_length}_beam{num_beams}"] = {
         "max_length": max_length, "num_beams": num_beams, "full_s": t_full, "cached_s": t_cached,

@@ -104,6 +104,8 @@ def uniform_subsample(features: np.ndarray, max_rows: int) -> np.ndarray:
 
 def _check_features(array, dim: int, name: str, example: DialogueExample) -> np.ndarray:
     array = np.asarray(array, dtype=np.float32)
+    if name == "frames" and array.ndim == 3 and array.shape[2] == dim:
+        array = array.mean(axis=1)  # token grids (n, tokens, dim): Maria reads one pooled vector per frame
     if array.ndim != 2 or array.shape[1] != dim:
         raise UsageError(
             f"example {example.dialogue_id!r}: {name} has shape {array.shape}, expected (n, {dim})"
@@ -170,11 +172,13 @@ def additive_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Ten
 
 
 def choose_positions(
-    candidates: torch.Tensor, prob: float, at_least_one: bool, generator: torch.Generator | None
+    candidates: torch.Tensor, prob: float, at_least_one: bool, generator: torch.Generator | None,
+    count_extra: int = 0,
 ) -> torch.Tensor:
-    """Exactly round(prob * n) random candidates per row (>= 1 if asked and n > 0). (B, L) bool -> (B, L) bool."""
+    """round(prob * (n + count_extra)) random candidates per row, at most n, >= 1 if asked
+    and n > 0; ``round`` halves to even, as Python's (Maria's). (B, L) bool -> (B, L) bool."""
     n = candidates.sum(dim=1)  # (B,)
-    k = torch.floor(prob * n.double() + 0.5).long()
+    k = torch.minimum(torch.round(prob * (n + count_extra).double()).long(), n)
     if at_least_one:
         k = torch.where(n > 0, k.clamp(min=1), k)
     scores = torch.rand(candidates.shape, generator=generator)
@@ -192,11 +196,11 @@ def apply_masking(
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     """Choose positions per objective, corrupt them 80/10/10, return (inputs, labels, chosen masks).
 
-    ``objectives``: name -> (candidates (B, L) bool, probability, at_least_one).
+    ``objectives``: name -> (candidates (B, L) bool, probability, at_least_one, count_extra).
     """
     chosen = {
-        name: choose_positions(candidates, prob, at_least_one, generator)
-        for name, (candidates, prob, at_least_one) in objectives.items()
+        name: choose_positions(candidates, prob, at_least_one, generator, count_extra)
+        for name, (candidates, prob, at_least_one, count_extra) in objectives.items()
     }
     any_chosen = torch.zeros_like(input_ids, dtype=torch.bool)
     for mask in chosen.values():
@@ -294,12 +298,17 @@ def build_batch(
     batch["segment_ids"] = segment_ids
     batch["attention_mask"] = build_attention_mask(segment_ids)
     if train:
-        is_regular = input_ids != special.sep
+        is_context = text_segments == CONTEXT
+        next_is_context = torch.cat([is_context[:, 1:], torch.zeros_like(is_context[:, :1])], dim=1)
+        closes_context = is_context & ~next_is_context  # the context's last token: its closing [SEP]
         objectives = {
-            # [SEP] closes the response and may be masked; [CLS] never.
-            "mrp": ((text_segments == RESPONSE) & (input_ids != special.cls), config.mrp_prob, True),
-            "mcp": ((text_segments == CONTEXT) & is_regular, config.mcp_prob, False),
-            "mkp": ((text_segments == KNOWLEDGE) & is_regular, config.mkp_prob, False),
+            # As Maria (run_dialog_generate.py, tensorize_example): the response's count is
+            # round(0.7 * (n + 2)) over its n + 1 candidates ([SEP] maskable, [CLS] never), and the
+            # context's every token but the closing [SEP] is a candidate, the [SEP]s between
+            # turns included; every part gets at least one. Knowledge (ours) follows the context.
+            "mrp": ((text_segments == RESPONSE) & (input_ids != special.cls), config.mrp_prob, True, 1),
+            "mcp": (is_context & ~closes_context, config.mcp_prob, True, 0),
+            "mkp": ((text_segments == KNOWLEDGE) & (input_ids != special.sep), config.mkp_prob, True, 0),
         }
         corrupted, labels, chosen = apply_masking(input_ids, objectives, config, special, generator)
         batch["input_ids"] = corrupted

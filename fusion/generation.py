@@ -15,9 +15,10 @@ Two scorers give the logits at ``[MASK]``; the search code is shared:
   never cached: next step's real token overwrites its place). Attention over the source is
   one batched matmul per layer against the per-example cache, so beams never copy it.
 
-Lengths follow Maria/Oscar's ``max_gen_length``: ``max_length`` counts the ``[CLS]``, so
-40 means at most 39 generated tokens including ``[SEP]``, and the last ``[MASK]`` sits at
-position 39, the end of a 40-slot response segment.
+Lengths follow Maria/Oscar's ``max_gen_length``: ``max_length`` counts the ``[CLS]``; the
+search runs at most ``max_length - 1`` steps, so the last ``[MASK]`` sits at position
+``max_length - 1`` (39: the end of a 40-slot response segment), and a response keeps at most
+``max_length - 2`` tokens (see :class:`tiktalk.models.generation.GenerationConfig`).
 """
 
 from __future__ import annotations
@@ -157,11 +158,13 @@ class CachedScorer:
                 store[index] = store[index].index_select(0, beam_index)
 
 
-def banned_token_ids(model: MariaForDialogue) -> torch.Tensor:
-    """Specials the decoder may never emit: everything bracketed except [SEP]."""
-    encoder = model.char_encoder
-    sep = model.special_ids.sep
-    return torch.tensor(sorted(i for i in encoder.special_ids if i != sep), dtype=torch.long)
+def banned_token_ids(model: MariaForDialogue, config: GenerationConfig) -> torch.Tensor:
+    """Specials the decoder may not emit: none (Maria), or with ``ban_special_tokens`` every
+    bracketed token except the end tokens [SEP] and [PAD]."""
+    if not config.ban_special_tokens:
+        return torch.zeros(0, dtype=torch.long)
+    ends = {model.special_ids.sep, model.special_ids.pad}
+    return torch.tensor(sorted(i for i in model.char_encoder.special_ids if i not in ends), dtype=torch.long)
 
 
 @torch.no_grad()
@@ -175,7 +178,7 @@ def decode_batch(model: MariaForDialogue, source: dict[str, torch.Tensor], confi
     source = {k: v.to(device) for k, v in source.items()}
     batch_size = source["input_ids"].shape[0]
     special = model.special_ids
-    banned = banned_token_ids(model).to(device)
+    banned = banned_token_ids(model, config).to(device)
     beams = config.num_beams
     if config.use_cache:
         scorer: StepScorer = CachedScorer(model, source, beams, config.max_length)

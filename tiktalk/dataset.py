@@ -7,7 +7,8 @@ A built dataset is a directory::
                                how many items each cleaning rule removed
     videos.jsonl | .parquet    one row per video (VIDEO_SCHEMA)
     dialogues.jsonl | .parquet one row per dialogue (DIALOGUE_SCHEMA)
-    features/frames.safetensors  one tensor per video, named by video_id: (n <= 50, 2048)
+    features/frames.safetensors  one tensor per video, named by video_id: (n <= 50, 2048), or
+                               token grids (n <= 50, tokens, 2048) (`features extract --grid`)
     features/audio.safetensors   one tensor per video, named by video_id: (m <= 50, 128)
     features/index.json        video_id -> {"frames": [n, 2048], "audio": [m, 128]}
 
@@ -242,9 +243,11 @@ def write_table(frame: pl.DataFrame, path: Path | str) -> None:
 
 def _as_feature(name: str, array: np.ndarray, *, path: Path, key: str) -> np.ndarray:
     max_len, dim = FEATURE_SPECS[name]
-    if array.ndim != 2 or array.shape[1] != dim or not 1 <= array.shape[0] <= max_len:
-        raise DatasetFormatError(f"{name} tensor has shape {tuple(array.shape)}, expected "
-                                 f"(n <= {max_len}, {dim})", path=path, field=key)
+    grid = name == "frames" and array.ndim == 3 and array.shape[1] >= 1  # (n, tokens, dim) token grids
+    if (array.ndim != 2 and not grid) or array.shape[-1] != dim or not 1 <= array.shape[0] <= max_len:
+        expected = f"(n <= {max_len}, {dim})" + (f" or (n, tokens, {dim})" if name == "frames" else "")
+        raise DatasetFormatError(f"{name} tensor has shape {tuple(array.shape)}, expected {expected}",
+                                 path=path, field=key)
     return np.asarray(array, dtype=np.float32)
 
 
@@ -316,7 +319,7 @@ class TikTalkDataset:
         return _as_feature(name, handle.get_tensor(video_id), path=path, key=video_id)
 
     def features(self, video_id: str) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """(frames (n <= 50, 2048) float32 | None, audio (m <= 50, 128) float32 | None)."""
+        """(frames (n <= 50, 2048) or grids (n, tokens, 2048) float32 | None, audio (m <= 50, 128) float32 | None)."""
         row = self.video(video_id)
         return (self._tensor("frames", row["frames_path"], video_id),
                 self._tensor("audio", row["audio_path"], video_id))

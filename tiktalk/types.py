@@ -22,7 +22,7 @@ class DialogueExample:
     references: list[str] = field(default_factory=list)  # val/test: 5 ground-truth responses
     video_id: str | None = None
     title: str | None = None
-    frames: np.ndarray | None = None  # (n_frames <= 50, 2048) float32 ResNet-101 features
+    frames: np.ndarray | None = None  # (n_frames <= 50, 2048) float32 ResNet-101 features, or token grids (n, tokens, 2048)
     audio: np.ndarray | None = None  # (n_patches <= 50, 128) float32 VGGish features
     knowledge: str | None = None  # linearised C3KG knowledge segment (kg.linearize)
 

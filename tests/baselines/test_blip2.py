@@ -1,4 +1,4 @@
-"""BLIP-2 img/video: what trains, frame choice and averaging, knowledge in the prompt."""
+"""BLIP-2 img/video: what trains, frame choice, token grids and video pooling, knowledge in the prompt."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def img() -> Blip2ImgChat:
 def test_defaults_are_blip2s():
     c = Blip2ChatConfig(lm_path="unused")
     assert (c.num_query_tokens, c.qformer_hidden_size, c.cross_attention_frequency) == (32, 768, 2)
-    assert c.video_pooling == "features"
+    assert c.video_pooling == "query_outputs"
 
 
 def test_only_qformer_queries_and_projections_train(video):
@@ -69,32 +69,86 @@ def test_img_picks_one_seeded_frame(img):
     assert img.collate(examples)["frames"].shape[1] == 1
 
 
-def test_video_features_are_averaged_before_the_qformer(video):
+def variant(model, **changes):
+    """The same weights under another config (pooling choices add no parameters)."""
+    other = type(model)(model.config.replace(**changes), tokenizer=model.tokenizer, lm=model.lm)
+    other.load_state_dict(model.state_dict())
+    return other.eval()
+
+
+def frames_of(ex, dim=2048):
+    return torch.zeros(1, dim) if ex.frames is None else torch.from_numpy(ex.frames)
+
+
+def test_video_averages_per_frame_query_outputs(video):
     examples = make_examples()
     batch = video.collate(examples)
     with torch.no_grad():
-        fast = video.query_outputs(batch["frames"], batch["frame_mask"])
+        fast, mask = video.query_outputs(batch["frames"], batch["token_mask"], batch["frame_mask"])
+        assert mask.all() and fast.shape == (4, 32, video.config.qformer_hidden_size)
         for row, ex in enumerate(examples):
-            frames = torch.zeros(1, 2048) if ex.frames is None else torch.from_numpy(ex.frames)
-            token = video.frame_proj(frames).mean(0)[None, None]  # (1, 1, enc)
-            slow = video._qformer(token, torch.ones(1, 1))
-            assert torch.allclose(fast[row], slow[0], atol=1e-5)
+            per_frame = [video._qformer(video.frame_proj(f)[None, None], torch.ones(1, 1))[0]
+                         for f in frames_of(ex)]
+            assert torch.allclose(fast[row], torch.stack(per_frame).mean(0), atol=1e-5)
 
 
-def test_video_query_output_pooling_averages_per_frame_outputs(video):
-    model = Blip2VideoChat(video.config.replace(video_pooling="query_outputs"),
-                           tokenizer=video.tokenizer, lm=video.lm)
-    model.load_state_dict(video.state_dict())
-    model.eval()
+def test_video_features_pooling_averages_before_the_qformer(video):
+    model = variant(video, video_pooling="features")
     examples = make_examples()
     batch = model.collate(examples)
     with torch.no_grad():
-        fast = model.query_outputs(batch["frames"], batch["frame_mask"])
+        fast, _ = model.query_outputs(batch["frames"], batch["token_mask"], batch["frame_mask"])
         for row, ex in enumerate(examples):
-            frames = torch.zeros(1, 2048) if ex.frames is None else torch.from_numpy(ex.frames)
-            per_frame = [model._qformer(model.frame_proj(f)[None, None], torch.ones(1, 1))[0]
-                         for f in frames]
-            assert torch.allclose(fast[row], torch.stack(per_frame).mean(0), atol=1e-5)
+            token = model.frame_proj(frames_of(ex)).mean(0)[None, None]  # (1, 1, enc)
+            assert torch.allclose(fast[row], model._qformer(token, torch.ones(1, 1))[0], atol=1e-5)
+
+
+def test_video_concat_keeps_every_frames_queries(video):
+    model = variant(video, video_pooling="concat")
+    examples = make_examples()
+    batch = model.collate(examples)
+    n_frames = batch["frames"].shape[1]  # the longest example: 8 frames
+    with torch.no_grad():
+        fast, mask = model.query_outputs(batch["frames"], batch["token_mask"], batch["frame_mask"])
+        logits = model(**batch).logits
+    assert fast.shape[:2] == (4, n_frames * 32) and logits.shape[1] == n_frames * 32 + batch["input_ids"].shape[1]
+    for row, ex in enumerate(examples):
+        n = 1 if ex.frames is None else len(ex.frames)
+        assert mask[row].tolist() == [True] * (n * 32) + [False] * ((n_frames - n) * 32)
+        with torch.no_grad():
+            first = model._qformer(model.frame_proj(frames_of(ex)[:1])[None], torch.ones(1, 1))[0]
+        assert torch.allclose(fast[row, :32], first, atol=1e-5)
+
+
+def grid_examples(tokens=4, seed=1, scale=30.0):
+    """Examples whose frames are (n, tokens, 2048) grids; large values so that the tiny random
+    Q-Former's cross-attention is far from uniform (uniform attention to linear values would
+    equal attention to their mean)."""
+    rng = np.random.default_rng(seed)
+    examples = make_examples()
+    for ex in examples:
+        if ex.frames is not None:
+            ex.frames = (scale * rng.normal(size=(len(ex.frames), tokens, 2048))).astype(np.float32)
+    return examples
+
+
+def test_token_grids_reach_the_qformer_token_by_token(video, img):
+    """Each frame of a grid is many vision tokens: the Q-Former cross-attends to all of them
+    (not to their mean), and Livebot/Maria-style pooling of the same grid is its mean."""
+    examples = grid_examples()
+    batch = video.collate(examples)
+    assert batch["frames"].shape[2] == 4 and batch["token_mask"][0, :5].all()  # example 0: 5 frames
+    assert batch["token_mask"][3].sum() == 1 and batch["token_mask"][3, 0, 0]  # no frames: one zero token
+    with torch.no_grad():
+        fast, _ = video.query_outputs(batch["frames"], batch["token_mask"], batch["frame_mask"])
+        ex = examples[0]
+        grid = torch.from_numpy(ex.frames)  # (F, 4, 2048)
+        per_frame = torch.stack([video._qformer(video.frame_proj(g)[None], torch.ones(1, 4))[0] for g in grid])
+        assert torch.allclose(fast[0], per_frame.mean(0), atol=1e-4)
+        pooled = torch.stack([video._qformer(video.frame_proj(g.mean(0))[None, None], torch.ones(1, 1))[0]
+                              for g in grid]).mean(0)
+        assert (fast[0] - pooled).abs().max() > 0.01  # (about 2e-5 at scale 1)
+    assert img.collate(examples)["frames"].shape[1:3] == (1, 4)  # blip2-img: one frame's grid
 
 
 def test_knowledge_goes_into_the_prompt(video):
@@ -121,5 +175,5 @@ def test_local_vision_model_feeds_the_qformer(tmp_path):
     assert not any(p.requires_grad for p in model.vision_model.parameters())
     assert model.frame_proj.out_features == 24
     with torch.no_grad():
-        queries = model.query_outputs(pixel_values=torch.randn(2, 3, 32, 32))
-    assert queries.shape == (2, 32, model.config.qformer_hidden_size)
+        queries, mask = model.query_outputs(pixel_values=torch.randn(2, 3, 32, 32))
+    assert queries.shape == (2, 32, model.config.qformer_hidden_size) and mask.all()

@@ -114,6 +114,20 @@ def test_lora_trains_only_lora_parameters(tmp_path):
     batch = model.collate(make_examples()[:2])
     with torch.no_grad():
         assert torch.allclose(loaded(**batch).logits, model(**batch).logits, atol=1e-6)
+    for name, p in loaded.named_parameters():  # the unmerged state, exactly (training resumes)
+        assert torch.equal(p, dict(model.named_parameters())[name]), name
+    # the directory is also a plain Hugging Face LM with the LoRA update merged in
+    from transformers import AutoModelForCausalLM
+
+    merged = AutoModelForCausalLM.from_pretrained(str(tmp_path / "lora")).eval()
+    assert not any("lora" in k for k in merged.state_dict())
+    with torch.no_grad():
+        plain = merged(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        base_only = model.lm.get_base_model()
+        with model.lm.disable_adapter():
+            unadapted = base_only(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    assert torch.allclose(plain, model(**batch).logits, atol=1e-5)
+    assert not torch.allclose(plain, unadapted, atol=1e-4)  # the merge carried the update
 
 
 def test_loads_a_local_lm_directory_without_remote_code(tmp_path, model):

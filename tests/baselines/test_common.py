@@ -47,3 +47,22 @@ def test_clean_decoded_removes_wordpiece_spaces_between_chinese():
     assert clean_decoded("你 好 ， hello 世 界") == "你好，hello世界"
     assert clean_decoded("o ##k 啊") == "ok啊"
     assert clean_decoded("[unused64] 好 的") == "好的"
+
+
+def test_stack_frames_reads_token_grids_as_their_mean():
+    """Livebot (and every pooled-frame reader) takes a grid frame as the mean of its tokens:
+    for ResNet's 7x7 map that is its pooled feature."""
+    import numpy as np
+
+    from baselines._common import stack_frames
+    from tiktalk.types import DialogueExample
+
+    rng = np.random.default_rng(0)
+    grid = rng.normal(size=(3, 4, 2048)).astype(np.float32)
+    feats, mask = stack_frames([DialogueExample("g", ["x"], frames=grid),
+                                DialogueExample("p", ["x"], frames=grid.mean(1))], max_frames=50, frame_dim=2048)
+    assert feats.shape == (2, 3, 2048) and mask.all()
+    assert torch.allclose(feats[0], feats[1])
+    with pytest.raises(ValueError, match=r"frames have shape \(3, 4, 7\), expected \(n_frames, 2048\) or "
+                                         r"\(n_frames, tokens, 2048\)"):
+        stack_frames([DialogueExample("b", ["x"], frames=np.zeros((3, 4, 7), np.float32))], 50, 2048)

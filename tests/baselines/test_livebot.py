@@ -76,3 +76,17 @@ def test_wrong_frame_width_names_the_example():
     bad = DialogueExample("bad-id", ["x"], frames=np.zeros((3, 10), dtype=np.float32))
     with pytest.raises(ValueError, match=r"'bad-id'.*\(3, 10\)"):
         stack_frames([bad], max_frames=50, frame_dim=2048)
+
+
+def test_frames_carry_no_position_as_in_livebot(model):
+    """Livebot's VideoEncoder adds no position encoding: reordering the frames reorders the
+    encoded video and leaves the context encoding unchanged."""
+    batch = model.collate(make_examples()[:1])
+    frames, mask, context = batch["frames"], batch["frame_mask"], batch["context_ids"]
+    order = torch.randperm(frames.shape[1], generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(order, torch.arange(len(order)))
+    with torch.no_grad():
+        (video, _), (ctx, _) = model.encode(frames, mask, context)
+        (video_p, _), (ctx_p, _) = model.encode(frames[:, order], mask[:, order], context)
+    torch.testing.assert_close(video_p, video[:, order], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ctx_p, ctx, atol=1e-5, rtol=1e-5)

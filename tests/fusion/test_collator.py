@@ -187,11 +187,32 @@ def test_labels_and_objective_masks(encoder, special):
     assert (seg[batch["mcp_mask"]] == CONTEXT).all()
     assert (seg[batch["mkp_mask"]] == KNOWLEDGE).all()
     assert not (clean["input_ids"][batch["mrp_mask"]] == special.cls).any()
-    assert not (clean["input_ids"][batch["mcp_mask"] | batch["mkp_mask"]] == special.sep).any()
-    # MRP: round(0.7 n), at least one, per example ([SEP] counts as a response token)
+    assert not (clean["input_ids"][batch["mkp_mask"]] == special.sep).any()
+    # Maria's counts (run_dialog_generate.py tensorize_example), Python's round:
+    # response min(max(round(0.7 * seq_a_len), 1), 300) with seq_a_len = [CLS] + n + [SEP];
+    # context max(round(0.15 * n_context), 1) over every context token but the closing [SEP]
     for b, ex in enumerate(examples):
-        n = len(encoder.encode(ex.response)) + 1
-        assert int(batch["mrp_mask"][b].sum()) == max(1, int(np.floor(0.7 * n + 0.5)))
+        seq_a_len = len(encoder.encode(ex.response)) + 2
+        assert int(batch["mrp_mask"][b].sum()) == min(max(round(0.7 * seq_a_len), 1), 300)
+        n_context = int((seg[b] == CONTEXT).sum()) - 1
+        assert int(batch["mcp_mask"][b].sum()) == max(round(0.15 * n_context), 1)
+
+
+def test_mcp_masks_the_separators_between_turns_never_the_closing_one(encoder, special):
+    config = MariaConfig(modalities="T", text_budget=60, response_budget=16, mcp_prob=0.99)
+    example = DialogueExample("s", context=["你好", "我们", "今天"], response="好")
+    clean = collate_examples([example], encoder, config, train=False)
+    inner_seps = closing = 0
+    for seed in range(20):
+        batch = collate_examples([example], encoder, config, generator=torch.Generator().manual_seed(seed))
+        is_context = clean["segment_ids"][0, : clean["input_ids"].shape[1]] == CONTEXT
+        positions = is_context.nonzero().flatten()
+        masked = batch["mcp_mask"][0]
+        assert int(masked.sum()) == round(0.99 * 8)  # 6 characters + 2 inner [SEP]s, of 9 context tokens
+        inner_seps += int(masked[positions[[2, 5]]].sum())
+        closing += int(masked[positions[-1]])
+    assert inner_seps == 40 and closing == 0
+    assert (clean["input_ids"][0, positions[[2, 5, 8]]] == special.sep).all()
 
 
 def test_masking_rates_and_80_10_10_split(encoder, special):
@@ -207,8 +228,8 @@ def test_masking_rates_and_80_10_10_split(encoder, special):
     batch = collate_examples(examples, encoder, config, generator=torch.Generator().manual_seed(11))
     seg = clean["segment_ids"][:, : clean["input_ids"].shape[1]]
     is_sep = clean["input_ids"] == special.sep
-    # exact counts per row: 20 response tokens (19 + [SEP]) -> 14; 39 context chars -> 6; 39 knowledge -> 6
-    assert (batch["mrp_mask"].sum(1) == 14).all()
+    # exact counts per row: 19 response chars -> round(0.7 * 21) = 15; 39 context chars -> 6; 39 knowledge -> 6
+    assert (batch["mrp_mask"].sum(1) == 15).all()
     assert (batch["mcp_mask"].sum(1) == 6).all()
     assert (batch["mkp_mask"].sum(1) == 6).all()
     # every response slot, [SEP] included, is chosen at the same rate (uniform choice)
@@ -240,6 +261,13 @@ def test_choose_positions_exact_counts_and_at_least_one():
     assert not (picked & ~candidates).any()
     picked = choose_positions(candidates, 0.15, at_least_one=False, generator=g)
     assert picked.sum(1).tolist() == [0, 1, 0]
+    # Python's round halves to even: 0.5 * 5 = 2.5 -> 2, 0.5 * 7 = 3.5 -> 4; count_extra adds
+    # to n for the count only, and the count never exceeds the candidates
+    for n, extra, expected in ((5, 0, 2), (7, 0, 4), (5, 1, 3), (1, 1, 1), (0, 1, 0)):
+        row = torch.zeros((1, 10), dtype=torch.bool)
+        row[0, :n] = True
+        assert int(choose_positions(row, 0.5, False, g, count_extra=extra).sum()) == expected
+    assert int(choose_positions(candidates[1:2], 1.0, False, g, count_extra=3).sum()) == 7
 
 
 def test_train_requires_responses(encoder):
@@ -258,3 +286,14 @@ def test_build_attention_mask_handles_random_segment_patterns():
     mask = build_attention_mask(segments)
     for b in range(5):
         assert torch.equal(mask[b], torch.tensor(reference_mask(segments[b].tolist())))
+
+
+def test_frame_token_grids_become_their_mean(encoder):
+    """Maria reads one vector per frame: a token grid (n, tokens, 2048) is averaged over its tokens."""
+    config = MariaConfig(modalities="T+I", text_budget=60, response_budget=16)
+    rng = np.random.default_rng(0)
+    grid = rng.normal(size=(3, 4, 2048)).astype(np.float32)
+    as_grid = collate_examples([DialogueExample("g", ["你好"], "好", frames=grid)], encoder, config, train=False)
+    pooled = collate_examples([DialogueExample("g", ["你好"], "好", frames=grid.mean(1))], encoder, config, train=False)
+    assert as_grid["frames"].shape == (1, 3, 2048)
+    assert torch.equal(as_grid["frames"], pooled["frames"])

@@ -216,3 +216,24 @@ def test_features_cli(assets, tmp_path, capsys):
     assert rc == 2 and "already exists" in capsys.readouterr().err
     rc = main(["features", "extract", str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "x"), "--vggish", "v"])
     assert rc == 2 and "nope.mp4 does not exist" in capsys.readouterr().err
+
+
+def test_grid_features_keep_tokens_whose_mean_is_the_pooled_feature(assets, tmp_path, capsys):
+    videos = [assets / "videos" / "clip_b.mp4"]
+    config = FeatureConfig(max_frames=3, batch_size=4, resize_shorter=48, image_size=32)  # last map 4 x 4
+    extract_features(videos, tmp_path / "pooled", resnet_dir=assets / "resnet", config=config, device="cpu")
+    summary = extract_features(videos, tmp_path / "grid", resnet_dir=assets / "resnet", device="cpu",
+                               config=FeatureConfig(**{**config.__dict__, "grid": 2}))
+    assert summary["frames_dim"] == 16 and summary["frame_tokens"] == 4
+    pooled = load_file(str(tmp_path / "pooled" / "frames.safetensors"))["clip_b"]
+    grid = load_file(str(tmp_path / "grid" / "frames.safetensors"))["clip_b"]
+    assert grid.shape == (3, 4, 16)
+    np.testing.assert_allclose(grid.mean(axis=1), pooled, rtol=1e-5, atol=1e-6)  # 2 divides the 4 x 4 map
+    assert not np.allclose(grid[:, 0], grid[:, 3])  # the tokens are places, not copies
+    rc = main(["features", "extract", str(videos[0]), "--out", str(tmp_path / "cli"), "--resnet", str(assets / "resnet"),
+               "--max-frames", "2", "--device", "cpu", "--grid"])
+    assert rc == 0, capsys.readouterr().err
+    assert load_file(str(tmp_path / "cli" / "frames.safetensors"))["clip_b"].shape == (2, 49, 16)  # --grid: 7 x 7
+    assert "16 x 49 tokens" in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"FeatureConfig.grid must be positive or None, got 0"):
+        FeatureConfig(grid=0)

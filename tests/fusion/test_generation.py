@@ -34,7 +34,7 @@ def make_examples(n=3, seed=0):
     ]
 
 
-def lively_model(modalities: str, sep_bias: float = 6.5) -> MariaForDialogue:
+def lively_model(modalities: str, sep_bias: float = 4.0) -> MariaForDialogue:
     """A tiny random model in float64 whose outputs depend on the input and that sometimes stops."""
     torch.manual_seed(0)
     model = MariaForDialogue.from_preset(
@@ -81,8 +81,8 @@ def test_cached_decoding_yields_the_tokens_of_full_recompute(modalities, num_bea
     cached = decode_batch(model, source, config)
     full = decode_batch(model, source, GenerationConfig(**{**config.__dict__, "use_cache": False}))
     assert cached == full
-    assert len(cached) == 3 and all(len(seq) <= config.max_length - 1 for seq in cached)
-    assert all(model.special_ids.sep not in seq and model.special_ids.cls not in seq for seq in cached)
+    assert len(cached) == 3 and all(len(seq) <= config.max_length - 2 for seq in cached)
+    assert all(model.special_ids.sep not in seq and model.special_ids.pad not in seq for seq in cached)
 
 
 def test_decoding_is_not_trivial():
@@ -92,19 +92,19 @@ def test_decoding_is_not_trivial():
     for beams in (1, 3):
         seqs = decode_batch(model, source, GenerationConfig(num_beams=beams, max_length=12))
         assert len({tuple(s) for s in seqs}) == 3
-        assert any(len(s) < 11 for s in seqs)
+        assert any(len(s) < 10 for s in seqs) and any(len(s) == 10 for s in seqs)  # ended; at the cap
 
 
-def test_beam_search_with_one_beam_equals_greedy():
+def test_banning_specials_keeps_them_out():
     model = lively_model("T+I")
+    with torch.no_grad():  # make [MASK] and [UNK] the likeliest tokens
+        model.cls.predictions.bias[[model.special_ids.mask, model.char_encoder.unk_id]] = 50.0
     source = source_batch(model, make_examples())
-    greedy = decode_batch(model, source, GenerationConfig(num_beams=1, max_length=10, repetition_penalty=1.0))
-    from fusion.generation import banned_token_ids
-
-    scorer = CachedScorer(model, source, 1, 10)
-    beam_one = beam_search(scorer, 3, GenerationConfig(num_beams=1, max_length=10, repetition_penalty=1.0),
-                           model.special_ids, banned_token_ids(model), torch.device("cpu"))
-    assert beam_one == greedy
+    free = decode_batch(model, source, GenerationConfig(num_beams=2, max_length=8))
+    banned = decode_batch(model, source, GenerationConfig(num_beams=2, max_length=8, ban_special_tokens=True))
+    specials = model.char_encoder.special_ids
+    assert any(t in specials for seq in free for t in seq)  # Maria's default bans nothing
+    assert not any(t in specials for seq in banned for t in seq) and all(banned)
 
 
 class MarkovScorer:
@@ -124,22 +124,27 @@ class MarkovScorer:
 
 
 def exhaustive_best(table, vocab, special, max_length, length_penalty, allowed):
+    """The best hypothesis by Maria's rules, over every sequence: a prefix of non-end tokens
+    followed by an end token, or any prefix of the longest length (max_length - 2) followed by
+    any token (which counts in the score but is dropped). Score: sum log-prob / (len + 1) ** lp."""
+    ends = (special.sep, special.pad)
     best, best_seq = -math.inf, None
-    for length in range(1, max_length):
-        for seq in itertools.product(allowed, repeat=length):
-            if special.sep in seq[:-1]:
-                continue
-            tokens = [special.cls, *seq]
+    for length in range(max_length - 1):
+        for prefix in itertools.product([t for t in allowed if t not in ends], repeat=length):
+            tokens = [special.cls, *prefix]
             total = 0.0
-            for t, token in enumerate(seq):
+            for t, token in enumerate(prefix):
                 logits = table[t, tokens[t]].clone()
-                logits[[special.cls, special.pad]] = -math.inf
+                logits[[special.cls, special.mask]] = -math.inf
                 total += float(torch.log_softmax(logits, -1)[token])
-            if seq[-1] != special.sep and length < max_length - 1:
-                continue  # unfinished and not at the cap: not a hypothesis
-            score = total / (length**length_penalty)
-            if score > best:
-                best, best_seq = score, [s for s in seq if s != special.sep]
+            logits = table[length, tokens[-1]].clone()
+            logits[[special.cls, special.mask]] = -math.inf
+            last = torch.log_softmax(logits, -1)
+            finals = allowed if length == max_length - 2 else ends
+            for token in finals:
+                score = (total + float(last[token])) / ((length + 1) ** length_penalty)
+                if score > best:
+                    best, best_seq = score, list(prefix)
     return best_seq
 
 
@@ -147,26 +152,26 @@ def exhaustive_best(table, vocab, special, max_length, length_penalty, allowed):
 @pytest.mark.parametrize("length_penalty", [0.0, 0.3, 1.0])
 def test_wide_beam_finds_the_exhaustive_optimum(seed, length_penalty):
     special = SimpleNamespace(cls=0, sep=1, pad=2, mask=3)
-    vocab, max_length = 5, 5  # real tokens {1 (SEP), 3, 4}, up to 4 generated
+    vocab, max_length = 6, 6  # tokens {1 (SEP), 2 (PAD), 4, 5}, up to 4 kept
     scorer = MarkovScorer(16, vocab, max_length, seed)
-    config = GenerationConfig(num_beams=16, max_length=max_length, min_length=0, repetition_penalty=1.0,
+    config = GenerationConfig(num_beams=16, max_length=max_length, repetition_penalty=1.0,
                               length_penalty=length_penalty)
-    banned = torch.tensor([0, 2])
+    banned = torch.tensor([0, 3])
     found = beam_search(scorer, 1, config, special, banned, torch.device("cpu"))[0]
-    assert found == exhaustive_best(scorer.table, vocab, special, max_length, length_penalty, allowed=[1, 3, 4])
+    assert found == exhaustive_best(scorer.table, vocab, special, max_length, length_penalty, allowed=[1, 2, 4, 5])
 
 
 def test_greedy_follows_argmax_of_processed_logits():
     special = SimpleNamespace(cls=0, sep=1, pad=2, mask=3)
     scorer = MarkovScorer(2, 6, 6, seed=5)
-    config = GenerationConfig(num_beams=1, max_length=6, min_length=0, repetition_penalty=1.0)
-    out = greedy_search(scorer, 2, config, special, torch.tensor([0, 2, 3]), torch.device("cpu"))
+    config = GenerationConfig(num_beams=1, max_length=6, repetition_penalty=1.0)
+    out = greedy_search(scorer, 2, config, special, torch.tensor([0, 3]), torch.device("cpu"))
     token, expected = 0, []
-    for t in range(5):
+    for t in range(4):  # at most max_length - 2 tokens
         logits = scorer.table[t, token].clone()
-        logits[[0, 2, 3]] = -math.inf
+        logits[[0, 3]] = -math.inf
         token = int(logits.argmax())
-        if token == 1:
+        if token in (1, 2):  # [SEP] and [PAD] end a response
             break
         expected.append(token)
     assert out == [expected, expected]
@@ -174,23 +179,23 @@ def test_greedy_follows_argmax_of_processed_logits():
 
 def test_process_logits_penalties_and_bans():
     config = GenerationConfig(repetition_penalty=2.0, no_repeat_ngram_size=2, min_length=3)
-    logits = torch.tensor([[1.0, 4.0, -2.0, 3.0, 0.5, 6.0]])
-    tokens = torch.tensor([[0, 3, 4, 3, 2]])  # [CLS] then 3 4 3 2 (4 generated)
-    out = process_logits(logits, tokens, config, sep_id=1, banned_ids=torch.tensor([0]))
-    assert out[0, 0] == -math.inf  # banned special
+    logits = torch.tensor([[1.0, 4.0, -2.0, 3.0, 0.5, 6.0, 2.0]])
+    tokens = torch.tensor([[0, 3, 4, 3, 2]])  # [CLS]=0 then 3 4 3 2 (4 generated)
+    out = process_logits(logits, tokens, config, end_ids=(1, 6), banned_ids=torch.tensor([5]))
+    assert out[0, 5] == -math.inf  # banned
     assert out[0, 3] == 1.5  # generated before: 3.0 / 2; no 2-gram starts with the last token 2
-    # repetition penalty: generated tokens 2, 3, 4 -> positive / 2, negative * 2
-    assert out[0, 2] == -4.0 and out[0, 4] == 0.25
-    assert out[0, 5] == 6.0 and out[0, 1] == 4.0  # untouched; min_length reached (4 >= 3)
-    short = process_logits(logits, tokens[:, :3], config, sep_id=1, banned_ids=torch.tensor([0]))
-    assert short[0, 1] == -math.inf  # [SEP] forbidden before min_length
+    # repetition penalty, as Maria: every token of the sequence, [CLS] included -> positive / 2, negative * 2
+    assert out[0, 2] == -4.0 and out[0, 4] == 0.25 and out[0, 0] == 0.5
+    assert out[0, 1] == 4.0 and out[0, 6] == 2.0  # untouched; min_length reached (4 >= 3)
+    short = process_logits(logits, tokens[:, :3], config, end_ids=(1, 6), banned_ids=torch.tensor([5]))
+    assert short[0, 1] == -math.inf and short[0, 6] == -math.inf  # end tokens forbidden before min_length
 
 
 def test_no_repeat_ngram_bans_exactly_the_completing_token():
     config = GenerationConfig(repetition_penalty=1.0, no_repeat_ngram_size=2, min_length=0)
     logits = torch.zeros((1, 8))
     tokens = torch.tensor([[0, 5, 6, 7, 5]])  # "5 6" seen; last token 5 -> 6 banned
-    out = process_logits(logits, tokens, config, sep_id=1, banned_ids=torch.tensor([], dtype=torch.long))
+    out = process_logits(logits, tokens, config, end_ids=(1, 2), banned_ids=torch.tensor([], dtype=torch.long))
     assert torch.isinf(out[0]).nonzero().flatten().tolist() == [6]
 
 
@@ -198,8 +203,8 @@ def test_no_repeat_ngram_bans_exactly_the_completing_token():
     "kwargs, message",
     [
         ({"num_beams": 0}, r"num_beams must be >= 1, got 0"),
-        ({"max_length": 1}, r"max_length \(1\) must leave room"),
-        ({"min_length": 40}, r"min_length \(40\) must be in \[0, max_length=40\)"),
+        ({"max_length": 2}, r"max_length \(2\) must leave room"),
+        ({"min_length": 39}, r"min_length \(39\) must be in \[0, max_length - 2 = 38\]"),
         ({"repetition_penalty": 0}, r"repetition_penalty must be > 0"),
     ],
 )
@@ -212,7 +217,7 @@ def test_generate_strings_respects_budget_and_restores_mode():
     model = MariaForDialogue.from_preset("tiny", modalities="T+I+A+K", **SMALL)
     model.train()
     out = model.generate(make_examples(), num_beams=2, max_length=8, batch_size=2)
-    assert len(out) == 3 and all(isinstance(s, str) and len(s) <= 7 for s in out)
+    assert len(out) == 3 and all(isinstance(s, str) and len(s) <= 6 for s in out)
     assert model.training
     with pytest.raises(ValueError, match=r"max_length \(40\) exceeds the response segment \(12 slots\)"):
         model.generate(make_examples(), num_beams=1)

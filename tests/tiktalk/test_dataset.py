@@ -237,6 +237,23 @@ def test_feature_shape_errors(sample, tmp_path):
         ds.features("v02")
 
 
+def test_frame_token_grids_round_trip(sample, tmp_path):
+    """`features extract --grid` output: frames (n, tokens, 2048) are stored and read back as
+    they are; audio stays 2-D; a grid of the wrong width is refused."""
+    rng = np.random.default_rng(0)
+    grids = {vid: rng.normal(size=(3, 4, 2048)).astype(np.float32) for vid in sample.split("val").videos["video_id"]}
+    out = tmp_path / "ds"
+    write_dataset(sample.split("val"), out, features=lambda vid: (grids[vid], None))
+    ds = load_dataset(out)
+    ex = ds.examples("val")[0]
+    assert ex.frames.shape == (3, 4, 2048) and np.array_equal(ex.frames, grids[ex.video_id])
+    with pytest.raises(DatasetFormatError, match=r"expected \(n <= 50, 2048\) or \(n, tokens, 2048\)"):
+        write_dataset(sample.split("val"), tmp_path / "bad", features=lambda vid: (np.zeros((3, 4, 100), np.float32), None))
+    with pytest.raises(DatasetFormatError, match=r"audio tensor has shape \(3, 4, 128\), expected \(n <= 50, 128\)$"):
+        write_dataset(sample.split("val"), tmp_path / "bad2",
+                      features=lambda vid: (None, np.zeros((3, 4, 128), np.float32)))
+
+
 def test_from_rows_in_memory():
     ds = from_rows([{"video_id": "v", "title": "标题", "topic": "美食", "duration": 3, "split": "train"}],
                    [{**_ROW, "video_id": "v"}])

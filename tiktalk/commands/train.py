@@ -1,8 +1,10 @@
 """``tiktalk train``, ``tiktalk generate`` and ``tiktalk features extract``.
 
 Trainer flags are generated from :class:`tiktalk.models.trainer.TrainConfig` (options are declared
-once); model-specific options live in the model's own config (``--modalities`` is passed
-to ``from_preset`` / ``from_pretrained`` as the override ``modalities=``). The other options
+once); their defaults are the model's own recipe (``ChatModel.default_recipe``, from its
+source), then TrainConfig's (Maria's); a flag given overrides both. Model-specific options
+live in the model's own config (``--modalities`` and ``--lm`` are passed to ``from_preset`` /
+``from_pretrained`` as the overrides ``modalities=`` and ``lm_path=``). The other options
 of a run are :class:`RunOptions`. Every flag defaults to None, so the command knows which
 ones were given: ``train --resume`` takes every option from the run's run.json and refuses
 explicit flags that contradict it.
@@ -39,6 +41,7 @@ class RunOptions:
     init: str | None = None
     preset: str | None = None
     allow_missing_features: bool = False
+    lm: str | None = None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,8 +53,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default=None, help=f"split to train on (default {RunOptions.split})")
     p.add_argument("--knowledge", default=None, metavar="PARQUET",
                    help="knowledge cache from `tiktalk annotate` (retrieval.cache), linearised for this model")
-    p.add_argument("--init", default=None, metavar="PATH", help="initialise from a local directory "
-                   "(a saved model or, for maria, a bert-base-chinese directory)")
+    p.add_argument("--init", default=None, metavar="PATH", help="initialise from a local directory: "
+                   "a saved model or run; maria: a bert-base-chinese directory; causal-lm: a Hugging "
+                   "Face causal LM; blip2-*: a Blip2ForConditionalGeneration directory or a causal LM")
+    p.add_argument("--lm", default=None, metavar="PATH", help="blip2-*: the language model (a Hugging Face "
+                   "causal LM or a causal-lm run) to put under the Q-Former of --init or --preset")
     p.add_argument("--trust-pickle", action="store_true",
                    help="allow --init to read a pytorch_model.bin (a pickle) when no model.safetensors exists")
     p.add_argument("--preset", default=None, help="random-initialised preset, e.g. tiny")
@@ -98,6 +104,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resnet", default=None, metavar="DIR", help="local transformers ResNetModel directory")
     p.add_argument("--vggish", default=None, metavar="FILE", help="VGGish weights (safetensors)")
     p.add_argument("--max-frames", type=int, default=50, help="frames sampled uniformly per video (default 50)")
+    p.add_argument("--grid", type=int, nargs="?", const=7, default=None, metavar="N",
+                   help="keep an N x N token grid of ResNet's last stage per frame (default N: 7, the whole "
+                   "ResNet-101 map) instead of its pooled vector; BLIP-2 reads the tokens, Maria and Livebot their mean")
     p.add_argument("--max-audio", type=int, default=50, help="0.96 s audio patches kept per video, sampled "
                    "uniformly (default 50)")
     p.add_argument("--batch-size", type=int, default=16, help="frames / patches per network call")
@@ -124,7 +133,8 @@ def _train_config_class():
 
 def add_train_config_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field: ``--batch-size``, ``--max-steps``, ``--no-progress``..."""
-    group = parser.add_argument_group("training options (tiktalk.models.trainer.TrainConfig)")
+    group = parser.add_argument_group("training options (tiktalk.models.trainer.TrainConfig; "
+                                      "defaults: the model's recipe, see the README, then these)")
     for f in dataclasses.fields(_train_config_class()):
         flag = f.name.replace("_", "-")
         text = f.metadata.get("help", "")
@@ -152,8 +162,15 @@ def explicit_run_options(args: argparse.Namespace) -> dict[str, Any]:
             if getattr(args, f.name, None) is not None}
 
 
-def train_config_from_args(args: argparse.Namespace):
-    return _train_config_class()(**explicit_train_options(args))
+def train_config_from_args(args: argparse.Namespace, recipe: dict[str, Any] | None = None):
+    """TrainConfig from the flags given, over ``recipe`` (a model's ``default_recipe``), over
+    TrainConfig's defaults. A length flag (--epochs or --max-steps) replaces the recipe's length."""
+    given = explicit_train_options(args)
+    recipe = dict(recipe or {})
+    if given.keys() & {"epochs", "max_steps"}:
+        recipe.pop("epochs", None)
+        recipe.pop("max_steps", None)
+    return _train_config_class()(**{**recipe, **given})
 
 
 # ---------------------------------------------------------------- --resume: options from run.json
@@ -177,6 +194,7 @@ def saved_run_options(info: dict[str, Any], where: Path) -> RunOptions:
         init=cli.get("init"),
         preset=cli.get("preset"),
         allow_missing_features=cli.get("allow_missing_features", False),  # older runs had no such flag
+        lm=cli.get("lm"),
     )
 
 
@@ -191,7 +209,7 @@ def _same_option(name: str, given: Any, saved: Any) -> bool:
         return parse_modalities(given) == parse_modalities(saved)
     if name == "data":  # 'sample' names the shipped sample
         return resolve_path(given).resolve() == resolve_path(saved).resolve()
-    if name in ("knowledge", "init"):
+    if name in ("knowledge", "init", "lm"):
         return Path(given).resolve() == Path(saved).resolve()
     return given == saved
 
@@ -338,7 +356,7 @@ def _train(args: argparse.Namespace) -> int:
         if checkpoint is None:
             raise MissingInputError(f"--resume: no checkpoint under {run / 'checkpoints'}")
     else:
-        options, config = RunOptions(**explicit_run_options(args)), train_config_from_args(args)
+        options = RunOptions(**explicit_run_options(args))
         if options.model is None:
             raise UsageError("--model is required (unless --resume finds RUN/run.json)")
         if options.init and options.preset:
@@ -348,6 +366,16 @@ def _train(args: argparse.Namespace) -> int:
     if _wants_knowledge(options.modalities) and not options.knowledge:
         raise UsageError(f"--modalities {options.modalities} includes K (knowledge) but no --knowledge file was given")
     cls = get_model_class(options.model)
+    if not args.resume:  # a resumed run's config (recipe included) comes from run.json
+        config = train_config_from_args(args, cls.default_recipe)
+    overrides: dict[str, Any] = {"modalities": options.modalities} if options.modalities else {}
+    if options.lm:
+        fields = dataclasses.fields(cls.config_class) if dataclasses.is_dataclass(cls.config_class) else ()
+        if "lm_path" not in {f.name for f in fields}:
+            raise UsageError(f"--lm applies to models over a causal LM (blip2-*), not {options.model}")
+        if options.model == "causal-lm":
+            raise UsageError("causal-lm takes its language model from --init")
+        overrides["lm_path"] = options.lm
     examples, info = load_examples(options.data, options.split, options.knowledge)
     if args.resume:
         _check_same_inputs(read_json(run / "run.json"), info, run)
@@ -355,7 +383,6 @@ def _train(args: argparse.Namespace) -> int:
     from accelerate.utils import set_seed
 
     set_seed(config.seed)  # the random init of --preset is part of the run's seed
-    overrides = {"modalities": options.modalities} if options.modalities else {}
     if args.resume:  # the checkpoint's config and weights (the trainer checks its position)
         model = cls.from_pretrained(checkpoint / "model")
     elif options.init:
@@ -367,7 +394,8 @@ def _train(args: argparse.Namespace) -> int:
     check_knowledge_budget(model, info)
     info["cli"] = {"model": options.model, "modalities": options.modalities,
                    "init": str(Path(options.init).resolve()) if options.init else None,
-                   "preset": options.preset, "allow_missing_features": options.allow_missing_features}
+                   "preset": options.preset, "allow_missing_features": options.allow_missing_features,
+                   "lm": str(Path(options.lm).resolve()) if options.lm else None, "recipe": cls.default_recipe}
     result = train(model, examples, config, run, run_info=info, resume=args.resume, overwrite=args.overwrite,
                    allow_missing_features=options.allow_missing_features,
                    feature_sources=info["data"]["feature_files"])
@@ -459,10 +487,12 @@ def _features_extract(args: argparse.Namespace) -> int:
 
     if args.resnet is None and args.vggish is None:
         raise UsageError("nothing to extract: pass --resnet DIR and/or --vggish FILE")
-    config = FeatureConfig(max_frames=args.max_frames, max_audio_patches=args.max_audio, batch_size=args.batch_size)
+    config = FeatureConfig(max_frames=args.max_frames, max_audio_patches=args.max_audio, batch_size=args.batch_size,
+                           grid=args.grid)
     videos = find_videos(args.videos)
     summary = extract_features(videos, args.out, resnet_dir=args.resnet, vggish_path=args.vggish,
                                config=config, device=args.device, overwrite=args.overwrite)
     emit(args, summary, lambda s: f"wrote features of {s['videos']} videos to {s['out']} "
-         f"(frames {s['frames_dim']}, audio {s['audio_dim']}) in {s['seconds']} s")
+         f"(frames {s['frames_dim']}{'' if s['frame_tokens'] is None else ' x ' + str(s['frame_tokens']) + ' tokens'}, "
+         f"audio {s['audio_dim']}) in {s['seconds']} s")
     return 0

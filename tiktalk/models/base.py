@@ -26,6 +26,10 @@ class ChatModel(torch.nn.Module):
 
     name: ClassVar[str] = ""
     config_class: ClassVar[type] = object
+    default_recipe: ClassVar[dict[str, Any]] = {}
+    """TrainConfig fields this model trains with by default, from its source's training script
+    (README, "Training recipes"); ``tiktalk train`` flags override them, TrainConfig's own
+    defaults (Maria's recipe) fill the rest. Empty: Maria's recipe."""
 
     def collate(
         self,

@@ -6,9 +6,15 @@ with PyAV, samples up to 50 frames uniformly (segment centres), runs transformer
 centre crops, resamples the audio to 16 kHz mono, cuts VGGish log-mel patches (see
 :mod:`tiktalk.models.vggish`), keeps up to 50 of them uniformly and embeds them (128-d).
 
+With ``FeatureConfig.grid = N`` (``--grid N``) each frame keeps an N x N grid of the last
+ResNet stage instead of its pooled vector: the stage's map (7 x 7 for ResNet-101 at 224)
+average-pooled to N x N, N^2 tokens per frame (``--grid`` alone: 7, the whole map). The
+mean of a frame's tokens is then its pooled feature (exactly, when N divides the map), which
+is what Maria and Livebot read; BLIP-2's Q-Former reads the tokens.
+
 Output directory (written atomically), the layout ``tiktalk data build --features`` reads::
 
-    frames.safetensors   {video_id: (n <= 50, D) float32}   (with --resnet)
+    frames.safetensors   {video_id: (n <= 50, D) or, with a grid, (n, N*N, D) float32}   (with --resnet)
     audio.safetensors    {video_id: (m <= 50, 128) float32} (with --vggish)
     index.json           {video_id: {"frames": [n, D], "audio": [m, 128]}}
     features.json        config, models, and per video: source, sha256, fps, frame indices
@@ -46,11 +52,14 @@ class FeatureConfig:
     image_size: int = 224  # centre crop
     batch_size: int = 16  # frames / patches per network call
     sample_rate: int = vg.SAMPLE_RATE
+    grid: int | None = None  # N: an N x N token grid per frame (None: one pooled vector)
 
     def __post_init__(self) -> None:
         for name in ("max_frames", "max_audio_patches", "resize_shorter", "image_size", "batch_size"):
             if getattr(self, name) <= 0:
                 raise UsageError(f"FeatureConfig.{name} must be positive, got {getattr(self, name)!r}")
+        if self.grid is not None and self.grid <= 0:
+            raise UsageError(f"FeatureConfig.grid must be positive or None, got {self.grid!r}")
         if self.image_size > self.resize_shorter:
             raise UsageError(f"crop {self.image_size} is larger than the resized shorter side {self.resize_shorter}")
 
@@ -196,6 +205,16 @@ def resnet_pooled(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tens
     return lambda x: model(pixel_values=x).pooler_output.flatten(1)
 
 
+def resnet_grid(model: torch.nn.Module, grid: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    # (B, 3, S, S) -> (B, grid * grid, D): the last stage's map (B, D, h, w) average-pooled to
+    # grid x grid, row-major tokens
+    def apply(x: torch.Tensor) -> torch.Tensor:
+        stage = model(pixel_values=x).last_hidden_state
+        return torch.nn.functional.adaptive_avg_pool2d(stage, grid).flatten(2).transpose(1, 2)
+
+    return apply
+
+
 # ---------------------------------------------------------------- one video / many
 
 
@@ -206,14 +225,15 @@ def video_features(
     vggish_model: vg.VGGish | None,
     device: torch.device,
 ) -> tuple[np.ndarray | None, np.ndarray | None, dict[str, Any]]:
-    """(frames (n, D) | None, audio (m, 128) | None, provenance) for one video."""
+    """(frames (n, D) or (n, grid^2, D) | None, audio (m, 128) | None, provenance) for one video."""
     info: dict[str, Any] = {}
     frames = audio = None
     if resnet is not None:
         pixels, idx, stream = decode_frames(path, config.max_frames, image_transform(config))
         info.update(stream, frame_indices=idx.tolist())
         if pixels:
-            frames = embed_batches(resnet_pooled(resnet), torch.stack(pixels), config.batch_size, device)
+            embed = resnet_pooled(resnet) if config.grid is None else resnet_grid(resnet, config.grid)
+            frames = embed_batches(embed, torch.stack(pixels), config.batch_size, device)
     if vggish_model is not None:
         waveform = decode_audio(path, config.sample_rate)
         if waveform is not None:
@@ -295,7 +315,8 @@ def extract_features(
     return {
         "out": str(out),
         "videos": len(paths),
-        "frames_dim": next(iter(frames_out.values())).shape[1] if frames_out else None,
+        "frames_dim": next(iter(frames_out.values())).shape[-1] if frames_out else None,
+        "frame_tokens": None if config.grid is None else config.grid**2,
         "audio_dim": next(iter(audio_out.values())).shape[1] if audio_out else None,
         "videos_without_audio": len(without_audio),
         "seconds": round(seconds, 2),

@@ -1,0 +1,63 @@
+"""Each model's default training recipe (from its source) and how ``tiktalk train`` applies it."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import pytest
+
+from tiktalk.commands.main import main
+from tiktalk.commands.train import add_train_config_arguments, train_config_from_args
+from tiktalk.io import read_json
+from tiktalk.models.base import get_model_class
+from tiktalk.models.train_config import TrainConfig
+
+# The values the README's recipe table cites, per model (Maria: TrainConfig's own defaults).
+EXPECTED = {
+    "maria": {"lr": 3e-5, "weight_decay": 0.05, "adam_eps": 1e-8, "max_grad_norm": 1.0, "warmup_steps": 0,
+              "batch_size": 64, "epochs": 20, "max_steps": None},
+    "dialogpt": {"lr": 2.6e-5, "weight_decay": 0.0, "adam_eps": 1e-9, "max_grad_norm": 2.0, "warmup_steps": 4000,
+                 "batch_size": 4, "grad_accum_steps": 4, "epochs": 100},
+    "causal-lm": {"lr": 1e-4, "weight_decay": 0.0, "batch_size": 4, "max_steps": 3000, "max_grad_norm": 1.0},
+    "livebot": {"lr": 3e-4, "weight_decay": 0.0, "max_grad_norm": 0.0, "batch_size": 64, "epochs": 50},
+    "blip2-img": {"lr": 1e-5, "weight_decay": 0.05, "warmup_steps": 1000, "max_grad_norm": 0.0, "batch_size": 16,
+                  "epochs": 5},
+    "blip2-video": {"lr": 1e-5, "weight_decay": 0.05, "warmup_steps": 1000, "max_grad_norm": 0.0,
+                    "batch_size": 16, "epochs": 5},
+}
+
+
+def parse(*flags: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_train_config_arguments(parser)
+    return parser.parse_args(list(flags))
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_model_trains_with_its_sources_recipe(name):
+    recipe = get_model_class(name).default_recipe
+    assert set(recipe) <= {f.name for f in dataclasses.fields(TrainConfig)}
+    config = train_config_from_args(parse(), recipe)
+    assert {k: getattr(config, k) for k in EXPECTED[name]} == EXPECTED[name]
+
+
+def test_flags_override_the_recipe_and_a_length_flag_replaces_its_length():
+    recipe = get_model_class("causal-lm").default_recipe
+    config = train_config_from_args(parse("--lr", "0.5", "--weight-decay", "0.1"), recipe)
+    assert (config.lr, config.weight_decay, config.batch_size, config.max_steps) == (0.5, 0.1, 4, 3000)
+    by_epochs = train_config_from_args(parse("--epochs", "3"), recipe)
+    assert (by_epochs.epochs, by_epochs.max_steps) == (3, None)  # not 3000 steps behind the user's back
+    livebot = get_model_class("livebot").default_recipe
+    assert train_config_from_args(parse("--max-steps", "7"), livebot).epochs == TrainConfig().epochs
+
+
+def test_the_train_command_applies_the_recipe(tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "--model", "livebot", "--preset", "tiny", "--data", "sample", "--out", str(run),
+                 "--max-steps", "1", "--batch-size", "8", "--no-progress"]) == 0
+    info = read_json(run / "run.json")
+    saved = info["train_config"]
+    assert (saved["lr"], saved["weight_decay"], saved["max_grad_norm"]) == (3e-4, 0.0, 0.0)
+    assert (saved["batch_size"], saved["max_steps"]) == (8, 1)
+    assert info["cli"]["recipe"] == get_model_class("livebot").default_recipe
