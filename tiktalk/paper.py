@@ -86,7 +86,9 @@ def release_mismatches(stats: dict) -> list[str]:
     Split sizes and references per val/test dialogue are what the paper publishes; a
     dataset matching all of them is taken to be the release (its contents are not public).
     """
-    from tiktalk.dataset import EVAL_REFERENCES  # here, not at the top: `tiktalk --help` imports this module
+    from tiktalk.dataset import (
+        EVAL_REFERENCES,  # here, not at the top: `tiktalk --help` imports this module
+    )
 
     out = []
     for split, sizes in TIKTALK_RELEASE.items():
