@@ -58,6 +58,18 @@ def test_the_train_command_applies_the_recipe(tmp_path):
                  "--max-steps", "1", "--batch-size", "8", "--no-progress"]) == 0
     info = read_json(run / "run.json")
     saved = info["train_config"]
-    assert (saved["lr"], saved["weight_decay"], saved["max_grad_norm"]) == (3e-4, 0.0, 0.0)
+    # a random tiny preset trains at its preset's lr; the rest of the source's recipe stays
+    assert (saved["lr"], saved["weight_decay"], saved["max_grad_norm"]) == (1e-3, 0.0, 0.0)
     assert (saved["batch_size"], saved["max_steps"]) == (8, 1)
-    assert info["cli"]["recipe"] == get_model_class("livebot").default_recipe
+    assert info["cli"]["recipe"] == get_model_class("livebot").recipe("tiny")
+
+
+def test_a_preset_carries_its_own_recipe_and_pretrained_weights_the_sources():
+    maria = get_model_class("maria")
+    assert maria.recipe(None) == maria.default_recipe == {}
+    tiny = train_config_from_args(parse(), maria.recipe("tiny"))
+    assert (tiny.lr, tiny.warmup_steps, tiny.max_steps, tiny.batch_size) == (3e-3, 60, 600, 16)
+    assert tiny.weight_decay == 0.05  # Maria's recipe under the preset's changes
+    livebot = get_model_class("livebot")
+    assert livebot.recipe("tiny")["lr"] == 1e-3 and livebot.recipe(None)["lr"] == 3e-4
+    assert livebot.recipe("no-such-preset") == livebot.default_recipe

@@ -17,7 +17,8 @@ DEMO_HEADS = ("有人买披萨", "有人带狗去公园", "火锅")
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the whole pipeline on the shipped samples (offline)")
     p.add_argument("--out", default="demo_out", help="working directory (default: demo_out)")
-    p.add_argument("--steps", type=int, default=60, help="training steps of the tiny model(s) (default 60)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="training steps of the tiny model(s) (default: each model's tiny-preset recipe)")
     p.add_argument("--all", action="store_true",
                    help="train and evaluate every registered model, then print one Table-3-style comparison")
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (it needs Java)")
@@ -59,15 +60,15 @@ def stage_annotate(out: Path) -> dict:
     return {"knowledge": str(prepare_knowledge(out, "sample", index=str(out / "index")))}
 
 
-def stage_train(out: Path, all_rows: bool, steps: int, meteor: bool) -> dict:
-    """Tiny random models for a few steps: a smoke test of the pipeline, not the paper's numbers."""
+def stage_train(out: Path, all_rows: bool, steps: int | None, meteor: bool) -> dict:
+    """Tiny random models trained with their preset's recipe: the pipeline, not the paper's numbers."""
     from tiktalk.commands.reproduce import comparison_markdown, run_rows
     from tiktalk.paper import parse_rows
 
     rows = parse_rows("all" if all_rows else "maria+c3kg")
-    train_args = ["--max-steps", str(steps), "--batch-size", "16", "--lr", "1e-3"]
+    train_args = [] if steps is None else ["--max-steps", str(steps)]
     results = run_rows(rows, out, "sample", "test", out / "knowledge.parquet", train_args, meteor=meteor)
-    _banner("4. Results on the sample test split (%): tiny random models after a few steps, beside the paper")
+    _banner("4. Results on the sample test split (%): tiny random models (their preset recipe), beside the paper")
     print(comparison_markdown(results))
     return results
 

@@ -367,7 +367,7 @@ def _train(args: argparse.Namespace) -> int:
         raise UsageError(f"--modalities {options.modalities} includes K (knowledge) but no --knowledge file was given")
     cls = get_model_class(options.model)
     if not args.resume:  # a resumed run's config (recipe included) comes from run.json
-        config = train_config_from_args(args, cls.default_recipe)
+        config = train_config_from_args(args, cls.recipe(None if options.init else options.preset))
     overrides: dict[str, Any] = {"modalities": options.modalities} if options.modalities else {}
     if options.lm:
         fields = dataclasses.fields(cls.config_class) if dataclasses.is_dataclass(cls.config_class) else ()
@@ -395,7 +395,7 @@ def _train(args: argparse.Namespace) -> int:
     info["cli"] = {"model": options.model, "modalities": options.modalities,
                    "init": str(Path(options.init).resolve()) if options.init else None,
                    "preset": options.preset, "allow_missing_features": options.allow_missing_features,
-                   "lm": str(Path(options.lm).resolve()) if options.lm else None, "recipe": cls.default_recipe}
+                   "lm": str(Path(options.lm).resolve()) if options.lm else None, "recipe": cls.recipe(None if options.init else options.preset)}
     result = train(model, examples, config, run, run_info=info, resume=args.resume, overwrite=args.overwrite,
                    allow_missing_features=options.allow_missing_features,
                    feature_sources=info["data"]["feature_files"])

@@ -30,6 +30,17 @@ class ChatModel(torch.nn.Module):
     """TrainConfig fields this model trains with by default, from its source's training script
     (README, "Training recipes"); ``tiktalk train`` flags override them, TrainConfig's own
     defaults (Maria's recipe) fill the rest. Empty: Maria's recipe."""
+    preset_recipes: ClassVar[dict[str, dict[str, Any]]] = {
+        # A smoke run: enough for a tiny random model's loss to move, not measured for quality.
+        "tiny": {"lr": 1e-3, "warmup_steps": 0, "max_steps": 60, "batch_size": 16},
+    }
+    """Per random-initialised preset, TrainConfig fields over ``default_recipe``: a source's
+    recipe is made for pretrained weights (lr 3e-5 does not move a random tiny model)."""
+
+    @classmethod
+    def recipe(cls, preset: str | None = None) -> dict[str, Any]:
+        """The TrainConfig defaults of a run from ``preset`` (None: from pretrained weights)."""
+        return {**cls.default_recipe, **(cls.preset_recipes.get(preset, {}) if preset else {})}
 
     def collate(
         self,
