@@ -122,11 +122,13 @@ def annotate(
     progress: bool = True,
     overwrite: bool = False,
     on_chunk: Callable[[int], None] | None = None,
+    on_notice: Callable[[str], None] | None = None,
 ) -> dict:
     """Retrieve knowledge for every row of ``rows`` (dialogue_id, context, title) into ``out``.
 
     ``on_chunk(i)`` is called after chunk ``i`` is safely on disk (tests use it to simulate
-    a crash). Returns counts: rows, chunks, chunks reused from an earlier run, the run key.
+    a crash). ``on_notice`` hears of leftovers removed under the caller's output lock
+    (:func:`tiktalk.io.atomic_write_bytes`). Returns counts: rows, chunks, chunks reused from an earlier run, the run key.
     """
     from tqdm.auto import tqdm
 
@@ -159,7 +161,7 @@ def annotate(
                 on_chunk(i)
     frames = [pl.read_parquet(parts / f"part-{i:06d}.parquet") for i in range(n_chunks)]
     table = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=OUTPUT_SCHEMA)
-    atomic_write_bytes(out, _parquet_bytes(table))
+    atomic_write_bytes(out, _parquet_bytes(table), on_notice=on_notice)
     shutil.rmtree(parts, ignore_errors=True)
     return {"out": str(out), "rows": table.height, "chunks": n_chunks, "chunks_reused": reused, "run_key": key}
 

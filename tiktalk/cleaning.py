@@ -650,8 +650,10 @@ def load_build_config(raw: str | Path, config_path: str | Path | None = None, **
 
 
 def build_dataset(raw: str | Path, out: str | Path, config: BuildConfig | None = None, *,
-                  features_dir: str | Path | None = None, overwrite: bool = False) -> dict:
-    """Read RAW, clean, split and write the dataset directory ``out`` atomically.
+                  features_dir: str | Path | None = None, overwrite: bool = False,
+                  on_notice: Callable[[str], None] | None = None) -> dict:
+    """Read RAW, clean, split and write the dataset directory ``out`` atomically
+    (``on_notice``: see :func:`tiktalk.dataset.write_dataset`).
 
     Returns the manifest; its ``build`` entry holds the config, the raw files' sha256 and
     the :class:`BuildReport`.
@@ -684,4 +686,4 @@ def build_dataset(raw: str | Path, out: str | Path, config: BuildConfig | None =
     }
     return write_dataset(dataset, out, table_format=config.table_format, overwrite=overwrite,
                          extra_manifest={"source": "tiktalk data build", "build": build_info},
-                         feature_dtype=config.feature_dtype, features=features)
+                         feature_dtype=config.feature_dtype, features=features, on_notice=on_notice)

