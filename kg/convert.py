@@ -193,6 +193,9 @@ def build_tables(sources, *, trust_pickle: bool = False) -> tuple[pl.DataFrame, 
     ).sort(["source", "type", "target"])
 
     nodes = _classify_nodes(edges, head_info, isolated)
+    if nodes.is_empty():  # e.g. every triple had a "none" tail
+        raise KGFormatError("the sources hold no nodes (every row was skipped)",
+                            path=", ".join(src["name"] for src in report.sources))
     return nodes, edges, report
 
 

@@ -80,7 +80,7 @@ def read_text(path: str | Path) -> str:
         data = path.read_bytes()
     except FileNotFoundError:
         raise KGFormatError("file not found", path=path) from None
-    if not data.strip():
+    if not data.removeprefix(b"\xef\xbb\xbf").strip():
         raise KGFormatError("file is empty (truncated?)", path=path, line=1)
     if b"\x00" in data:  # text files never hold NUL; it marks binary or corrupt data
         at = data.index(b"\x00")
@@ -235,6 +235,8 @@ def read_atomic2020(path: str | Path) -> TripleTable:
                 table.skipped_none_tails += 1
                 continue
             table.append(head, relation, tail)
+    if not len(table) and not table.skipped_none_tails:
+        raise KGFormatError("no triples (truncated?)", path=path, line=1)
     return table
 
 

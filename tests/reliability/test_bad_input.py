@@ -92,6 +92,19 @@ def test_nul_byte_in_a_field(tmp_path: Path) -> None:
                  r"flow_edges\.tsv:2: NUL byte at byte \d+ \(binary or corrupt file\) \(value b'")
 
 
+@pytest.mark.parametrize(("name", "raw", "match"), [
+    ("flow_edges.tsv", b"\xef\xbb\xbf", r"flow_edges\.tsv:1: file is empty \(truncated\?\)"),
+    ("atomic2020.tsv", b"head\trelation\ttail\n", r"atomic2020\.tsv:1: no triples \(truncated\?\)"),
+    ("atomic2020.tsv", b"PersonX eats\txNeed\tnone\n", r"atomic2020\.tsv: the sources hold no nodes"),
+])
+def test_sources_without_a_single_node_are_refused(tmp_path: Path, name: str, raw: bytes, match: str) -> None:
+    """Found by the slow fuzz tier: a file holding only a BOM converted into an empty KG, exit 0."""
+    src = tmp_path / name
+    src.write_bytes(raw)
+    out = tmp_path / "kg"
+    expect_error("kg", run_cli(["kg", "convert", str(src), "--out", str(out)]), [out], match)
+
+
 def _pickled(graph: nx.DiGraph, path: Path, **planted) -> Path:
     graph.__dict__.update(planted)  # what a hostile or odd pickle can put in the instance dict
     path.write_bytes(pickle.dumps(graph, protocol=4))
