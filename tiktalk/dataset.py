@@ -201,7 +201,7 @@ def read_jsonl_rows(path: Path | str) -> Iterator[tuple[int, Any]]:
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as err:
-                raise DatasetFormatError(f"not valid JSON ({err.msg} at column {err.colno})",
+                raise DatasetFormatError(f"not valid JSON ({err.msg}, column {err.colno})",
                                          path=path, line=number, value=text.strip()) from None
             except RecursionError:
                 raise DatasetFormatError(f"not valid JSON (nested deeper than {MAX_JSON_DEPTH} levels)",

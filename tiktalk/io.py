@@ -552,7 +552,7 @@ def read_json(path: str | Path) -> Any:
         raise FormatError(f"not valid UTF-8 at byte {err.start}", path=path,
                           line=data.count(b"\n", 0, err.start) + 1) from None
     except json.JSONDecodeError as err:
-        raise FormatError(f"not valid JSON ({err.msg} at column {err.colno})", path=path,
+        raise FormatError(f"not valid JSON ({err.msg}, column {err.colno})", path=path,
                           line=err.lineno) from None
     except (ValueError, RecursionError) as err:
         raise FormatError(f"not valid JSON ({type(err).__name__}: {err})", path=path) from None
