@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from tiktalk.errors import MissingInputError, UsageError
-from tiktalk.io import atomic_directory, read_json, write_json
+from tiktalk.io import atomic_directory, read_json, recover_directory, write_json
 from tiktalk.types import DialogueExample
 from tiktalk.versions import library_versions
 
@@ -239,12 +239,16 @@ def saved_model_name(path: str | Path) -> str | None:
 
 
 def read_model_config(path: str | Path, name: str, config_class: type[C]) -> C:
+    recover_directory(path)  # a save interrupted between its two renames
     file = Path(path) / CONFIG_FILE
     if not file.exists():
         raise MissingInputError(f"{file} does not exist (not a saved {name} model)")
     data = read_json(file)
-    if data.get("model") != name:
-        raise UsageError(f"{file}: field 'model' is {data.get('model')!r}, expected {name!r}")
+    if not isinstance(data, dict) or data.get("model") != name:
+        got = data.get("model") if isinstance(data, dict) else data
+        raise UsageError(f"{file}: field 'model' is {got!r}, expected {name!r}")
+    if not isinstance(data.get("config"), dict):
+        raise UsageError(f"{file}: field 'config' must be an object (value {data.get('config')!r})")
     return config_class.from_dict(data["config"])
 
 
@@ -279,10 +283,10 @@ def read_checkpoint_tensors(path: str | Path, prefixes: Sequence[str]) -> dict[s
     return out
 
 
-def load_weights(model: torch.nn.Module, path: str | Path, file: str = WEIGHTS_FILE) -> None:
-    from safetensors.torch import load_model
+def load_weights(model: torch.nn.Module, path: str | Path) -> None:
+    from tiktalk.models.weights import load_safetensors_into
 
-    load_model(model, str(Path(path) / file), strict=True)
+    load_safetensors_into(model, Path(path) / WEIGHTS_FILE)
 
 
 # ------------------------------------------------------------------- CLI-facing options

@@ -42,6 +42,7 @@ from baselines._common import (
     save_model_dir,
 )
 from tiktalk.errors import MissingInputError, UsageError
+from tiktalk.io import recover_directory
 from tiktalk.models.base import ChatModel
 from tiktalk.types import DialogueExample
 
@@ -178,6 +179,7 @@ class DialoGPTChat(ChatModel):
         """
         path = Path(path)
         resolve_modalities(cls.name, overrides, required=("text",))
+        recover_directory(path)  # a save interrupted between its two renames
         if (path / CONFIG_FILE).exists():
             config = read_model_config(path, cls.name, DialoGPTConfig).replace(**overrides)
             model = cls(config, tokenizer=load_tokenizer(path))

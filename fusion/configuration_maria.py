@@ -124,7 +124,7 @@ class MariaConfig:
         for name in ("knowledge_share", "feature_dropout", "mrp_prob", "mcp_prob", "mkp_prob",
                      "mask_token_prob", "random_token_prob"):
             value = getattr(self, name)
-            if not 0.0 <= float(value) <= 1.0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise UsageError(f"{name} must be in [0, 1], got {value!r}")
         if self.has("knowledge") and self.knowledge_tokens < 1:
             raise UsageError(
@@ -142,9 +142,14 @@ class MariaConfig:
 
     def _check_backbone(self, backbone: dict[str, Any]) -> None:
         hidden, heads = backbone.get("hidden_size", 768), backbone.get("num_attention_heads", 12)
+        for name, value in (("hidden_size", hidden), ("num_attention_heads", heads)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UsageError(f"backbone {name} must be a positive integer, got {value!r}")
         if hidden % heads:
             raise UsageError(f"backbone hidden_size ({hidden}) is not a multiple of num_attention_heads ({heads})")
         max_pos = backbone.get("max_position_embeddings", 512)
+        if isinstance(max_pos, bool) or not isinstance(max_pos, int):
+            raise UsageError(f"backbone max_position_embeddings must be an integer, got {max_pos!r}")
         if self.text_budget > max_pos:
             raise UsageError(
                 f"text_budget ({self.text_budget}) exceeds the backbone's max_position_embeddings ({max_pos})"
@@ -216,8 +221,9 @@ class MariaConfig:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> MariaConfig:
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise UsageError(f"{path}: not valid JSON ({err})") from err
+        from tiktalk.io import read_json
+
+        data = read_json(path)  # bad UTF-8 / JSON: a FormatError naming file and line
+        if not isinstance(data, dict):
+            raise UsageError(f"{path}: expected a JSON object, got {type(data).__name__}")
         return cls.from_dict(data)

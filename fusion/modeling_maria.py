@@ -317,7 +317,10 @@ class MariaForDialogue(ChatModel):
         token-type rows as documented in ``configuration_maria``. The load report
         (loaded / initialised / ignored keys) is kept in ``model.load_report``.
         """
+        from tiktalk.io import recover_directory
+
         path = Path(path)
+        recover_directory(path)  # a save interrupted between its two renames
         if (path / CONFIG_NAME).exists():
             return cls._from_maria_dir(path, **overrides)
         if (path / "config.json").exists():
@@ -326,7 +329,7 @@ class MariaForDialogue(ChatModel):
 
     @classmethod
     def _from_maria_dir(cls, path: Path, **overrides: Any) -> MariaForDialogue:
-        from safetensors.torch import load_file
+        from tiktalk.models.weights import read_safetensors
 
         config = MariaConfig.load(path / CONFIG_NAME)
         if overrides:
@@ -335,8 +338,12 @@ class MariaForDialogue(ChatModel):
             config = MariaConfig.from_dict(data)
         tokenizer = _tokenizer_for(path, config.tokenizer_vocab_size)
         model = cls(config, tokenizer=tokenizer)
-        state = load_file(str(path / WEIGHTS_NAME))
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        state = read_safetensors(path / WEIGHTS_NAME)
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as err:  # shapes that do not fit the config
+            summary = " ".join(str(err).split())[:300]
+            raise UsageError(f"{path / WEIGHTS_NAME}: does not fit {path / CONFIG_NAME} ({summary})") from None
         missing = [k for k in missing if k not in TIED_KEYS]
         if missing or unexpected:
             raise UsageError(f"{path / WEIGHTS_NAME}: missing keys {missing}, unexpected keys {unexpected}")
@@ -423,18 +430,17 @@ def normalise_bert_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
 
 
 def _read_bert_weights(path: Path, trust_pickle: bool = False) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
+    from tiktalk.models.weights import read_safetensors, read_torch_pickle
 
     if (path / "model.safetensors").exists():
-        return load_file(str(path / "model.safetensors"))
+        return read_safetensors(path / "model.safetensors")
     if (path / "pytorch_model.bin").exists():
         if not trust_pickle:
             raise UsageError(
                 f"{path / 'pytorch_model.bin'}: a pickle and no model.safetensors; pass trust_pickle=True "
                 "(CLI: --trust-pickle) if you trust its source, or convert it to safetensors"
             )
-        # opted in; weights_only=True still refuses anything but tensors
-        return torch.load(path / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        return read_torch_pickle(path / "pytorch_model.bin")  # opted in; still tensors only
     raise UsageError(f"{path}: no model.safetensors or pytorch_model.bin")
 
 

@@ -28,6 +28,7 @@ from kg.linearize import (
 )
 from kg.pickle_io import UnsafePickleError, read_gpickle
 from kg.schema import FLOW_FAMILIES, NodeKind, family_of
+from tiktalk.io import recover_directory
 
 SAMPLE_NAME = "sample"
 
@@ -52,6 +53,8 @@ def load_kg(path: str | Path | Sequence[str | Path] = SAMPLE_NAME, *, trust_pick
     """
     if not isinstance(path, (str, Path)) and len(path) == 1:
         path = path[0]
+    if isinstance(path, (str, Path)) and str(path) != SAMPLE_NAME:
+        recover_directory(path)  # a converted directory left missing by an interrupted replacement
     if isinstance(path, (str, Path)) and str(path) != SAMPLE_NAME and (Path(path) / "manifest.json").is_file():
         nodes, edges, manifest = read_canonical(path)
         return C3KG(nodes, edges, manifest, path=Path(path))

@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from kg.schema import (
     family_of,
     is_known_type,
 )
-from tiktalk.io import atomic_directory, canonical_json, sha256_file
+from tiktalk.io import atomic_directory, canonical_json, recover_directory, sha256_file
 
 NODES_FILE, EDGES_FILE, MANIFEST_FILE = "nodes.parquet", "edges.parquet", "manifest.json"
 NODE_SCHEMA = {
@@ -146,6 +147,14 @@ def build_tables(sources, *, trust_pickle: bool = False) -> tuple[pl.DataFrame, 
         for s, t, ty, w in zip(table.sources, table.targets, table.types, table.weights):
             add(s, t, ty, w)
 
+    heavy = next(((key, w) for key, w in weights.items() if w > readers.MAX_WEIGHT), None)
+    if heavy is not None:  # each weight was checked; only a merged sum can overflow int64
+        (s, t, ty), w = heavy
+        raise KGFormatError(
+            f"edge {s!r} -> {t!r} ({ty}): the weights merged from duplicate edges sum above the "
+            f"int64 maximum {readers.MAX_WEIGHT}",
+            path=", ".join(src["name"] for src in report.sources), field="weight", value=w,
+        )
     unknown = Counter(ty for (_, _, ty) in weights if not is_known_type(ty))
     report.unknown_types = dict(unknown)
 
@@ -163,6 +172,9 @@ def build_tables(sources, *, trust_pickle: bool = False) -> tuple[pl.DataFrame, 
     ).sort(["source", "type", "target"])
 
     nodes = _classify_nodes(edges, head_info, parts.isolated)
+    if nodes.is_empty():  # e.g. every triple had a "none" tail
+        raise KGFormatError("the sources hold no nodes (every row was skipped)",
+                            path=", ".join(src["name"] for src in report.sources))
     return nodes, edges, report
 
 
@@ -256,10 +268,12 @@ def write_canonical(
     report: ConversionReport | None = None,
     *,
     overwrite: bool = False,
+    on_notice: Callable[[str], None] | None = None,
 ) -> Path:
-    """Write the canonical directory atomically (temporary sibling, then rename)."""
+    """Write the canonical directory atomically (temporary sibling, then rename); ``on_notice``
+    hears what :func:`tiktalk.io.atomic_directory` recovered or removed first."""
     out = Path(out)
-    with atomic_directory(out, overwrite=overwrite) as tmp:
+    with atomic_directory(out, overwrite=overwrite, on_notice=on_notice) as tmp:
         # Fixed settings and a single row group: same tables -> same bytes.
         for table, name in ((nodes, NODES_FILE), (edges, EDGES_FILE)):
             table.write_parquet(tmp / name, compression="zstd", compression_level=3, statistics=True,
@@ -277,16 +291,20 @@ def write_canonical(
     return out
 
 
-def convert(sources, out: str | Path, *, trust_pickle: bool = False, overwrite: bool = False) -> dict:
+def convert(sources, out: str | Path, *, trust_pickle: bool = False, overwrite: bool = False,
+            on_notice: Callable[[str], None] | None = None) -> dict:
     """Convert release files into the canonical directory ``out``; returns the manifest."""
     nodes, edges, report = build_tables(sources, trust_pickle=trust_pickle)
-    write_canonical(nodes, edges, out, report, overwrite=overwrite)
+    write_canonical(nodes, edges, out, report, overwrite=overwrite, on_notice=on_notice)
     return json.loads((Path(out) / MANIFEST_FILE).read_text(encoding="utf-8"))
 
 
 def read_canonical(path: str | Path) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
-    """Read a canonical directory, checking every table against the manifest's sha256."""
+    """Read a canonical directory, checking every table against the manifest's sha256.
+
+    A directory left missing by an interrupted replacement is restored first."""
     path = Path(path)
+    recover_directory(path)
     manifest_path = path / MANIFEST_FILE
     if not manifest_path.is_file():
         raise KGFormatError(f"no {MANIFEST_FILE}: not a converted KG directory", path=path)

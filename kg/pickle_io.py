@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kg.errors import KGFormatError
+from kg.readers import MAX_WEIGHT
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -75,23 +76,61 @@ def read_gpickle(path: str | Path, *, trust_pickle: bool = False) -> nx.DiGraph:
         raise KGFormatError("file not found", path=path) from None
     except UnsafePickleError:
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as err:
-        raise KGFormatError(f"unreadable pickle (truncated?): {err}", path=path) from None
+    except Exception as err:  # noqa: BLE001 (hostile bytes can make the unpickler raise anything)
+        raise KGFormatError(
+            f"unreadable pickle (truncated?): {type(err).__name__}: {err}", path=path
+        ) from None
     if type(graph) is not nx.DiGraph:
         raise UnsafePickleError(
             f"expected a networkx DiGraph, got {type(graph).__name__}", path=path
         )
-    for node in graph.nodes:
-        if not isinstance(node, str):
-            raise KGFormatError("node is not a string", path=path, field="node", value=node)
+    graph = _fresh_copy(graph, path)
     for u, v, data in graph.edges(data=True):
         edge_type, weight = data.get("type"), data.get("weight", 1)
         if not isinstance(edge_type, str) or not edge_type:
             raise KGFormatError(
                 f"edge {u!r} -> {v!r} has no string 'type'", path=path, field="type", value=edge_type
             )
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, (int, float))
+            or not (0 <= weight <= MAX_WEIGHT)  # (False for NaN)
+            or (isinstance(weight, float) and not weight.is_integer())
+        ):
             raise KGFormatError(
-                f"edge {u!r} -> {v!r} has a bad 'weight'", path=path, field="weight", value=weight
+                f"edge {u!r} -> {v!r} has a bad 'weight' (a count from 0 to {MAX_WEIGHT})",
+                path=path, field="weight", value=weight,
             )
     return graph
+
+
+def _fresh_copy(loaded: nx.DiGraph, path: Path) -> nx.DiGraph:
+    """A new DiGraph from the loaded one's node and successor tables only.
+
+    The pickle sets the instance dict directly, so it can also plant odd values under the
+    names networkx caches its views at (``edges``, ``nodes``, ``adj``...) or break its tables;
+    nothing of it is used but the two tables, checked here.
+    """
+    state = vars(loaded)
+    nodes, succ = state.get("_node"), state.get("_succ", state.get("_adj"))
+    if not isinstance(nodes, dict) or not isinstance(succ, dict):
+        raise KGFormatError("not a networkx DiGraph: its node or adjacency table is missing", path=path)
+    odd = next((n for n in (*nodes, *succ) if not isinstance(n, str)), None)
+    if odd is not None:
+        raise KGFormatError("node is not a string", path=path, field="node", value=odd)
+    import networkx as nx  # a runtime name here too (the module-level import is for typing only)
+
+    fresh = nx.DiGraph()
+    fresh.add_nodes_from(nodes)
+    for u, neighbours in succ.items():
+        if not isinstance(neighbours, dict):
+            raise KGFormatError(f"the adjacency of node {u!r} is not a dict", path=path,
+                                value=type(neighbours).__name__)
+        for v, data in neighbours.items():
+            if not isinstance(v, str):
+                raise KGFormatError("node is not a string", path=path, field="node", value=v)
+            if not isinstance(data, dict):
+                raise KGFormatError(f"the attributes of edge {u!r} -> {v!r} are not a dict", path=path,
+                                    value=type(data).__name__)
+            fresh.add_edge(u, v, **{k: data[k] for k in ("type", "weight") if k in data})
+    return fresh

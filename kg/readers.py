@@ -29,6 +29,8 @@ from kg.schema import NodeKind
 from tiktalk.registry import Registry
 
 NONE_TAILS = frozenset({"", "none"})  # ATOMIC's "no inference" marker
+MAX_WEIGHT = 2**63 - 1  # edge weights are stored as int64
+FLOW_HEADER = ("source", "target", "type", "weight")
 
 
 @dataclass(frozen=True)
@@ -84,8 +86,16 @@ def read_text(path: str | Path) -> str:
         data = path.read_bytes()
     except FileNotFoundError:
         raise KGFormatError("file not found", path=path) from None
-    if not data.strip():
+    if not data.removeprefix(b"\xef\xbb\xbf").strip():
         raise KGFormatError("file is empty (truncated?)", path=path, line=1)
+    if b"\x00" in data:  # text files never hold NUL; it marks binary or corrupt data
+        at = data.index(b"\x00")
+        raise KGFormatError(
+            f"NUL byte at byte {at} (binary or corrupt file)",
+            path=path,
+            line=data.count(b"\n", 0, at) + 1,
+            value=data[max(0, at - 8) : at + 8],
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -101,6 +111,16 @@ def read_text(path: str | Path) -> str:
 
 def _rows(path: Path, text: str, delimiter: str, quoting: int) -> csv.reader:
     return csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=True)
+
+
+def _header(path: Path, reader) -> list[str]:
+    """The first row of ``reader``; an unreadable one (unclosed quote, huge field) names line 1."""
+    try:
+        return next(reader)
+    except StopIteration:
+        raise KGFormatError("no header", path=path, line=1) from None
+    except csv.Error as err:
+        raise KGFormatError(f"unreadable header: {err}", path=path, line=1) from None
 
 
 def _header_index(path: Path, header: list[str], required: tuple[str, ...]) -> dict[str, int]:
@@ -148,10 +168,7 @@ def read_head_csv(path: str | Path, kind: str) -> list[HeadRecord]:
     """Read ``head_shortSentence.csv`` (kind ``event-head``) or ``head_phrase.csv`` (``phrase-head``)."""
     path = Path(path)
     reader = _rows(path, read_text(path), ",", csv.QUOTE_MINIMAL)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise KGFormatError("no header", path=path, line=1) from None
+    header = _header(path, reader)
     cols = _header_index(path, header, ("head", "head_replaced", "head_translated"))
     records = []
     for line, row in _iter_checked(path, reader, len(header)):
@@ -173,10 +190,7 @@ def read_atomic_chinese(path: str | Path) -> TripleTable:
     """Read ``ATOMIC_Chinese.tsv`` (with or without the pandas index column)."""
     path = Path(path)
     reader = _rows(path, read_text(path), "\t", csv.QUOTE_MINIMAL)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise KGFormatError("no header", path=path, line=1) from None
+    header = _header(path, reader)
     cols = _header_index(path, header, ("head", "relation", "tail"))
     table = TripleTable()
     for line, row in _iter_checked(path, reader, len(header)):
@@ -227,6 +241,8 @@ def read_atomic2020(path: str | Path) -> TripleTable:
                 table.skipped_none_tails += 1
                 continue
             table.append(head, relation, tail)
+    if not len(table) and not table.skipped_none_tails:
+        raise KGFormatError("no triples (truncated?)", path=path, line=1)
     return table
 
 
@@ -234,11 +250,8 @@ def read_flow_edges(path: str | Path) -> EdgeTable:
     """Read a flow-edge list: header ``source<TAB>target<TAB>type<TAB>weight``."""
     path = Path(path)
     reader = _rows(path, read_text(path), "\t", csv.QUOTE_MINIMAL)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise KGFormatError("no header", path=path, line=1) from None
-    cols = _header_index(path, header, ("source", "target", "type", "weight"))
+    header = _header(path, reader)
+    cols = _header_index(path, header, FLOW_HEADER)
     table = EdgeTable()
     for line, row in _iter_checked(path, reader, len(header)):
         raw_weight = row[cols["weight"]].strip()
@@ -250,6 +263,11 @@ def read_flow_edges(path: str | Path) -> EdgeTable:
             ) from None
         if weight < 0:
             raise KGFormatError("negative weight", path=path, line=line, field="weight", value=weight)
+        if weight > MAX_WEIGHT:
+            raise KGFormatError(
+                f"weight above the int64 maximum {MAX_WEIGHT}", path=path, line=line, field="weight",
+                value=raw_weight,
+            )
         table.append(
             _require(path, line, "source", row[cols["source"]]),
             _require(path, line, "target", row[cols["target"]]),
@@ -333,7 +351,8 @@ FORMATS: Registry[ReleaseFormat] = Registry("KG format", {
     "atomic-chinese": ReleaseFormat(_read_atomic_chinese, (".tsv",), name_hint=lambda n: "atomic_chinese" in n,
                                     header_hint=lambda c: len(c) == 4 and c[1:] == ["head", "relation", "tail"]),
     "flow-edges": ReleaseFormat(_read_flow_edges, (".tsv", ".txt"),
-                                header_hint=lambda c: c[:4] == ["source", "target", "type", "weight"]),
+                                # a flow header missing a column is still this format, and its reader refuses it by name
+                                header_hint=lambda c: c[:4] == list(FLOW_HEADER) or {"source", "target"} <= set(c)),
     "atomic2020": ReleaseFormat(_read_atomic2020, (".tsv", ".txt"), fallback=True),
 })
 

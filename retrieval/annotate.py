@@ -117,12 +117,14 @@ def annotate(
     progress: bool = True,
     overwrite: bool = False,
     on_chunk: Callable[[int], None] | None = None,
+    on_notice: Callable[[str], None] | None = None,
 ) -> dict:
     """Retrieve knowledge for every row of ``rows`` (dialogue_id, context, title) into ``out``.
 
     ``on_chunk(i)`` is called after chunk ``i`` is safely on disk (tests use it to simulate
-    a crash). Returns counts: rows, chunks, chunks reused from an earlier run, the run key,
-    and the knowledge budget the segments were cut to (``retriever.budget``).
+    a crash). ``on_notice`` hears of leftovers removed under the caller's output lock
+    (:func:`tiktalk.io.atomic_write_bytes`). Returns counts: rows, chunks, chunks reused from an
+    earlier run, the run key, and the knowledge budget the segments were cut to (``retriever.budget``).
     """
     from tqdm.auto import tqdm
 
@@ -155,7 +157,7 @@ def annotate(
                 on_chunk(i)
     frames = [pl.read_parquet(parts / f"part-{i:06d}.parquet") for i in range(n_chunks)]
     table = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=KNOWLEDGE_CACHE_SCHEMA)
-    write_knowledge_cache(table, out, linearised_for(retriever))
+    write_knowledge_cache(table, out, linearised_for(retriever), on_notice=on_notice)
     shutil.rmtree(parts, ignore_errors=True)
     budget = None if retriever.budget is None else retriever.budget.as_dict()
     return {"out": str(out), "rows": table.height, "chunks": n_chunks, "chunks_reused": reused, "run_key": key,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -59,7 +60,8 @@ def parquet_bytes(frame: pl.DataFrame, metadata: dict[str, str] | None = None) -
     return buf.getvalue()
 
 
-def write_knowledge_cache(frame: pl.DataFrame, path: str | Path, linearised_for: dict | None = None) -> None:
+def write_knowledge_cache(frame: pl.DataFrame, path: str | Path, linearised_for: dict | None = None,
+                          on_notice: Callable[[str], None] | None = None) -> None:
     """Write ``frame`` (exactly the cache schema) to ``path`` atomically, with ``linearised_for``
     (budget, retriever settings, ...) in the metadata."""
     check_schema(dict(frame.schema), "knowledge cache to write")
@@ -70,7 +72,7 @@ def write_knowledge_cache(frame: pl.DataFrame, path: str | Path, linearised_for:
         raise FormatError(f"knowledge cache to write: dialogue_id {duplicated[0]!r} appears more than once")
     info = {"format_version": FORMAT_VERSION, **(linearised_for or {})}
     metadata = {METADATA_KEY: json.dumps(info, sort_keys=True, ensure_ascii=False)}
-    atomic_write_bytes(path, parquet_bytes(frame, metadata))
+    atomic_write_bytes(path, parquet_bytes(frame, metadata), on_notice=on_notice)
 
 
 def _schema(path: Path) -> dict[str, pl.DataType]:

@@ -15,9 +15,8 @@ event flow, phrase heads and entities the concept flow, emotion nodes the emotio
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -37,8 +36,14 @@ from retrieval.search import (
     search,
     to_gpu,
 )
-from tiktalk.errors import MissingInputError, OutputExistsError, UsageError
-from tiktalk.io import atomic_directory, read_json, sha256_file, write_json
+from tiktalk.errors import (
+    FormatError,
+    MissingInputError,
+    OutputExistsError,
+    TiktalkError,
+    UsageError,
+)
+from tiktalk.io import atomic_directory, read_json, recover_directory, sha256_file, write_json
 from tiktalk.versions import library_versions
 
 FORMAT_VERSION = 1
@@ -49,11 +54,11 @@ KINDS: dict[str, tuple[str, str]] = {short: (kind.value, family) for short, (kin
 FAMILIES: tuple[str, ...] = tuple(FLOW_FAMILIES)
 
 
-class IndexMismatchError(ValueError):
+class IndexMismatchError(UsageError):
     """The index was built with another encoder / dimension / KG than the one in use."""
 
 
-class IndexFileError(ValueError):
+class IndexFileError(TiktalkError, ValueError):
     """An index file is missing, truncated or does not match the manifest."""
 
 
@@ -170,9 +175,20 @@ class HeadIndex:
 
     @classmethod
     def load(cls, path: str | Path, *, encoder: Encoder | None = None, kg_sha256: str | None = None,
-             verify: bool = True, use_gpu: bool = True) -> HeadIndex:
-        """Read an index directory; refuse missing/corrupt files and encoder/KG mismatches."""
+             verify: bool = True, use_gpu: bool = True,
+             on_notice: Callable[[str], None] | None = None) -> HeadIndex:
+        """Read an index directory; refuse missing/corrupt files and encoder/KG mismatches.
+
+        An index left missing by an interrupted replacement is restored first
+        (:func:`tiktalk.io.recover_directory`; ``on_notice`` hears of it). Besides each
+        file's sha256 (``verify``), the sizes are cross-checked: rows of heads.parquet,
+        rows and width of embeddings.npy, ``ntotal`` and dimension of index.faiss against
+        the manifest's counts and encoder dimension.
+        """
         path = Path(path)
+        note = recover_directory(path)
+        if note and on_notice is not None:
+            on_notice(note)
         if not path.is_dir():
             raise MissingInputError(f"index directory {path} does not exist")
         for name in (MANIFEST_FILE, INDEX_FILE, HEADS_FILE, EMB_FILE):
@@ -180,17 +196,13 @@ class HeadIndex:
                 raise IndexFileError(f"{path / name} is missing (rebuild with `tiktalk index build`)")
         try:
             manifest = read_json(path / MANIFEST_FILE)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise IndexFileError(f"{path / MANIFEST_FILE}: not valid JSON ({err})") from None
-        for key in ("format_version", "encoder", "factory", "kg", "files", "family_ranges"):
-            if key not in manifest:
-                raise IndexFileError(f"{path / MANIFEST_FILE}: field {key!r} is missing")
-        if manifest["format_version"] != FORMAT_VERSION:
-            raise IndexFileError(
-                f"{path / MANIFEST_FILE}: format_version {manifest['format_version']} is not {FORMAT_VERSION}"
-            )
+        except FormatError as err:
+            raise IndexFileError(str(err)) from None
+        _check_manifest(manifest, path / MANIFEST_FILE)
         if verify:
             for name, expected in manifest["files"].items():
+                if name not in (INDEX_FILE, HEADS_FILE, EMB_FILE):
+                    raise IndexFileError(f"{path / MANIFEST_FILE}: field 'files' names an unknown file {name!r}")
                 actual = sha256_file(path / name)
                 if actual != expected:
                     raise IndexFileError(f"{path / name}: sha256 {actual} differs from the manifest's {expected} "
@@ -208,16 +220,75 @@ class HeadIndex:
             cpu_index = faiss.read_index(str(path / INDEX_FILE))
         except RuntimeError as err:
             raise IndexFileError(f"{path / INDEX_FILE}: FAISS cannot read it ({str(err).splitlines()[0]})") from None
-        dim, n = int(manifest["encoder"]["dim"]), heads.height
-        if embeddings.shape != (n, dim) or cpu_index.ntotal != n or cpu_index.d != dim:
-            raise IndexFileError(
-                f"{path}: sizes disagree: heads {n}, embeddings {embeddings.shape}, "
-                f"index {cpu_index.ntotal} x {cpu_index.d}, manifest dim {dim}"
-            )
+        _check_sizes(path, manifest, heads, embeddings, cpu_index)
         apply_params(cpu_index, SearchParams(**manifest.get("search_params", {})))
         out = cls(path=path, manifest=manifest, heads=heads, cpu_index=cpu_index, embeddings=embeddings)
         out.check_compatible(encoder, kg_sha256)
         return out
+
+
+def _check_manifest(manifest: object, file: Path) -> None:
+    """The fields ``load`` relies on, with the types it relies on (a hand-edited or foreign
+    manifest fails here, naming the field, instead of deep inside the loader)."""
+    if not isinstance(manifest, dict):
+        raise IndexFileError(f"{file}: expected a JSON object, got {type(manifest).__name__}")
+    for key in ("format_version", "encoder", "factory", "kg", "files", "family_ranges"):
+        if key not in manifest:
+            raise IndexFileError(f"{file}: field {key!r} is missing")
+    if manifest["format_version"] != FORMAT_VERSION:
+        raise IndexFileError(f"{file}: format_version {manifest['format_version']!r} is not {FORMAT_VERSION}")
+    enc = manifest["encoder"]
+    if not (isinstance(enc, dict) and isinstance(enc.get("name"), str) and isinstance(enc.get("fingerprint"), str)
+            and type(enc.get("dim")) is int and enc["dim"] > 0):
+        raise IndexFileError(f"{file}: field 'encoder' needs name, fingerprint and a positive dim (value {enc!r})")
+    kg_info = manifest["kg"]
+    if not (isinstance(kg_info, dict) and isinstance(kg_info.get("content_sha256"), str)):
+        raise IndexFileError(f"{file}: field 'kg' needs a content_sha256 (value {kg_info!r})")
+    if not isinstance(manifest["factory"], str):
+        raise IndexFileError(f"{file}: field 'factory' is not a string (value {manifest['factory']!r})")
+    files = manifest["files"]
+    if not (isinstance(files, dict) and all(isinstance(v, str) for v in files.values())):
+        raise IndexFileError(f"{file}: field 'files' must map file names to sha256 strings (value {files!r})")
+    ranges = manifest["family_ranges"]
+    ok = isinstance(ranges, dict) and all(
+        f in FAMILIES and isinstance(r, list) and len(r) == 2 and all(type(x) is int for x in r) and 0 <= r[0] <= r[1]
+        for f, r in ranges.items()
+    )
+    if not ok:
+        raise IndexFileError(f"{file}: field 'family_ranges' must map families to [lo, hi) rows (value {ranges!r})")
+    if not isinstance(manifest.get("search_params", {}), dict):
+        raise IndexFileError(f"{file}: field 'search_params' is not an object")
+
+
+def _check_sizes(path: Path, manifest: dict, heads: pl.DataFrame, embeddings: np.ndarray,
+                 cpu_index: faiss.Index) -> None:
+    """Every file must agree with the manifest: rows and dimension, each named with both numbers."""
+    dim = manifest["encoder"]["dim"]
+    counts = manifest.get("counts")
+    rows = sum(counts.values()) if isinstance(counts, dict) and all(type(v) is int for v in counts.values()) else None
+    mf = path / MANIFEST_FILE
+    missing = [c for c in ("id", "text", "kind", "family") if c not in heads.columns]
+    if missing:
+        raise IndexFileError(f"{path / HEADS_FILE}: column(s) {missing} missing; has {heads.columns}")
+    n = heads.height
+    if rows is not None and n != rows:
+        raise IndexFileError(f"{path / HEADS_FILE}: {n} rows, but the manifest {mf} counts {rows} heads")
+    hi = max((r[1] for r in manifest["family_ranges"].values()), default=0)
+    if hi > n:
+        raise IndexFileError(f"{mf}: field 'family_ranges' reaches row {hi}, but {HEADS_FILE} has {n} rows")
+    if embeddings.ndim != 2 or embeddings.shape[0] != n:
+        raise IndexFileError(f"{path / EMB_FILE}: shape {embeddings.shape}, but {HEADS_FILE} has {n} rows "
+                             f"(expected ({n}, {dim}))")
+    if embeddings.shape[1] != dim:
+        raise IndexFileError(f"{path / EMB_FILE}: dimension {embeddings.shape[1]}, but the manifest's encoder "
+                             f"dimension is {dim}")
+    if embeddings.dtype != np.float32:
+        raise IndexFileError(f"{path / EMB_FILE}: dtype {embeddings.dtype}, expected float32")
+    if cpu_index.ntotal != n:
+        raise IndexFileError(f"{path / INDEX_FILE}: ntotal {cpu_index.ntotal}, but {HEADS_FILE} has {n} rows")
+    if cpu_index.d != dim:
+        raise IndexFileError(f"{path / INDEX_FILE}: dimension {cpu_index.d}, but the manifest's encoder "
+                             f"dimension is {dim}")
 
 
 def _encode_with_progress(encoder: Encoder, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
@@ -245,8 +316,21 @@ def _reusable_embeddings(source: Path, encoder: Encoder, heads: pl.DataFrame) ->
         if sha256_file(source / EMB_FILE) != manifest["files"][EMB_FILE]:
             return None
         return check_vectors(emb, encoder.dim, f"{source / EMB_FILE}")
-    except (OSError, KeyError, ValueError, json.JSONDecodeError):
+    except (OSError, KeyError, TypeError, ValueError, pl.exceptions.PolarsError):  # unusable: re-encode
         return None
+
+
+def kg_source_fields(given: str | None, graph_path: Path | None) -> dict[str, str | None]:
+    """The manifest's record of the KG: ``source`` (``sample`` or an absolute path, so it
+    opens from any working directory), ``source_given`` (as typed) and ``source_from``
+    (``kg_source`` argument / the graph's own path / none)."""
+    if given is not None:
+        resolved = given if given == "sample" else str(Path(given).resolve())
+        return {"source": resolved, "source_given": given, "source_from": "kg_source argument"}
+    if graph_path is not None:
+        return {"source": str(Path(graph_path).resolve()), "source_given": str(graph_path),
+                "source_from": "the graph's path"}
+    return {"source": None, "source_given": None, "source_from": None}
 
 
 def build_head_index(
@@ -263,12 +347,15 @@ def build_head_index(
     progress: bool = True,
     use_gpu: bool = True,
     kg_source: str | None = None,
+    on_notice: Callable[[str], None] | None = None,
 ) -> HeadIndex:
     """Encode the KG's heads and write the index directory ``out`` (None: keep it in memory).
 
     Stored embeddings of ``reuse_from`` (default: ``out`` when it exists) are reused when
     their encoder fingerprint and head rows match, so a new factory costs no re-encoding.
-    ``kg_source`` (e.g. ``sample`` or a directory) is recorded so the KG can be reopened.
+    ``kg_source`` (e.g. ``sample`` or a directory) is recorded, resolved to an absolute path,
+    so the KG can be reopened from any working directory; ``on_notice`` hears what
+    :func:`tiktalk.io.atomic_directory` recovered or removed.
     """
     params = params or SearchParams()
     if out is not None and Path(out).exists() and not overwrite:
@@ -296,8 +383,7 @@ def build_head_index(
         "encoder": {"name": encoder.name, "fingerprint": encoder.fingerprint, "dim": int(encoder.dim)},
         "factory": factory,
         "search_params": params.as_dict(),
-        "kg": {"content_sha256": graph.content_sha256,
-               "source": kg_source if kg_source is not None else (None if graph.path is None else str(graph.path))},
+        "kg": {"content_sha256": graph.content_sha256, **kg_source_fields(kg_source, graph.path)},
         "kinds": sorted(set(heads["kind"].to_list()), key=[v[0] for v in KINDS.values()].index),
         "counts": dict(heads.group_by("family").len().sort("family").iter_rows()),
         "family_ranges": family_ranges(heads),
@@ -309,7 +395,7 @@ def build_head_index(
     if out is None:
         result.manifest["files"] = {}
         return result
-    with atomic_directory(out, overwrite=overwrite) as tmp:
+    with atomic_directory(out, overwrite=overwrite, on_notice=on_notice) as tmp:
         faiss.write_index(index, str(tmp / INDEX_FILE))
         heads.write_parquet(tmp / HEADS_FILE, compression="zstd", statistics=False)
         np.save(tmp / EMB_FILE, embeddings, allow_pickle=False)

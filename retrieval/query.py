@@ -39,7 +39,13 @@ class QueryConfig:
 
 
 def build_queries(context: Sequence[str], title: str | None = None, config: QueryConfig | None = None) -> list[str]:
-    """The query text(s) of one context: one string in ``joined`` mode, one per turn otherwise."""
+    """The query text(s) of one context: one string in ``joined`` mode, one per turn otherwise.
+
+    A blank context (no turns, or only empty / whitespace turns) gives no query at all, so
+    every caller retrieves nothing for it (an empty knowledge segment): the nearest heads of
+    an empty string are confident junk. With ``use_title`` and a non-blank title, the title
+    alone is the query (real text, not junk).
+    """
     config = config or QueryConfig()
     if isinstance(context, str):
         raise TypeError("context is a list of turns, not one string")
@@ -48,7 +54,8 @@ def build_queries(context: Sequence[str], title: str | None = None, config: Quer
         turns = turns[-config.last_turns :]
     prefix = f"{title.strip()}{config.title_joiner}" if config.use_title and title and title.strip() else ""
     if not turns:
-        return [prefix.rstrip(config.title_joiner)] if prefix else [""]
+        alone = prefix.rstrip(config.title_joiner).strip()
+        return [alone] if alone else []
     if config.mode == "joined":
         return [prefix + config.joiner.join(turns)]
     return [prefix + t for t in turns]

@@ -8,7 +8,7 @@ ranked heads) and :meth:`Retriever.expand` (heads -> flows -> linearised text).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +18,7 @@ import kg
 from retrieval.encoders import Encoder, get_encoder
 from retrieval.index import HeadIndex
 from retrieval.query import QueryConfig, build_queries
-from tiktalk.errors import UsageError
+from tiktalk.errors import MissingInputError, UsageError
 from tiktalk.types import KnowledgeBudget
 
 
@@ -74,6 +74,24 @@ def merge_hits(scores: np.ndarray, ids: np.ndarray, keys: Sequence[Hashable] | N
     return sorted(best.values(), key=lambda hit: (-hit[1], hit[0]))
 
 
+def _manifest_kg(index_dir: str | Path, record: dict) -> str:
+    """The KG an index names, refused with where the path came from when it is not there."""
+    source = record.get("source") or record.get("path")
+    manifest = Path(index_dir) / "manifest.json"
+    if not isinstance(source, str):
+        raise UsageError(f"{manifest}: field 'kg.source' does not say which KG the index was built from; "
+                         "pass the KG (--kg)")
+    if source != kg.SAMPLE_NAME and not Path(source).exists():
+        given = record.get("source_given")
+        typed = f" (typed as {given!r} when the index was built)" if given and given != source else ""
+        relative = "; it is relative, so it was read from the current directory" if not Path(source).is_absolute() else ""
+        raise MissingInputError(
+            f"{manifest}: field 'kg.source' names the KG {source}{typed}, which does not exist{relative}; "
+            "pass the KG (--kg)"
+        )
+    return source
+
+
 @dataclass(frozen=True)
 class RetrievedHead:
     id: str
@@ -117,15 +135,17 @@ class Retriever:
     @classmethod
     def load(cls, index_dir: str | Path, *, graph: kg.C3KG | None = None, encoder: Encoder | None = None,
              config: RetrieverConfig | None = None, budget: KnowledgeBudget | None = None,
-             verify: bool = True) -> Retriever:
-        """Open an index directory; the encoder and KG default to the ones named in its manifest."""
-        index = HeadIndex.load(index_dir, verify=verify)
+             verify: bool = True, trust_pickle: bool = False,
+             on_notice: Callable[[str], None] | None = None) -> Retriever:
+        """Open an index directory; the encoder and KG default to the ones named in its manifest.
+
+        ``trust_pickle`` lets that KG be a ``C3KG.GRAPH`` pickle (see :func:`kg.load_kg`);
+        ``on_notice`` hears of an interrupted index replacement restored on open.
+        """
+        index = HeadIndex.load(index_dir, verify=verify, on_notice=on_notice)
         encoder = encoder or get_encoder(index.manifest["encoder"]["name"])
         if graph is None:
-            source = index.manifest["kg"].get("source") or index.manifest["kg"].get("path")
-            if source is None:
-                raise UsageError(f"{index_dir}: the manifest does not say which KG it indexes; pass the KG")
-            graph = kg.load_kg(source)
+            graph = kg.load_kg(_manifest_kg(index_dir, index.manifest["kg"]), trust_pickle=trust_pickle)
         return cls(index, graph, encoder, config, budget=budget)
 
     # -- stage 1: text -> vectors
@@ -136,13 +156,17 @@ class Retriever:
         return [build_queries(c, t, self.config.query) for c, t in zip(contexts, titles)]
 
     def encode(self, queries: list[list[str]]) -> np.ndarray:
-        """Flattened query texts -> (sum of queries, dim) vectors."""
+        """Flattened query texts -> (sum of queries, dim) vectors (blank contexts have none)."""
         flat = [q for qs in queries for q in qs]
+        if not flat:
+            return np.zeros((0, self.index.dim), dtype=np.float32)
         return self.encoder.encode(flat, kind="query")
 
     # -- stage 2: vectors -> ranked heads
     def search_heads(self, queries: list[list[str]], vectors: np.ndarray) -> list[list[RetrievedHead]]:
         cfg = self.config
+        if vectors.shape[0] == 0:  # only blank contexts: no query, no heads
+            return [[] for _ in queries]
         # fetch a few extra so merging duplicate texts / per-turn hits still leaves top_k
         fetch = cfg.top_k * 2
         if cfg.per_family:

@@ -772,8 +772,10 @@ def empty_build_reasons(report: BuildReport, config: BuildConfig) -> dict[str, s
 
 def build_dataset(raw: str | Path, out: str | Path, config: BuildConfig | None = None, *,
                   features_dir: str | Path | None = None, split_file: str | Path | None = None,
-                  allow_empty_split: bool = False, overwrite: bool = False) -> dict:
-    """Read RAW, clean, split and write the dataset directory ``out`` atomically.
+                  allow_empty_split: bool = False, overwrite: bool = False,
+                  on_notice: Callable[[str], None] | None = None) -> dict:
+    """Read RAW, clean, split and write the dataset directory ``out`` atomically
+    (``on_notice``: see :func:`tiktalk.dataset.write_dataset`).
 
     ``split_file`` (:func:`read_split_file`) fixes the split of the videos it names. A build
     with no dialogue, or (unless ``allow_empty_split``) with an empty split, raises
@@ -818,4 +820,4 @@ def build_dataset(raw: str | Path, out: str | Path, config: BuildConfig | None =
                                     "videos": len(splits), "not_in_videos": sum(v not in known for v in splits)}
     return write_dataset(dataset, out, table_format=config.table_format, overwrite=overwrite,
                          extra_manifest={"source": "tiktalk data build", "build": build_info},
-                         feature_dtype=config.feature_dtype, features=features)
+                         feature_dtype=config.feature_dtype, features=features, on_notice=on_notice)

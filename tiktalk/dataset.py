@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +57,7 @@ from tiktalk.errors import (
     UnknownNameError,
     UsageError,
 )
-from tiktalk.io import atomic_directory, read_json, sha256_file, write_json
+from tiktalk.io import atomic_directory, read_json, recover_directory, sha256_file, write_json
 from tiktalk.types import DialogueExample
 
 FORMAT_NAME = "tiktalk-dataset"
@@ -125,8 +126,12 @@ def _check_value(kind: str, value: Any) -> str | None:
     if kind == "str?":
         return None if value is None or isinstance(value, str) else "expected a string or null"
     if kind == "float":
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
-        return None if ok else "expected a non-negative number"
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        try:
+            ok = ok and math.isfinite(value) and value >= 0
+        except OverflowError:  # an integer too large for a float
+            ok = False
+        return None if ok else "expected a finite non-negative number"
     if kind == "split":
         return None if value in SPLITS else f"expected one of {', '.join(SPLITS)}"
     if kind == "list[str]":
@@ -184,18 +189,63 @@ def validate_row(table: str, row: Any, *, path: Path | str, line: int | None, ro
 # ---------------------------------------------------------------------------- table I/O
 
 
+MAX_JSON_DEPTH = 64  # no schema nests deeper than 3; this only stops hostile input early
+
+
+def _bad_json_value(obj: Any) -> tuple[str, str] | None:
+    """(reason, the offending string) for a lone surrogate or nesting deeper than
+    :data:`MAX_JSON_DEPTH` anywhere in ``obj`` (walked without recursion), else None."""
+    stack = [(obj, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return f"nested deeper than {MAX_JSON_DEPTH} levels", ""
+        if isinstance(item, dict):
+            stack.extend((k, depth + 1) for k in item)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as err:
+                return f"a string holds a lone surrogate {item[err.start]!r} (not encodable as UTF-8)", item
+    return None
+
+
 def read_jsonl_rows(path: Path | str) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed JSON) for each non-blank line; bad JSON names file and line."""
+    """(line number, parsed JSON) for each non-blank line of a UTF-8 file (a BOM is accepted).
+
+    Every problem names file and line: bad UTF-8, bad JSON (a raw control character such
+    as NUL inside a string is one), nesting deeper than :data:`MAX_JSON_DEPTH`, and strings
+    holding a lone surrogate (``\\ud800``), which no UTF-8 writer could store.
+    """
     path = Path(path)
-    with open(path, encoding="utf-8") as fh:
-        for number, text in enumerate(fh, start=1):
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DatasetFormatError(f"not valid UTF-8 at byte {err.start} of the line", path=path,
+                                         line=number, value=raw[max(0, err.start - 8) : err.start + 8]) from None
             if not text.strip():
                 continue
             try:
-                yield number, json.loads(text)
+                obj = json.loads(text)
             except json.JSONDecodeError as err:
-                raise DatasetFormatError(f"not valid JSON ({err.msg} at column {err.colno})",
+                raise DatasetFormatError(f"not valid JSON ({err.msg}, column {err.colno})",
                                          path=path, line=number, value=text.strip()) from None
+            except RecursionError:
+                raise DatasetFormatError(f"not valid JSON (nested deeper than {MAX_JSON_DEPTH} levels)",
+                                         path=path, line=number) from None
+            except ValueError as err:  # e.g. an integer of more than 4300 digits
+                raise DatasetFormatError(f"not valid JSON ({err})", path=path, line=number) from None
+            bad = _bad_json_value(obj)
+            if bad is not None:
+                raise DatasetFormatError(bad[0], path=path, line=number, value=bad[1] or None)
+            yield number, obj
 
 
 def _frame(table: str, rows: list[dict]) -> pl.DataFrame:
@@ -461,11 +511,14 @@ def resolve_path(path: str | Path) -> Path:
 def load_dataset(path: str | Path) -> TikTalkDataset:
     """Load a built dataset directory (with manifest.json), or ``"sample"``."""
     root = resolve_path(path)
+    recover_directory(root)  # a dataset left missing by an interrupted replacement
     manifest_path = root / "manifest.json"
     if not manifest_path.exists():
         raise MissingInputError(f"{root}: not a built dataset (no manifest.json); build one with "
                                 "`tiktalk data build RAW --out DIR`")
     manifest = read_json(manifest_path)
+    if not isinstance(manifest, dict):
+        raise DatasetFormatError(f"expected a JSON object, got {type(manifest).__name__}", path=manifest_path)
     if manifest.get("format") != FORMAT_NAME:
         raise DatasetFormatError(f"not a {FORMAT_NAME} manifest", path=manifest_path, field="format",
                                  value=manifest.get("format"))
@@ -500,13 +553,15 @@ def write_dataset(
     feature_dtype: str | None = None,
     features: Callable[[str], tuple[np.ndarray | None, np.ndarray | None]] | None = None,
     extra_files: Mapping[str, str] | None = None,
+    on_notice: Callable[[str], None] | None = None,
 ) -> dict:
     """Write ``dataset`` (tables + its features, re-packed one file per modality) atomically.
 
     ``features`` maps video_id -> (frames, audio) (default: ``dataset.features`` when the
     dataset has a root). ``feature_dtype`` (float16/float32) sets the storage dtype (default
     float32). ``extra_files`` (relative name -> UTF-8 text) are side files written beside
-    the tables and listed with their sha256 in the manifest. Returns the
+    the tables and listed with their sha256 in the manifest. ``on_notice`` hears what
+    :func:`tiktalk.io.atomic_directory` recovered or removed first. Returns the
     manifest, which holds no timestamps or absolute paths so equal data gives equal bytes.
     """
     if table_format not in TABLE_FORMATS:
@@ -521,7 +576,7 @@ def write_dataset(
     dialogues = dataset.dialogues.select(list(DIALOGUE_SCHEMA)).cast(DIALOGUE_SCHEMA)
     _check_cross_references(videos, dialogues, {"videos": Path("<videos>"), "dialogues": Path("<dialogues>")})
     get_features = features or (dataset.features if dataset.root is not None else None)
-    with atomic_directory(out, overwrite=overwrite) as tmp:
+    with atomic_directory(out, overwrite=overwrite, on_notice=on_notice) as tmp:
         tensors: dict[str, dict[str, np.ndarray]] = {"frames": {}, "audio": {}}
         index: dict[str, dict[str, list[int]]] = {}
         for vid in videos["video_id"].to_list():

@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tiktalk.errors import OutputExistsError, OutputLockedError
+from tiktalk.errors import FormatError, OutputExistsError, OutputLockedError
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -537,8 +537,21 @@ def write_json(
 
 
 def read_json(path: str | Path) -> Any:
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+    """Parse a UTF-8 JSON file. Malformed content (bad UTF-8, bad JSON, nesting past the
+    recursion limit, an integer of more than 4300 digits) raises
+    :class:`~tiktalk.errors.FormatError` naming the file and line; a missing file, OSError."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise FormatError(f"not valid UTF-8 at byte {err.start}", path=path,
+                          line=data.count(b"\n", 0, err.start) + 1) from None
+    except json.JSONDecodeError as err:
+        raise FormatError(f"not valid JSON ({err.msg}, column {err.colno})", path=path,
+                          line=err.lineno) from None
+    except (ValueError, RecursionError) as err:
+        raise FormatError(f"not valid JSON ({type(err).__name__}: {err})", path=path) from None
 
 
 @contextlib.contextmanager

@@ -129,7 +129,7 @@ def test_truncated_faiss_file(index_copy):
 
 def test_bad_manifest(index_copy):
     (index_copy / "manifest.json").write_text("{not json", encoding="utf-8")
-    with pytest.raises(IndexFileError, match=r"manifest.json: not valid JSON"):
+    with pytest.raises(IndexFileError, match=r"manifest.json:1: not valid JSON"):
         HeadIndex.load(index_copy)
     (index_copy / "manifest.json").write_text(json.dumps({"format_version": 1}), encoding="utf-8")
     with pytest.raises(IndexFileError, match=r"field 'encoder' is missing"):

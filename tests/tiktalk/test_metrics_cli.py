@@ -113,7 +113,7 @@ def test_train_split_has_no_references(tiny_data, tmp_path):
 @pytest.mark.parametrize(
     ("content", "match"),
     [
-        ('{"dialogue_id": "a", "response": "x"}\nnot json\n', r"p.jsonl:2: not JSON"),
+        ('{"dialogue_id": "a", "response": "x"}\nnot json\n', r"p.jsonl:2: not valid JSON"),
         ('{"dialogue_id": "a", "response": 3}\n', r"p.jsonl:1: field 'response' must be a string, got 3"),
         ('{"dialogue_id": "a", "response": "x"}\n{"dialogue_id": "a", "response": "y"}\n',
          r"p.jsonl:2: duplicate dialogue_id 'a' \(first on line 1\)"),

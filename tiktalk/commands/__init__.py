@@ -7,9 +7,11 @@ from :data:`tiktalk.commands.main.COMMANDS`; each module here has one ``register
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 
@@ -28,3 +30,22 @@ def emit(args: argparse.Namespace, result: Any, render: Callable[[Any], str] | N
         print(json.dumps(result, ensure_ascii=False, indent=2, default=str), file=out)
     else:
         print(render(result))
+
+
+def print_notice(message: str) -> None:
+    """What the library did on the user's behalf (a restored directory, removed leftovers, a
+    taken-over lock): one line on stderr, so stdout keeps only the result."""
+    print(f"tiktalk: note: {message}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def writing(out: str | Path) -> Iterator[Callable[[str], None]]:
+    """Hold the output lock of ``out`` for the whole command; yields the notice printer.
+
+    A second writer of the same ``out`` fails at once (exit 2) naming the holder's pid and
+    start time; see :func:`tiktalk.io.output_lock`.
+    """
+    from tiktalk.io import output_lock
+
+    with output_lock(out, on_notice=print_notice):
+        yield print_notice

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tiktalk.commands import add_json_flag, emit
+from tiktalk.commands import add_json_flag, emit, writing
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -137,8 +137,10 @@ def _build(args: argparse.Namespace) -> int:
         test_fraction=args.test_fraction, split_seed=args.split_seed, synthetic_frames=n, synthetic_audio=n,
         table_format=args.table_format,
     )
-    manifest = build_dataset(raw, args.out, config, features_dir=args.features, split_file=args.split_file,
-                             allow_empty_split=args.allow_empty_split, overwrite=args.overwrite)
+    with writing(args.out) as note:
+        manifest = build_dataset(raw, args.out, config, features_dir=args.features, split_file=args.split_file,
+                                 allow_empty_split=args.allow_empty_split, overwrite=args.overwrite,
+                                 on_notice=note)
     emit(args, manifest, lambda m: _render_build(m) + f"\nwrote {args.out}")
     return 0
 

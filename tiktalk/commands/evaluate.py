@@ -42,7 +42,7 @@ def is_generate_jsonl(path: str | Path) -> bool:
         if line.strip():
             try:
                 obj = json.loads(line)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # (JSONDecodeError is a ValueError)
                 return False
             return isinstance(obj, dict) and all(k in obj for k in JSONL_FIELDS)
     return False
@@ -50,16 +50,12 @@ def is_generate_jsonl(path: str | Path) -> bool:
 
 def read_generate_jsonl(path: str | Path) -> list[tuple[str, str]]:
     """(dialogue_id, response) per line of a ``tiktalk generate`` JSONL, ids unique."""
+    from tiktalk.dataset import read_jsonl_rows  # the one JSONL reader: names file and line
+
     path = Path(path)
     out: list[tuple[str, str]] = []
     first_line: dict[str, int] = {}
-    for line_no, line in enumerate(read_text_lines(path), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise UsageError(f"{path}:{line_no}: not JSON ({err.msg})") from None
+    for line_no, obj in read_jsonl_rows(path):
         if not isinstance(obj, dict):
             raise UsageError(f"{path}:{line_no}: expected a JSON object, got {type(obj).__name__}")
         for key in JSONL_FIELDS:

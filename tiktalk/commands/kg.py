@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tiktalk.commands import add_json_flag, emit
+from tiktalk.commands import add_json_flag, emit, writing
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,7 +48,9 @@ def _convert(args: argparse.Namespace) -> int:
     import kg
 
     sources = [src for s in args.sources for src in kg.resolve_sources(s)]
-    manifest = kg.convert(sources, args.out, trust_pickle=args.trust_pickle, overwrite=args.overwrite)
+    with writing(args.out) as note:
+        manifest = kg.convert(sources, args.out, trust_pickle=args.trust_pickle, overwrite=args.overwrite,
+                              on_notice=note)
     skipped = manifest["report"]["skipped_files"]
     emit(args, manifest, lambda m: f"wrote {args.out}: {m['counts']['nodes']} nodes, "
          f"{m['counts']['edges']} edges (content sha256 {m['content_sha256'][:12]})"

@@ -54,7 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.redirect_stdout(sys.stderr) if args.json_stdout else contextlib.nullcontext():
             return int(args.func(args) or 0)
     except TiktalkError as err:
-        print(f"tiktalk {args.command}: error: {err}", file=sys.stderr)
+        # one line, whatever a wrapped message (a parser's, a library's) held
+        text = " ".join(part.strip() for part in str(err).splitlines() if part.strip())
+        print(f"tiktalk {args.command}: error: {text}", file=sys.stderr)
         return 2
 
 

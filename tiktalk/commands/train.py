@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tiktalk.commands import add_json_flag, emit
+from tiktalk.commands import add_json_flag, emit, writing
 from tiktalk.errors import EmptyResultError, MissingInputError, UsageError
 
 
@@ -70,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace RUN if it exists")
     add_train_config_arguments(p)
     add_json_flag(p)
-    p.set_defaults(func=_train)
+    p.set_defaults(func=_train_locked)
 
     p = sub.add_parser("generate", help="write one response per dialogue of a split as JSONL")
     p.add_argument("--run", required=True, metavar="RUN", help="run directory written by `tiktalk train`")
@@ -341,6 +341,12 @@ def _wants_knowledge(modalities: str | None) -> bool:
 # ---------------------------------------------------------------- handlers
 
 
+def _train_locked(args: argparse.Namespace) -> int:
+    """``tiktalk train`` as the only writer of RUN: a second one exits 2 naming this one."""
+    with writing(args.out):
+        return _train(args)
+
+
 def _train(args: argparse.Namespace) -> int:
     from tiktalk.io import read_json
     from tiktalk.models.base import get_model_class
@@ -422,16 +428,29 @@ GENERATE_OPTIONS = {  # CLI dest -> ChatModel.generate keyword
 }
 
 
+def _read_run_info(path: Path) -> dict[str, Any]:
+    """run.json with the fields ``generate`` relies on checked (``model``, ``knowledge``)."""
+    from tiktalk.io import read_json
+
+    info = read_json(path)
+    if not isinstance(info, dict) or not isinstance(info.get("model"), str):
+        raise UsageError(f"{path}: field 'model' must name the run's model (value "
+                         f"{info.get('model') if isinstance(info, dict) else info!r})")
+    knowledge = info.get("knowledge")
+    if knowledge is not None and not (isinstance(knowledge, dict) and isinstance(knowledge.get("path"), (str, type(None)))):
+        raise UsageError(f"{path}: field 'knowledge' must be null or an object with a path (value {knowledge!r})")
+    return info
+
+
 def load_run_model(run: Path, step: int | None = None, device: str | None = None):
     """A trained run's model (RUN/model, or checkpoint step-N) in eval mode, and its run.json."""
     import torch
 
-    from tiktalk.io import read_json
     from tiktalk.models.base import get_model_class
 
     if not (run / "run.json").exists():
         raise MissingInputError(f"{run}: not a run directory (no run.json); train one with `tiktalk train`")
-    info = read_json(run / "run.json")
+    info = _read_run_info(run / "run.json")
     model_dir = run / "model" if step is None else run / "checkpoints" / f"step-{step}" / "model"
     if not model_dir.exists():
         raise MissingInputError(f"{model_dir} does not exist")

@@ -26,11 +26,13 @@ def parse_modalities(spec: str | tuple[str, ...] | list[str]) -> tuple[str, ...]
                     f"modalities {spec!r}: unknown modality {part!r}; "
                     f"use letters {sorted(MODALITY_LETTERS)} or names {list(MODALITIES)}"
                 )
-    else:
+    elif isinstance(spec, (list, tuple)):
         names = list(spec)
         for name in names:
             if name not in MODALITIES:
                 raise UsageError(f"modalities {spec!r}: unknown modality {name!r}; known {list(MODALITIES)}")
+    else:
+        raise UsageError(f"modalities {spec!r}: expected a string such as 'T+I' or a list of names")
     if not names:
         raise UsageError(f"modalities {spec!r}: at least one modality is required")
     if len(set(names)) != len(names):

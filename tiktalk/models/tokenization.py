@@ -71,7 +71,11 @@ def load_tokenizer(path: str | os.PathLike, expected_vocab_size: int | None = No
     path = Path(path)
     if not (path / "vocab.txt").exists() and not (path / "tokenizer.json").exists():
         raise UsageError(f"tokenizer directory {path} has neither vocab.txt nor tokenizer.json")
-    tokenizer = BertTokenizer.from_pretrained(str(path))
+    try:
+        tokenizer = BertTokenizer.from_pretrained(str(path))
+    except Exception as err:  # noqa: BLE001 (the Rust tokenizers library raises bare Exception on a damaged file)
+        summary = " ".join(f"{type(err).__name__}: {err}".split())[:300]
+        raise UsageError(f"tokenizer directory {path}: cannot be read ({summary})") from None
     if expected_vocab_size is not None and len(tokenizer) != expected_vocab_size:
         raise UsageError(
             f"tokenizer at {path} has {len(tokenizer)} tokens, expected {expected_vocab_size}"
