@@ -283,10 +283,10 @@ def read_checkpoint_tensors(path: str | Path, prefixes: Sequence[str]) -> dict[s
     return out
 
 
-def load_weights(model: torch.nn.Module, path: str | Path) -> None:
+def load_weights(model: torch.nn.Module, path: str | Path, file: str = WEIGHTS_FILE) -> None:
     from tiktalk.models.weights import load_safetensors_into
 
-    load_safetensors_into(model, Path(path) / WEIGHTS_FILE)
+    load_safetensors_into(model, Path(path) / file)
 
 
 # ------------------------------------------------------------------- CLI-facing options

@@ -26,6 +26,7 @@ from kg.schema import (
     ATOMIC_FAMILY,
     FLOW_FAMILIES,
     FORMAT_VERSION,
+    MAX_WEIGHT,
     PHYSICAL_RELATIONS,
     NodeKind,
     family_of,
@@ -147,12 +148,12 @@ def build_tables(sources, *, trust_pickle: bool = False) -> tuple[pl.DataFrame, 
         for s, t, ty, w in zip(table.sources, table.targets, table.types, table.weights):
             add(s, t, ty, w)
 
-    heavy = next(((key, w) for key, w in weights.items() if w > readers.MAX_WEIGHT), None)
+    heavy = next(((key, w) for key, w in weights.items() if w > MAX_WEIGHT), None)
     if heavy is not None:  # each weight was checked; only a merged sum can overflow int64
         (s, t, ty), w = heavy
         raise KGFormatError(
             f"edge {s!r} -> {t!r} ({ty}): the weights merged from duplicate edges sum above the "
-            f"int64 maximum {readers.MAX_WEIGHT}",
+            f"int64 maximum {MAX_WEIGHT}",
             path=", ".join(src["name"] for src in report.sources), field="weight", value=w,
         )
     unknown = Counter(ty for (_, _, ty) in weights if not is_known_type(ty))

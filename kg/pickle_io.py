@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kg.errors import KGFormatError
-from kg.readers import MAX_WEIGHT
+from kg.schema import MAX_WEIGHT
 
 if TYPE_CHECKING:
     import networkx as nx

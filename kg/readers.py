@@ -25,11 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kg.errors import KGFormatError
-from kg.schema import NodeKind
+from kg.schema import MAX_WEIGHT, NodeKind
 from tiktalk.registry import Registry
 
 NONE_TAILS = frozenset({"", "none"})  # ATOMIC's "no inference" marker
-MAX_WEIGHT = 2**63 - 1  # edge weights are stored as int64
 FLOW_HEADER = ("source", "target", "type", "weight")
 
 

@@ -104,3 +104,6 @@ RELATION_NAMES_ZH: dict[str, str] = {
     "intent_ask": "问", "intent_console": "安慰", "intent_describe": "描述",
     "intent_opinion": "认为", "intent_advise": "建议", "intent_others": "回应",
 }
+
+# Edge weights are counts stored as int64.
+MAX_WEIGHT = 2**63 - 1
