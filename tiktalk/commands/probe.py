@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from tiktalk.commands import add_json_flag, emit
+from tiktalk.commands.train import add_run_input_arguments
 from tiktalk.errors import UsageError
 
 
@@ -17,12 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "knowledge",
         help="NLL of the references with own / another dialogue's / no knowledge, with 95%% bootstrap intervals",
     )
-    p.add_argument("--run", required=True, metavar="RUN", help="run directory written by `tiktalk train`")
-    p.add_argument("--step", type=int, default=None, help="use checkpoint step-N instead of RUN/model")
-    p.add_argument("--data", default="sample", help="built dataset directory, or 'sample' (default)")
-    p.add_argument("--split", default="test", help="split (default test)")
-    p.add_argument("--knowledge", default=None, metavar="PARQUET",
-                   help="knowledge cache (default: the one the run was trained with)")
+    add_run_input_arguments(p)
     p.add_argument("--generated", default=None, metavar="JSONL",
                    help="`tiktalk generate` output: also report how often responses copy knowledge spans")
     p.add_argument("--seed", type=int, default=0, help="seed of the shuffle and the bootstrap (default 0)")

@@ -44,6 +44,16 @@ class RunOptions:
     lm: str | None = None
 
 
+def add_run_input_arguments(p: argparse.ArgumentParser) -> None:
+    """A trained run and the split it reads (generate, probe): --run, --step, --data, --split, --knowledge."""
+    p.add_argument("--run", required=True, metavar="RUN", help="run directory written by `tiktalk train`")
+    p.add_argument("--step", type=int, default=None, help="use checkpoint step-N instead of RUN/model")
+    p.add_argument("--data", default="sample", help="built dataset directory, or 'sample' (default)")
+    p.add_argument("--split", default="test", help="split (default test)")
+    p.add_argument("--knowledge", default=None, metavar="PARQUET",
+                   help="knowledge cache (default: the one the run was trained with)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a dialogue model (maria or a baseline) into a run directory")
     p.add_argument("--model", default=None, help="registered model name (maria, dialogpt, ...); "
@@ -73,12 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_train_locked)
 
     p = sub.add_parser("generate", help="write one response per dialogue of a split as JSONL")
-    p.add_argument("--run", required=True, metavar="RUN", help="run directory written by `tiktalk train`")
-    p.add_argument("--step", type=int, default=None, help="use checkpoint step-N instead of RUN/model")
-    p.add_argument("--data", default="sample", help="built dataset directory, or 'sample' (default)")
-    p.add_argument("--split", default="test", help="split (default test)")
-    p.add_argument("--knowledge", default=None, metavar="PARQUET",
-                   help="knowledge cache (default: the one the run was trained with)")
+    add_run_input_arguments(p)
     p.add_argument("--out", required=True, metavar="JSONL", help='predictions: {"dialogue_id", "response"} per line')
     p.add_argument("--batch-size", type=int, default=16, help="examples per generate call (default 16)")
     p.add_argument("--limit", type=int, default=None, help="only the first N dialogues")
