@@ -50,13 +50,6 @@ TINY_BACKBONE: dict[str, Any] = {
     "attention_probs_dropout_prob": 0.1,
 }
 
-# A small random BERT for CPU experiments (the kdconv suite; docs/kdconv.md says how it was
-# chosen). Same text layout as every preset, so the knowledge budget does not change.
-SMALL_BACKBONE: dict[str, Any] = dict(
-    TINY_BACKBONE, hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=512,
-)
-PRESET_BACKBONES: dict[str, dict[str, Any]] = {"tiny": TINY_BACKBONE, "small": SMALL_BACKBONE}
-
 
 @dataclass
 class MariaConfig:

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fusion.collator import SpecialIds, additive_mask, collate_examples, knowledge_budget
-from fusion.configuration_maria import AUDIO, PRESET_BACKBONES, TYPE_VOCAB_SIZE, VISION, MariaConfig
+from fusion.configuration_maria import AUDIO, TINY_BACKBONE, TYPE_VOCAB_SIZE, VISION, MariaConfig
 from tiktalk.errors import UsageError
 from tiktalk.models.base import ChatModel
 from tiktalk.models.tokenization import (
@@ -380,14 +380,13 @@ class MariaForDialogue(ChatModel):
 
     @classmethod
     def from_preset(cls, preset: str, **overrides: Any) -> MariaForDialogue:
-        """A random BERT + the generated char vocab: ``tiny`` (hidden 32, 2 layers, 2 heads; tests
-        and smoke runs) or ``small`` (hidden 128, 2 layers, 4 heads; CPU experiments).
+        """``tiny``: random tiny BERT (hidden 32, 2 layers, 2 heads) + the generated char vocab.
 
-        ``overrides`` are MariaConfig fields; ``backbone`` may be a dict merged into the preset's.
+        ``overrides`` are MariaConfig fields; ``backbone`` may be a dict merged into the tiny one.
         """
-        if preset not in PRESET_BACKBONES:
-            raise UsageError(f"unknown Maria preset {preset!r}; known: {list(PRESET_BACKBONES)}")
-        backbone = dict(PRESET_BACKBONES[preset], vocab_size=CHAR_VOCAB_SIZE)
+        if preset != "tiny":
+            raise UsageError(f"unknown Maria preset {preset!r}; known: ['tiny']")
+        backbone = dict(TINY_BACKBONE, vocab_size=CHAR_VOCAB_SIZE)
         backbone.update(overrides.pop("backbone", None) or {})
         tokenizer = build_char_tokenizer(overrides.pop("tokenizer_dir", None))
         config = MariaConfig(backbone=backbone, **overrides)

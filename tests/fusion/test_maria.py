@@ -312,12 +312,3 @@ def test_pytorch_model_bin_needs_the_opt_in(tmp_path, tokenizer):
     model = MariaForDialogue.from_pretrained(tmp_path / "bert", trust_pickle=True, modalities="T", **SMALL)
     torch.testing.assert_close(model.state_dict()["bert.embeddings.word_embeddings.weight"],
                                bert.state_dict()["bert.embeddings.word_embeddings.weight"])
-
-
-def test_small_preset_keeps_the_text_layout_and_budget():
-    tiny = MariaForDialogue.from_preset("tiny", modalities="T+K")
-    small = MariaForDialogue.from_preset("small", modalities="T+K")
-    assert small.bert_config.hidden_size == 128 and small.bert_config.num_hidden_layers == 2
-    assert small.knowledge_budget().as_dict() == tiny.knowledge_budget().as_dict()  # one cache fits both
-    with pytest.raises(ValueError, match=r"known: \['tiny', 'small'\]"):
-        MariaForDialogue.from_preset("huge")
