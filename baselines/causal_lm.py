@@ -46,6 +46,7 @@ from baselines.prompt_lm import (
     apply_modalities,
     build_lm,
     lm_config_dict,
+    response_nll,
 )
 from tiktalk.errors import MissingInputError, UsageError
 from tiktalk.io import atomic_directory
@@ -207,3 +208,21 @@ class CausalLMChat(ChatModel):
             self.train(was_training)
         new_tokens = out[:, batch["input_ids"].size(1):]
         return [decode(self.tokenizer, row.tolist()) for row in new_tokens]
+
+    @torch.no_grad()
+    def score(self, examples: Sequence[DialogueExample], batch_size: int = 32) -> list[tuple[float, int]]:
+        """Per example: summed NLL (nats) of its response tokens and closing EOS, the labels of
+        training (masked over the prompt), and their count."""
+        device = next(self.parameters()).device
+        was_training = self.training
+        self.eval()
+        out: list[tuple[float, int]] = []
+        try:
+            for start in range(0, len(examples), batch_size):
+                batch = self.prompts.training_batch(examples[start : start + batch_size])
+                logits = self.lm(input_ids=batch["input_ids"].to(device),
+                                 attention_mask=batch["attention_mask"].to(device)).logits
+                out += response_nll(logits, batch["labels"].to(device))
+        finally:
+            self.train(was_training)
+        return out

@@ -24,6 +24,7 @@ from kg import readers
 from kg.errors import KGFormatError
 from kg.schema import (
     ATOMIC_FAMILY,
+    ATTRIBUTE_FAMILY,
     FLOW_FAMILIES,
     FORMAT_VERSION,
     MAX_WEIGHT,
@@ -58,6 +59,7 @@ class ConversionReport:
     atomic2020_matched_heads: int = 0
     duplicate_edges_merged: int = 0
     merged_translations: int = 0
+    kb_triples: int = 0  # rows of KB JSON files, before duplicates merge
     unknown_types: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -69,6 +71,7 @@ class ConversionReport:
             "atomic2020_matched_heads": self.atomic2020_matched_heads,
             "duplicate_edges_merged": self.duplicate_edges_merged,
             "merged_translations": self.merged_translations,
+            "kb_triples": self.kb_triples,
             "unknown_types": dict(sorted(self.unknown_types.items())),
         }
 
@@ -95,7 +98,8 @@ def build_tables(sources, *, trust_pickle: bool = False) -> tuple[pl.DataFrame, 
     """Read every source and join them into canonical (nodes, edges) tables.
 
     ATOMIC-2020 English triples attach to the Chinese heads of the head CSVs through the
-    English head. When head CSVs are given, English triples whose head is not among them
+    English head. KB triples (entity, attribute, value) become edges entity -> value typed by
+    the attribute name, family ``attribute``. When head CSVs are given, English triples whose head is not among them
     are dropped and counted (``atomic2020_unmatched_triples``); without head CSVs they are
     kept with their English text.
     """
@@ -147,6 +151,13 @@ def build_tables(sources, *, trust_pickle: bool = False) -> tuple[pl.DataFrame, 
     for table in parts.edges:
         for s, t, ty, w in zip(table.sources, table.targets, table.types, table.weights):
             add(s, t, ty, w)
+    kb_keys: set[tuple[str, str, str]] = set()
+    for table in parts.kb:
+        report.skipped_none_tails += table.skipped_none_tails
+        report.kb_triples += len(table)
+        for h, r, t in zip(table.heads, table.relations, table.tails):
+            add(h, t, r, 1)
+            kb_keys.add((h, t, r))
 
     heavy = next(((key, w) for key, w in weights.items() if w > MAX_WEIGHT), None)
     if heavy is not None:  # each weight was checked; only a merged sum can overflow int64
@@ -156,7 +167,7 @@ def build_tables(sources, *, trust_pickle: bool = False) -> tuple[pl.DataFrame, 
             f"int64 maximum {MAX_WEIGHT}",
             path=", ".join(src["name"] for src in report.sources), field="weight", value=w,
         )
-    unknown = Counter(ty for (_, _, ty) in weights if not is_known_type(ty))
+    unknown = Counter(key[2] for key in weights if key not in kb_keys and not is_known_type(key[2]))
     report.unknown_types = dict(unknown)
 
     edges = pl.DataFrame(
@@ -165,11 +176,9 @@ def build_tables(sources, *, trust_pickle: bool = False) -> tuple[pl.DataFrame, 
             "target": [k[1] for k in weights],
             "type": [k[2] for k in weights],
             "weight": list(weights.values()),
+            "family": [ATTRIBUTE_FAMILY if k in kb_keys else family_of(k[2]) for k in weights],
         },
-        schema={k: EDGE_SCHEMA[k] for k in ("source", "target", "type", "weight")},
-    )
-    edges = edges.with_columns(
-        pl.col("type").map_elements(family_of, return_dtype=pl.String).alias("family")
+        schema=EDGE_SCHEMA,
     ).sort(["source", "type", "target"])
 
     nodes = _classify_nodes(edges, head_info, parts.isolated)
@@ -186,8 +195,8 @@ def _classify_nodes(
 
     1. listed in a head CSV -> its kind; 2. endpoint of an event-flow edge -> event-head;
     3. source of ATOMIC relations -> phrase-head if all are physical-entity relations and
-    it does not mention PersonX/Y, else event-head; 4. endpoint of next_entity -> entity;
-    5. source of an emotion-flow edge -> emotion; 6. otherwise -> tail.
+    it does not mention PersonX/Y, else event-head; 4. endpoint of next_entity, or source of
+    KB attributes -> entity; 5. source of an emotion-flow edge -> emotion; 6. otherwise -> tail.
     """
     src, tgt, typ, fam = (edges[c].to_list() for c in ("source", "target", "type", "family"))
     event_flow: set[str] = set()
@@ -202,6 +211,8 @@ def _classify_nodes(
             event_flow.update((s, t))
         elif f == "concept":
             concept.update((s, t))
+        elif f == ATTRIBUTE_FAMILY:
+            concept.add(s)
         elif f == "emotion":
             emotion_src.add(s)
         elif f == ATOMIC_FAMILY:

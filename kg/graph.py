@@ -12,6 +12,7 @@ import polars as pl
 
 from kg.schema import (
     ATOMIC_FAMILY,
+    ATTRIBUTE_FAMILY,
     EMOTION_SOURCE_RELATIONS,
     FLOW_FAMILIES,
     NodeKind,
@@ -42,18 +43,21 @@ class FlowEdge:
 
 @dataclass
 class HeadFlows:
-    """Everything the KG says about one head: tails per relation, flow edges per family."""
+    """Everything the KG says about one head: tails per ATOMIC relation, flow edges per family,
+    and values per KB attribute (an entity of a KB such as KdConv's)."""
 
     head: str
     kind: str | None
     relations: dict[str, list[Tail]] = field(default_factory=dict)
     flows: dict[str, list[FlowEdge]] = field(default_factory=dict)
+    attributes: dict[str, list[Tail]] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {
             "head": self.head,
             "kind": self.kind,
             "relations": {r: [[t.text, t.weight] for t in ts] for r, ts in self.relations.items()},
+            "attributes": {a: [[t.text, t.weight] for t in ts] for a, ts in self.attributes.items()},
             "flows": {
                 f: [
                     {"source": e.source, "target": e.target, "type": e.type, "weight": e.weight, "depth": e.depth}
@@ -158,6 +162,14 @@ class C3KG:
             ordered = {r: ts[:top_k] for r, ts in ordered.items()}
         return ordered
 
+    def attributes(self, entity: str, top_k: int | None = None) -> dict[str, list[Tail]]:
+        """Values of ``entity`` per KB attribute (family ``attribute``), each ranked by weight
+        (how often the KB repeats the triple), then text; attributes by name."""
+        out: dict[str, list[Tail]] = {}
+        for target, attribute, weight in self._out.get(entity, {}).get(ATTRIBUTE_FAMILY, []):
+            out.setdefault(attribute, []).append(Tail(target, weight))
+        return {a: ts[:top_k] for a, ts in sorted(out.items())}
+
     def flow_edges(self, start: str, family: str, depth: int = 1, fanout: int | None = None) -> list[FlowEdge]:
         """Flow edges of one family reachable from ``start``, breadth first to ``depth``.
 
@@ -192,8 +204,10 @@ class C3KG:
         relations: Sequence[str] | None = None,
         top_k_tails: int | None = None,
     ) -> HeadFlows:
-        """Tails per relation and flow edges per family for ``head``.
+        """Tails per relation, flow edges per family and KB attribute values for ``head``.
 
+        ``relations`` and ``top_k_tails`` choose among ATOMIC relations; a KB entity's
+        attributes (open-ended names) are all kept, ``top_k_tails`` values each.
         Emotion flows start at emotion nodes: for a head that is not one itself they start
         from its xReact/oReact tails (C3KG's emotion flows link emotion tails to tails), so
         depth 1 there means head -react-> emotion -flow-> tail.
@@ -201,7 +215,8 @@ class C3KG:
         if head not in self._kind:
             raise UnknownNameError(f"head {head!r} is not in the KG")
         families = list(FLOW_FAMILIES) if families is None else list(families)
-        result = HeadFlows(head=head, kind=self._kind[head], relations=self.tails(head, relations, top_k_tails))
+        result = HeadFlows(head=head, kind=self._kind[head], relations=self.tails(head, relations, top_k_tails),
+                           attributes=self.attributes(head, top_k_tails))
         for family in families:
             if family == "emotion" and self._kind[head] != NodeKind.EMOTION.value:
                 starts = [
@@ -222,10 +237,12 @@ class C3KG:
         return result
 
     def stats(self) -> dict:
-        """Heads by kind, tails, triples by relation, flow edges by type and family, isolated nodes."""
+        """Heads by kind, tails, triples by relation, KB triples by attribute, flow edges by type
+        and family, isolated nodes."""
         e = self.edges
         atomic = e.filter(pl.col("family") == ATOMIC_FAMILY)
-        flows = e.filter(pl.col("family") != ATOMIC_FAMILY)
+        kb = e.filter(pl.col("family") == ATTRIBUTE_FAMILY)
+        flows = e.filter(~pl.col("family").is_in([ATOMIC_FAMILY, ATTRIBUTE_FAMILY]))
         degree_nodes = set(e["source"].to_list()) | set(e["target"].to_list())
         isolated = sorted(set(self._kind) - degree_nodes)
         return {
@@ -240,6 +257,8 @@ class C3KG:
             "triples_by_relation": dict(
                 sorted(atomic.group_by("type").len().iter_rows(), key=lambda kv: type_rank(kv[0]))
             ),
+            "kb_triples": kb.height,
+            "kb_triples_by_attribute": dict(kb.group_by("type").len().sort("type").iter_rows()),
             "flow_edges": flows.height,
             "flow_edges_by_type": dict(
                 sorted(flows.group_by("type").len().iter_rows(), key=lambda kv: type_rank(kv[0]))

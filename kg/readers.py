@@ -8,6 +8,9 @@ Formats (SPEC section 1):
 * ATOMIC-2020 English: ``head<TAB>relation<TAB>tail`` or ``head @@ relation<TAB>t1| t2``.
 * Flow edges (this project's text form of C3KG's dialogue flows): a header
   ``source<TAB>target<TAB>type<TAB>weight``.
+* A knowledge base as JSON (KdConv's ``kb_<domain>.json``): an object entity -> its
+  ``[entity, attribute, value]`` triples, or entity -> {attribute: value or [values]}.
+  Not C3KG: a generic triple graph whose relations are the KB's own attribute names.
 * ``C3KG.GRAPH``: see :mod:`kg.pickle_io` (opt-in only).
 
 :data:`FORMATS` is the one table of these formats (reader, suffixes, how to recognise a
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -278,6 +282,66 @@ def read_flow_edges(path: str | Path) -> EdgeTable:
     return table
 
 
+def read_kb_json(path: str | Path) -> TripleTable:
+    """Read a KB as JSON: ``{entity: [[entity, attribute, value], ...]}`` (KdConv's
+    ``kb_*.json``) or ``{entity: {attribute: value | [value, ...]}}``. Rows are (entity,
+    attribute, value); repeated triples are kept (the converter merges them into weights).
+    Empty values are skipped and counted in ``skipped_none_tails``."""
+    path = Path(path)
+    text = read_text(path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise KGFormatError(f"not valid JSON ({err.msg})", path=path, line=err.lineno) from None
+    if not isinstance(data, dict) or not data:
+        raise KGFormatError(
+            f"expected a non-empty object entity -> triples or attributes (a KB like KdConv's kb_*.json), "
+            f"found {type(data).__name__}{' (a dialogue file?)' if isinstance(data, list) else ''}",
+            path=path,
+        )
+    table = TripleTable()
+
+    def value_of(where: str, value) -> str | None:
+        if not isinstance(value, str):
+            raise KGFormatError("expected a string", path=path, field=where, value=value)
+        if not value.strip():
+            table.skipped_none_tails += 1
+            return None
+        return value.strip()
+
+    for entity, body in data.items():
+        if not entity.strip():
+            raise KGFormatError("empty entity name", path=path, field=repr(entity), value=entity)
+        entity = entity.strip()
+        if isinstance(body, list):
+            for i, triple in enumerate(body):
+                where = f"{entity}[{i}]"
+                if not (isinstance(triple, list) and len(triple) == 3 and all(isinstance(x, str) for x in triple)):
+                    raise KGFormatError("expected [entity, attribute, value] (3 strings)", path=path,
+                                        field=where, value=triple)
+                if triple[0].strip() != entity:
+                    raise KGFormatError(f"triple of entity {triple[0]!r} filed under {entity!r}", path=path,
+                                        field=where, value=triple)
+                if not triple[1].strip():
+                    raise KGFormatError("empty attribute name", path=path, field=where, value=triple)
+                value = value_of(where, triple[2])
+                if value is not None:
+                    table.append(entity, triple[1].strip(), value)
+        elif isinstance(body, dict):
+            for attribute, values in body.items():
+                where = f"{entity}.{attribute}"
+                if not attribute.strip():
+                    raise KGFormatError("empty attribute name", path=path, field=where, value=attribute)
+                for j, value in enumerate(values if isinstance(values, list) else [values]):
+                    value = value_of(f"{where}[{j}]" if isinstance(values, list) else where, value)
+                    if value is not None:
+                        table.append(entity, attribute.strip(), value)
+        else:
+            raise KGFormatError("expected a list of [entity, attribute, value] or an object attribute -> value",
+                                path=path, field=entity, value=body)
+    return table
+
+
 # ----------------------------------------------------------------------------- the format table
 
 
@@ -289,6 +353,7 @@ class ReleaseParts:
     atomic_zh: list[TripleTable] = field(default_factory=list)  # ATOMIC_Chinese.tsv: Chinese heads
     atomic_en: list[TripleTable] = field(default_factory=list)  # ATOMIC-2020: English heads
     edges: list[EdgeTable] = field(default_factory=list)  # flow edges, edges of a pickled graph
+    kb: list[TripleTable] = field(default_factory=list)  # KB JSON: (entity, attribute, value)
     isolated: set[str] = field(default_factory=set)  # nodes of a pickled graph without edges
 
 
@@ -329,6 +394,10 @@ def _read_flow_edges(path: Path, parts: ReleaseParts, trust_pickle: bool) -> Non
     parts.edges.append(read_flow_edges(path))
 
 
+def _read_kb_json(path: Path, parts: ReleaseParts, trust_pickle: bool) -> None:
+    parts.kb.append(read_kb_json(path))
+
+
 def _read_gpickle(path: Path, parts: ReleaseParts, trust_pickle: bool) -> None:
     from kg.pickle_io import read_gpickle  # networkx is imported only when a pickle is read
 
@@ -353,6 +422,8 @@ FORMATS: Registry[ReleaseFormat] = Registry("KG format", {
                                 # a flow header missing a column is still this format, and its reader refuses it by name
                                 header_hint=lambda c: c[:4] == list(FLOW_HEADER) or {"source", "target"} <= set(c)),
     "atomic2020": ReleaseFormat(_read_atomic2020, (".tsv", ".txt"), fallback=True),
+    "kb-json": ReleaseFormat(_read_kb_json, (".json",), name_hint=lambda n: n.startswith("kb"),
+                             header_hint=lambda c: c[0].startswith("{")),
 })
 
 # What a release directory may hold beside release files: documentation, licences, the
@@ -375,7 +446,7 @@ def sniff_format(path: str | Path) -> str:
     """Name the release format of a file from :data:`FORMATS`: by suffix, then name, then first line.
 
     The built-in names: ``gpickle``, ``event-heads``, ``phrase-heads``, ``atomic-chinese``,
-    ``flow-edges``, ``atomic2020``.
+    ``flow-edges``, ``atomic2020``, ``kb-json``.
     """
     path = Path(path)
     name = path.name.lower()
@@ -404,8 +475,8 @@ def sniff_format(path: str | Path) -> str:
             return n
     raise KGFormatError(
         "cannot tell the C3KG format of this file (expected ATOMIC_Chinese.tsv, "
-        "head_shortSentence.csv, head_phrase.csv, C3KG.GRAPH, an ATOMIC-2020 .tsv "
-        "or a flow-edge .tsv with header source/target/type/weight)",
+        "head_shortSentence.csv, head_phrase.csv, C3KG.GRAPH, an ATOMIC-2020 .tsv, "
+        "a flow-edge .tsv with header source/target/type/weight or a KB .json object)",
         path=path,
     )
 

@@ -65,6 +65,9 @@ FLOW_START_KINDS: dict[str, tuple[NodeKind, str]] = {
 # Edge families: "atomic" for commonsense relations, the flow families, then "unknown".
 ATOMIC_FAMILY = "atomic"
 UNKNOWN_FAMILY = "unknown"
+# Triples of a knowledge base (KB JSON, e.g. KdConv: entity -attribute-> value). Their types
+# are the KB's own attribute names, so the family is set by the source file, not by the type.
+ATTRIBUTE_FAMILY = "attribute"
 
 # Relations whose tails feed the emotion flows (C3KG: emotion tail -> cause / intent tail).
 EMOTION_SOURCE_RELATIONS: tuple[str, ...] = ("xReact", "oReact")

@@ -35,6 +35,7 @@ def test_every_format_is_reachable_by_sniffing(tmp_path: Path) -> None:
         "atomic-chinese": ("ATOMIC_Chinese.tsv", b""),
         "flow-edges": ("flows.txt", FLOWS.encode()),
         "atomic2020": ("dev.tsv", b"PersonX eats @@ xWant\tsleep| none\n"),
+        "kb-json": ("kb_travel.json", b""),
     }
     assert set(files) == set(readers.FORMATS.names())
     for fmt, (name, data) in files.items():
@@ -59,10 +60,14 @@ def test_txt_and_pkl_inside_a_directory_are_read_not_skipped(tiny_release: Path)
 
 
 def test_unclaimed_file_in_a_directory_is_an_error_naming_it(tiny_release: Path) -> None:
-    write(tiny_release / "notes.json", "{}")
-    with pytest.raises(kg.KGFormatError, match=r"notes\.json: cannot tell the C3KG format.*suffix '\.json'"):
+    write(tiny_release / "notes.yaml", "a: 1")
+    with pytest.raises(kg.KGFormatError, match=r"notes\.yaml: cannot tell the C3KG format.*suffix '\.yaml'"):
         build_tables([tiny_release])
-    (tiny_release / "notes.json").unlink()
+    (tiny_release / "notes.yaml").unlink()
+    write(tiny_release / "dev.json", "[]")  # a JSON list (KdConv's dialogues) is no KB
+    with pytest.raises(kg.KGFormatError, match=r"dev\.json: cannot tell the C3KG format"):
+        build_tables([tiny_release])
+    (tiny_release / "dev.json").unlink()
     write(tiny_release / "heads.csv", "a,b\n1,2\n")  # a CSV no format claims by name or header
     with pytest.raises(kg.KGFormatError, match=r"heads\.csv: cannot tell the C3KG format"):
         build_tables([tiny_release])

@@ -89,11 +89,16 @@ def test_copy_rate_and_errors() -> None:
     perm = derangement(7, seed=1)
     assert sorted(perm.tolist()) == list(range(7)) and not (perm == np.arange(7)).any()
     model = MariaForDialogue.from_preset("tiny", modalities="T+K").eval()
-    with pytest.raises(UsageError, match="1 of 2 dialogues have no knowledge"):
+    with pytest.raises(UsageError, match="1 of 2 dialogues have knowledge"):
         probe_knowledge(model, [DialogueExample("a", ["x"], "y", knowledge="k"), DialogueExample("b", ["x"], "y")])
     examples = copy_task(4, seed=2)
     result = probe_knowledge(model, examples, n_bootstrap=50, generated=[e.response for e in examples])
     assert result.copy_rate == 1.0 and result.copy_rate_references == 1.0
+    # dialogues without knowledge are left out, with their generated responses, and counted
+    mixed = [*examples, DialogueExample("none", ["x"], "去哪儿", knowledge="")]
+    partial = probe_knowledge(model, mixed, n_bootstrap=50, generated=[e.response for e in examples] + ["北京"])
+    assert (partial.n, partial.n_without_knowledge) == (4, 1) and partial.nll_own == result.nll_own
+    assert partial.copy_rate == 1.0 and "(n=4, 1 without knowledge left out)" in partial.summary()
     assert set(result.as_dict()) >= {"nll_own", "nll_shuffled", "nll_none", "delta_shuffled",
                                      "delta_shuffled_ci95", "delta_none", "delta_none_ci95", "n"}
 

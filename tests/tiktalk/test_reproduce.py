@@ -135,3 +135,52 @@ def test_release_mismatches():
 def test_reproduce_bad_init(tmp_path: Path, capsys) -> None:
     code = main(["reproduce", "--models", "dialogpt", "--out", str(tmp_path), "--init", "dialogpt"])
     assert code == 2 and "is not ROW=PATH" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- --suite kdconv
+
+
+def test_kdconv_suite_refuses_table3_flags(capsys) -> None:
+    assert main(["reproduce", "--suite", "kdconv", "--out", "unused"]) == 2
+    assert "--suite kdconv needs --data: a KdConv domain directory" in capsys.readouterr().err
+    assert main(["reproduce", "--suite", "kdconv", "--data", "x", "--models", "maria", "--out", "unused"]) == 2
+    assert "--models do not apply" in capsys.readouterr().err
+    assert main(["reproduce", "--probe-limit", "5", "--out", "unused"]) == 2
+    assert "--probe-limit apply to --suite kdconv only" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # 12-45 s (13 s CPU): three tiny trainings, beam search, probes
+def test_kdconv_suite_end_to_end(tmp_path: Path, capsys) -> None:
+    from tests.kdconv_mini import write_mini_kdconv
+
+    folder = write_mini_kdconv(tmp_path / "kdconv", n_dev=30, n_test=10)  # 70 test responses, 30 with gold
+    out = tmp_path / "suite"
+    assert main(["reproduce", "--suite", "kdconv", "--data", str(folder), "--out", str(out), "--preset", "tiny",
+                 "--encoder", "hash", "--max-steps", "20", "--batch-size", "16", "--limit", "12",
+                 "--probe-limit", "20", "--no-meteor", "--json"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert "have no row" not in captured.err  # retrieval ran for every test dialogue the suite reads
+    saved = json.loads((out / "kdconv.json").read_text(encoding="utf-8"))
+    assert saved["runs"] == summary["runs"] and set(saved["runs"]) == {"T", "T+K-retrieved", "T+K-gold"}
+    test = saved["test"]
+    assert test["dialogues"] == 70 and test["with_gold_knowledge"] == 30
+    assert test["metrics_on"] == {"dialogues": 12, "subset": True, "which": "the first dialogues of the test split"}
+    assert test["probe_on"]["dialogues"] == 20 and test["probe_on"]["subset"]
+    assert 0 <= test["gold_value_retrieved"] <= 1 and 0 <= test["gold_entity_retrieved"] <= 1
+    for run in saved["runs"].values():
+        assert run["steps"] == 20 and run["metrics"]["dialogues"] == 12 and run["metrics"]["meteor"] is None
+        assert run["probe"]["n"] == 20
+        assert set(run["metrics"]) >= {"bleu_2", "bleu_4", "rouge_l", "cider", "dist_2", "dist_3"}
+    t, gold = saved["runs"]["T"], saved["runs"]["T+K-gold"]
+    assert set(t["probe"]) == {"n", "nll_none", "nll_none_ci95", "note"} and t["knowledge"] is None
+    p = gold["probe"]
+    assert p["delta_shuffled"] == pytest.approx(p["nll_shuffled"] - p["nll_own"])
+    assert p["delta_shuffled_ci95"][0] <= p["delta_shuffled"] <= p["delta_shuffled_ci95"][1]
+    assert gold["metrics"]["knowledge_copy"]["references"] == 1.0  # every mini answer copies its value
+    run_info = json.loads((out / "runs" / "T_K-gold" / "run.json").read_text(encoding="utf-8"))
+    assert run_info["knowledge"]["path"] == str(out / "knowledge-gold.parquet")
+    table = (out / "kdconv.md").read_text(encoding="utf-8")
+    assert "| T+K-gold |" in table and "**the first 12 of 70 test dialogues (a subset)**" in table
+    assert table.endswith(f"Made by: `tiktalk reproduce --suite kdconv --data {folder} --out {out} --encoder hash "
+                          "--max-steps 20 --batch-size 16 --limit 12 --probe-limit 20 --no-meteor`\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from tiktalk.commands import add_json_flag, emit, writing
+from tiktalk.commands.retrieval import add_budget_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -84,6 +85,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-empty-split", action="store_true", help="an empty split is a warning, not an error")
     add_json_flag(p)
     p.set_defaults(func=_validate)
+
+    p = data_sub.add_parser(
+        "gold-knowledge",
+        help="a knowledge cache from the KB triples each response used (a KdConv import's gold_attrs.jsonl)",
+        description="Linearised as retrieved KB knowledge is ('entity，attribute：value' pieces), cut to a "
+        "model's knowledge budget; responses that used no triple get an empty segment.",
+    )
+    p.add_argument("data", metavar="DIR", help="dataset directory from `tiktalk data import --from kdconv`")
+    p.add_argument("--out", required=True, help="knowledge cache (Parquet, written atomically)")
+    add_budget_options(p, default_model="maria")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    add_json_flag(p)
+    p.set_defaults(func=_gold_knowledge)
 
     p = data_sub.add_parser("lccc", help="convert LCCC JSON (train/valid/test) into a text-only dataset")
     p.add_argument("source", metavar="JSON", help="e.g. LCCC's toy_data.json")
@@ -267,4 +281,15 @@ def _lccc(args: argparse.Namespace) -> int:
                              extra_manifest={"source": "LCCC", "lccc": {"expand_turns": args.expand_turns}})
     emit(args, manifest, lambda m: f"wrote {args.out}: " + ", ".join(
         f"{s} {m['counts'][s]['dialogues']}" for s in ("train", "val", "test")) + " dialogues")
+    return 0
+
+
+def _gold_knowledge(args: argparse.Namespace) -> int:
+    from retrieval.gold import write_gold_knowledge
+    from tiktalk.commands.retrieval import knowledge_budget
+
+    budget = knowledge_budget(args.model, args.model_path, args.max_tokens)
+    result = write_gold_knowledge(args.data, args.out, budget, overwrite=args.overwrite)
+    emit(args, result, lambda r: f"wrote {r['out']}: {r['rows']} dialogues, {r['with_knowledge']} with gold "
+         f"knowledge ({r['cut_by_budget']} cut to {r['budget'] or 'no budget'})")
     return 0

@@ -1,6 +1,7 @@
 """``tiktalk demo``: the main job end to end on the shipped samples, offline.
 
-Stages run in order, each printing what it did; every artefact lands under ``--out``.
+Stages run in order, each printing what it did; every artefact lands under ``--out``. The
+last line is the knowledge probe of the Maria+C3KG run (does it read its knowledge?).
 """
 
 from __future__ import annotations
@@ -73,6 +74,20 @@ def stage_train(out: Path, all_rows: bool, steps: int | None, meteor: bool) -> d
     return results
 
 
+def stage_probe(out: Path):
+    """The knowledge probe of the Maria+C3KG run on the sample's test split (its own knowledge
+    cache); what ``tiktalk probe knowledge --run OUT/runs/maria_c3kg`` prints."""
+    from tiktalk.commands.train import load_examples, load_run_model
+    from tiktalk.models.probe import probe_knowledge
+
+    run = out / "runs" / "maria_c3kg"
+    _banner("5. Does Maria+C3KG read its knowledge? Reference NLL with its own / another dialogue's / no knowledge")
+    print(f"$ tiktalk probe knowledge --run {run} --split test", flush=True)
+    model, info = load_run_model(run)
+    examples, _ = load_examples("sample", "test", info["knowledge"]["path"])
+    return probe_knowledge(model, examples)
+
+
 def _demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -81,8 +96,11 @@ def _demo(args: argparse.Namespace) -> int:
     for stage in (stage_kg, stage_retrieval, stage_annotate):
         summary[stage.__name__.removeprefix("stage_")] = stage(out)
     summary["results"] = stage_train(out, args.all, args.steps, meteor=not args.no_meteor)
+    probe = stage_probe(out)
+    summary["probe"] = probe.as_dict()
     summary["seconds"] = round(time.perf_counter() - start, 1)
     _banner(f"done in {summary['seconds']} s; artefacts under {out}/")
+    print(f"Maria+C3KG {probe.summary()}")  # the last line: does the model read its knowledge?
     if args.json:
         emit(args, summary)
     return 0

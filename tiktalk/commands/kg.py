@@ -62,6 +62,9 @@ def render_stats(s: dict) -> str:
     lines = [f"nodes {s['nodes']}  heads {s['heads']}  tails {s['tails']}  isolated {s['isolated_nodes']}"]
     lines.append("nodes by kind: " + ", ".join(f"{k} {v}" for k, v in s["nodes_by_kind"].items()))
     lines.append(f"triples {s['triples']}: " + ", ".join(f"{k} {v}" for k, v in s["triples_by_relation"].items()))
+    if s["kb_triples"]:
+        lines.append(f"KB triples {s['kb_triples']}: "
+                     + ", ".join(f"{k} {v}" for k, v in s["kb_triples_by_attribute"].items()))
     lines.append(f"flow edges {s['flow_edges']}: " + ", ".join(f"{k} {v}" for k, v in s["flow_edges_by_type"].items()))
     lines.append("flow edges by family: " + ", ".join(f"{k} {v}" for k, v in s["flow_edges_by_family"].items()))
     if s["unknown_types"]:
@@ -94,7 +97,7 @@ def _flows(args: argparse.Namespace) -> int:
         lines = []
         for item in r["heads"]:
             lines.append(f"{item['head']}  [{item['kind']}]")
-            for rel, tails in item["relations"].items():
+            for rel, tails in [*item["relations"].items(), *item["attributes"].items()]:
                 lines.append(f"  {rel:<12} " + "、".join(f"{t}({w})" for t, w in tails))
             for fam, edges in item["flows"].items():
                 for e in edges:

@@ -38,9 +38,7 @@ def _probe_knowledge(args: argparse.Namespace) -> int:
     knowledge = args.knowledge or ((info.get("knowledge") or {}).get("path"))
     if not knowledge:
         raise UsageError(f"{args.run} was trained without knowledge: pass --knowledge PARQUET")
-    examples, _ = load_examples(args.data, args.split, knowledge)
-    if args.limit is not None:
-        examples = examples[: args.limit]
+    examples, _ = load_examples(args.data, args.split, knowledge, args.limit)
     if not examples:
         raise UsageError(f"split {args.split!r} of {args.data} has no dialogues")
     generated = None

@@ -1,4 +1,5 @@
-"""``tiktalk reproduce``: train -> generate -> evaluate per Table 3 row, beside the paper's numbers.
+"""``tiktalk reproduce``: train -> generate -> evaluate per Table 3 row, beside the paper's numbers;
+``--suite kdconv``: does Maria read knowledge, on KdConv (real knowledge-grounded dialogues)?
 
 Every step is the ordinary subcommand (``index build``, ``annotate``, ``train``,
 ``generate``), run in-process, so a reproduction is exactly what a user would type.
@@ -10,6 +11,13 @@ dataset and the knowledge cache; the lower of the training and the scored split)
 distinct responses, and ``comparable_to_paper``: true only on the TikTalk release (its
 published split sizes, 5 references per val/test dialogue) with every modality present for
 every dialogue. table3.md says so above the numbers when a row is not comparable.
+
+The kdconv suite (:func:`run_kdconv_suite`, docs/kdconv.md) imports a KdConv domain, converts
+its KB, indexes its entities, annotates every dialogue with retrieved knowledge and writes the
+gold knowledge of the triples each response used; then trains Maria T, T+K with retrieved and
+T+K with gold knowledge and writes ``kdconv.json``: per run its metrics on (the first
+``--limit`` dialogues of) the test split and the knowledge probe on the test dialogues that
+have gold knowledge (the same dialogues for every run, each run with its own knowledge).
 """
 
 from __future__ import annotations
@@ -28,27 +36,50 @@ from tiktalk.errors import CommandFailedError, UsageError
 from tiktalk.metrics import METRIC_KEYS, METRIC_LABELS
 from tiktalk.paper import TABLE3, PaperRow, parse_rows
 
+SUITES = ("table3", "kdconv")
+DEFAULT_ROWS = "maria,maria+c3kg,dialogpt"
+# The kdconv suite's training of the tiny Maria, chosen by measurement (docs/kdconv.md): it learns
+# to read knowledge on KdConv within the CPU budget (a 4x wider Maria read a little more, at a
+# higher NLL, for the same CPU time, so no larger preset was added).
+KDCONV_TRAIN = {"max_steps": 1200, "batch_size": 16, "lr": 3e-3, "warmup_steps": 30}
+KDCONV_LIMIT = 300  # test dialogues generated and scored with the usual metrics
+KDCONV_PROBE_LIMIT = 500  # test dialogues with gold knowledge that the probe scores
+# run name -> (modalities, knowledge cache: None, "retrieved" or "gold")
+KDCONV_RUNS: dict[str, tuple[str, str | None]] = {
+    "T": ("T", None), "T+K-retrieved": ("T+K", "retrieved"), "T+K-gold": ("T+K", "gold"),
+}
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("reproduce", help="train, generate and evaluate Table 3 rows; markdown beside the paper")
-    p.add_argument("--data", default="sample", help="built dataset directory or 'sample'")
-    p.add_argument("--models", default="maria,maria+c3kg,dialogpt",
-                   help=f"comma-separated rows of Table 3, or 'all': {', '.join(TABLE3)}")
+    p = sub.add_parser("reproduce", help="train, generate and evaluate Table 3 rows; markdown beside the paper "
+                       "(--suite kdconv: does Maria read knowledge, on KdConv)")
+    p.add_argument("--suite", choices=SUITES, default="table3",
+                   help="table3 (default): Table 3 rows on a TikTalk dataset; kdconv: Maria T, T+K with retrieved "
+                   "and with gold knowledge on a KdConv domain, with the knowledge probe (docs/kdconv.md)")
+    p.add_argument("--data", default=None, help="table3: built dataset directory or 'sample' (default); "
+                   "kdconv: a KdConv domain directory (dev.json, test.json, kb_<domain>.json)")
+    p.add_argument("--models", default=None,
+                   help=f"table3: comma-separated rows of Table 3, or 'all' (default {DEFAULT_ROWS}): {', '.join(TABLE3)}")
     p.add_argument("--out", required=True, help="working directory: runs, predictions, table3.md/json")
     p.add_argument("--init", action="append", default=[], metavar="ROW=PATH",
                    help="initialise a row (or every row of a model: maria=PATH) from a local directory")
     p.add_argument("--preset", default="tiny", help="preset for rows without --init (default tiny)")
     p.add_argument("--knowledge", default=None, help="existing knowledge cache (else built with --index/--kg)")
     p.add_argument("--index", default=None, help="existing head index to annotate with")
-    p.add_argument("--kg", default="sample", help="KG to index when neither --knowledge nor --index is given")
+    p.add_argument("--kg", default=None, help="KG to index when neither --knowledge nor --index is given (default sample)")
     p.add_argument("--encoder", default=None, help="encoder for a new index (default: the library default)")
-    p.add_argument("--split", default="test", help="split to generate and score (default test)")
+    p.add_argument("--split", default=None, help="split to generate and score (default test)")
     p.add_argument("--max-steps", type=int, default=None, help="training steps per row")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (it needs Java)")
+    p.add_argument("--limit", type=int, default=None,
+                   help=f"kdconv: generate and score the first N test dialogues (default {KDCONV_LIMIT}; 0: all)")
+    p.add_argument("--probe-limit", type=int, default=None,
+                   help=f"kdconv: probe the first N test dialogues with gold knowledge (default {KDCONV_PROBE_LIMIT}; 0: all)")
+    p.add_argument("--threads", type=int, default=None, help="kdconv: torch threads (default: torch's)")
     add_json_flag(p)
     p.set_defaults(func=_reproduce)
 
@@ -270,9 +301,242 @@ def comparison_markdown(results: dict[str, dict], note: str = "") -> str:
     return "\n".join(lines)
 
 
-def _reproduce(args: argparse.Namespace) -> int:
+# ---------------------------------------------------------------------------- the kdconv suite
+
+
+def kdconv_kb_file(folder: Path) -> Path:
+    """The one ``kb_<domain>.json`` of a KdConv domain directory."""
+    files = sorted(folder.glob("kb_*.json"))
+    if len(files) != 1:
+        raise UsageError(f"{folder}: expected one KdConv KB file kb_<domain>.json, found "
+                         f"{[f.name for f in files] or 'none'}")
+    return files[0]
+
+
+def kdconv_probe(run: Path, data: Path, knowledge: Path | None, ids: list[str], within: int,
+                 seed: int = 0) -> dict[str, Any]:
+    """The probe of one run over the test dialogues ``ids`` (among the first ``within``), each
+    with the run's own knowledge (``knowledge``: its cache); a run without knowledge reports
+    its NLL only (``nll_none``)."""
+    import dataclasses
+
+    from tiktalk.commands.train import load_examples, load_run_model
+    from tiktalk.models.probe import bootstrap_ci, per_token_nll, probe_knowledge
+
+    model, _ = load_run_model(run)
+    examples, _ = load_examples(str(data), "test", None if knowledge is None else str(knowledge), within)
+    by_id = {e.dialogue_id: e for e in examples}
+    chosen = [by_id[i] for i in ids]
+    if knowledge is not None:
+        return probe_knowledge(model, chosen, seed=seed).as_dict()
+    nll = per_token_nll(model, [dataclasses.replace(e, knowledge=None) for e in chosen], batch_size=32)
+    return {"n": len(chosen), "nll_none": float(nll.mean()), "nll_none_ci95": bootstrap_ci(nll, 1000, seed),
+            "note": "reads no knowledge: its NLL with none"}
+
+
+def run_kdconv_suite(folder: str | Path, out: Path, *, preset: str = "tiny", train_args: list[str] | None = None,
+                     encoder: str | None = None, limit: int | None = KDCONV_LIMIT,
+                     probe_limit: int | None = KDCONV_PROBE_LIMIT, meteor: bool = True) -> dict[str, Any]:
+    """Import, convert, index, annotate, gold knowledge; train, generate, evaluate and probe the
+    three runs of :data:`KDCONV_RUNS`. Returns what ``kdconv.json`` holds (see the module doc).
+    ``limit`` / ``probe_limit``: None or 0 = every dialogue."""
+    import polars as pl
+
+    from kg.linearize import SEPARATORS
+    from retrieval.cache import read_knowledge_cache
+    from tiktalk.dataset import load_dataset, read_gold_attrs
+    from tiktalk.io import atomic_write_text
+    from tiktalk.metrics import MeteorScorer, distinct_responses, evaluate
+    from tiktalk.models.base import get_model_class
+    from tiktalk.models.probe import copy_rate
+    from tiktalk.types import DialogueExample
+
+    folder, seconds = Path(folder), {}
+    data, graph, index = out / "data", out / "kg", out / "index"
+    caches = {"retrieved": out / "knowledge-retrieved.parquet", "gold": out / "knowledge-gold.parquet"}
+    start = time.perf_counter()
+    _cli("data", "import", str(folder), "--from", "kdconv", "--out", str(data), "--overwrite")
+    _cli("kg", "convert", str(kdconv_kb_file(folder)), "--out", str(graph), "--overwrite")
+    # both caches cut to the knowledge budget of the Maria being trained
+    budget = get_model_class("maria").from_preset(preset, modalities="T+K").knowledge_budget()
+    cut = ["--model", "maria", "--max-tokens", str(budget.max_tokens)]
+    _cli("data", "gold-knowledge", str(data), "--out", str(caches["gold"]), "--overwrite", *cut)
+    dialogues = load_dataset(data).dialogues
+    test = dialogues.filter(pl.col("split") == "test")
+    test_ids = test["dialogue_id"].to_list()
+    gold = read_knowledge_cache(caches["gold"])
+    with_gold = [i for i in test_ids if gold.get(i)]
+    probe_ids, generate_ids = with_gold[: probe_limit or None], test_ids[: limit or None]
+    # retrieval (the slow step on a CPU) runs for the dialogues the suite reads: the training
+    # split, and the test split up to the last dialogue it generates for or probes
+    read = max(len(generate_ids), test_ids.index(probe_ids[-1]) + 1 if probe_ids else 0)
+    wanted = set(dialogues.filter(pl.col("split") == "train")["dialogue_id"].to_list()) | set(test_ids[:read])
+    contexts_file = out / "contexts.jsonl"
+    atomic_write_text(contexts_file, "".join(
+        json.dumps({"dialogue_id": i, "context": c}, ensure_ascii=False) + "\n"
+        for i, c in dialogues.select("dialogue_id", "context").iter_rows() if i in wanted))
+    _cli("index", "build", "--kg", str(graph), "--out", str(index), "--overwrite", *(["--encoder", encoder] if encoder else []))
+    _cli("annotate", "--index", str(index), "--data", str(contexts_file), "--out", str(caches["retrieved"]),
+         "--overwrite", *cut)
+    seconds["prepare"] = round(time.perf_counter() - start, 1)
+
+    references = dict(zip(test_ids, test["references"].to_list()))
+    contexts = dict(zip(test_ids, test["context"].to_list()))
+    knowledge = {"gold": gold, "retrieved": read_knowledge_cache(caches["retrieved"])}
+    retrieved_heads = dict(pl.read_parquet(caches["retrieved"], columns=["dialogue_id", "heads"]).iter_rows())
+    gold_heads = dict(pl.read_parquet(caches["gold"], columns=["dialogue_id", "heads"]).iter_rows())
+    runs: dict[str, dict[str, Any]] = {}
+    with contextlib.ExitStack() as stack:
+        scorer = stack.enter_context(MeteorScorer()) if meteor else False
+        for name, (modalities, source) in KDCONV_RUNS.items():
+            print(f"\n=== {name} (maria {modalities}{', ' + source + ' knowledge' if source else ''}) ===", flush=True)
+            slug = name.replace("+", "_")
+            run, preds = out / "runs" / slug, out / "preds" / f"{slug}.jsonl"
+            start = time.perf_counter()
+            train = ["train", "--model", "maria", "--preset", preset, "--modalities", modalities, "--data", str(data),
+                     "--out", str(run), "--overwrite", "--no-progress", *(train_args or [])]
+            if source:
+                train += ["--knowledge", str(caches[source])]
+            summary = json.loads(_cli(*train, "--json", capture=True))
+            generate = ["generate", "--run", str(run), "--data", str(data), "--split", "test", "--out", str(preds)]
+            _cli(*generate, "--limit", str(len(generate_ids)))
+            predictions = [json.loads(line) for line in preds.read_text(encoding="utf-8").splitlines() if line.strip()]
+            responses = [p["response"] for p in predictions]
+            ids = [p["dialogue_id"] for p in predictions]
+            metrics: dict[str, Any] = evaluate(responses, [references[i] for i in ids], meteor=scorer)
+            metrics["distinct_responses"] = 100.0 * distinct_responses(responses)
+            metrics["dialogues"] = len(ids)
+            if source:  # generated responses that copy a span of their knowledge absent from the context
+                pairs = [(r, i) for r, i in zip(responses, ids) if knowledge[source].get(i)]
+                examples = [DialogueExample(i, contexts[i], knowledge=knowledge[source][i]) for _, i in pairs]
+                metrics["knowledge_copy"] = {"dialogues": len(pairs),
+                                             "generated": copy_rate([r for r, _ in pairs], examples),
+                                             "references": copy_rate([references[i][0] for _, i in pairs], examples)}
+            probe = kdconv_probe(run, data, caches[source] if source else None, probe_ids, read)
+            runs[name] = {"modalities": modalities, "knowledge": source, "steps": summary["steps"],
+                          "final_loss": summary["final_loss"], "train_seconds": summary["seconds"],
+                          "metrics": metrics, "probe": probe, "seconds": round(time.perf_counter() - start, 1)}
+            print(f"{name}: " + (_probe_line(probe)), flush=True)
+    gold_retrieved = [bool(set(gold_heads[i]) & set(retrieved_heads[i])) for i in probe_ids]
+    # a value the response used, as linearised, inside the retrieved segment
+    attrs, clean = read_gold_attrs(data), str.maketrans({sep: " " for sep in SEPARATORS})
+    value_retrieved = [any(a["attrvalue"].strip().translate(clean) in knowledge["retrieved"][i] for a in attrs[i])
+                       for i in probe_ids]
+    return {
+        "runs": runs,
+        "settings": {"data": str(folder), "preset": preset, "train_args": train_args or [], "encoder": encoder,
+                     "knowledge_budget": budget.as_dict(), "seconds": seconds},
+        "test": {"dialogues": len(references), "with_gold_knowledge": len(with_gold),
+                 "metrics_on": {"dialogues": len(generate_ids), "subset": len(generate_ids) < len(test_ids),
+                                "which": "the first dialogues of the test split"},
+                 "probe_on": {"dialogues": len(probe_ids), "subset": len(probe_ids) < len(with_gold),
+                              "which": "the first test dialogues with gold knowledge, the same for every run"},
+                 "gold_entity_retrieved": sum(gold_retrieved) / max(len(gold_retrieved), 1),
+                 "gold_value_retrieved": sum(value_retrieved) / max(len(value_retrieved), 1)},
+    }
+
+
+def _probe_line(probe: dict[str, Any]) -> str:
+    if "delta_shuffled" not in probe:
+        return f"NLL/token (no knowledge) {probe['nll_none']:.3f} over {probe['n']} dialogues"
+    lo, hi = probe["delta_shuffled_ci95"]
+    return (f"NLL/token own {probe['nll_own']:.3f}, shuffled {probe['nll_shuffled']:.3f}, none {probe['nll_none']:.3f}; "
+            f"shuffled-own {probe['delta_shuffled']:+.3f} [{lo:+.3f}, {hi:+.3f}] over {probe['n']} dialogues")
+
+
+def kdconv_markdown(result: dict[str, Any], command: str) -> str:
+    """The probe and the metrics of the three runs, one line each, with what they were measured on."""
+    test = result["test"]
+    lines = ["| run | NLL/token own | shuffled | none | shuffled - own (95% CI) | none - own (95% CI) | "
+             + " | ".join(METRIC_LABELS[k] for k in METRIC_KEYS) + " | distinct |",
+             "|---|---:|---:|---:|---:|---:|" + "---:|" * (len(METRIC_KEYS) + 1)]
+    for name, run in result["runs"].items():
+        p, m = run["probe"], run["metrics"]
+        if "delta_shuffled" in p:
+            probe = [f"{p['nll_own']:.3f}", f"{p['nll_shuffled']:.3f}", f"{p['nll_none']:.3f}",
+                     "{:+.3f} [{:+.3f}, {:+.3f}]".format(p["delta_shuffled"], *p["delta_shuffled_ci95"]),
+                     "{:+.3f} [{:+.3f}, {:+.3f}]".format(p["delta_none"], *p["delta_none_ci95"])]
+        else:
+            probe = ["-", "-", f"{p['nll_none']:.3f}", "-", "-"]
+        scores = ["-" if m.get(k) is None else f"{m[k]:.2f}" for k in METRIC_KEYS]
+        lines.append(f"| {name} | " + " | ".join(probe + scores) + f" | {m['distinct_responses']:.1f}% |")
+    metrics_on = test["metrics_on"]
+    lines += ["", f"Probe: {test['probe_on']['dialogues']} of the {test['with_gold_knowledge']} test dialogues with "
+              "gold knowledge (the same for every run, each with its own knowledge; T reads none). Metrics (%): "
+              + (f"**the first {metrics_on['dialogues']} of {test['dialogues']} test dialogues (a subset)**"
+                 if metrics_on["subset"] else f"all {test['dialogues']} test dialogues")
+              + f", one reference each. Of the probed dialogues, {test['gold_entity_retrieved']:.0%} have the gold "
+              f"entity among the retrieved heads and {test['gold_value_retrieved']:.0%} a gold value in the retrieved "
+              "segment.", "", f"Made by: `{command}`"]
+    return "\n".join(lines)
+
+
+def _reproduce_kdconv(args: argparse.Namespace) -> int:
     from tiktalk.io import atomic_write_text, write_json
 
+    given = [flag for flag, value in (("--models", args.models), ("--init", args.init), ("--knowledge", args.knowledge),
+                                      ("--index", args.index), ("--kg", args.kg), ("--split", args.split)) if value]
+    if given:
+        raise UsageError(f"--suite kdconv builds its own data, KG, index and knowledge and scores the test split: "
+                         f"{', '.join(given)} do not apply")
+    if args.data is None:
+        raise UsageError("--suite kdconv needs --data: a KdConv domain directory (thu-coai/KdConv data/<domain>: "
+                         "dev.json, test.json, kb_<domain>.json)")
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    result = run_kdconv_suite(args.data, out, preset=args.preset,
+                              train_args=_train_args(args, KDCONV_TRAIN),
+                              encoder=args.encoder, limit=KDCONV_LIMIT if args.limit is None else args.limit,
+                              probe_limit=KDCONV_PROBE_LIMIT if args.probe_limit is None else args.probe_limit,
+                              meteor=not args.no_meteor)
+    result["settings"]["threads"] = args.threads
+    result["settings"]["seconds"]["total"] = round(time.perf_counter() - start, 1)
+    table = kdconv_markdown(result, _kdconv_command(args))
+    atomic_write_text(out / "kdconv.md", table + "\n")
+    write_json(out / "kdconv.json", result)
+    emit(args, result, lambda _: table + f"\n\nwritten: {out / 'kdconv.json'}, {out / 'kdconv.md'}")
+    return 0
+
+
+def _kdconv_command(args: argparse.Namespace) -> str:
+    """The command line that made a kdconv suite result (the options given)."""
+    flags = [("--data", args.data), ("--out", args.out), ("--preset", None if args.preset == "tiny" else args.preset),
+             ("--encoder", args.encoder), ("--max-steps", args.max_steps), ("--epochs", args.epochs),
+             ("--batch-size", args.batch_size), ("--lr", args.lr), ("--seed", args.seed), ("--limit", args.limit),
+             ("--probe-limit", args.probe_limit), ("--threads", args.threads)]
+    given = [f"{flag} {value}" for flag, value in flags if value is not None]
+    return " ".join(["tiktalk reproduce --suite kdconv", *given, *(["--no-meteor"] if args.no_meteor else [])])
+
+
+def _train_args(args: argparse.Namespace, defaults: dict[str, Any] | None = None) -> list[str]:
+    """Training flags for `tiktalk train`: the ones given, else ``defaults`` (TrainConfig names)."""
+    given = {"max_steps": args.max_steps, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+             "seed": args.seed}
+    options = dict(defaults or {})
+    if args.epochs is not None and args.max_steps is None:
+        options.pop("max_steps", None)  # --epochs alone: not capped by a default step count
+    options.update({k: v for k, v in given.items() if v is not None})
+    return [item for key, value in options.items() for item in (f"--{key.replace('_', '-')}", str(value))]
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    if args.suite == "kdconv":
+        return _reproduce_kdconv(args)
+    from tiktalk.io import atomic_write_text, write_json
+
+    given = [flag for flag, value in (("--limit", args.limit), ("--probe-limit", args.probe_limit),
+                                      ("--threads", args.threads)) if value is not None]
+    if given:
+        raise UsageError(f"{', '.join(given)} apply to --suite kdconv only")
+    args.data = args.data or "sample"
+    args.models = args.models or DEFAULT_ROWS
+    args.split = args.split or "test"
+    args.kg = args.kg or "sample"
     rows = parse_rows(args.models)
     inits = {}
     for item in args.init:
@@ -289,11 +553,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         knowledge = prepare_knowledge(out, args.data, knowledge=args.knowledge, index=args.index,
                                       kg=args.kg, encoder=args.encoder, model=first.model,
                                       model_path=inits.get(first.key) or inits.get(first.model))
-    train_args: list[str] = []
-    for flag, value in (("--max-steps", args.max_steps), ("--epochs", args.epochs),
-                        ("--batch-size", args.batch_size), ("--lr", args.lr), ("--seed", args.seed)):
-        if value is not None:
-            train_args += [flag, str(value)]
+    train_args = _train_args(args)
     results = run_rows(rows, out, args.data, args.split, knowledge, train_args, inits, args.preset,
                        meteor=not args.no_meteor)
     note = (f"Ours: `tiktalk reproduce --data {args.data} --models {args.models}` "

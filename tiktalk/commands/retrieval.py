@@ -20,7 +20,7 @@ def _add_retriever_options(p: argparse.ArgumentParser) -> None:
                    help="allow the KG (--kg, or the one the index names) to be a C3KG.GRAPH pickle")
 
 
-def _add_budget_options(p: argparse.ArgumentParser, default_model: str | None) -> None:
+def add_budget_options(p: argparse.ArgumentParser, default_model: str | None) -> None:
     """The knowledge budget: a model's (its tokens), optionally another length."""
     p.add_argument("--model", default=default_model,
                    help="cut the knowledge to this registered model's budget, counted by its tokenizer "
@@ -82,7 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("retrieve", help="retrieve C3KG heads and knowledge for one dialogue context")
     _add_retriever_options(p)
     p.add_argument("--title", default=None, help="video title, put in front of the query")
-    _add_budget_options(p, default_model=None)
+    add_budget_options(p, default_model=None)
     p.add_argument("turns", metavar="TURN", nargs="+", help="context turns, oldest first")
     add_json_flag(p)
     p.set_defaults(func=_retrieve)
@@ -94,7 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--use-title", action="store_true", help="put each dialogue's video title in front of its query")
     p.add_argument("--out", required=True, help="output Parquet (written atomically; resumable)")
     p.add_argument("--chunk-size", type=int, default=256, help="dialogues per resumable chunk")
-    _add_budget_options(p, default_model="maria")
+    add_budget_options(p, default_model="maria")
     p.add_argument("--allow-empty", action="store_true", help="write a 0-row table when --data has no "
                    "dialogues (default: an error)")
     p.add_argument("--overwrite", action="store_true")

@@ -298,15 +298,17 @@ def feature_files(dataset, split: str) -> dict[str, str]:
     return files
 
 
-def load_examples(data: str, split: str, knowledge_path: str | None) -> tuple[list, dict[str, Any]]:
-    """Examples of one split with knowledge attached, and provenance for run.json."""
+def load_examples(data: str, split: str, knowledge_path: str | None,
+                  limit: int | None = None) -> tuple[list, dict[str, Any]]:
+    """Examples of one split (its first ``limit`` dialogues) with knowledge attached, and
+    provenance for run.json."""
     from retrieval.cache import read_knowledge_cache, read_knowledge_cache_info
     from tiktalk.dataset import load_dataset, resolve_path
     from tiktalk.io import sha256_file
 
     dataset = load_dataset(data)
     knowledge = read_knowledge_cache(knowledge_path) if knowledge_path else None
-    examples = dataset.examples(split, knowledge=knowledge, with_features=True)
+    examples = dataset.examples(split, knowledge=knowledge, with_features=True)[:limit]
     root = resolve_path(data)
     info: dict[str, Any] = {
         "data": {"path": str(data), "resolved": str(root.resolve()), "split": split,
@@ -474,13 +476,11 @@ def _generate(args: argparse.Namespace) -> int:
     run = Path(args.run)
     model, info = load_run_model(run, args.step, args.device)
     knowledge = args.knowledge or ((info.get("knowledge") or {}).get("path"))
-    examples, knowledge_info = load_examples(args.data, args.split, knowledge)
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit {args.limit}: must be at least 1")
+    examples, knowledge_info = load_examples(args.data, args.split, knowledge, args.limit)
     if not examples:
         raise EmptyResultError(f"split {args.split!r} of {args.data} has no dialogues: nothing to generate")
-    if args.limit is not None:
-        if args.limit < 1:
-            raise UsageError(f"--limit {args.limit}: must be at least 1")
-        examples = examples[: args.limit]
     examples = [dataclasses.replace(ex, response=None) for ex in examples]  # never show the target
     check_knowledge_budget(model, knowledge_info)
     kwargs = {kw: getattr(args, dest) for dest, kw in GENERATE_OPTIONS.items() if getattr(args, dest) is not None}

@@ -7,7 +7,9 @@ three times, changing only the knowledge segment:
 * ``shuffled``: the knowledge of another dialogue (a seeded derangement, so never its own);
 * ``none``: no knowledge at all.
 
-A model that reads its knowledge finds the reference likelier with its own knowledge than with
+Only dialogues with knowledge take part (``n``); those without (a response that used no KB
+triple, say) are left out and counted (``n_without_knowledge``), since their three
+conditions would not differ. A model that reads its knowledge finds the reference likelier with its own knowledge than with
 someone else's: ``delta_shuffled = nll_shuffled - nll_own > 0``. ``delta_none`` separates "uses
 knowledge" from "is disturbed by the segment's absence". Intervals are percentile bootstraps
 over dialogues (dialogue-level resampling: the dialogue is the unit the claim is about).
@@ -33,7 +35,7 @@ CONDITIONS = ("own", "shuffled", "none")
 
 @dataclass
 class ProbeResult:
-    n: int
+    n: int  # dialogues scored (those with knowledge)
     nll_own: float
     nll_shuffled: float
     nll_none: float
@@ -43,6 +45,7 @@ class ProbeResult:
     delta_none_ci95: tuple[float, float]
     copy_rate: float | None = None
     copy_rate_references: float | None = None
+    n_without_knowledge: int = 0  # dialogues left out: no knowledge to compare
     seed: int = 0
     n_bootstrap: int = 1000
 
@@ -51,7 +54,8 @@ class ProbeResult:
 
     def summary(self) -> str:
         lo, hi = self.delta_shuffled_ci95
-        line = (f"knowledge probe (n={self.n}): NLL/token own {self.nll_own:.3f}, shuffled {self.nll_shuffled:.3f}, "
+        left_out = f", {self.n_without_knowledge} without knowledge left out" if self.n_without_knowledge else ""
+        line = (f"knowledge probe (n={self.n}{left_out}): NLL/token own {self.nll_own:.3f}, shuffled {self.nll_shuffled:.3f}, "
                 f"none {self.nll_none:.3f}; shuffled-own {self.delta_shuffled:+.3f} [{lo:+.3f}, {hi:+.3f}]")
         if self.copy_rate is not None:
             line += f"; knowledge spans copied: {self.copy_rate:.0%} of responses (references {self.copy_rate_references:.0%})"
@@ -110,13 +114,19 @@ def probe_knowledge(
     """Score the references under own / shuffled / no knowledge; see the module docstring.
 
     ``examples`` carry their own knowledge in ``.knowledge`` and a reference in ``.response``;
-    every example must have non-empty knowledge, or the comparison would be partly empty.
+    those without knowledge are left out (counted in ``n_without_knowledge``), and so are
+    their entries of ``generated``.
     """
     examples = list(examples)
-    missing = [e.dialogue_id for e in examples if not e.knowledge]
-    if missing:
-        raise UsageError(f"{len(missing)} of {len(examples)} dialogues have no knowledge "
-                         f"(e.g. {missing[:3]}); the probe compares knowledge conditions")
+    if generated is not None:
+        if len(generated) != len(examples):
+            raise UsageError(f"{len(generated)} generated responses for {len(examples)} dialogues")
+        generated = [g for g, e in zip(generated, examples) if e.knowledge]
+    total = len(examples)
+    examples = [e for e in examples if e.knowledge]
+    if len(examples) < 2:
+        raise UsageError(f"{len(examples)} of {total} dialogues have knowledge; the probe compares knowledge "
+                         "conditions over at least 2")
     no_response = [e.dialogue_id for e in examples if e.response is None]
     if no_response:
         raise UsageError(f"{len(no_response)} dialogues have no reference response (e.g. {no_response[:3]})")
@@ -130,6 +140,7 @@ def probe_knowledge(
     d_shuffled, d_none = nll["shuffled"] - nll["own"], nll["none"] - nll["own"]
     result = ProbeResult(
         n=len(examples),
+        n_without_knowledge=total - len(examples),
         nll_own=float(nll["own"].mean()),
         nll_shuffled=float(nll["shuffled"].mean()),
         nll_none=float(nll["none"].mean()),
@@ -141,8 +152,6 @@ def probe_knowledge(
         n_bootstrap=n_bootstrap,
     )
     if generated is not None:
-        if len(generated) != len(examples):
-            raise UsageError(f"{len(generated)} generated responses for {len(examples)} dialogues")
         result.copy_rate = copy_rate(generated, examples)
         result.copy_rate_references = copy_rate([e.response for e in examples], examples)
     return result

@@ -1,0 +1,66 @@
+"""Gold knowledge: the triples each KdConv response used, as a knowledge cache."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+import kg
+from retrieval.cache import KNOWLEDGE_CACHE_SCHEMA, read_knowledge_cache, read_knowledge_cache_info
+from retrieval.gold import gold_items, gold_knowledge_frame
+from tests.kdconv_mini import write_mini_kdconv
+from tiktalk.commands.main import main
+from tiktalk.dataset import read_gold_attrs
+from tiktalk.errors import FormatError
+from tiktalk.types import KnowledgeBudget
+
+
+def attr(name: str, attribute: str, value: str) -> dict:
+    return {"name": name, "attrname": attribute, "attrvalue": value}
+
+
+def test_gold_items_group_by_entity_in_first_use_order() -> None:
+    items = gold_items([attr("天坛", "门票", "15元"), attr("故宫", "电话", "010-1"), attr("天坛", "门票", "15元"),
+                        attr("天坛", "地址", "东城区")])
+    assert [i.head for i in items] == ["天坛", "故宫"] and items[0].kind == "entity"
+    assert items[0].attributes == {"门票": [kg.Tail("15元", 1)], "地址": [kg.Tail("东城区", 1)]}  # repeat once
+
+
+def test_frame_is_the_cache_schema_with_empty_segments_kept(tmp_path) -> None:
+    gold = {"a": [attr("天坛", "门票", "15元")], "b": [],
+            "c": [attr("故宫", "Information", "很长的介绍" * 20), attr("故宫", "电话", "010-1")]}
+    frame = gold_knowledge_frame(gold, KnowledgeBudget(20))
+    assert dict(frame.schema) == KNOWLEDGE_CACHE_SCHEMA
+    assert frame["knowledge"].to_list() == ["天坛，门票：15元", "", "故宫，电话：010-1"]  # the long piece is cut
+    assert frame["heads"].to_list() == [["天坛"], [], ["故宫"]] and frame["families"][0].to_list() == ["concept"]
+    # the same text as the KG's own linearisation of those triples
+    kb = tmp_path / "kb.json"
+    kb.write_text(json.dumps({"天坛": [["天坛", "门票", "15元"]]}, ensure_ascii=False), encoding="utf-8")
+    assert frame["knowledge"][0] == kg.linearize([kg.load_kg(kb).flows("天坛")]).text
+
+
+def test_bad_attr_names_the_dialogue_and_field() -> None:
+    with pytest.raises(FormatError, match=r"dialogue 'x': attrs\[1\] field 'attrvalue' must be a non-empty string"):
+        gold_knowledge_frame({"x": [attr("天坛", "门票", "15元"), attr("天坛", "门票", "")]}, None)
+
+
+def test_cli_gold_knowledge_of_an_imported_kdconv(tmp_path, capsys) -> None:
+    folder = write_mini_kdconv(tmp_path / "kdconv", n_dev=6, n_test=3)
+    data, out = tmp_path / "data", tmp_path / "gold.parquet"
+    assert main(["data", "import", str(folder), "--from", "kdconv", "--out", str(data)]) == 0
+    capsys.readouterr()
+    assert main(["data", "gold-knowledge", str(data), "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    gold = read_gold_attrs(data)
+    knowledge = read_knowledge_cache(out)
+    assert set(knowledge) == set(gold) and summary["rows"] == len(gold)
+    assert summary["with_knowledge"] == sum(bool(a) for a in gold.values()) == sum(bool(k) for k in knowledge.values())
+    for dialogue_id, attrs in gold.items():  # every answer's value is in its segment, after its entity
+        for a in attrs:
+            assert knowledge[dialogue_id].startswith(a["name"]) and f"{a['attrname']}：{a['attrvalue']}" in knowledge[dialogue_id]
+    info = read_knowledge_cache_info(out)
+    assert info["source"] == "gold attrs" and info["budget"]["max_tokens"] == 69  # Maria's budget
+    assert pl.read_parquet(out)["query"].null_count() == len(gold)
+    assert main(["data", "gold-knowledge", str(data), "--out", str(out)]) == 2  # exists: refused
