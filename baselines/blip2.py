@@ -469,8 +469,8 @@ class _Blip2Chat(ChatModel):
         try:
             for start in range(0, len(examples), batch_size):
                 batch = {k: v.to(device) for k, v in self.collate(examples[start : start + batch_size]).items()}
-                embeds, mask = self._inputs(batch["input_ids"], batch["attention_mask"],
-                                            batch["frames"], batch["frame_mask"], None)
+                embeds, mask = self._inputs(batch["input_ids"], batch["attention_mask"], batch["frames"],
+                                            batch["token_mask"], batch["frame_mask"], None)
                 logits = self.lm(inputs_embeds=embeds, attention_mask=mask).logits
                 n_query = embeds.size(1) - batch["input_ids"].size(1)
                 out += response_nll(logits, F.pad(batch["labels"], (n_query, 0), value=IGNORE_INDEX))
