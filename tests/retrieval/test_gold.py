@@ -64,3 +64,24 @@ def test_cli_gold_knowledge_of_an_imported_kdconv(tmp_path, capsys) -> None:
     assert info["source"] == "gold attrs" and info["budget"]["max_tokens"] == 69  # Maria's budget
     assert pl.read_parquet(out)["query"].null_count() == len(gold)
     assert main(["data", "gold-knowledge", str(data), "--out", str(out)]) == 2  # exists: refused
+
+
+def test_index_and_retrieve_from_a_kb_read_like_gold(tmp_path) -> None:
+    from retrieval.encoders import HashEncoder
+    from retrieval.index import build_head_index
+    from retrieval.retriever import Retriever, RetrieverConfig
+    from tests.kdconv_mini import mini_kb
+
+    path = tmp_path / "kb_travel.json"
+    path.write_text(json.dumps(mini_kb(), ensure_ascii=False), encoding="utf-8")
+    graph, encoder = kg.load_kg(path), HashEncoder(dim=64)
+    index = build_head_index(graph, encoder, tmp_path / "index", progress=False)
+    assert len(index) == 10 and set(index.heads["kind"].to_list()) == {"entity"}  # entities are the heads
+    retriever = Retriever(index, graph, encoder, RetrieverConfig(top_k=1), budget=KnowledgeBudget(69))
+    result = retriever.retrieve(["你去过颐和园吗？", "去过，挺好玩的。"])
+    assert [h.text for h in result.heads] == ["颐和园"]
+    values = {a: v for _, a, v in mini_kb()["颐和园"]}
+    assert result.knowledge.startswith("颐和园，") and f"门票：{values['门票']}" in result.knowledge
+    # the same pieces as the gold segment of a response that used that triple
+    gold = gold_knowledge_frame({"x": [attr("颐和园", "门票", values["门票"])]}, None)["knowledge"][0]
+    assert gold == f"颐和园，门票：{values['门票']}" and all(p in result.knowledge for p in gold.split("，"))

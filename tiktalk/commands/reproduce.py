@@ -13,8 +13,8 @@ published split sizes, 5 references per val/test dialogue) with every modality p
 every dialogue. table3.md says so above the numbers when a row is not comparable.
 
 The kdconv suite (:func:`run_kdconv_suite`, docs/kdconv.md) imports a KdConv domain, converts
-its KB, indexes its entities, annotates every dialogue with retrieved knowledge and writes the
-gold knowledge of the triples each response used; then trains Maria T, T+K with retrieved and
+its KB, indexes its entities, annotates the dialogues it reads with retrieved knowledge and
+writes the gold knowledge of the triples each response used; then trains Maria T, T+K with retrieved and
 T+K with gold knowledge and writes ``kdconv.json``: per run its metrics on (the first
 ``--limit`` dialogues of) the test split and the knowledge probe on the test dialogues that
 have gold knowledge (the same dialogues for every run, each run with its own knowledge).
@@ -60,7 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "kdconv: a KdConv domain directory (dev.json, test.json, kb_<domain>.json)")
     p.add_argument("--models", default=None,
                    help=f"table3: comma-separated rows of Table 3, or 'all' (default {DEFAULT_ROWS}): {', '.join(TABLE3)}")
-    p.add_argument("--out", required=True, help="working directory: runs, predictions, table3.md/json")
+    p.add_argument("--out", required=True, help="working directory: runs, predictions, table3.md/json "
+                   "(kdconv: kdconv.md/json)")
     p.add_argument("--init", action="append", default=[], metavar="ROW=PATH",
                    help="initialise a row (or every row of a model: maria=PATH) from a local directory")
     p.add_argument("--preset", default="tiny", help="preset for rows without --init (default tiny)")
