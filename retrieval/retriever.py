@@ -25,7 +25,9 @@ from tiktalk.types import KnowledgeBudget
 @dataclass
 class RetrieverConfig:
     """``top_k`` heads overall, or per family when ``per_family``; heads under ``min_score``
-    are dropped. The flows query (:meth:`kg.C3KG.flows`) is the one place knowledge is
+    are dropped (the hub-corrected score, when corrected). ``hub_correction``: rank heads by
+    cosine minus their stored hub penalty (:mod:`retrieval.hubness`) when the index has one
+    (built with a background); an index without one is searched plainly. The flows query (:meth:`kg.C3KG.flows`) is the one place knowledge is
     chosen: ``families``, ``relations``, ``depth``, ``fanout`` edges per node and family,
     ``top_k_tails`` tails per relation. ``linearize`` only formats; the budget that cuts the
     text is the :class:`Retriever`'s (the model's, see ``ChatModel.knowledge_budget``)."""
@@ -33,6 +35,7 @@ class RetrieverConfig:
     top_k: int = 3
     per_family: bool = False
     min_score: float | None = None
+    hub_correction: bool = True
     query: QueryConfig = field(default_factory=QueryConfig)
     families: tuple[str, ...] = tuple(kg.FLOW_FAMILIES)
     relations: tuple[str, ...] = kg.DEFAULT_RELATIONS
@@ -141,16 +144,22 @@ class Retriever:
         return self.encoder.encode(flat, kind="query")
 
     # -- stage 2: vectors -> ranked heads
+    @property
+    def hub_corrected(self) -> bool:
+        """Whether heads are ranked with the hub correction (asked for, and the index has it)."""
+        return self.config.hub_correction and self.index.hub_penalty is not None
+
     def search_heads(self, queries: list[list[str]], vectors: np.ndarray) -> list[list[RetrievedHead]]:
         cfg = self.config
         # fetch a few extra so merging duplicate texts / per-turn hits still leaves top_k
         fetch = cfg.top_k * 2
+        corrected = self.hub_corrected
         if cfg.per_family:
-            parts = [self.index.search(vectors, fetch, family=f) for f in self.index.families]
+            parts = [self.index.search(vectors, fetch, family=f, hub_correction=corrected) for f in self.index.families]
             scores = np.concatenate([p[0] for p in parts], axis=1)
             ids = np.concatenate([p[1] for p in parts], axis=1)
         else:
-            scores, ids = self.index.search(vectors, fetch)
+            scores, ids = self.index.search(vectors, fetch, hub_correction=corrected)
         out, row = [], 0
         for qs in queries:
             # duplicate head texts and heads reached from several queries are merged

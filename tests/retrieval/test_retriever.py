@@ -97,3 +97,11 @@ def test_retriever_refuses_other_kg(sample_index_dir, hash_encoder):
         Retriever(HeadIndex.load(sample_index_dir), other, hash_encoder)
     r = Retriever.load(sample_index_dir)  # encoder and KG from the manifest
     assert r.encoder.name == "hash:32" and r.graph.content_sha256 == r.index.manifest["kg"]["content_sha256"]
+
+
+def test_title_cleaned_before_it_joins_the_query():
+    config = QueryConfig(last_turns=1, use_title=True)
+    title = "今天做红烧肉哈哈哈哈[赞]#美食 #家常菜@抖音小助手"
+    assert build_queries(["好香"], title, config) == ["今天做红烧肉哈哈 美食 家常菜：好香"]
+    assert build_queries(["好香"], "@某人 [赞]", config) == ["好香"]  # cleans to nothing: no prefix
+    assert build_queries(["好香"], title, QueryConfig(last_turns=1)) == ["好香"]  # titles off
