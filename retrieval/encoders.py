@@ -534,7 +534,7 @@ class ParallelEncoder:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def __enter__(self) -> ParallelEncoder:
+    def __enter__(self):  # -> Self
         return self
 
     def __exit__(self, *exc) -> None:

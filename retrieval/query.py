@@ -50,7 +50,8 @@ def build_queries(context: Sequence[str], title: str | None = None, config: Quer
     if config.last_turns is not None:
         turns = turns[-config.last_turns :]
     if config.use_title and title:
-        from tiktalk.cleaning import clean_title  # imports the dataset layer: only when a title is used
+        # imported here: it loads the dataset layer, needed only when a title is used
+        from tiktalk.cleaning import clean_title
 
         title = clean_title(title)
     else:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 import kg
-from retrieval.encoders import Encoder, get_encoder
+from retrieval.encoders import Encoder, open_encoder
 from retrieval.index import HeadIndex
 from retrieval.query import QueryConfig, build_queries
 from tiktalk.errors import UsageError
@@ -120,10 +120,13 @@ class Retriever:
     @classmethod
     def load(cls, index_dir: str | Path, *, graph: kg.C3KG | None = None, encoder: Encoder | None = None,
              config: RetrieverConfig | None = None, budget: KnowledgeBudget | None = None,
-             verify: bool = True) -> Retriever:
-        """Open an index directory; the encoder and KG default to the ones named in its manifest."""
+             verify: bool = True, workers: int | None = 1) -> Retriever:
+        """Open an index directory; the encoder and KG default to the ones named in its manifest.
+
+        ``workers``: processes the named encoder encodes on (None: every usable core; see
+        :func:`retrieval.encoders.open_encoder`); close them with ``retriever.encoder.close()``."""
         index = HeadIndex.load(index_dir, verify=verify)
-        encoder = encoder or get_encoder(index.manifest["encoder"]["name"])
+        encoder = encoder or open_encoder(index.manifest["encoder"]["name"], workers)
         if graph is None:
             source = index.manifest["kg"].get("source") or index.manifest["kg"].get("path")
             if source is None:

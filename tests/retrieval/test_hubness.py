@@ -70,7 +70,7 @@ def test_corrected_search_ties_and_short_ranges():
     queries = unit(3, 4, 4)
     index = build_index(heads, "Flat", use_gpu=False)
     scores, ids = search_penalized(index, queries, 6, penalty)
-    ref_scores, ref_ids = literal_csls_topk(queries, heads, penalty, 6)
+    _, ref_ids = literal_csls_topk(queries, heads, penalty, 6)
     np.testing.assert_array_equal(ids, ref_ids)  # ties broken by the lower row, as search() does
     scores, ids = search_penalized(index, queries, 5, penalty, id_range=(17, 20))
     assert (ids[:, 3:] == -1).all() and np.isneginf(scores[:, 3:]).all()

@@ -42,7 +42,7 @@ def test_index_build_on_workers(tmp_path):
 
 
 def test_open_encoder(monkeypatch):
-    import retrieval.encoders as encoders
+    from retrieval import encoders
 
     assert not isinstance(open_encoder("hash:8", workers=1), ParallelEncoder)
     monkeypatch.setattr(encoders, "usable_cores", lambda: 1)
