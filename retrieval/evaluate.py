@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.encoders import Encoder, Kind
-from retrieval.hubness import DEFAULT_HUB_K, Background, hub_penalty, hubness
+from retrieval.encoders import Encoder, EnsembleEncoder, Kind, ParallelEncoder
+from retrieval.hubness import DEFAULT_HUB_K, DEFAULT_HUB_WEIGHT, Background, hub_penalty, hubness
 from retrieval.index import KINDS, head_table, parse_kinds
 from retrieval.query import DEFAULT_VARIANT, QUERY_VARIANTS, QueryConfig, build_queries
 from retrieval.retriever import merge_hits
@@ -71,9 +71,10 @@ class HubSetup:
     fit: Background
     k: int = DEFAULT_HUB_K
     held_out: Background | None = None
+    weight: float = DEFAULT_HUB_WEIGHT
 
     def describe(self) -> dict:
-        return {"fit": self.fit.describe(), "k": self.k,
+        return {"fit": self.fit.describe(), "k": self.k, "weight": self.weight,
                 "held_out": None if self.held_out is None else self.held_out.describe()}
 
 
@@ -82,7 +83,8 @@ def _hub_parts(encoder: Encoder, passages: np.ndarray, hub: HubSetup | None, cac
     """Penalties of ``passages`` (n, d) and the held-out background's hubness, plain and corrected."""
     if hub is None:
         return None, None
-    penalty = hub_penalty(passages, encode_cached(encoder, hub.fit.queries(config), "query", cache_dir), hub.k)
+    penalty = hub.weight * hub_penalty(passages, encode_cached(encoder, hub.fit.queries(config), "query", cache_dir),
+                                       hub.k)
     measured = hub.held_out or hub.fit
     queries = encode_cached(encoder, measured.queries(config), "query", cache_dir)
     index = build_index(passages, "Flat", use_gpu=False)
@@ -95,10 +97,16 @@ def _hub_parts(encoder: Encoder, passages: np.ndarray, hub: HubSetup | None, cac
 
 def encode_cached(encoder: Encoder, texts: Sequence[str], kind: Kind, cache_dir: Path | None = None,
                   batch_size: int = 256) -> np.ndarray:
-    """encoder.encode with an on-disk cache per (fingerprint, kind, texts); (n, dim) float32."""
+    """encoder.encode with an on-disk cache per (fingerprint, kind, texts); (n, dim) float32.
+
+    An ensemble is cached member by member (in this process), so trying other weights or
+    member sets re-encodes nothing."""
     texts = list(texts)
     if cache_dir is None:
         return encoder.encode(texts, kind=kind)
+    ensemble = encoder.local if isinstance(encoder, ParallelEncoder) else encoder
+    if isinstance(ensemble, EnsembleEncoder):
+        return ensemble.combine([encode_cached(m, texts, kind, cache_dir, batch_size) for m in ensemble.members])
     digest = hashlib.sha256(json.dumps([encoder.fingerprint, kind, texts], ensure_ascii=False).encode()).hexdigest()
     path = Path(cache_dir) / f"{encoder.name.replace('/', '_').replace(':', '_')}-{kind}-{digest[:16]}.npy"
     if path.is_file():
@@ -208,14 +216,28 @@ def kdconv_triple_text(entity: str, attribute: str, value: str) -> str:
     return f"{entity}，{attribute}：{value}"
 
 
-def load_kdconv(data_dir: str | Path, max_dialogues: int | None = None) -> tuple[list[str], list[QualityCase]]:
-    """(passages, cases) of the KdConv travel test set; the dialogue's topic entity is the title."""
+KDCONV_SPLITS = ("dev", "test")
+KDCONV_POOLS = ("kb", "gold")
+
+
+def load_kdconv(data_dir: str | Path, max_dialogues: int | None = None, split: str = "test",
+                pool: str = "kb") -> tuple[list[str], list[QualityCase]]:
+    """(passages, cases) of KdConv travel's ``split`` (dev.json or test.json); the dialogue's
+    topic entity is the title. ``pool``: the passages are every KB triple (``kb``, 10,968), or
+    only the triples some utterance of the split has as gold (``gold``: a much easier pool,
+    the one the numbers in issue 13 were measured on)."""
+    if split not in KDCONV_SPLITS or pool not in KDCONV_POOLS:
+        raise FormatError(f"KdConv split {split!r} / pool {pool!r}: expected one of {KDCONV_SPLITS} / {KDCONV_POOLS}")
     data_dir = Path(data_dir)
     kb = json.loads((data_dir / "kb_travel.json").read_text(encoding="utf-8"))
     triples = sorted({tuple(t) for rows in kb.values() for t in rows})
+    dialogues = json.loads((data_dir / f"{split}.json").read_text(encoding="utf-8"))
+    if pool == "gold":
+        kept = {(a["name"], a["attrname"], a["attrvalue"]) for d in dialogues for m in d["messages"]
+                for a in (m.get("attrs") or [])}
+        triples = [t for t in triples if t in kept]
     row_of = {t: i for i, t in enumerate(triples)}
     passages = [kdconv_triple_text(*t) for t in triples]
-    dialogues = json.loads((data_dir / "test.json").read_text(encoding="utf-8"))
     cases: list[QualityCase] = []
     for n, dialogue in enumerate(dialogues):
         if max_dialogues is not None and n >= max_dialogues:
@@ -231,13 +253,13 @@ def load_kdconv(data_dir: str | Path, max_dialogues: int | None = None) -> tuple
 
 def kdconv_recall(encoder: Encoder, data_dir: str | Path, variants: dict[str, QueryConfig] | None = None,
                   cache_dir: Path | None = None, max_dialogues: int | None = None,
-                  hub: HubSetup | None = None) -> dict:
-    """KdConv travel: recall@k, MRR and hub share per query variant; with ``hub``, ranked with
-    the hub correction and the background's hubness reported."""
-    passages, cases = load_kdconv(data_dir, max_dialogues)
+                  hub: HubSetup | None = None, split: str = "test", pool: str = "kb") -> dict:
+    """KdConv travel (:func:`load_kdconv`): recall@k, MRR and hub share per query variant;
+    with ``hub``, ranked with the hub correction and the background's hubness reported."""
+    passages, cases = load_kdconv(data_dir, max_dialogues, split, pool)
     vectors = encode_cached(encoder, passages, "passage", cache_dir)
     penalty, hub_report = _hub_parts(encoder, vectors, hub, cache_dir, QueryConfig())
-    out = {"data": str(data_dir), "passages": len(passages), "queries": len(cases),
+    out = {"data": str(data_dir), "split": split, "pool": pool, "passages": len(passages), "queries": len(cases),
            "table": recall_table(encoder, passages, cases, variants, cache_dir=cache_dir, penalty=penalty,
                                  passage_vectors=vectors)}
     if hub_report is not None:
@@ -317,11 +339,11 @@ def paraphrase_recall(encoder: Encoder, graphs: dict[str, object | None], kinds:
 
 
 def user_recall(index, encoder: Encoder, path: str | Path, variants: dict[str, QueryConfig] | None = None,
-                ks: Sequence[int] = KS, hub_correction: bool = True) -> dict:
+                ks: Sequence[int] = KS, hub_weight: float | None = DEFAULT_HUB_WEIGHT) -> dict:
     """Recall of a JSONL of ``{"context": [turns], "gold": str, "title": str (optional)}``
     among the heads of ``index`` (a :class:`retrieval.index.HeadIndex`); ``gold`` is a head's
-    text or id. Ranked as the retriever ranks (its stored hub penalty when ``hub_correction``
-    and the index has one). A bad row or an unknown gold names file, line and value."""
+    text or id. Ranked as the retriever ranks (``hub_weight`` x its stored hub penalty when
+    the index has one; None: plain). A bad row or an unknown gold names file, line and value."""
     from tiktalk.dataset import read_jsonl_rows
 
     texts, ids, families = (index.heads[c].to_list() for c in ("text", "id", "family"))
@@ -348,7 +370,7 @@ def user_recall(index, encoder: Encoder, path: str | Path, variants: dict[str, Q
         cases.append(QualityCase(context, title, gold_rows, "all", families[min(gold_rows)]))
     if not cases:
         raise FormatError(f"{path}: no rows")
-    penalty = index.hub_penalty if hub_correction else None
+    penalty = None if hub_weight is None or index.hub_penalty is None else hub_weight * index.hub_penalty
     return {"file": str(path), "passages": len(texts), "rows": len(cases),
             "hub_corrected": penalty is not None,
             "table": recall_table(encoder, texts, cases, variants or {DEFAULT_VARIANT: QUERY_VARIANTS[DEFAULT_VARIANT]},

@@ -32,7 +32,7 @@ import polars as pl
 
 from kg.schema import FLOW_FAMILIES, FLOW_START_KINDS
 from retrieval.encoders import Encoder, encoder_manifest
-from retrieval.hubness import DEFAULT_HUB_K, Background, hub_penalty, hubness
+from retrieval.hubness import DEFAULT_HUB_K, DEFAULT_HUB_WEIGHT, Background, hub_penalty, hubness
 from retrieval.query import QueryConfig
 from retrieval.search import (
     SearchParams,
@@ -146,20 +146,20 @@ class HeadIndex:
         return self.heads.height
 
     def search(self, queries: np.ndarray, k: int, family: str | None = None,
-               hub_correction: bool = False) -> tuple[np.ndarray, np.ndarray]:
+               hub_weight: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(nq, dim) -> (scores (nq, k), row ids (nq, k)); ``family`` restricts to its rows;
-        ``hub_correction`` ranks by score - the stored hub penalty (the scores returned too)."""
+        ``hub_weight`` ranks by score - hub_weight x the stored hub penalty (the scores returned too)."""
         if family is not None and family not in self.families:
             raise UsageError(f"family {family!r} is not in this index (it has {list(self.families)})")
-        if hub_correction and self.hub_penalty is None:
+        if hub_weight is not None and self.hub_penalty is None:
             raise UsageError(f"{self.path or '<in-memory index>'} has no hub statistics "
                              "(build it with --background to use the hub correction)")
         lo, hi = (0, len(self)) if family is None else self.families[family]
         queries = check_vectors(queries, self.dim, "queries")
         target = self.index if family is None or not on_gpu(self.index) else self.cpu_index  # GPU: no id selectors
         id_range = None if family is None else (lo, hi)
-        if hub_correction:
-            return search_penalized(target, queries, k, self.hub_penalty, id_range=id_range)
+        if hub_weight is not None:
+            return search_penalized(target, queries, k, hub_weight * self.hub_penalty, id_range=id_range)
         return search(target, queries, k, id_range=id_range)
 
     def check_compatible(self, encoder: Encoder | None = None, kg_sha256: str | None = None) -> None:
@@ -250,22 +250,24 @@ def _read_hub_penalty(path: Path, manifest: dict, n: int) -> np.ndarray | None:
 
 
 def hub_statistics(encoder: Encoder, embeddings: np.ndarray, background: Background, k: int = DEFAULT_HUB_K,
-                   query: QueryConfig | None = None) -> tuple[np.ndarray, dict]:
+                   query: QueryConfig | None = None, texts: list[str] | None = None) -> tuple[np.ndarray, dict]:
     """Penalties (n,) of the heads against ``background`` encoded as queries, and the
     manifest entry: source, counts, k, query construction, and the background's hubness
-    (in-sample) without and with the correction."""
+    (in-sample) without and with the correction (at the default weight); ``texts`` name the
+    top hubs."""
     query = query or QueryConfig()
-    texts = background.queries(query)
-    if not texts:
+    queries = background.queries(query)
+    if not queries:
         raise UsageError(f"background {background.source} gives no non-empty queries")
-    vectors = encoder.encode(texts, kind="query")
+    vectors = encoder.encode(queries, kind="query")
     penalty = hub_penalty(embeddings, vectors, k)
     index = build_index(embeddings, "Flat", use_gpu=False)
     measure = min(10, len(embeddings))
     before = hubness(search(index, vectors, measure)[1], len(embeddings))
-    after = hubness(search_penalized(index, vectors, measure, penalty)[1], len(embeddings))
-    entry = {**background.describe(), "queries": len(texts), "k": k, "query": asdict(query),
-             "hubness_in_sample": {"plain": before.as_dict(), "corrected": after.as_dict()}}
+    after = hubness(search_penalized(index, vectors, measure, DEFAULT_HUB_WEIGHT * penalty)[1], len(embeddings))
+    entry = {**background.describe(), "queries": len(queries), "k": k, "query": asdict(query),
+             "hubness_in_sample": {"weight": DEFAULT_HUB_WEIGHT, "plain": before.as_dict(texts),
+                                   "corrected": after.as_dict(texts)}}
     return penalty, entry
 
 
@@ -346,7 +348,7 @@ def build_head_index(
     penalty, hub_entry = None, None
     if background is not None:
         t0 = time.perf_counter()
-        penalty, hub_entry = hub_statistics(encoder, embeddings, background, hub_k)
+        penalty, hub_entry = hub_statistics(encoder, embeddings, background, hub_k, texts=texts)
         hub_entry = {"file": HUB_FILE, **hub_entry}
         timings["hub_s"] = time.perf_counter() - t0
 

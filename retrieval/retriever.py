@@ -16,6 +16,7 @@ import numpy as np
 
 import kg
 from retrieval.encoders import Encoder, open_encoder
+from retrieval.hubness import DEFAULT_HUB_WEIGHT
 from retrieval.index import HeadIndex
 from retrieval.query import QueryConfig, build_queries
 from tiktalk.errors import UsageError
@@ -26,7 +27,7 @@ from tiktalk.types import KnowledgeBudget
 class RetrieverConfig:
     """``top_k`` heads overall, or per family when ``per_family``; heads under ``min_score``
     are dropped (the hub-corrected score, when corrected). ``hub_correction``: rank heads by
-    cosine minus their stored hub penalty (:mod:`retrieval.hubness`) when the index has one
+    cosine minus ``hub_weight`` x their stored hub penalty (:mod:`retrieval.hubness`) when the index has one
     (built with a background); an index without one is searched plainly. The flows query (:meth:`kg.C3KG.flows`) is the one place knowledge is
     chosen: ``families``, ``relations``, ``depth``, ``fanout`` edges per node and family,
     ``top_k_tails`` tails per relation. ``linearize`` only formats; the budget that cuts the
@@ -36,6 +37,7 @@ class RetrieverConfig:
     per_family: bool = False
     min_score: float | None = None
     hub_correction: bool = True
+    hub_weight: float = DEFAULT_HUB_WEIGHT
     query: QueryConfig = field(default_factory=QueryConfig)
     families: tuple[str, ...] = tuple(kg.FLOW_FAMILIES)
     relations: tuple[str, ...] = kg.DEFAULT_RELATIONS
@@ -51,6 +53,8 @@ class RetrieverConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UsageError(f"{name} ({value}) must be at least 1 or None (no limit)")
+        if not self.hub_weight >= 0:
+            raise UsageError(f"hub_weight ({self.hub_weight}) must be >= 0")
         unknown = [f for f in self.families if f not in kg.FLOW_FAMILIES]
         if unknown:
             raise UsageError(f"families {unknown} are not flow families {list(kg.FLOW_FAMILIES)}")
@@ -156,13 +160,13 @@ class Retriever:
         cfg = self.config
         # fetch a few extra so merging duplicate texts / per-turn hits still leaves top_k
         fetch = cfg.top_k * 2
-        corrected = self.hub_corrected
+        weight = cfg.hub_weight if self.hub_corrected else None
         if cfg.per_family:
-            parts = [self.index.search(vectors, fetch, family=f, hub_correction=corrected) for f in self.index.families]
+            parts = [self.index.search(vectors, fetch, family=f, hub_weight=weight) for f in self.index.families]
             scores = np.concatenate([p[0] for p in parts], axis=1)
             ids = np.concatenate([p[1] for p in parts], axis=1)
         else:
-            scores, ids = self.index.search(vectors, fetch, hub_correction=corrected)
+            scores, ids = self.index.search(vectors, fetch, hub_weight=weight)
         out, row = [], 0
         for qs in queries:
             # duplicate head texts and heads reached from several queries are merged

@@ -109,3 +109,16 @@ def test_manifest_records_members(tmp_path):
     build_head_index(kg.load_kg("sample"), enc, tmp_path / "idx", progress=False, kg_source="sample")
     loaded = HeadIndex.load(tmp_path / "idx", encoder=get_encoder(enc.name))
     assert loaded.manifest["encoder"] == entry
+
+
+def test_cached_member_by_member(tmp_path):
+    """encode_cached stores an ensemble's members apart; the combined vectors are the encoder's."""
+    from retrieval.evaluate import encode_cached
+
+    enc = get_encoder("hash:16:0.3+hash:24:0.7")
+    first = encode_cached(enc, A, "query", tmp_path)
+    assert sorted(p.name.split("-")[0] for p in tmp_path.iterdir()) == ["hash_16", "hash_24"]
+    np.testing.assert_array_equal(first, enc.encode(A, kind="query"))
+    reweighted = get_encoder("hash:16:0.5+hash:24:0.5")
+    np.testing.assert_array_equal(encode_cached(reweighted, A, "query", tmp_path), reweighted.encode(A, kind="query"))
+    assert len(list(tmp_path.iterdir())) == 2  # nothing new was encoded

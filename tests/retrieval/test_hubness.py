@@ -123,20 +123,21 @@ def test_index_stores_and_retriever_applies(tmp_path, sample_kg, hash_encoder):
     out = tmp_path / "idx"
     built = build_head_index(sample_kg, hash_encoder, out, kg_source="sample", progress=False, background=background)
     entry = built.manifest["hub_correction"]
-    assert entry["file"] == HUB_FILE and entry["k"] == 10 and entry["queries"] == len(background.queries())
+    assert entry["file"] == HUB_FILE and entry["k"] == 50 and entry["queries"] == len(background.queries())
     assert built.manifest["files"][HUB_FILE]  # covered by the sha256 check
     loaded = HeadIndex.load(out)
     np.testing.assert_array_equal(loaded.hub_penalty, built.hub_penalty)
     texts = loaded.heads["text"].to_list()
     vectors = hash_encoder.encode(background.queries(), kind="query")
-    np.testing.assert_allclose(loaded.hub_penalty, literal_penalty(np.asarray(loaded.embeddings), vectors, 10), atol=1e-5)
+    np.testing.assert_allclose(loaded.hub_penalty, literal_penalty(np.asarray(loaded.embeddings), vectors, 50), atol=1e-5)
 
     context = ["深夜来了个意式大饼，芝士拉丝拉老长", "看得我口水直流"]
-    on = Retriever(loaded, sample_kg, hash_encoder)
+    on = Retriever(loaded, sample_kg, hash_encoder, RetrieverConfig(hub_weight=0.7))
     off = Retriever(loaded, sample_kg, hash_encoder, RetrieverConfig(hub_correction=False))
     assert on.hub_corrected and not off.hub_corrected
     q = hash_encoder.encode(on.queries([context])[0], kind="query")
-    ref_scores, ref_ids = literal_csls_topk(q, np.asarray(loaded.embeddings), loaded.hub_penalty, 3)
+    penalty = 0.7 * loaded.hub_penalty
+    ref_scores, ref_ids = literal_csls_topk(q, np.asarray(loaded.embeddings), penalty, 3)
     got = on.retrieve(context).heads
     assert [h.text for h in got] == [texts[i] for i in ref_ids[0]]
     np.testing.assert_allclose([h.score for h in got], ref_scores[0], atol=1e-5)
@@ -144,16 +145,17 @@ def test_index_stores_and_retriever_applies(tmp_path, sample_kg, hash_encoder):
     assert [h.score for h in plain] == sorted((h.score for h in plain), reverse=True)
 
     # per family: each family's own corrected top k
-    per = Retriever(loaded, sample_kg, hash_encoder, RetrieverConfig(per_family=True, top_k=2)).retrieve(context)
+    per = Retriever(loaded, sample_kg, hash_encoder, RetrieverConfig(per_family=True, top_k=2, hub_weight=0.7))
+    per = per.retrieve(context)
     for family, (lo, hi) in loaded.families.items():
-        ref = literal_csls_topk(q, np.asarray(loaded.embeddings), loaded.hub_penalty, 2, lo, hi)[1][0]
+        ref = literal_csls_topk(q, np.asarray(loaded.embeddings), penalty, 2, lo, hi)[1][0]
         assert [h.text for h in per.heads if h.family == family] == [texts[i] for i in ref]
 
     # an index without statistics: plain search, and asking for the correction names the fix
     plain_index = build_head_index(sample_kg, hash_encoder, None, progress=False)
     assert not Retriever(plain_index, sample_kg, hash_encoder).hub_corrected
     with pytest.raises(UsageError, match="--background"):
-        plain_index.search(q, 3, hub_correction=True)
+        plain_index.search(q, 3, hub_weight=0.5)
 
     np.save(out / HUB_FILE, np.zeros(3, dtype=np.float32))
     with pytest.raises(IndexFileError, match="sha256"):
@@ -187,6 +189,8 @@ def test_read_lccc_background():
     train = read_background(path, ["train"])
     held_out = read_background(path, ["val", "test"])
     raw = json.loads(path.read_text(encoding="utf-8"))
-    assert len(train.contexts) == sum(len(d) - 1 for d in raw["train"])  # every prefix of every dialogue
-    assert len(held_out.contexts) == sum(len(d) - 1 for d in raw["valid"] + raw["test"])
-    assert train.contexts[0] == ["".join(raw["train"][0][0].split())]  # characters joined back
+    # every prefix of every dialogue: context and context + response of each expanded turn
+    assert len(train.contexts) == 2 * sum(len(d) - 1 for d in raw["train"])
+    assert len(held_out.contexts) == 2 * sum(len(d) - 1 for d in raw["valid"] + raw["test"])
+    first = [["".join(u.split()) for u in raw["train"][0][:n]] for n in range(1, len(raw["train"][0]) + 1)]
+    assert {tuple(c) for c in train.contexts[: 2 * (len(first) - 1)]} == {tuple(c) for c in first}

@@ -88,6 +88,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "scored among; without it those rows are skipped, and reported as skipped")
     p.add_argument("--kdconv", default=None, metavar="DIR",
                    help="KdConv's travel directory (kb_travel.json, test.json): its KB triples as passages")
+    p.add_argument("--kdconv-split", default="test", choices=["dev", "test"], help="KdConv dialogues queried")
+    p.add_argument("--kdconv-pool", default="kb", choices=["kb", "gold"],
+                   help="passages: every KB triple (default), or only the split's gold triples (easier)")
     p.add_argument("--data", default=None, metavar="JSONL",
                    help='your own cases, {"context": [turns], "gold": head text or id} a line, scored among the '
                         "heads of --index (or of --kg, indexed in memory)")
@@ -307,12 +310,14 @@ def _eval(args: argparse.Namespace) -> int:
                   "paraphrase": paraphrase_recall(encoder, graphs, args.kinds, variants, args.check or PARAPHRASE_FILE,
                                                   cache_dir=args.cache, hub=hub)}
         if args.kdconv:
-            result["kdconv"] = kdconv_recall(encoder, args.kdconv, variants, cache_dir=args.cache, hub=hub)
+            result["kdconv"] = kdconv_recall(encoder, args.kdconv, variants, cache_dir=args.cache, hub=hub,
+                                             split=args.kdconv_split, pool=args.kdconv_pool)
         if args.data:
             if index is None:
                 index = build_head_index(graphs["sample"], encoder, None, kinds=args.kinds, progress=False,
                                          background=None if hub is None else hub.fit, hub_k=_hub_k(args))
-            result["data"] = user_recall(index, encoder, args.data, variants, hub_correction=hub is not None)
+            result["data"] = user_recall(index, encoder, args.data, variants,
+                                         hub_weight=None if hub is None else hub.weight)
     finally:
         getattr(encoder, "close", lambda: None)()
     if args.plot:
@@ -382,7 +387,8 @@ def _render_eval(result: dict) -> str:
         lines += _render_table(part["table"], "    ") + _hub_render(part.get("background_hubness"), "    ")
     if "kdconv" in result:
         kd = result["kdconv"]
-        lines.append(f"KdConv {kd['data']}: {kd['queries']} queries among {kd['passages']} triples")
+        lines.append(f"KdConv {kd['data']} ({kd['split']}): {kd['queries']} queries among {kd['passages']} "
+                     f"triples ({kd['pool']})")
         lines += _render_table(kd["table"], "    ") + _hub_render(kd.get("background_hubness"), "    ")
     if "data" in result:
         data = result["data"]
