@@ -79,8 +79,9 @@ class HubSetup:
 
 
 def _hub_parts(encoder: Encoder, passages: np.ndarray, hub: HubSetup | None, cache_dir: Path | None,
-               config: QueryConfig) -> tuple[np.ndarray | None, dict | None]:
-    """Penalties of ``passages`` (n, d) and the held-out background's hubness, plain and corrected."""
+               config: QueryConfig, texts: Sequence[str] | None = None) -> tuple[np.ndarray | None, dict | None]:
+    """Penalties of ``passages`` (n, d) and the held-out background's hubness, plain and
+    corrected (``texts`` name the top hubs)."""
     if hub is None:
         return None, None
     penalty = hub.weight * hub_penalty(passages, encode_cached(encoder, hub.fit.queries(config), "query", cache_dir),
@@ -90,8 +91,8 @@ def _hub_parts(encoder: Encoder, passages: np.ndarray, hub: HubSetup | None, cac
     index = build_index(passages, "Flat", use_gpu=False)
     k = min(10, len(passages))
     report = {**hub.describe(), "in_sample": hub.held_out is None,
-              "plain": hubness(search(index, queries, k)[1], len(passages)).as_dict(),
-              "corrected": hubness(search_penalized(index, queries, k, penalty)[1], len(passages)).as_dict()}
+              "plain": hubness(search(index, queries, k)[1], len(passages)).as_dict(texts),
+              "corrected": hubness(search_penalized(index, queries, k, penalty)[1], len(passages)).as_dict(texts)}
     return penalty, report
 
 
@@ -258,7 +259,7 @@ def kdconv_recall(encoder: Encoder, data_dir: str | Path, variants: dict[str, Qu
     with ``hub``, ranked with the hub correction and the background's hubness reported."""
     passages, cases = load_kdconv(data_dir, max_dialogues, split, pool)
     vectors = encode_cached(encoder, passages, "passage", cache_dir)
-    penalty, hub_report = _hub_parts(encoder, vectors, hub, cache_dir, QueryConfig())
+    penalty, hub_report = _hub_parts(encoder, vectors, hub, cache_dir, QueryConfig(), passages)
     out = {"data": str(data_dir), "split": split, "pool": pool, "passages": len(passages), "queries": len(cases),
            "table": recall_table(encoder, passages, cases, variants, cache_dir=cache_dir, penalty=penalty,
                                  passage_vectors=vectors)}
@@ -327,7 +328,7 @@ def paraphrase_recall(encoder: Encoder, graphs: dict[str, object | None], kinds:
                                   f"the {source} KG")
             cases.append(QualityCase(r["context"], r.get("title"), gold, r["split"], KINDS[r["kind"]][1]))
         vectors = encode_cached(encoder, texts, "passage", cache_dir)
-        penalty, hub_report = _hub_parts(encoder, vectors, hub, cache_dir, QueryConfig())
+        penalty, hub_report = _hub_parts(encoder, vectors, hub, cache_dir, QueryConfig(), texts)
         report["sources"][source] = {
             "passages": len(texts), "rows": len(scored), "left_out": {k: n for k, n in left_out.items() if n},
             "table": recall_table(encoder, texts, cases, variants, ks, cache_dir, merge_texts=True, penalty=penalty,

@@ -120,6 +120,9 @@ class Retriever:
         h = index.heads
         self._ids, self._texts = h["id"].to_list(), h["text"].to_list()
         self._kinds, self._families = h["kind"].to_list(), h["family"].to_list()
+        # (head id, flows settings) -> HeadFlows: heads recur across contexts (annotate), and a
+        # KG query costs ~0.1 ms; keyed by the settings so a changed config is never served stale
+        self._flows: dict[tuple, kg.HeadFlows] = {}
 
     @classmethod
     def load(cls, index_dir: str | Path, *, graph: kg.C3KG | None = None, encoder: Encoder | None = None,
@@ -189,11 +192,15 @@ class Retriever:
     # -- stage 3: heads -> flows -> knowledge text
     def expand(self, heads: list[RetrievedHead]) -> str:
         cfg = self.config
-        items = [
-            self.graph.flows(h.id, families=cfg.families, depth=cfg.depth, fanout=cfg.fanout,
-                             relations=cfg.relations, top_k_tails=cfg.top_k_tails)
-            for h in heads
-        ]
+        settings = (tuple(cfg.families), cfg.depth, cfg.fanout, tuple(cfg.relations), cfg.top_k_tails)
+        items = []
+        for h in heads:
+            flows = self._flows.get((h.id, settings))
+            if flows is None:
+                flows = self._flows[h.id, settings] = self.graph.flows(
+                    h.id, families=cfg.families, depth=cfg.depth, fanout=cfg.fanout, relations=cfg.relations,
+                    top_k_tails=cfg.top_k_tails)
+            items.append(flows)
         return kg.linearize(items, cfg.linearize, self.budget).text
 
     def retrieve_batch(self, contexts: Sequence[Sequence[str]],
