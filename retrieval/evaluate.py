@@ -9,8 +9,15 @@
   phrase or emotion) of the sample KG or of the real C3KG head files (``source``), split
   into ``dev`` and ``test``. Each row is scored among the nodes of its own source.
 
+- Your own JSONL of ``{"context": [turns], "gold": head text or id}`` (:func:`user_recall`),
+  scored among the heads of an index.
+
 Both take a list of :class:`QueryConfig` so query construction is measured beside the
-encoder. A context's hits are merged by the retriever's own :func:`merge_hits` (per-turn
+encoder. With a :class:`HubSetup` each passage set gets hub penalties from background
+contexts (:mod:`retrieval.hubness`) and is ranked as the retriever ranks with the
+correction on; the hubness of a held-out background (top-1 hub share, k-occurrence skew)
+is reported plain and corrected. Per family: recall of the cases whose gold is of that flow
+family. ``hub_share``: the largest share of a benchmark's own queries one passage wins. A context's hits are merged by the retriever's own :func:`merge_hits` (per-turn
 queries, heads sharing a text). Metrics: recall@k and MRR (mean reciprocal rank of the
 first gold within the top ``max(ks)``, 0 beyond). Embeddings may be cached on disk
 (``cache_dir``), keyed by encoder fingerprint and text, because encoding the 11k KdConv
@@ -27,11 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.encoders import Encoder, Kind
+from retrieval.encoders import Encoder, EnsembleEncoder, Kind, ParallelEncoder
+from retrieval.hubness import DEFAULT_HUB_K, DEFAULT_HUB_WEIGHT, Background, hub_penalty, hubness
 from retrieval.index import KINDS, head_table, parse_kinds
 from retrieval.query import DEFAULT_VARIANT, QUERY_VARIANTS, QueryConfig, build_queries
 from retrieval.retriever import merge_hits
-from retrieval.search import build_index, search
+from retrieval.search import build_index, search, search_penalized
 from tiktalk.errors import FormatError
 
 PARAPHRASE_FILE = Path(__file__).resolve().parent / "data" / "paraphrase_check.jsonl"
@@ -52,14 +60,54 @@ class QualityCase:
     title: str | None
     gold: set[int]
     group: str = "all"
+    family: str | None = None  # the gold's flow family, for per-family recall
+
+
+@dataclass(frozen=True)
+class HubSetup:
+    """The hub correction as evaluated: penalties from ``fit`` contexts (k nearest), hubness
+    measured on ``held_out`` contexts (None: on ``fit``, in sample)."""
+
+    fit: Background
+    k: int = DEFAULT_HUB_K
+    held_out: Background | None = None
+    weight: float = DEFAULT_HUB_WEIGHT
+
+    def describe(self) -> dict:
+        return {"fit": self.fit.describe(), "k": self.k, "weight": self.weight,
+                "held_out": None if self.held_out is None else self.held_out.describe()}
+
+
+def _hub_parts(encoder: Encoder, passages: np.ndarray, hub: HubSetup | None, cache_dir: Path | None,
+               config: QueryConfig, texts: Sequence[str] | None = None) -> tuple[np.ndarray | None, dict | None]:
+    """Penalties of ``passages`` (n, d) and the held-out background's hubness, plain and
+    corrected (``texts`` name the top hubs)."""
+    if hub is None:
+        return None, None
+    penalty = hub.weight * hub_penalty(passages, encode_cached(encoder, hub.fit.queries(config), "query", cache_dir),
+                                       hub.k)
+    measured = hub.held_out or hub.fit
+    queries = encode_cached(encoder, measured.queries(config), "query", cache_dir)
+    index = build_index(passages, "Flat", use_gpu=False)
+    k = min(10, len(passages))
+    report = {**hub.describe(), "in_sample": hub.held_out is None,
+              "plain": hubness(search(index, queries, k)[1], len(passages)).as_dict(texts),
+              "corrected": hubness(search_penalized(index, queries, k, penalty)[1], len(passages)).as_dict(texts)}
+    return penalty, report
 
 
 def encode_cached(encoder: Encoder, texts: Sequence[str], kind: Kind, cache_dir: Path | None = None,
                   batch_size: int = 256) -> np.ndarray:
-    """encoder.encode with an on-disk cache per (fingerprint, kind, texts); (n, dim) float32."""
+    """encoder.encode with an on-disk cache per (fingerprint, kind, texts); (n, dim) float32.
+
+    An ensemble is cached member by member (in this process), so trying other weights or
+    member sets re-encodes nothing."""
     texts = list(texts)
     if cache_dir is None:
         return encoder.encode(texts, kind=kind)
+    ensemble = encoder.local if isinstance(encoder, ParallelEncoder) else encoder
+    if isinstance(ensemble, EnsembleEncoder):
+        return ensemble.combine([encode_cached(m, texts, kind, cache_dir, batch_size) for m in ensemble.members])
     digest = hashlib.sha256(json.dumps([encoder.fingerprint, kind, texts], ensure_ascii=False).encode()).hexdigest()
     path = Path(cache_dir) / f"{encoder.name.replace('/', '_').replace(':', '_')}-{kind}-{digest[:16]}.npy"
     if path.is_file():
@@ -89,44 +137,78 @@ def metrics(ranks: Sequence[int | None], ks: Sequence[int] = KS) -> dict[str, fl
     return out
 
 
-def gold_ranks(encoder: Encoder, passages: Sequence[str], cases: Sequence[QualityCase], config: QueryConfig,
-               ks: Sequence[int] = KS, cache_dir: Path | None = None, index=None,
-               merge_texts: bool = False) -> list[int | None]:
-    """Rank of each case's first gold among the merged hits (None beyond ``max(ks)``).
+def ranked_hits(encoder: Encoder, passages: Sequence[str], cases: Sequence[QualityCase], config: QueryConfig,
+                kmax: int = max(KS), cache_dir: Path | None = None, index=None, merge_texts: bool = False,
+                penalty: np.ndarray | None = None) -> list[list[int]]:
+    """Each case's top ``kmax`` passage rows after the retriever's merge of hits.
 
-    ``merge_texts``: passages sharing a text count once, as the retriever merges heads.
+    ``merge_texts``: passages sharing a text count once, as the retriever merges heads;
+    ``penalty`` (n,): ranked by score - penalty, as the retriever ranks with the hub correction.
     """
     index = index if index is not None else build_index(encode_cached(encoder, passages, "passage", cache_dir), "Flat")
-    kmax = max(ks)
     queries = [build_queries(c.context, c.title, config) for c in cases]
     flat = sorted({q for qs in queries for q in qs})
     row_of = {q: i for i, q in enumerate(flat)}
-    # fetch extra so merging texts still leaves kmax distinct hits
-    scores, ids = search(index, encode_cached(encoder, flat, "query", cache_dir), min(len(passages), 2 * kmax))
+    vectors = encode_cached(encoder, flat, "query", cache_dir)
+    fetch = min(len(passages), 2 * kmax)  # extra, so merging texts still leaves kmax distinct hits
+    scores, ids = search(index, vectors, fetch) if penalty is None else search_penalized(index, vectors, fetch, penalty)
     keys = list(passages) if merge_texts else None
-    ranks: list[int | None] = []
-    for case, qs in zip(cases, queries):
+    out = []
+    for qs in queries:
         rows = [row_of[q] for q in qs]
-        hits = merge_hits(scores[rows], ids[rows], keys)[:kmax]
-        gold_keys = {keys[g] for g in case.gold} if keys else case.gold
-        ranks.append(next((r for r, (i, _) in enumerate(hits, start=1)
-                           if (keys[i] if keys else i) in gold_keys), None))
+        out.append([i for i, _ in merge_hits(scores[rows], ids[rows], keys)[:kmax]])
+    return out
+
+
+def gold_ranks(encoder: Encoder, passages: Sequence[str], cases: Sequence[QualityCase], config: QueryConfig,
+               ks: Sequence[int] = KS, cache_dir: Path | None = None, index=None,
+               merge_texts: bool = False, penalty: np.ndarray | None = None) -> list[int | None]:
+    """Rank of each case's first gold among the merged hits (None beyond ``max(ks)``)."""
+    hits = ranked_hits(encoder, passages, cases, config, max(ks), cache_dir, index, merge_texts, penalty)
+    return _ranks(hits, cases, list(passages) if merge_texts else None)
+
+
+def _ranks(hits: list[list[int]], cases: Sequence[QualityCase], keys: list[str] | None) -> list[int | None]:
+    ranks: list[int | None] = []
+    for case, rows in zip(cases, hits):
+        gold = {keys[g] for g in case.gold} if keys else case.gold
+        ranks.append(next((r for r, i in enumerate(rows, start=1) if (keys[i] if keys else i) in gold), None))
     return ranks
+
+
+def top1_share(hits: list[list[int]]) -> float:
+    """The largest share of cases whose top-1 is one and the same passage."""
+    top1 = [rows[0] for rows in hits if rows]
+    return round(max(np.unique(top1, return_counts=True)[1]) / len(hits), 4) if top1 else 0.0
 
 
 def recall_table(encoder: Encoder, passages: Sequence[str], cases: Sequence[QualityCase],
                  variants: dict[str, QueryConfig] | None = None, ks: Sequence[int] = KS,
-                 cache_dir: Path | None = None, merge_texts: bool = False) -> dict[str, dict[str, dict[str, float]]]:
-    """variant -> group -> metrics (groups: each case's ``group``, and ``all``)."""
+                 cache_dir: Path | None = None, merge_texts: bool = False,
+                 penalty: np.ndarray | None = None, passage_vectors: np.ndarray | None = None) -> dict[str, dict]:
+    """variant -> group -> metrics (groups: each case's ``group``, and ``all``, which also
+    holds ``hub_share``), and ``families`` -> family -> group -> metrics when cases have one.
+    ``passage_vectors``: the passages already encoded (else encoded here)."""
     variants = variants or QUERY_VARIANTS
-    index = build_index(encode_cached(encoder, passages, "passage", cache_dir), "Flat")
+    if passage_vectors is None:
+        passage_vectors = encode_cached(encoder, passages, "passage", cache_dir)
+    index = build_index(passage_vectors, "Flat")
     groups = sorted({c.group for c in cases})
-    table: dict[str, dict[str, dict[str, float]]] = {}
+    families = sorted({c.family for c in cases if c.family is not None})
+    keys = list(passages) if merge_texts else None
+    table: dict[str, dict] = {}
     for name, config in variants.items():
-        ranks = gold_ranks(encoder, passages, cases, config, ks, cache_dir, index, merge_texts)
+        hits = ranked_hits(encoder, passages, cases, config, max(ks), cache_dir, index, merge_texts, penalty)
+        ranks = _ranks(hits, cases, keys)
         table[name] = {g: metrics([r for r, c in zip(ranks, cases) if c.group == g], ks) for g in groups}
         if groups != ["all"]:
             table[name]["all"] = metrics(ranks, ks)
+        table[name]["all"]["hub_share"] = top1_share(hits)
+        if families:
+            table[name]["families"] = {
+                f: {g: metrics([r for r, c in zip(ranks, cases) if c.family == f and g in (c.group, "all")], ks)
+                    for g in [*groups, "all"] if any(c.family == f and g in (c.group, "all") for c in cases)}
+                for f in families}
     return table
 
 
@@ -135,14 +217,28 @@ def kdconv_triple_text(entity: str, attribute: str, value: str) -> str:
     return f"{entity}，{attribute}：{value}"
 
 
-def load_kdconv(data_dir: str | Path, max_dialogues: int | None = None) -> tuple[list[str], list[QualityCase]]:
-    """(passages, cases) of the KdConv travel test set; the dialogue's topic entity is the title."""
+KDCONV_SPLITS = ("dev", "test")
+KDCONV_POOLS = ("kb", "gold")
+
+
+def load_kdconv(data_dir: str | Path, max_dialogues: int | None = None, split: str = "test",
+                pool: str = "kb") -> tuple[list[str], list[QualityCase]]:
+    """(passages, cases) of KdConv travel's ``split`` (dev.json or test.json); the dialogue's
+    topic entity is the title. ``pool``: the passages are every KB triple (``kb``, 10,968), or
+    only the triples some utterance of the split has as gold (``gold``: a much easier pool,
+    the one the numbers in issue 13 were measured on)."""
+    if split not in KDCONV_SPLITS or pool not in KDCONV_POOLS:
+        raise FormatError(f"KdConv split {split!r} / pool {pool!r}: expected one of {KDCONV_SPLITS} / {KDCONV_POOLS}")
     data_dir = Path(data_dir)
     kb = json.loads((data_dir / "kb_travel.json").read_text(encoding="utf-8"))
     triples = sorted({tuple(t) for rows in kb.values() for t in rows})
+    dialogues = json.loads((data_dir / f"{split}.json").read_text(encoding="utf-8"))
+    if pool == "gold":
+        kept = {(a["name"], a["attrname"], a["attrvalue"]) for d in dialogues for m in d["messages"]
+                for a in (m.get("attrs") or [])}
+        triples = [t for t in triples if t in kept]
     row_of = {t: i for i, t in enumerate(triples)}
     passages = [kdconv_triple_text(*t) for t in triples]
-    dialogues = json.loads((data_dir / "test.json").read_text(encoding="utf-8"))
     cases: list[QualityCase] = []
     for n, dialogue in enumerate(dialogues):
         if max_dialogues is not None and n >= max_dialogues:
@@ -157,9 +253,19 @@ def load_kdconv(data_dir: str | Path, max_dialogues: int | None = None) -> tuple
 
 
 def kdconv_recall(encoder: Encoder, data_dir: str | Path, variants: dict[str, QueryConfig] | None = None,
-                  cache_dir: Path | None = None, max_dialogues: int | None = None) -> dict:
-    passages, cases = load_kdconv(data_dir, max_dialogues)
-    return {"passages": len(passages), "table": recall_table(encoder, passages, cases, variants, cache_dir=cache_dir)}
+                  cache_dir: Path | None = None, max_dialogues: int | None = None,
+                  hub: HubSetup | None = None, split: str = "test", pool: str = "kb") -> dict:
+    """KdConv travel (:func:`load_kdconv`): recall@k, MRR and hub share per query variant;
+    with ``hub``, ranked with the hub correction and the background's hubness reported."""
+    passages, cases = load_kdconv(data_dir, max_dialogues, split, pool)
+    vectors = encode_cached(encoder, passages, "passage", cache_dir)
+    penalty, hub_report = _hub_parts(encoder, vectors, hub, cache_dir, QueryConfig(), passages)
+    out = {"data": str(data_dir), "split": split, "pool": pool, "passages": len(passages), "queries": len(cases),
+           "table": recall_table(encoder, passages, cases, variants, cache_dir=cache_dir, penalty=penalty,
+                                 passage_vectors=vectors)}
+    if hub_report is not None:
+        out["background_hubness"] = hub_report
+    return out
 
 
 # -- paraphrase check
@@ -184,14 +290,15 @@ def load_paraphrase_check(path: str | Path = PARAPHRASE_FILE) -> list[dict]:
 
 def paraphrase_recall(encoder: Encoder, graphs: dict[str, object | None], kinds: Sequence[str] | None = None,
                       variants: dict[str, QueryConfig] | None = None, path: str | Path = PARAPHRASE_FILE,
-                      ks: Sequence[int] = KS, cache_dir: Path | None = None) -> dict:
+                      ks: Sequence[int] = KS, cache_dir: Path | None = None, hub: HubSetup | None = None) -> dict:
     """Recall@k and MRR of the paraphrase check, per source and split.
 
     ``graphs``: source -> KG whose nodes that source's rows are scored among (``sample``:
     the sample KG; ``c3kg``: a KG of the real head files, ``kg.load_kg(dir)``); a source
     given None is skipped and says so. ``kinds`` (short names of ``retrieval.index.KINDS``,
     None = all) are the node kinds indexed; rows whose gold is of another kind are left
-    out, and counted. A gold that is not a node of its source and kind is an error.
+    out, and counted. A gold that is not a node of its source and kind is an error. With
+    ``hub``, each source's nodes are ranked with the hub correction.
     """
     kinds = parse_kinds(kinds) or list(KINDS)
     variants = variants or {DEFAULT_VARIANT: QUERY_VARIANTS[DEFAULT_VARIANT]}
@@ -219,41 +326,96 @@ def paraphrase_recall(encoder: Encoder, graphs: dict[str, object | None], kinds:
             if not gold:
                 raise FormatError(f"{path}: row {r['id']}: gold {r['gold']!r} is not a {r['kind']} node of "
                                   f"the {source} KG")
-            cases.append(QualityCase(r["context"], r.get("title"), gold, r["split"]))
+            cases.append(QualityCase(r["context"], r.get("title"), gold, r["split"], KINDS[r["kind"]][1]))
+        vectors = encode_cached(encoder, texts, "passage", cache_dir)
+        penalty, hub_report = _hub_parts(encoder, vectors, hub, cache_dir, QueryConfig(), texts)
         report["sources"][source] = {
             "passages": len(texts), "rows": len(scored), "left_out": {k: n for k, n in left_out.items() if n},
-            "table": recall_table(encoder, texts, cases, variants, ks, cache_dir, merge_texts=True),
+            "table": recall_table(encoder, texts, cases, variants, ks, cache_dir, merge_texts=True, penalty=penalty,
+                                  passage_vectors=vectors),
         }
+        if hub_report is not None:
+            report["sources"][source]["background_hubness"] = hub_report
     return report
+
+
+def user_recall(index, encoder: Encoder, path: str | Path, variants: dict[str, QueryConfig] | None = None,
+                ks: Sequence[int] = KS, hub_weight: float | None = DEFAULT_HUB_WEIGHT) -> dict:
+    """Recall of a JSONL of ``{"context": [turns], "gold": str, "title": str (optional)}``
+    among the heads of ``index`` (a :class:`retrieval.index.HeadIndex`); ``gold`` is a head's
+    text or id. Ranked as the retriever ranks (``hub_weight`` x its stored hub penalty when
+    the index has one; None: plain). A bad row or an unknown gold names file, line and value."""
+    from tiktalk.dataset import read_jsonl_rows
+
+    texts, ids, families = (index.heads[c].to_list() for c in ("text", "id", "family"))
+    rows_of: dict[str, set[int]] = {}
+    for i, (text, head_id) in enumerate(zip(texts, ids)):
+        rows_of.setdefault(text, set()).add(i)
+        rows_of.setdefault(head_id, set()).add(i)
+    cases = []
+    for line_no, row in read_jsonl_rows(path):
+        if not isinstance(row, dict):
+            raise FormatError(f"{path}:{line_no}: expected an object, got {type(row).__name__}")
+        context, gold, title = row.get("context"), row.get("gold"), row.get("title")
+        if isinstance(context, str):
+            context = [context]
+        if not isinstance(context, list) or not context or not all(isinstance(t, str) for t in context):
+            raise FormatError(f"{path}:{line_no}: field 'context' must be a non-empty list of strings "
+                              f"(value {context!r})")
+        if not isinstance(gold, str) or gold not in rows_of:
+            raise FormatError(f"{path}:{line_no}: field 'gold' {gold!r} is no head text or id of the index "
+                              f"({index.path or 'in memory'}, {len(texts)} heads)")
+        if title is not None and not isinstance(title, str):
+            raise FormatError(f"{path}:{line_no}: field 'title' must be a string or absent (value {title!r})")
+        gold_rows = rows_of[gold]
+        cases.append(QualityCase(context, title, gold_rows, "all", families[min(gold_rows)]))
+    if not cases:
+        raise FormatError(f"{path}: no rows")
+    penalty = None if hub_weight is None or index.hub_penalty is None else hub_weight * index.hub_penalty
+    return {"file": str(path), "passages": len(texts), "rows": len(cases),
+            "hub_corrected": penalty is not None,
+            "table": recall_table(encoder, texts, cases, variants or {DEFAULT_VARIANT: QUERY_VARIANTS[DEFAULT_VARIANT]},
+                                  ks, merge_texts=True, penalty=penalty,
+                                  passage_vectors=np.ascontiguousarray(index.embeddings))}
 
 
 def variants_as_dict(variants: dict[str, QueryConfig] | None = None) -> dict[str, dict]:
     return {k: asdict(v) for k, v in (variants or QUERY_VARIANTS).items()}
 
 
-def plot_tables(results: dict, path: str | Path, metric: str = "recall@5") -> None:
-    """One bar group per benchmark x encoder, one bar per query variant (PNG, Agg backend).
+def plot_eval(result: dict, path: str | Path, variant: str = DEFAULT_VARIANT) -> None:
+    """One bar group per benchmark part (paraphrase sources by split, KdConv, your JSONL):
+    recall@1/5/10, MRR and the hub share of its queries (PNG, Agg backend).
 
-    ``results``: benchmark -> encoder -> {"table": :func:`recall_table` output}."""
+    ``result``: what ``tiktalk index eval --json`` prints."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = [(bench, enc, r["table"]) for bench, per_enc in results.items() for enc, r in per_enc.items()]
-    if not groups:
+    bars: list[tuple[str, dict]] = []
+    for source, part in result.get("paraphrase", {}).get("sources", {}).items():
+        table = part.get("table", {}).get(variant)
+        for group in ("dev", "test"):
+            if table and group in table:
+                bars.append((f"paraphrase\n{source} {group}", {**table[group], "hub_share": table["all"]["hub_share"]}))
+    for name in ("kdconv", "data"):
+        table = result.get(name, {}).get("table", {}).get(variant)
+        if table:
+            bars.append((name, table["all"]))
+    if not bars:
         return
-    variants = list(groups[0][2])
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(groups)), 4))
-    width = 0.8 / len(variants)
-    for j, v in enumerate(variants):
-        heights = [g[2].get(v, {}).get("all", {}).get(metric, 0) for g in groups]  # every case, all groups
-        ax.bar([i + j * width for i in range(len(groups))], heights, width, label=v)
-    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(groups))])
-    ax.set_xticklabels([f"{b}\n{e}" for b, e, _ in groups], fontsize=8)
-    ax.set_ylabel(metric)
-    ax.legend(fontsize=7, ncol=2)
+    metrics_shown = ["recall@1", "recall@5", "recall@10", "mrr", "hub_share"]
+    fig, ax = plt.subplots(figsize=(max(6, 1.5 * len(bars)), 4))
+    width = 0.8 / len(metrics_shown)
+    for j, m in enumerate(metrics_shown):
+        ax.bar([i + j * width for i in range(len(bars))], [b[1].get(m, 0) for b in bars], width, label=m)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(bars))])
+    ax.set_xticklabels([b[0] for b in bars], fontsize=8)
+    ax.set_ylim(0, 1)
+    corrected = "hub-corrected" if result.get("hub_correction") else "plain"
+    ax.set_title(f"{result.get('encoder', {}).get('name', '?')}, query {variant}, {corrected}", fontsize=9)
+    ax.legend(fontsize=7, ncol=3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-

@@ -5,8 +5,12 @@ Layout of an index directory (written atomically, no pickles)::
     index.faiss      FAISS's own writer (faiss.write_index)
     heads.parquet    row i of the index: id, text, kind, family (rows grouped by family)
     embeddings.npy   float32 (n, dim) unit rows, so another factory can reuse them
-    manifest.json    encoder (name, fingerprint, dim), factory, search parameters, KG hash,
-                     kinds, family row ranges, file sha256s, library versions, build times
+    manifest.json    encoder (name, fingerprint, dim; an ensemble's members and weights),
+                     factory, search parameters, KG hash, kinds, family row ranges, file
+                     sha256s, library versions, build times
+    hub_penalty.npy  (with ``--background``) float32 (n,): each head's mean similarity to its
+                     k nearest background contexts, for the hub correction; the manifest's
+                     ``hub_correction`` says from what (:mod:`retrieval.hubness`)
 
 Which heads: the start nodes of the dialogue flows of every family. Event heads feed the
 event flow, phrase heads and entities the concept flow, emotion nodes the emotion flows.
@@ -17,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -26,7 +30,9 @@ import numpy as np
 import polars as pl
 
 from kg.schema import FLOW_FAMILIES, FLOW_START_KINDS
-from retrieval.encoders import Encoder
+from retrieval.encoders import Encoder, encoder_manifest
+from retrieval.hubness import DEFAULT_HUB_K, DEFAULT_HUB_WEIGHT, Background, hub_penalty, hubness
+from retrieval.query import QueryConfig
 from retrieval.search import (
     SearchParams,
     apply_params,
@@ -34,6 +40,7 @@ from retrieval.search import (
     check_vectors,
     on_gpu,
     search,
+    search_penalized,
     to_gpu,
 )
 from tiktalk.errors import (
@@ -48,6 +55,7 @@ from tiktalk.versions import library_versions
 
 FORMAT_VERSION = 1
 INDEX_FILE, HEADS_FILE, EMB_FILE, MANIFEST_FILE = "index.faiss", "heads.parquet", "embeddings.npy", "manifest.json"
+HUB_FILE = "hub_penalty.npy"
 
 # short name -> (KG node kind, flow family it starts), as kg defines them. Order = row order.
 KINDS: dict[str, tuple[str, str]] = {short: (kind.value, family) for short, (kind, family) in FLOW_START_KINDS.items()}
@@ -125,6 +133,7 @@ class HeadIndex:
     heads: pl.DataFrame
     cpu_index: faiss.Index
     embeddings: np.ndarray  # (n, dim) float32, memory-mapped when loaded from disk
+    hub_penalty: np.ndarray | None = None  # (n,) float32 when built with a background
 
     @cached_property
     def index(self) -> faiss.Index:
@@ -141,16 +150,22 @@ class HeadIndex:
     def __len__(self) -> int:
         return self.heads.height
 
-    def search(self, queries: np.ndarray, k: int, family: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(nq, dim) -> (scores (nq, k), row ids (nq, k)); ``family`` restricts to its rows."""
+    def search(self, queries: np.ndarray, k: int, family: str | None = None,
+               hub_weight: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(nq, dim) -> (scores (nq, k), row ids (nq, k)); ``family`` restricts to its rows;
+        ``hub_weight`` ranks by score - hub_weight x the stored hub penalty (the scores returned too)."""
         if family is not None and family not in self.families:
             raise UsageError(f"family {family!r} is not in this index (it has {list(self.families)})")
+        if hub_weight is not None and self.hub_penalty is None:
+            raise UsageError(f"{self.path or '<in-memory index>'} has no hub statistics "
+                             "(build it with --background to use the hub correction)")
         lo, hi = (0, len(self)) if family is None else self.families[family]
         queries = check_vectors(queries, self.dim, "queries")
-        if family is None:
-            return search(self.index, queries, k)
-        target = self.cpu_index if on_gpu(self.index) else self.index  # FAISS GPU has no id selectors
-        return search(target, queries, k, id_range=(lo, hi))
+        target = self.index if family is None or not on_gpu(self.index) else self.cpu_index  # GPU: no id selectors
+        id_range = None if family is None else (lo, hi)
+        if hub_weight is not None:
+            return search_penalized(target, queries, k, hub_weight * self.hub_penalty, id_range=id_range)
+        return search(target, queries, k, id_range=id_range)
 
     def check_compatible(self, encoder: Encoder | None = None, kg_sha256: str | None = None) -> None:
         """Refuse an encoder or KG other than the one the index was built with, naming both values."""
@@ -222,7 +237,8 @@ class HeadIndex:
             raise IndexFileError(f"{path / INDEX_FILE}: FAISS cannot read it ({str(err).splitlines()[0]})") from None
         _check_sizes(path, manifest, heads, embeddings, cpu_index)
         apply_params(cpu_index, SearchParams(**manifest.get("search_params", {})))
-        out = cls(path=path, manifest=manifest, heads=heads, cpu_index=cpu_index, embeddings=embeddings)
+        out = cls(path=path, manifest=manifest, heads=heads, cpu_index=cpu_index, embeddings=embeddings,
+                  hub_penalty=_read_hub_penalty(path, manifest, heads.height))
         out.check_compatible(encoder, kg_sha256)
         return out
 
@@ -291,6 +307,41 @@ def _check_sizes(path: Path, manifest: dict, heads: pl.DataFrame, embeddings: np
                              f"dimension is {dim}")
 
 
+def _read_hub_penalty(path: Path, manifest: dict, n: int) -> np.ndarray | None:
+    if "hub_correction" not in manifest:
+        return None
+    file = path / manifest["hub_correction"]["file"]
+    try:
+        penalty = np.load(file, allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise IndexFileError(f"{file}: cannot read ({err})") from None
+    if penalty.shape != (n,) or penalty.dtype != np.float32:
+        raise IndexFileError(f"{file}: shape {penalty.shape} {penalty.dtype}, expected ({n},) float32")
+    return penalty
+
+
+def hub_statistics(encoder: Encoder, embeddings: np.ndarray, background: Background, k: int = DEFAULT_HUB_K,
+                   query: QueryConfig | None = None, texts: list[str] | None = None) -> tuple[np.ndarray, dict]:
+    """Penalties (n,) of the heads against ``background`` encoded as queries, and the
+    manifest entry: source, counts, k, query construction, and the background's hubness
+    (in-sample) without and with the correction (at the default weight); ``texts`` name the
+    top hubs."""
+    query = query or QueryConfig()
+    queries = background.queries(query)
+    if not queries:
+        raise UsageError(f"background {background.source} gives no non-empty queries")
+    vectors = encoder.encode(queries, kind="query")
+    penalty = hub_penalty(embeddings, vectors, k)
+    index = build_index(embeddings, "Flat", use_gpu=False)
+    measure = min(10, len(embeddings))
+    before = hubness(search(index, vectors, measure)[1], len(embeddings))
+    after = hubness(search_penalized(index, vectors, measure, DEFAULT_HUB_WEIGHT * penalty)[1], len(embeddings))
+    entry = {**background.describe(), "queries": len(queries), "k": k, "query": asdict(query),
+             "hubness_in_sample": {"weight": DEFAULT_HUB_WEIGHT, "plain": before.as_dict(texts),
+                                   "corrected": after.as_dict(texts)}}
+    return penalty, entry
+
+
 def _encode_with_progress(encoder: Encoder, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
     from tqdm.auto import tqdm
 
@@ -348,6 +399,8 @@ def build_head_index(
     use_gpu: bool = True,
     kg_source: str | None = None,
     on_notice: Callable[[str], None] | None = None,
+    background: Background | None = None,
+    hub_k: int = DEFAULT_HUB_K,
 ) -> HeadIndex:
     """Encode the KG's heads and write the index directory ``out`` (None: keep it in memory).
 
@@ -355,7 +408,8 @@ def build_head_index(
     their encoder fingerprint and head rows match, so a new factory costs no re-encoding.
     ``kg_source`` (e.g. ``sample`` or a directory) is recorded, resolved to an absolute path,
     so the KG can be reopened from any working directory; ``on_notice`` hears what
-    :func:`tiktalk.io.atomic_directory` recovered or removed.
+    :func:`tiktalk.io.atomic_directory` recovered or removed. ``background`` contexts give
+    each head its hub penalty (:func:`hub_statistics`).
     """
     params = params or SearchParams()
     if out is not None and Path(out).exists() and not overwrite:
@@ -378,9 +432,16 @@ def build_head_index(
     index = build_index(embeddings, factory, params, use_gpu=use_gpu)
     timings["index_s"] = time.perf_counter() - t0
 
+    penalty, hub_entry = None, None
+    if background is not None:
+        t0 = time.perf_counter()
+        penalty, hub_entry = hub_statistics(encoder, embeddings, background, hub_k, texts=texts)
+        hub_entry = {"file": HUB_FILE, **hub_entry}
+        timings["hub_s"] = time.perf_counter() - t0
+
     manifest = {
         "format_version": FORMAT_VERSION,
-        "encoder": {"name": encoder.name, "fingerprint": encoder.fingerprint, "dim": int(encoder.dim)},
+        "encoder": encoder_manifest(encoder),
         "factory": factory,
         "search_params": params.as_dict(),
         "kg": {"content_sha256": graph.content_sha256, **kg_source_fields(kg_source, graph.path)},
@@ -391,7 +452,10 @@ def build_head_index(
         "timings": {k: round(v, 4) for k, v in timings.items()},
         "versions": library_versions(),
     }
-    result = HeadIndex(path=None, manifest=manifest, heads=heads, cpu_index=index, embeddings=embeddings)
+    if hub_entry is not None:
+        manifest["hub_correction"] = hub_entry
+    result = HeadIndex(path=None, manifest=manifest, heads=heads, cpu_index=index, embeddings=embeddings,
+                       hub_penalty=penalty)
     if out is None:
         result.manifest["files"] = {}
         return result
@@ -399,7 +463,11 @@ def build_head_index(
         faiss.write_index(index, str(tmp / INDEX_FILE))
         heads.write_parquet(tmp / HEADS_FILE, compression="zstd", statistics=False)
         np.save(tmp / EMB_FILE, embeddings, allow_pickle=False)
-        manifest["files"] = {name: sha256_file(tmp / name) for name in (INDEX_FILE, HEADS_FILE, EMB_FILE)}
+        files = [INDEX_FILE, HEADS_FILE, EMB_FILE]
+        if penalty is not None:
+            np.save(tmp / HUB_FILE, penalty, allow_pickle=False)
+            files.append(HUB_FILE)
+        manifest["files"] = {name: sha256_file(tmp / name) for name in files}
         write_json(tmp / MANIFEST_FILE, manifest)
     result.path = Path(out)
     return result

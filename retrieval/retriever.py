@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 import kg
-from retrieval.encoders import Encoder, get_encoder
+from retrieval.encoders import Encoder, open_encoder
+from retrieval.hubness import DEFAULT_HUB_WEIGHT
 from retrieval.index import HeadIndex
 from retrieval.query import QueryConfig, build_queries
 from tiktalk.errors import MissingInputError, UsageError
@@ -25,7 +26,9 @@ from tiktalk.types import KnowledgeBudget
 @dataclass
 class RetrieverConfig:
     """``top_k`` heads overall, or per family when ``per_family``; heads under ``min_score``
-    are dropped. The flows query (:meth:`kg.C3KG.flows`) is the one place knowledge is
+    are dropped (the hub-corrected score, when corrected). ``hub_correction``: rank heads by
+    cosine minus ``hub_weight`` x their stored hub penalty (:mod:`retrieval.hubness`) when the index has one
+    (built with a background); an index without one is searched plainly. The flows query (:meth:`kg.C3KG.flows`) is the one place knowledge is
     chosen: ``families``, ``relations``, ``depth``, ``fanout`` edges per node and family,
     ``top_k_tails`` tails per relation. ``linearize`` only formats; the budget that cuts the
     text is the :class:`Retriever`'s (the model's, see ``ChatModel.knowledge_budget``)."""
@@ -33,6 +36,8 @@ class RetrieverConfig:
     top_k: int = 3
     per_family: bool = False
     min_score: float | None = None
+    hub_correction: bool = True
+    hub_weight: float = DEFAULT_HUB_WEIGHT
     query: QueryConfig = field(default_factory=QueryConfig)
     families: tuple[str, ...] = tuple(kg.FLOW_FAMILIES)
     relations: tuple[str, ...] = kg.DEFAULT_RELATIONS
@@ -48,6 +53,8 @@ class RetrieverConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UsageError(f"{name} ({value}) must be at least 1 or None (no limit)")
+        if not self.hub_weight >= 0:
+            raise UsageError(f"hub_weight ({self.hub_weight}) must be >= 0")
         unknown = [f for f in self.families if f not in kg.FLOW_FAMILIES]
         if unknown:
             raise UsageError(f"families {unknown} are not flow families {list(kg.FLOW_FAMILIES)}")
@@ -131,19 +138,24 @@ class Retriever:
         h = index.heads
         self._ids, self._texts = h["id"].to_list(), h["text"].to_list()
         self._kinds, self._families = h["kind"].to_list(), h["family"].to_list()
+        # (head id, flows settings) -> HeadFlows: heads recur across contexts (annotate), and a
+        # KG query costs ~0.1 ms; keyed by the settings so a changed config is never served stale
+        self._flows: dict[tuple, kg.HeadFlows] = {}
 
     @classmethod
     def load(cls, index_dir: str | Path, *, graph: kg.C3KG | None = None, encoder: Encoder | None = None,
              config: RetrieverConfig | None = None, budget: KnowledgeBudget | None = None,
              verify: bool = True, trust_pickle: bool = False,
-             on_notice: Callable[[str], None] | None = None) -> Retriever:
+             on_notice: Callable[[str], None] | None = None, workers: int | None = 1) -> Retriever:
         """Open an index directory; the encoder and KG default to the ones named in its manifest.
 
         ``trust_pickle`` lets that KG be a ``C3KG.GRAPH`` pickle (see :func:`kg.load_kg`);
-        ``on_notice`` hears of an interrupted index replacement restored on open.
+        ``on_notice`` hears of an interrupted index replacement restored on open; ``workers``:
+        processes the named encoder encodes on (None: every usable core; see
+        :func:`retrieval.encoders.open_encoder`); close them with ``retriever.encoder.close()``.
         """
         index = HeadIndex.load(index_dir, verify=verify, on_notice=on_notice)
-        encoder = encoder or get_encoder(index.manifest["encoder"]["name"])
+        encoder = encoder or open_encoder(index.manifest["encoder"]["name"], workers)
         if graph is None:
             graph = kg.load_kg(_manifest_kg(index_dir, index.manifest["kg"]), trust_pickle=trust_pickle)
         return cls(index, graph, encoder, config, budget=budget)
@@ -163,18 +175,24 @@ class Retriever:
         return self.encoder.encode(flat, kind="query")
 
     # -- stage 2: vectors -> ranked heads
+    @property
+    def hub_corrected(self) -> bool:
+        """Whether heads are ranked with the hub correction (asked for, and the index has it)."""
+        return self.config.hub_correction and self.index.hub_penalty is not None
+
     def search_heads(self, queries: list[list[str]], vectors: np.ndarray) -> list[list[RetrievedHead]]:
         cfg = self.config
         if vectors.shape[0] == 0:  # only blank contexts: no query, no heads
             return [[] for _ in queries]
         # fetch a few extra so merging duplicate texts / per-turn hits still leaves top_k
         fetch = cfg.top_k * 2
+        weight = cfg.hub_weight if self.hub_corrected else None
         if cfg.per_family:
-            parts = [self.index.search(vectors, fetch, family=f) for f in self.index.families]
+            parts = [self.index.search(vectors, fetch, family=f, hub_weight=weight) for f in self.index.families]
             scores = np.concatenate([p[0] for p in parts], axis=1)
             ids = np.concatenate([p[1] for p in parts], axis=1)
         else:
-            scores, ids = self.index.search(vectors, fetch)
+            scores, ids = self.index.search(vectors, fetch, hub_weight=weight)
         out, row = [], 0
         for qs in queries:
             # duplicate head texts and heads reached from several queries are merged
@@ -197,11 +215,15 @@ class Retriever:
     # -- stage 3: heads -> flows -> knowledge text
     def expand(self, heads: list[RetrievedHead]) -> str:
         cfg = self.config
-        items = [
-            self.graph.flows(h.id, families=cfg.families, depth=cfg.depth, fanout=cfg.fanout,
-                             relations=cfg.relations, top_k_tails=cfg.top_k_tails)
-            for h in heads
-        ]
+        settings = (tuple(cfg.families), cfg.depth, cfg.fanout, tuple(cfg.relations), cfg.top_k_tails)
+        items = []
+        for h in heads:
+            flows = self._flows.get((h.id, settings))
+            if flows is None:
+                flows = self._flows[h.id, settings] = self.graph.flows(
+                    h.id, families=cfg.families, depth=cfg.depth, fanout=cfg.fanout, relations=cfg.relations,
+                    top_k_tails=cfg.top_k_tails)
+            items.append(flows)
         return kg.linearize(items, cfg.linearize, self.budget).text
 
     def retrieve_batch(self, contexts: Sequence[Sequence[str]],

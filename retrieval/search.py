@@ -219,6 +219,45 @@ def search(index: faiss.Index, queries: np.ndarray, k: int, *, id_range: tuple[i
     return scores, ids
 
 
+def search_penalized(index: faiss.Index, queries: np.ndarray, k: int, penalty: np.ndarray, *,
+                     id_range: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``k`` by ``score - penalty[row]`` (hub correction, :mod:`retrieval.hubness`), exactly.
+
+    queries (nq, d), penalty (ntotal,) -> (scores (nq, k) = inner product - penalty, ids
+    (nq, k)), same order, tie rule and ``-1`` padding as :func:`search`. The index is asked
+    for the best ``fetch`` rows by plain score, re-ranked, and asked again (twice as many)
+    until the k-th corrected score beats what any row not fetched could reach: its score is
+    at most the last fetched score, its penalty at least the range's smallest.
+    """
+    queries = check_vectors(queries, index.d, "queries")
+    penalty = np.asarray(penalty, dtype=np.float32)
+    if penalty.shape != (index.ntotal,):
+        raise UsageError(f"penalty has shape {penalty.shape}, the index has {index.ntotal} rows")
+    if k < 1:
+        raise UsageError(f"k ({k}) must be at least 1")
+    lo, hi = (0, index.ntotal) if id_range is None else id_range
+    n, nq = hi - lo, queries.shape[0]
+    scores = np.full((nq, k), -np.inf, dtype=np.float32)
+    ids = np.full((nq, k), -1, dtype=np.int64)
+    if n <= 0 or nq == 0:
+        return scores, ids
+    floor = float(penalty[lo:hi].min())
+    kk = min(k, n)
+    todo, fetch = np.arange(nq), min(n, 2 * k + 16)
+    while todo.size:
+        d, i = search(index, queries[todo], fetch, id_range=id_range)
+        last = d[:, -1].astype(np.float64)
+        adjusted = np.where(i < 0, -np.inf, d - penalty[np.maximum(i, 0)])
+        adjusted, i = _sort_rows(adjusted.astype(np.float32), i)
+        # a row not fetched scores at most last - floor: settled when the k-th is strictly above it
+        settled = (fetch >= n) | (adjusted[:, kk - 1] > last - floor)
+        scores[todo[settled], :kk] = adjusted[settled, :kk]
+        ids[todo[settled], :kk] = i[settled, :kk]
+        todo = todo[~settled]
+        fetch = min(n, fetch * 2)
+    return scores, ids
+
+
 def exact_topk(queries: np.ndarray, database: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The slow obvious reference: float64 scores, then a full stable sort (score desc, id asc).
 

@@ -90,3 +90,100 @@ def test_index_eval_command(capsys):
     assert re.search(r"c3kg: skipped, \d+ rows \(no KG given", capsys.readouterr().out)
     assert main(["index", "eval", "--encoder", "hash:32", "--variants", "bogus"]) == 2
     assert "query variants ['bogus'] are unknown" in capsys.readouterr().err
+
+
+def test_hub_corrected_ranks_are_the_retrievers(sample_kg, hash_encoder):
+    """With a background, the check ranks exactly as a retriever over an index built with it."""
+    from retrieval.evaluate import HubSetup
+    from retrieval.hubness import read_background
+
+    background = read_background("sample")
+    report = paraphrase_recall(hash_encoder, {"sample": sample_kg}, hub=HubSetup(background, k=5))
+    index = build_head_index(sample_kg, hash_encoder, None, progress=False, background=background, hub_k=5)
+    retriever = Retriever(index, sample_kg, hash_encoder, RetrieverConfig(top_k=max(KS)))
+    assert retriever.hub_corrected
+    rows = [r for r in load_paraphrase_check() if r["source"] == "sample"]
+    results = retriever.retrieve_batch([r["context"] for r in rows], [r["title"] for r in rows])
+    ranks = {"dev": [], "test": []}
+    for row, result in zip(rows, results):
+        texts = [h.text for h in result.heads]
+        ranks[row["split"]].append(texts.index(row["gold"]) + 1 if row["gold"] in texts else None)
+    part = report["sources"]["sample"]
+    for split, got in ranks.items():
+        assert part["table"][DEFAULT_VARIANT][split] == metrics(got)
+    hubs = part["background_hubness"]
+    assert hubs["in_sample"] and hubs["k"] == 5 and hubs["plain"]["queries"] == len(background.queries())
+    # per family: each family's rows alone
+    families = part["table"][DEFAULT_VARIANT]["families"]
+    kinds = {"event": "event", "phrase": "concept", "emotion": "emotion"}
+    for family, groups in families.items():
+        got = [r for r, row in zip(ranks["dev"] + ranks["test"], [r for r in rows if r["split"] == "dev"]
+                                   + [r for r in rows if r["split"] == "test"]) if kinds[row["kind"]] == family]
+        assert groups["all"] == metrics(got)
+
+
+def test_kdconv_pools_and_splits(hash_encoder):
+    from retrieval.evaluate import kdconv_recall, load_kdconv
+
+    data = shared_path("kdconv_travel")
+    kb, cases = load_kdconv(data, max_dialogues=5)
+    gold_pool, gold_cases = load_kdconv(data, max_dialogues=5, pool="gold")
+    assert len(kb) == 10_968 and len(gold_pool) < len(kb) and len(gold_cases) == len(cases)
+    for case, gold_case in zip(cases, gold_cases):  # the same gold triples, renumbered
+        assert {kb[g] for g in case.gold} == {gold_pool[g] for g in gold_case.gold}
+    dev_passages, dev_cases = load_kdconv(data, max_dialogues=5, split="dev")
+    assert dev_passages == kb and dev_cases[0].context != cases[0].context
+    with pytest.raises(FormatError, match="KdConv split 'train'"):
+        load_kdconv(data, split="train")
+    report = kdconv_recall(hash_encoder, data, max_dialogues=3, pool="gold")
+    m = report["table"][DEFAULT_VARIANT]["all"]
+    assert report["pool"] == "gold" and m["queries"] == report["queries"] and 0 <= m["hub_share"] <= 1
+
+
+def test_user_jsonl(tmp_path, sample_index_dir, sample_kg, hash_encoder):
+    from retrieval.evaluate import user_recall
+    from retrieval.index import HeadIndex
+
+    index = HeadIndex.load(sample_index_dir)
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in [
+        {"context": ["深夜来了个意式大饼", "看得我口水直流"], "gold": "有人买披萨"},
+        {"context": "今天好开心", "gold": "开心", "title": "日常"},
+    ]) + "\n", encoding="utf-8")
+    report = user_recall(index, hash_encoder, cases)
+    table = report["table"][DEFAULT_VARIANT]
+    assert report["rows"] == 2 and table["all"]["queries"] == 2 and not report["hub_corrected"]
+    assert set(table["families"]) == {"event", "emotion"}
+    # ranks are the retriever's
+    retriever = Retriever(index, sample_kg, hash_encoder, RetrieverConfig(top_k=max(KS)))
+    got = []
+    for context, gold in ((["深夜来了个意式大饼", "看得我口水直流"], "有人买披萨"), (["今天好开心"], "开心")):
+        texts = [h.text for h in retriever.retrieve(context).heads]
+        got.append(texts.index(gold) + 1 if gold in texts else None)
+    assert {k: v for k, v in table["all"].items() if k != "hub_share"} == metrics(got)
+    cases.write_text(json.dumps({"context": ["吃了"], "gold": "没有这个头"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    with pytest.raises(FormatError, match=r"cases.jsonl:1: field 'gold' '没有这个头' is no head text or id"):
+        user_recall(index, hash_encoder, cases)
+    cases.write_text(json.dumps({"context": [], "gold": "开心"}) + "\n", encoding="utf-8")
+    with pytest.raises(FormatError, match=r"cases.jsonl:1: field 'context' must be a non-empty list"):
+        user_recall(index, hash_encoder, cases)
+
+
+def test_index_eval_everything(tmp_path, capsys, sample_index_dir):
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text(json.dumps({"context": ["今天好开心"], "gold": "开心"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    plot = tmp_path / "eval.png"
+    args = ["index", "eval", "--index", str(sample_index_dir), "--kdconv", str(shared_path("kdconv_travel")),
+            "--kdconv-pool", "gold", "--data", str(cases), "--background", "sample", "--hub-k", "5",
+            "--plot", str(plot), "--workers", "1", "--json"]
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["encoder"]["name"] == "hash:32" and result["hub_correction"]["k"] == 5
+    assert {"paraphrase", "kdconv", "data", "plot"} <= set(result)
+    assert result["kdconv"]["background_hubness"]["in_sample"] is False  # fitted on train, measured on val+test
+    assert plot.stat().st_size > 0 and plot.read_bytes()[:4] == b"\x89PNG"
+    assert main([*args[:-1]]) == 0  # the text rendering
+    out = capsys.readouterr().out
+    assert "KdConv" in out and "background hubness" in out and "hub share" in out
+    assert main(["index", "eval", "--index", str(sample_index_dir), "--encoder", "hash:8"]) == 2
+    assert "--encoder and --index both name an encoder" in capsys.readouterr().err

