@@ -78,7 +78,7 @@ def read_background(source: str | Path, splits: Sequence[str] | None = None) -> 
         raise MissingInputError(f"background {source} does not exist (LCCC JSON, a dataset directory, "
                                 "'sample', or a JSONL of contexts)")
     if path.is_file() and path.suffix == ".jsonl":
-        from retrieval.annotate import read_jsonl_contexts
+        from retrieval.contexts import read_jsonl_contexts
 
         if splits is not None:
             raise UsageError(f"background {path} is a JSONL of contexts without splits; drop the splits")

@@ -216,7 +216,7 @@ class HeadIndex:
         _check_manifest(manifest, path / MANIFEST_FILE)
         if verify:
             for name, expected in manifest["files"].items():
-                if name not in (INDEX_FILE, HEADS_FILE, EMB_FILE):
+                if name not in (INDEX_FILE, HEADS_FILE, EMB_FILE, HUB_FILE):
                     raise IndexFileError(f"{path / MANIFEST_FILE}: field 'files' names an unknown file {name!r}")
                 actual = sha256_file(path / name)
                 if actual != expected:

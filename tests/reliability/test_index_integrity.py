@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 
 import kg
-from retrieval.index import EMB_FILE, HEADS_FILE, INDEX_FILE, MANIFEST_FILE, HeadIndex
+from retrieval.index import EMB_FILE, HEADS_FILE, HUB_FILE, INDEX_FILE, MANIFEST_FILE, HeadIndex
 from tests.cli_contract import expect_error, run_cli
 from tiktalk.io import sha256_file
 
@@ -75,7 +75,8 @@ def test_a_missing_kg_path_says_where_it_came_from(index_copy: Path, tmp_path: P
 
 def test_manifest_holds_every_file_sha256(built: Path) -> None:
     manifest = json.loads((built / MANIFEST_FILE).read_text(encoding="utf-8"))
-    assert manifest["files"] == {name: sha256_file(built / name) for name in (INDEX_FILE, HEADS_FILE, EMB_FILE)}
+    files = (INDEX_FILE, HEADS_FILE, EMB_FILE) + ((HUB_FILE,) if "hub_correction" in manifest else ())
+    assert manifest["files"] == {name: sha256_file(built / name) for name in files}
 
 
 def test_embeddings_with_other_row_count(index_copy: Path) -> None:

@@ -7,8 +7,9 @@ import json
 import polars as pl
 import pytest
 
-from retrieval.annotate import annotate, read_contexts, read_jsonl_contexts
+from retrieval.annotate import annotate
 from retrieval.cache import read_knowledge_cache, read_knowledge_cache_info
+from retrieval.contexts import read_contexts, read_jsonl_contexts
 from retrieval.retriever import Retriever
 from tiktalk.types import KnowledgeBudget
 

@@ -266,7 +266,8 @@ def _retrieve(args: argparse.Namespace) -> int:
 
 
 def _annotate(args: argparse.Namespace) -> int:
-    from retrieval.annotate import annotate, read_contexts
+    from retrieval.annotate import annotate
+    from retrieval.contexts import read_contexts
     from tiktalk.errors import UsageError
 
     retriever = _retriever(args)
