@@ -433,17 +433,22 @@ def _synthetic_head_files(folder, n_event: int, n_phrase: int) -> None:
               "火车", "医生", "老师", "邮件", "礼物", "音乐", "篮球", "小说", "外卖", "电脑", "雨伞", "钱包"]
     places = ["", "在家", "在公司", "在学校", "在公园", "在路上", "在超市", "在医院", "在海边", "在山上"]
     tails = ["", "了", "一下", "很久", "两次", "给他", "回来", "出去"]
-    adjectives = ["红色的", "旧", "新", "大", "小", "好看的", "便宜的", "贵的", "有名的", "奇怪的", "安静的"]
+    adjectives = ["红色的", "旧", "新", "大", "小", "好看的", "便宜的", "贵的", "有名的", "奇怪的", "安静的",
+                  "漂亮的", "破", "好吃的", "热", "冷"]
 
-    def unique(make, n):
+    kinds = ["", "店", "盒", "票", "声", "图", "课", "杯", "包", "车"]
+
+    def unique(parts: list[list[str]], n: int) -> list[str]:
+        """n distinct strings, each one pick from every part (seeded draws, then the order drawn)."""
+        if np.prod([len(p) for p in parts]) < 2 * n:
+            raise ValueError(f"too few combinations for {n} distinct heads")
         out: dict[str, None] = {}
         while len(out) < n:
-            out.setdefault(make(), None)
+            out.setdefault("".join(p[rng.integers(len(p))] for p in parts), None)
         return list(out)
 
-    pick = lambda xs: xs[rng.integers(len(xs))]
-    events = unique(lambda: pick(who) + pick(places) + pick(verbs) + pick(things) + pick(tails), n_event)
-    phrases = unique(lambda: pick(adjectives) + pick(things) + pick(["", "店", "盒", "票", "声"]) + pick(places), n_phrase)
+    events = unique([who, places, verbs, things, tails], n_event)
+    phrases = unique([adjectives, things, kinds, places], n_phrase)
     for name, texts in (("head_shortSentence.csv", events), ("head_phrase.csv", phrases)):
         with open(folder / name, "w", encoding="utf-8-sig", newline="") as fh:
             writer = csv.writer(fh)

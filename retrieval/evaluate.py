@@ -255,9 +255,11 @@ def load_kdconv(data_dir: str | Path, max_dialogues: int | None = None, split: s
 def kdconv_recall(encoder: Encoder, data_dir: str | Path, variants: dict[str, QueryConfig] | None = None,
                   cache_dir: Path | None = None, max_dialogues: int | None = None,
                   hub: HubSetup | None = None, split: str = "test", pool: str = "kb") -> dict:
-    """KdConv travel (:func:`load_kdconv`): recall@k, MRR and hub share per query variant;
-    with ``hub``, ranked with the hub correction and the background's hubness reported."""
+    """KdConv travel (:func:`load_kdconv`): recall@k, MRR and hub share per query variant
+    (default: the retriever's query); with ``hub``, ranked with the hub correction and the
+    background's hubness reported."""
     passages, cases = load_kdconv(data_dir, max_dialogues, split, pool)
+    variants = variants or {DEFAULT_VARIANT: QUERY_VARIANTS[DEFAULT_VARIANT]}
     vectors = encode_cached(encoder, passages, "passage", cache_dir)
     penalty, hub_report = _hub_parts(encoder, vectors, hub, cache_dir, QueryConfig(), passages)
     out = {"data": str(data_dir), "split": split, "pool": pool, "passages": len(passages), "queries": len(cases),

@@ -27,7 +27,7 @@ import numpy as np
 
 from retrieval.query import QueryConfig, build_queries
 from retrieval.search import build_index, check_vectors, search
-from tiktalk.errors import MissingInputError, UsageError
+from tiktalk.errors import FormatError, MissingInputError, UsageError
 
 # Chosen on the dev parts of both checks (README "Hub correction"): the k nearest background
 # contexts a penalty averages, and its weight (0.5 = CSLS proper). With the default ensemble
@@ -65,8 +65,8 @@ class Background:
 def read_background(source: str | Path, splits: Sequence[str] | None = None) -> Background:
     """Contexts of ``source``: LCCC's JSON or a dataset directory or ``sample`` (every prefix
     of every conversation: each dialogue's context, and its context followed by its response,
-    since that is the context the next reply sees), or annotate's JSONL of ``{"dialogue_id",
-    "context"}`` (its contexts; no splits). ``splits`` (train/val/test) keeps only those."""
+    since that is the context the next reply sees), or a JSONL of ``{"context": [turns]}``
+    (annotate's input works too; no splits). ``splits`` (train/val/test) keeps only those."""
     from tiktalk.dataset import SPLITS, load_dataset, load_lccc
 
     if splits is not None:
@@ -78,12 +78,9 @@ def read_background(source: str | Path, splits: Sequence[str] | None = None) -> 
         raise MissingInputError(f"background {source} does not exist (LCCC JSON, a dataset directory, "
                                 "'sample', or a JSONL of contexts)")
     if path.is_file() and path.suffix == ".jsonl":
-        from retrieval.contexts import read_jsonl_contexts
-
         if splits is not None:
             raise UsageError(f"background {path} is a JSONL of contexts without splits; drop the splits")
-        contexts = read_jsonl_contexts(path)["context"].to_list()
-        return Background(contexts, str(source), None)
+        return Background(_jsonl_contexts(path), str(source), None)
     dataset = load_lccc(path, expand_turns=True) if path.is_file() else load_dataset(source)
     dialogues = dataset.dialogues
     if splits is not None:
@@ -93,6 +90,21 @@ def read_background(source: str | Path, splits: Sequence[str] | None = None) -> 
     if not contexts:
         raise UsageError(f"background {source} has no contexts{'' if splits is None else f' in splits {list(splits)}'}")
     return Background(contexts, str(source), None if splits is None else tuple(splits))
+
+
+def _jsonl_contexts(path: Path) -> list[list[str]]:
+    """The ``context`` (a list of strings) of every line; other fields are ignored."""
+    from tiktalk.dataset import (
+        read_jsonl_rows,  # the one JSONL reader: bad JSON names file and line
+    )
+
+    contexts = []
+    for line_no, row in read_jsonl_rows(path):
+        context = row.get("context") if isinstance(row, dict) else None
+        if not isinstance(context, list) or not all(isinstance(t, str) for t in context):
+            raise FormatError(f"{path}:{line_no}: field 'context' must be a list of strings (value {context!r})")
+        contexts.append(context)
+    return contexts
 
 
 def hub_penalty(heads: np.ndarray, background: np.ndarray, k: int = DEFAULT_HUB_K) -> np.ndarray:

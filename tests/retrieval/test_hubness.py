@@ -194,3 +194,12 @@ def test_read_lccc_background():
     assert len(held_out.contexts) == 2 * sum(len(d) - 1 for d in raw["valid"] + raw["test"])
     first = [["".join(u.split()) for u in raw["train"][0][:n]] for n in range(1, len(raw["train"][0]) + 1)]
     assert {tuple(c) for c in train.contexts[: 2 * (len(first) - 1)]} == {tuple(c) for c in first}
+
+
+def test_background_jsonl_errors(tmp_path):
+    from tiktalk.errors import FormatError
+
+    bad = tmp_path / "bg.jsonl"
+    bad.write_text('{"context": ["好"]}\n{"context": "不是列表"}\n', encoding="utf-8")
+    with pytest.raises(FormatError, match=r"bg.jsonl:2: field 'context' must be a list of strings"):
+        read_background(bad)
