@@ -135,9 +135,12 @@ def _lock_key(target: Path) -> str:
 
 
 def _holds_lock(target: Path) -> bool:
-    """Whether this process holds ``output_lock(target)`` (so no live writer owns its temporaries)."""
+    """Whether this process holds ``output_lock`` of ``target`` or of a directory above it (a
+    run directory's lock covers its ``model/`` and ``checkpoints/step-N``), so no live writer
+    owns the target's temporaries."""
+    key = Path(_lock_key(target))
     with _HELD_GUARD:
-        return _HELD.get(_lock_key(target)) == os.getpid()
+        return any(_HELD.get(str(path)) == os.getpid() for path in (key, *key.parents))
 
 
 def _boot_time() -> float:

@@ -514,3 +514,18 @@ def test_atomic_directory_replaces_a_file_target(tmp_path: Path) -> None:
         (tmp / "a.txt").write_text("1", encoding="utf-8")
     assert _contents(target) == {"a.txt": "1"}
     assert _siblings(target) == []
+
+
+def test_a_lock_on_the_directory_above_covers_its_subdirectories(tmp_path):
+    """A run's lock lets the trainer's writes of RUN/model remove a killed run's leftovers."""
+    run = tmp_path / "run"
+    (run / ".model.tmp-deadbeef").mkdir(parents=True)  # a killed writer's half-written model
+    notes: list[str] = []
+    with output_lock(run), atomic_directory(run / "model", on_notice=notes.append) as tmp:
+        (tmp / "w.txt").write_text("new", encoding="utf-8")
+    assert (run / "model" / "w.txt").read_text(encoding="utf-8") == "new"
+    assert not (run / ".model.tmp-deadbeef").exists() and any("removed" in n for n in notes)
+    (run / ".model.tmp-cafebabe").mkdir()
+    with atomic_directory(run / "model", overwrite=True):  # no lock held: a live writer may own it
+        pass
+    assert (run / ".model.tmp-cafebabe").exists()
