@@ -227,7 +227,8 @@ def search_penalized(index: faiss.Index, queries: np.ndarray, k: int, penalty: n
     (nq, k)), same order, tie rule and ``-1`` padding as :func:`search`. The index is asked
     for the best ``fetch`` rows by plain score, re-ranked, and asked again (twice as many)
     until the k-th corrected score beats what any row not fetched could reach: its score is
-    at most the last fetched score, its penalty at least the range's smallest.
+    at most the last fetched score, its penalty at least the range's smallest. Exact for Flat;
+    an approximate index (IVF, HNSW) is re-ranked over what its own search returns.
     """
     queries = check_vectors(queries, index.d, "queries")
     penalty = np.asarray(penalty, dtype=np.float32)

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from retrieval.encoders import HashEncoder
 from retrieval.hubness import Background, hub_penalty, hubness, read_background
 from retrieval.index import HUB_FILE, HeadIndex, IndexFileError, build_head_index
 from retrieval.retriever import Retriever, RetrieverConfig
@@ -203,3 +204,27 @@ def test_background_jsonl_errors(tmp_path):
     bad.write_text('{"context": ["好"]}\n{"context": "不是列表"}\n', encoding="utf-8")
     with pytest.raises(FormatError, match=r"bg.jsonl:2: field 'context' must be a list of strings"):
         read_background(bad)
+
+
+def test_cli_build_with_background_and_retrieve(tmp_path, capsys):
+    from tiktalk.commands.main import main
+
+    out = tmp_path / "idx"
+    assert main(["index", "build", "--kg", "sample", "--out", str(out), "--encoder", "hash:32", "--workers", "2",
+                 "--background", "sample", "--hub-k", "7", "--json"]) == 0
+    manifest = json.loads(capsys.readouterr().out)
+    assert manifest["hub_correction"]["k"] == 7 and HUB_FILE in manifest["files"]
+    turns = ["深夜来了个意式大饼", "看得我口水直流"]
+    scores = {}
+    for flag in ([], ["--no-hub-correction"]):
+        assert main(["retrieve", "--index", str(out), "--top-k", "3", *flag, "--json", *turns]) == 0
+        scores[bool(flag)] = [h["score"] for h in json.loads(capsys.readouterr().out)["heads"]]
+    index = HeadIndex.load(out)
+    q = HashEncoder(32).encode(["。".join(turns)])
+    plain = literal_csls_topk(q, np.asarray(index.embeddings), np.zeros(len(index), np.float32), 3)[0][0]
+    corrected = literal_csls_topk(q, np.asarray(index.embeddings), 0.5 * index.hub_penalty, 3)[0][0]
+    np.testing.assert_allclose(scores[True], plain, atol=1e-5)
+    np.testing.assert_allclose(scores[False], corrected, atol=1e-5)
+    assert main(["index", "build", "--kg", "sample", "--out", str(tmp_path / "plain"), "--encoder", "hash:32",
+                 "--workers", "1", "--background", "none", "--json"]) == 0
+    assert "hub_correction" not in json.loads(capsys.readouterr().out)
