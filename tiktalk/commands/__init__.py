@@ -49,3 +49,11 @@ def writing(out: str | Path) -> Iterator[Callable[[str], None]]:
 
     with output_lock(out, on_notice=print_notice):
         yield print_notice
+
+
+def add_group(sub: argparse._SubParsersAction, name: str, help: str) -> argparse._SubParsersAction:
+    """A command group (``tiktalk NAME SUBCOMMAND``) whose subcommand is required."""
+    group = sub.add_parser(name, help=help).add_subparsers(
+        dest=f"{name.replace('-', '_')}_command", metavar=f"{name.replace('-', '_').upper()}_COMMAND")
+    group.required = True
+    return group

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from tiktalk.commands import add_json_flag, emit, writing
+from tiktalk.commands import add_group, add_json_flag, emit, writing
 from tiktalk.commands.retrieval import add_budget_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    data_parser = sub.add_parser("data", help="build, inspect and validate TikTalk datasets")
-    data_sub = data_parser.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
-    data_sub.required = True
+    data_sub = add_group(sub, "data", "build, inspect and validate TikTalk datasets")
 
     p = data_sub.add_parser(
         "build",

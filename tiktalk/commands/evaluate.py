@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tiktalk.commands import add_json_flag, emit
+from tiktalk.commands import add_group, add_json_flag, emit
 from tiktalk.errors import UsageError
 
 JSONL_FIELDS = ("dialogue_id", "response")
@@ -175,9 +175,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_flag(p)
     p.set_defaults(func=_evaluate)
 
-    h = sub.add_parser("human-eval", help="export a human-evaluation sheet; score filled sheets (Fleiss' kappa)")
-    h_sub = h.add_subparsers(dest="human_eval_command", metavar="HUMAN_EVAL_COMMAND")
-    h_sub.required = True
+    h_sub = add_group(sub, "human-eval", "export a human-evaluation sheet; score filled sheets (Fleiss' kappa)")
     e = h_sub.add_parser("export", help="a CSV sheet of N random dialogues x systems, 4 criteria rated 1-5")
     e.add_argument("--data", required=True, metavar="DIR", help="built dataset directory or 'sample'")
     e.add_argument("--predictions", required=True, nargs="+", metavar="P",

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from tiktalk.commands import add_json_flag, emit, writing
+from tiktalk.commands import add_group, add_json_flag, emit, writing
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    kg_parser = sub.add_parser("kg", help="convert, inspect and query the C3KG graph")
-    kg_sub = kg_parser.add_subparsers(dest="kg_command", metavar="KG_COMMAND")
-    kg_sub.required = True
+    kg_sub = add_group(sub, "kg", "convert, inspect and query the C3KG graph")
 
     p = kg_sub.add_parser(
         "convert",

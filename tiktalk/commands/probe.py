@@ -5,15 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tiktalk.commands import add_json_flag, emit
+from tiktalk.commands import add_group, add_json_flag, emit
 from tiktalk.commands.train import add_run_input_arguments
 from tiktalk.errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    probe = sub.add_parser("probe", help="probes of trained runs")
-    probe_sub = probe.add_subparsers(dest="probe_command", metavar="PROBE")
-    probe_sub.required = True
+    probe_sub = add_group(sub, "probe", "probes of trained runs")
     p = probe_sub.add_parser(
         "knowledge",
         help="NLL of the references with own / another dialogue's / no knowledge, with 95%% bootstrap intervals",

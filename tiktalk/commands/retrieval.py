@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from retrieval.query import DEFAULT_VARIANT, QUERY_VARIANTS
-from tiktalk.commands import add_json_flag, emit, print_notice, writing
+from tiktalk.commands import add_group, add_json_flag, emit, print_notice, writing
 
 
 def _add_retriever_options(p: argparse.ArgumentParser) -> None:
@@ -49,9 +49,7 @@ def add_budget_options(p: argparse.ArgumentParser, default_model: str | None) ->
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    index = sub.add_parser("index", help="build and inspect FAISS indexes of C3KG heads")
-    index_sub = index.add_subparsers(dest="index_command", metavar="INDEX_COMMAND")
-    index_sub.required = True
+    index_sub = add_group(sub, "index", "build and inspect FAISS indexes of C3KG heads")
 
     p = index_sub.add_parser("build", help="encode the KG's heads and write an index directory")
     p.add_argument("--kg", default="sample", help="converted KG directory, release files, or 'sample'")

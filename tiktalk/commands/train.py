@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tiktalk.commands import add_json_flag, emit, writing
+from tiktalk.commands import add_group, add_json_flag, emit, writing
 from tiktalk.errors import EmptyResultError, MissingInputError, UsageError
 
 
@@ -100,9 +100,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_flag(p)
     p.set_defaults(func=_generate)
 
-    feats = sub.add_parser("features", help="extract video features (ResNet-101 frames, VGGish audio)")
-    feats_sub = feats.add_subparsers(dest="features_command", metavar="FEATURES_COMMAND")
-    feats_sub.required = True
+    feats_sub = add_group(sub, "features", "extract video features (ResNet-101 frames, VGGish audio)")
     p = feats_sub.add_parser("extract", help="videos -> FEATURES/{frames,audio}.safetensors keyed by video id")
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files or directories of videos")
     p.add_argument("--out", required=True, metavar="FEATURES", help="output directory (written atomically)")
