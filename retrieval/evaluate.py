@@ -40,6 +40,7 @@ from retrieval.index import KINDS, head_table, parse_kinds
 from retrieval.query import DEFAULT_VARIANT, QUERY_VARIANTS, QueryConfig, build_queries
 from retrieval.retriever import merge_hits
 from retrieval.search import build_index, search, search_penalized
+from retrieval.views import PassageViews
 from tiktalk.errors import FormatError
 
 PARAPHRASE_FILE = Path(__file__).resolve().parent / "data" / "paraphrase_check.jsonl"
@@ -292,7 +293,8 @@ def load_paraphrase_check(path: str | Path = PARAPHRASE_FILE) -> list[dict]:
 
 def paraphrase_recall(encoder: Encoder, graphs: dict[str, object | None], kinds: Sequence[str] | None = None,
                       variants: dict[str, QueryConfig] | None = None, path: str | Path = PARAPHRASE_FILE,
-                      ks: Sequence[int] = KS, cache_dir: Path | None = None, hub: HubSetup | None = None) -> dict:
+                      ks: Sequence[int] = KS, cache_dir: Path | None = None, hub: HubSetup | None = None,
+                      views: str | PassageViews | None = None) -> dict:
     """Recall@k and MRR of the paraphrase check, per source and split.
 
     ``graphs``: source -> KG whose nodes that source's rows are scored among (``sample``:
@@ -300,15 +302,18 @@ def paraphrase_recall(encoder: Encoder, graphs: dict[str, object | None], kinds:
     given None is skipped and says so. ``kinds`` (short names of ``retrieval.index.KINDS``,
     None = all) are the node kinds indexed; rows whose gold is of another kind are left
     out, and counted. A gold that is not a node of its source and kind is an error. With
-    ``hub``, each source's nodes are ranked with the hub correction.
+    ``hub``, each source's nodes are ranked with the hub correction. ``views``: the passage
+    views nodes are encoded from, as ``index build`` encodes them (None: the default).
     """
     kinds = parse_kinds(kinds) or list(KINDS)
+    views = PassageViews.parse(views)
     variants = variants or {DEFAULT_VARIANT: QUERY_VARIANTS[DEFAULT_VARIANT]}
     rows = load_paraphrase_check(path)
     unknown = sorted(set(graphs) - set(PARAPHRASE_SOURCES))
     if unknown:
         raise FormatError(f"sources {unknown} are not paraphrase-check sources {list(PARAPHRASE_SOURCES)}")
-    report: dict = {"file": str(path), "kinds": kinds, "variants": variants_as_dict(variants), "sources": {}}
+    report: dict = {"file": str(path), "kinds": kinds, "views": views.as_dict(), "variants": variants_as_dict(variants),
+                    "sources": {}}
     for source in PARAPHRASE_SOURCES:
         of_source = [r for r in rows if r["source"] == source]
         graph = graphs.get(source)
@@ -329,7 +334,7 @@ def paraphrase_recall(encoder: Encoder, graphs: dict[str, object | None], kinds:
                 raise FormatError(f"{path}: row {r['id']}: gold {r['gold']!r} is not a {r['kind']} node of "
                                   f"the {source} KG")
             cases.append(QualityCase(r["context"], r.get("title"), gold, r["split"], KINDS[r["kind"]][1]))
-        vectors = encode_cached(encoder, texts, "passage", cache_dir)
+        vectors = views.encode(graph, heads, lambda t: encode_cached(encoder, t, "passage", cache_dir))
         penalty, hub_report = _hub_parts(encoder, vectors, hub, cache_dir, QueryConfig(), texts)
         report["sources"][source] = {
             "passages": len(texts), "rows": len(scored), "left_out": {k: n for k, n in left_out.items() if n},

@@ -4,10 +4,12 @@ Layout of an index directory (written atomically, no pickles)::
 
     index.faiss      FAISS's own writer (faiss.write_index)
     heads.parquet    row i of the index: id, text, kind, family (rows grouped by family)
-    embeddings.npy   float32 (n, dim) unit rows, so another factory can reuse them
+    embeddings.npy   float32 (n, dim) passage vectors, so another factory can reuse them:
+                     the weighted sum of the head's passage views (:mod:`retrieval.views`;
+                     unit rows when the only view is the text)
     manifest.json    encoder (name, fingerprint, dim; an ensemble's members and weights),
-                     factory, search parameters, KG hash, kinds, family row ranges, file
-                     sha256s, library versions, build times
+                     passage views and weights, factory, search parameters, KG hash, kinds,
+                     family row ranges, file sha256s, library versions, build times
     hub_penalty.npy  (with ``--background``) float32 (n,): each head's mean similarity to its
                      k nearest background contexts, for the hub correction; the manifest's
                      ``hub_correction`` says from what (:mod:`retrieval.hubness`)
@@ -43,6 +45,7 @@ from retrieval.search import (
     search_penalized,
     to_gpu,
 )
+from retrieval.views import PassageViews
 from tiktalk.errors import (
     FormatError,
     MissingInputError,
@@ -346,7 +349,7 @@ def _encode_with_progress(encoder: Encoder, texts: list[str], batch_size: int, p
     from tqdm.auto import tqdm
 
     out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
-    with tqdm(total=len(texts), desc=f"encode heads ({encoder.name})", unit="head", disable=not progress) as bar:
+    with tqdm(total=len(texts), desc=f"encode passages ({encoder.name})", unit="text", disable=not progress) as bar:
         for start in range(0, len(texts), batch_size):
             batch = texts[start : start + batch_size]
             out[start : start + len(batch)] = encoder.encode(batch, kind="passage")
@@ -354,11 +357,17 @@ def _encode_with_progress(encoder: Encoder, texts: list[str], batch_size: int, p
     return out
 
 
-def _reusable_embeddings(source: Path, encoder: Encoder, heads: pl.DataFrame) -> np.ndarray | None:
-    """Stored embeddings of ``source`` when they were made by this encoder for these exact heads."""
+def _reusable_embeddings(source: Path, encoder: Encoder, heads: pl.DataFrame, views: PassageViews,
+                         kg_sha256: str) -> np.ndarray | None:
+    """Stored embeddings of ``source`` when they were made by this encoder for these exact heads
+    with the same views (of the same KG, when a view reads more than the head text)."""
     try:
         manifest = read_json(source / MANIFEST_FILE)
         if manifest["encoder"]["fingerprint"] != encoder.fingerprint:
+            return None
+        if PassageViews.from_manifest(manifest.get("views")).as_dict() != views.as_dict():
+            return None
+        if not views.plain and manifest["kg"]["content_sha256"] != kg_sha256:
             return None
         old = pl.read_parquet(source / HEADS_FILE)
         if not old.select("id", "text").equals(heads.select("id", "text")):
@@ -401,6 +410,7 @@ def build_head_index(
     on_notice: Callable[[str], None] | None = None,
     background: Background | None = None,
     hub_k: int = DEFAULT_HUB_K,
+    views: str | PassageViews | None = None,
 ) -> HeadIndex:
     """Encode the KG's heads and write the index directory ``out`` (None: keep it in memory).
 
@@ -409,9 +419,12 @@ def build_head_index(
     ``kg_source`` (e.g. ``sample`` or a directory) is recorded, resolved to an absolute path,
     so the KG can be reopened from any working directory; ``on_notice`` hears what
     :func:`tiktalk.io.atomic_directory` recovered or removed. ``background`` contexts give
-    each head its hub penalty (:func:`hub_statistics`).
+    each head its hub penalty (:func:`hub_statistics`). ``views``: the passage views a head
+    is encoded from (:class:`retrieval.views.PassageViews`; None: the default, ``"text"``:
+    the head text alone).
     """
     params = params or SearchParams()
+    views = PassageViews.parse(views)
     if out is not None and Path(out).exists() and not overwrite:
         raise OutputExistsError(f"{out} already exists (pass overwrite=True / --overwrite)")
     heads = head_table(graph, kinds)
@@ -422,10 +435,10 @@ def build_head_index(
     embeddings = None
     source = Path(reuse_from) if reuse_from is not None else (Path(out) if out is not None else None)
     if source is not None and source.is_dir():
-        embeddings = _reusable_embeddings(source, encoder, heads)
+        embeddings = _reusable_embeddings(source, encoder, heads, views, graph.content_sha256)
     reused = embeddings is not None
     if embeddings is None:
-        embeddings = _encode_with_progress(encoder, texts, batch_size, progress)
+        embeddings = views.encode(graph, heads, lambda t: _encode_with_progress(encoder, t, batch_size, progress))
     timings["encode_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -442,6 +455,7 @@ def build_head_index(
     manifest = {
         "format_version": FORMAT_VERSION,
         "encoder": encoder_manifest(encoder),
+        "views": views.as_dict(),
         "factory": factory,
         "search_params": params.as_dict(),
         "kg": {"content_sha256": graph.content_sha256, **kg_source_fields(kg_source, graph.path)},

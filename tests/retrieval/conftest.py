@@ -34,8 +34,10 @@ def hash_encoder() -> HashEncoder:
 
 @pytest.fixture(scope="session")
 def sample_index_dir(tmp_path_factory, sample_kg, hash_encoder):
+    # the head text alone: these tests rely on a query equal to a head's text finding it first
+    # (passage views are tested in test_views.py and test_hubness.py)
     out = tmp_path_factory.mktemp("index") / "sample-hash"
-    build_head_index(sample_kg, hash_encoder, out, kg_source="sample", progress=False)
+    build_head_index(sample_kg, hash_encoder, out, kg_source="sample", progress=False, views="text")
     return out
 
 

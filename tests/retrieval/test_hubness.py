@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from retrieval.encoders import HashEncoder
-from retrieval.hubness import Background, hub_penalty, hubness, read_background
+from retrieval.hubness import DEFAULT_HUB_K, DEFAULT_HUB_WEIGHT, Background, hub_penalty, hubness, read_background
 from retrieval.index import HUB_FILE, HeadIndex, IndexFileError, build_head_index
 from retrieval.retriever import Retriever, RetrieverConfig
 from retrieval.search import build_index, search_penalized
@@ -124,13 +124,14 @@ def test_index_stores_and_retriever_applies(tmp_path, sample_kg, hash_encoder):
     out = tmp_path / "idx"
     built = build_head_index(sample_kg, hash_encoder, out, kg_source="sample", progress=False, background=background)
     entry = built.manifest["hub_correction"]
-    assert entry["file"] == HUB_FILE and entry["k"] == 50 and entry["queries"] == len(background.queries())
+    assert entry["file"] == HUB_FILE and entry["k"] == DEFAULT_HUB_K and entry["queries"] == len(background.queries())
     assert built.manifest["files"][HUB_FILE]  # covered by the sha256 check
     loaded = HeadIndex.load(out)
     np.testing.assert_array_equal(loaded.hub_penalty, built.hub_penalty)
     texts = loaded.heads["text"].to_list()
     vectors = hash_encoder.encode(background.queries(), kind="query")
-    np.testing.assert_allclose(loaded.hub_penalty, literal_penalty(np.asarray(loaded.embeddings), vectors, 50), atol=1e-5)
+    np.testing.assert_allclose(loaded.hub_penalty, literal_penalty(np.asarray(loaded.embeddings), vectors, DEFAULT_HUB_K),
+                               atol=1e-5)
 
     context = ["深夜来了个意式大饼，芝士拉丝拉老长", "看得我口水直流"]
     on = Retriever(loaded, sample_kg, hash_encoder, RetrieverConfig(hub_weight=0.7))
@@ -222,7 +223,7 @@ def test_cli_build_with_background_and_retrieve(tmp_path, capsys):
     index = HeadIndex.load(out)
     q = HashEncoder(32).encode(["。".join(turns)])
     plain = literal_csls_topk(q, np.asarray(index.embeddings), np.zeros(len(index), np.float32), 3)[0][0]
-    corrected = literal_csls_topk(q, np.asarray(index.embeddings), 0.5 * index.hub_penalty, 3)[0][0]
+    corrected = literal_csls_topk(q, np.asarray(index.embeddings), DEFAULT_HUB_WEIGHT * index.hub_penalty, 3)[0][0]
     np.testing.assert_allclose(scores[True], plain, atol=1e-5)
     np.testing.assert_allclose(scores[False], corrected, atol=1e-5)
     assert main(["index", "build", "--kg", "sample", "--out", str(tmp_path / "plain"), "--encoder", "hash:32",

@@ -18,6 +18,7 @@ from retrieval.index import (
     head_table,
 )
 from retrieval.search import exact_topk
+from retrieval.views import PassageViews
 
 from .conftest import CountingEncoder, assert_same_knn
 
@@ -69,12 +70,17 @@ def test_other_factory_reuses_embeddings(tmp_path, sample_kg):
     out = tmp_path / "idx"
     first = build_head_index(sample_kg, encoder, out, progress=False)
     encoded = encoder.encoded
-    assert encoded == len(first) and first.manifest["reused_embeddings"] is False
+    views = PassageViews.parse(None)
+    distinct = {t for texts in views.texts(sample_kg, head_table(sample_kg)).values() for t in texts}
+    assert encoded == len(distinct) and first.manifest["reused_embeddings"] is False  # each distinct text once
     second = build_head_index(sample_kg, encoder, out, factory="HNSW32", overwrite=True, progress=False)
     assert encoder.encoded == encoded, "a new factory must not re-encode"
     assert second.manifest["reused_embeddings"] is True and second.manifest["factory"] == "HNSW32"
     np.testing.assert_array_equal(np.asarray(HeadIndex.load(out).embeddings), np.asarray(first.embeddings))
-    # another encoder (other fingerprint) must re-encode
+    # other views must re-encode, and so must another encoder (other fingerprint)
+    plain = build_head_index(sample_kg, encoder, tmp_path / "plain", reuse_from=out, views="text", progress=False)
+    assert plain.manifest["reused_embeddings"] is False and plain.manifest["views"] == {"text": 1.0}
+    assert encoder.encoded == encoded + len(first)
     build_head_index(sample_kg, HashEncoder(dim=32), tmp_path / "other", reuse_from=out, progress=False)
     with pytest.raises(FileExistsError, match="already exists"):
         build_head_index(sample_kg, encoder, out, progress=False)

@@ -27,6 +27,12 @@ def _add_workers_option(p: argparse.ArgumentParser) -> None:
                    help="encoder worker processes, one encoder thread each (default: every usable core; 1: in process)")
 
 
+def _add_views_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--views", default=None, metavar="SPEC",
+                   help=f"passage views {what}, weighted: text, english, flows, e.g. text:0.3+english:0.2+flows:0.5 "
+                        "(default: retrieval.views.DEFAULT_VIEWS; 'text' = the head text alone)")
+
+
 def _add_background_option(p: argparse.ArgumentParser, default: str | None) -> None:
     p.add_argument("--background", default=default, metavar="SOURCE",
                    help="chit-chat contexts for the hub statistics: LCCC's JSON, a dataset directory, 'sample' "
@@ -68,6 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--no-gpu", action="store_true", help="stay on the CPU even when FAISS sees a GPU")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    _add_views_option(p, "each head is encoded from")
     _add_workers_option(p)
     _add_background_option(p, default="sample")
     add_json_flag(p)
@@ -96,6 +103,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help='your own cases, {"context": [turns], "gold": head text or id} a line, scored among the '
                         "heads of --index (or of --kg, indexed in memory)")
     p.add_argument("--encoder", default=None, help="encoder name without --index (default: the library default)")
+    _add_views_option(p, "the KG's nodes are encoded from, without --index (with it: the index's)")
     _add_background_option(p, default="sample")
     p.add_argument("--no-hub-correction", action="store_true", help="rank by plain cosine")
     p.add_argument("--plot", default=None, metavar="PNG", help="write a bar plot of the results here")
@@ -214,7 +222,7 @@ def _build(args: argparse.Namespace) -> int:
                 graph, encoder, args.out, factory=args.factory, kinds=args.kinds, params=params,
                 reuse_from=args.reuse_from, overwrite=args.overwrite, batch_size=args.batch_size,
                 progress=not args.json, use_gpu=not args.no_gpu, kg_source=args.kg, on_notice=note,
-                background=background, hub_k=_hub_k(args),
+                background=background, hub_k=_hub_k(args), views=args.views,
             )
     finally:
         getattr(encoder, "close", lambda: None)()
@@ -222,10 +230,16 @@ def _build(args: argparse.Namespace) -> int:
     emit(args, {"out": str(index.path), **m},
          lambda r: f"wrote {r['out']}: {sum(r['counts'].values())} heads "
          f"({', '.join(f'{k} {v}' for k, v in r['counts'].items())}), {r['encoder']['name']} "
-         f"d={r['encoder']['dim']}, {r['factory']}"
+         f"d={r['encoder']['dim']}, {r['factory']}, views {_views_name(r.get('views'))}"
          f"{', reused stored embeddings' if r['reused_embeddings'] else ''}"
          f"{_hub_line(r.get('hub_correction'))}")
     return 0
+
+
+def _views_name(entry: dict | None) -> str:
+    from retrieval.views import PassageViews
+
+    return PassageViews.from_manifest(entry).name
 
 
 def _hub_line(entry: dict | None) -> str:
@@ -296,6 +310,7 @@ def _eval(args: argparse.Namespace) -> int:
     )
     from retrieval.index import HeadIndex, build_head_index
     from retrieval.search import configure_threads
+    from retrieval.views import PassageViews
     from tiktalk.errors import UsageError
 
     configure_threads(args.threads)
@@ -309,6 +324,9 @@ def _eval(args: argparse.Namespace) -> int:
     index = HeadIndex.load(args.index, use_gpu=False) if args.index else None
     if index is not None and args.encoder is not None:
         raise UsageError("--encoder and --index both name an encoder: the index's is evaluated; drop --encoder")
+    if index is not None and args.views is not None:
+        raise UsageError("--views and --index both name passage views: the index's are evaluated; drop --views")
+    views = PassageViews.from_manifest(index.manifest.get("views")) if index is not None else PassageViews.parse(args.views)
     encoder = open_encoder(index.manifest["encoder"]["name"] if index is not None else args.encoder, args.workers)
     try:
         hub = None
@@ -318,14 +336,15 @@ def _eval(args: argparse.Namespace) -> int:
         result = {"encoder": {"name": encoder.name, "fingerprint": encoder.fingerprint},
                   "hub_correction": None if hub is None else hub.describe(),
                   "paraphrase": paraphrase_recall(encoder, graphs, args.kinds, variants, args.check or PARAPHRASE_FILE,
-                                                  cache_dir=args.cache, hub=hub)}
+                                                  cache_dir=args.cache, hub=hub, views=views)}
         if args.kdconv:
             result["kdconv"] = kdconv_recall(encoder, args.kdconv, variants, cache_dir=args.cache, hub=hub,
                                              split=args.kdconv_split, pool=args.kdconv_pool)
         if args.data:
             if index is None:
                 index = build_head_index(graphs["sample"], encoder, None, kinds=args.kinds, progress=False,
-                                         background=None if hub is None else hub.fit, hub_k=_hub_k(args))
+                                         background=None if hub is None else hub.fit, hub_k=_hub_k(args),
+                                         views=views)
             result["data"] = user_recall(index, encoder, args.data, variants,
                                          hub_weight=None if hub is None else hub.weight)
     finally:
