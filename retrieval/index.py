@@ -44,6 +44,7 @@ from retrieval.search import (
     search,
     search_penalized,
     to_gpu,
+    use_huge_pages,
 )
 from retrieval.views import PassageViews
 from tiktalk.errors import (
@@ -240,6 +241,7 @@ class HeadIndex:
             raise IndexFileError(f"{path / INDEX_FILE}: FAISS cannot read it ({str(err).splitlines()[0]})") from None
         _check_sizes(path, manifest, heads, embeddings, cpu_index)
         apply_params(cpu_index, SearchParams(**manifest.get("search_params", {})))
+        use_huge_pages(cpu_index)
         out = cls(path=path, manifest=manifest, heads=heads, cpu_index=cpu_index, embeddings=embeddings,
                   hub_penalty=_read_hub_penalty(path, manifest, heads.height))
         out.check_compatible(encoder, kg_sha256)

@@ -129,7 +129,45 @@ def build_index(vectors: np.ndarray, factory: str = "Flat", params: SearchParams
             index.train(vectors)
         index.add(vectors)
     apply_params(index, params or SearchParams())
+    use_huge_pages(index)
     return index
+
+
+# Linux madvise advice values (asm-generic/mman-common.h)
+_MADV_HUGEPAGE, _MADV_COLLAPSE = 14, 25
+_HUGE_PAGE = 2 << 20
+
+
+def use_huge_pages(index: faiss.Index) -> bool:
+    """Back a CPU flat index's stored vectors with 2 MiB pages (Linux transparent huge pages).
+
+    A single-query Flat scan reads every vector once; on 4 KiB pages it stalls on TLB misses.
+    Over 100k x 384 here it ran at 1.66-1.74x the single-thread read floor, and at 1.06x
+    once its vectors sat on huge pages (benchmarks ``flat1_vs_floor``); collapsing 150 MB took
+    36 ms. FAISS allocates the vectors itself, so they are collapsed in place
+    (``MADV_HUGEPAGE`` then ``MADV_COLLAPSE``, Linux 6.1+). Advice only: no value changes.
+    Returns whether it applied; False (and nothing done) for other index types, a GPU index,
+    less than two huge pages of vectors, or a system without the call or with THP off.
+    """
+    import ctypes
+    import sys
+
+    flat = faiss.downcast_index(index)
+    codes = getattr(flat, "codes", None)
+    if not sys.platform.startswith("linux") or on_gpu(index) or codes is None or not hasattr(codes, "data"):
+        return False
+    start_ptr, size = int(codes.data()), int(codes.size())
+    start = (start_ptr + _HUGE_PAGE - 1) // _HUGE_PAGE * _HUGE_PAGE  # whole huge pages inside the buffer
+    end = (start_ptr + size) // _HUGE_PAGE * _HUGE_PAGE
+    if end - start < 2 * _HUGE_PAGE:
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        length = ctypes.c_size_t(end - start)
+        return (libc.madvise(ctypes.c_void_p(start), length, _MADV_HUGEPAGE) == 0
+                and libc.madvise(ctypes.c_void_p(start), length, _MADV_COLLAPSE) == 0)
+    except (OSError, AttributeError):
+        return False
 
 
 def to_gpu(index: faiss.Index) -> faiss.Index:

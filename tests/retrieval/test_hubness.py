@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from retrieval.encoders import HashEncoder
-from retrieval.hubness import DEFAULT_HUB_K, DEFAULT_HUB_WEIGHT, Background, hub_penalty, hubness, read_background
+from retrieval.hubness import (
+    DEFAULT_HUB_K,
+    DEFAULT_HUB_WEIGHT,
+    Background,
+    hub_penalty,
+    hubness,
+    read_background,
+)
 from retrieval.index import HUB_FILE, HeadIndex, IndexFileError, build_head_index
 from retrieval.retriever import Retriever, RetrieverConfig
 from retrieval.search import build_index, search_penalized

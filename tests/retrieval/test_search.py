@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faiss
 import numpy as np
 import pytest
 
@@ -14,6 +15,7 @@ from retrieval.search import (
     make_index,
     recall_at_k,
     search,
+    use_huge_pages,
 )
 
 
@@ -130,3 +132,35 @@ def test_gemv_path_equals_brute_force_with_ties(k):
     np.testing.assert_array_equal(ids, ref_ids)
     np.testing.assert_array_equal(scores, ref_scores)
     np.testing.assert_array_equal(ids, search(build_index(db, "Flat"), q, k)[1])
+
+
+def _anon_huge_kb(address: int) -> int | None:
+    """AnonHugePages (kB) of the mapping holding ``address``, from /proc/self/smaps."""
+    current = False
+    with open("/proc/self/smaps") as fh:
+        for line in fh:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                lo, hi = (int(x, 16) for x in head.split("-"))
+                current = lo <= address < hi
+            elif current and head == "AnonHugePages:":
+                return int(line.split()[1])
+    return None
+
+
+def test_huge_pages_change_no_result():
+    rng = np.random.default_rng(3)
+    x = unit(rng.standard_normal((20_000, 384)))  # 30 MB: several 2 MiB pages
+    q = unit(rng.standard_normal((50, 384)))
+    index = faiss.IndexFlatIP(384)
+    index.add(x)
+    before = index.search(q, 10)
+    applied = use_huge_pages(index)
+    after = index.search(q, 10)
+    np.testing.assert_array_equal(before[0], after[0])
+    np.testing.assert_array_equal(before[1], after[1])
+    if applied:  # the vectors now sit on huge pages (where the kernel has MADV_COLLAPSE)
+        assert _anon_huge_kb(int(index.codes.data()) + (4 << 20)) >= 2048
+    # nothing to do: too small for two huge pages, or vectors not stored flat
+    assert not use_huge_pages(build_index(x[:100], "Flat"))
+    assert not use_huge_pages(build_index(x[:4096], "IVF16,Flat"))

@@ -11,10 +11,10 @@ import kg
 from retrieval.encoders import HashEncoder
 from retrieval.index import HeadIndex, build_head_index, head_table
 from retrieval.views import DEFAULT_VIEWS, VIEWS, PassageViews
+from tests.conftest import shared_path
 from tiktalk.commands.main import main
 from tiktalk.errors import UsageError
 
-from tests.conftest import shared_path
 from .conftest import CountingEncoder
 
 
