@@ -7,7 +7,8 @@
 - Paraphrase check (``retrieval/data/paraphrase_check.jsonl``, ours, see its README):
   colloquial comment-style contexts that each paraphrase one KG node (``kind`` event,
   phrase or emotion) of the sample KG or of the real C3KG head files (``source``), split
-  into ``dev`` and ``test``. Each row is scored among the nodes of its own source.
+  into ``dev`` and ``test``. Each row is scored among the nodes of its own source, encoded
+  from their passage views as ``index build`` encodes them (:mod:`retrieval.views`).
 
 - Your own JSONL of ``{"context": [turns], "gold": head text or id}`` (:func:`user_recall`),
   scored among the heads of an index.

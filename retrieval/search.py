@@ -24,10 +24,13 @@ import numpy as np
 
 from tiktalk.errors import UsageError
 
-# FAISS 1.15 takes its BLAS path only when nq * d >= this threshold (default 128,000);
-# below it, a batch of 256 queries at d = 384 ran 7x slower (issue 3). 1 query stays on the
-# direct scan, which is faster for a single query.
-BLAS_THRESHOLD = 2 * 384
+# FAISS 1.15 takes its BLAS path when nq * d >= faiss.cvar.distance_compute_blas_threshold
+# (default 128,000, so a batch of 256 queries at d = 384 scanned directly, 7x slower: issue
+# 3). The crossover is a query count: over 100k heads, 1 thread, the direct scan / BLAS took
+# 4.9 / 27 ms for 1 query at d = 384 (11.6 / 41 ms at d = 896, the default ensemble), 20 / 25
+# ms for 4 (45 / 37 at d = 896) and 40 / 27 ms for 8 (88 / 44). So :func:`search` sets the
+# threshold to this many queries times the index's d before every call.
+BLAS_MIN_QUERIES = 4
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ def configure_threads(threads: int | None = None) -> int:
     faiss.omp_set_num_threads(threads)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
-    faiss.cvar.distance_compute_blas_threshold = BLAS_THRESHOLD
+    faiss.cvar.distance_compute_blas_threshold = BLAS_MIN_QUERIES * 384  # search() sets it per index
     return threads
 
 
@@ -232,6 +235,7 @@ def search(index: faiss.Index, queries: np.ndarray, k: int, *, id_range: tuple[i
     if params is not None and on_gpu(index):
         raise UsageError("per-range search is not supported on a GPU index; search the CPU copy")
 
+    faiss.cvar.distance_compute_blas_threshold = BLAS_MIN_QUERIES * index.d  # BLAS from 4 queries on
     saved_threads = None
     if nq == 1 and single_query_threads is not None and not on_gpu(index):
         saved_threads = faiss.omp_get_max_threads()

@@ -164,3 +164,23 @@ def test_huge_pages_change_no_result():
     # nothing to do: too small for two huge pages, or vectors not stored flat
     assert not use_huge_pages(build_index(x[:100], "Flat"))
     assert not use_huge_pages(build_index(x[:4096], "IVF16,Flat"))
+
+
+@pytest.mark.parametrize("d", [384, 896])
+def test_blas_path_from_a_query_count_whatever_d(d):
+    """FAISS compares nq * d with its threshold; search() makes the choice a query count, so a
+    single query at the ensemble's d = 896 stays on the direct scan (the BLAS path took 3.5x as
+    long), and both paths agree with numpy."""
+    import faiss
+
+    from retrieval.search import BLAS_MIN_QUERIES
+
+    rng = np.random.default_rng(d)
+    db, q = unit(rng.standard_normal((3000, d))), unit(rng.standard_normal((9, d)))
+    index = build_index(db, "Flat")
+    for nq in (1, BLAS_MIN_QUERIES - 1, BLAS_MIN_QUERIES, 9):  # direct scan below, BLAS from BLAS_MIN_QUERIES
+        scores, ids = search(index, q[:nq], 10)
+        assert faiss.cvar.distance_compute_blas_threshold == BLAS_MIN_QUERIES * d
+        ref_scores, ref_ids = exact_topk(q[:nq], db, 10)
+        np.testing.assert_array_equal(ids, ref_ids)
+        np.testing.assert_allclose(scores, ref_scores, atol=1e-5)

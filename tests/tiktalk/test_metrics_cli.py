@@ -173,3 +173,28 @@ def test_output_states_references_per_dialogue_and_distinct_responses(tmp_path, 
     assert out["distinct_responses"] == pytest.approx(200 / 3) and out["n_distinct_responses"] == 2
     assert out["references_phrase"] == "1 reference"
     assert references_phrase([5, 5]) == "5 references" and references_phrase([1, 5, 3]) == "1-5 references"
+
+
+def test_run_records_the_features_the_model_was_trained_with(tmp_path, capsys):
+    hyps = tmp_path / "hyp.txt"
+    hyps.write_text("好的\n再见\n", encoding="utf-8")
+    ref = tmp_path / "ref.txt"
+    ref.write_text("好\n拜拜\n", encoding="utf-8")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"model": "maria", "cli": {"modalities": "T+I+A"},
+                                              "features_present": {"vision": 0.6, "audio": 1.0}}))
+    args = ["evaluate", "--predictions", str(hyps), "--references", str(ref), "--no-meteor", "--run", str(run)]
+    assert main([*args, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)["run"]
+    assert out == {"path": str(run), "model": "maria", "modalities": "T+I+A",
+                   "features_present": {"vision": 0.6, "audio": 1.0}, "all_features_present": False}
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "features present in training: vision 60%, audio 100%" in text and "not comparable" in text
+
+    (run / "run.json").write_text(json.dumps({"model": "maria", "features_present": {"vision": 1.0}}))
+    assert main(args) == 0
+    assert "not comparable" not in capsys.readouterr().out
+    assert main([*args[:-1], str(tmp_path / "nowhere")]) == 2
+    assert "no run.json there" in capsys.readouterr().err

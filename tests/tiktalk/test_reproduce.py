@@ -115,7 +115,7 @@ def test_rows_on_data_without_features_are_not_comparable(tmp_path):
 
 
 def test_presence_from_run_reads_names_letters_and_fractions():
-    from tiktalk.commands.reproduce import presence_from_run
+    from tiktalk.models.modalities import presence_from_run
 
     assert presence_from_run({}) is None
     assert presence_from_run({"features_present": {"I": 0.5, "audio": {"fraction": 1}, "K": 1.0}}) == {
