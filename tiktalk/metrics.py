@@ -39,6 +39,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Self
 
 from tiktalk.errors import UsageError
 from tiktalk.registry import Registry
@@ -189,7 +190,7 @@ class MeteorScorer:
         if proc is not None and proc.poll() is None:
             proc.kill()
 
-    def __enter__(self) -> MeteorScorer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -15,6 +15,8 @@ Where each kind of component is registered (add yours there, or call ``.register
   as ``"module:Class"`` strings); your own with ``register_model`` (a decorator).
 - encoder: ``retrieval/encoders.py`` ``ENCODERS`` (an ``EncoderFactory``; ``name:<argument>``
   names are parsed once, in ``parse_encoder_name``).
+- passage view: ``retrieval/views.py`` ``VIEWS`` (a ``(graph, heads) -> texts`` function; the
+  texts a head is encoded from, weighted by ``index build --views``).
 - KG release format: ``kg/readers.py`` ``FORMATS`` (a ``ReleaseFormat``: reader, suffixes,
   how to recognise a file); ``sniff_format`` and the directory scan both read it.
 - command: ``tiktalk/commands/main.py`` ``COMMANDS`` (a module of ``tiktalk.commands`` with

@@ -172,6 +172,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--protocol", choices=PROTOCOLS, default="per-reference",
                    help="per-reference (default, the paper's) or corpus (plain multi-reference)")
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (it needs Java); reported as null")
+    p.add_argument("--run", default=None, metavar="RUN",
+                   help="the training run the predictions came from: its model and the share of examples "
+                        "that carried each feature modality (run.json) are recorded beside the scores")
     add_json_flag(p)
     p.set_defaults(func=_evaluate)
 
@@ -214,13 +217,38 @@ def _render_evaluate(result: dict[str, Any]) -> str:
             f"distinct responses: {result['n_distinct_responses']} of {n} contexts "
             f"({result['distinct_responses']:.2f}%)")
     note = "" if result["meteor"] is not None else "\nMETEOR skipped (--no-meteor)."
+    run = result.get("run")
+    if run is not None:
+        shares = ", ".join(f"{m} {share:.0%}" for m, share in (run["features_present"] or {}).items())
+        note += (f"\nrun {run['path']} ({run['model']}): features present in training: {shares or 'not recorded'}"
+                 + ("" if run["all_features_present"] is not False
+                    else " -- trained with missing features (--allow-missing-features): not comparable to a "
+                         "run that had them all"))
     return markdown_table({result["system"]: result}) + f"\n\n{meta}{note}"
+
+
+def run_facts(run: str | Path) -> dict[str, Any]:
+    """What a run's run.json says about how it was trained: model, modalities, and the share of
+    training examples that carried each feature modality (None: not recorded)."""
+    from tiktalk.errors import MissingInputError
+    from tiktalk.io import read_json
+    from tiktalk.models.modalities import presence_from_run
+
+    path = Path(run) / "run.json"
+    if not path.is_file():
+        raise MissingInputError(f"--run {run}: no run.json there (a directory written by `tiktalk train`)")
+    info = read_json(path)
+    present = presence_from_run(info)
+    return {"path": str(run), "model": info.get("model"), "modalities": (info.get("cli") or {}).get("modalities"),
+            "features_present": present,
+            "all_features_present": None if present is None else all(v >= 1.0 for v in present.values())}
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from tiktalk.metrics import MeteorUnavailableError, distinct_responses, evaluate
 
     hyps, refs = load_eval_inputs(args.predictions, args.data, args.split, args.references)
+    run = run_facts(args.run) if args.run else None
     try:
         scores = evaluate(hyps, refs, tokenizer=args.tokenizer, protocol=args.protocol,
                           meteor=not args.no_meteor, progress=not args.json)
@@ -242,6 +270,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         "tokenizer": args.tokenizer,
         "unit": "percent",
     }
+    if run is not None:
+        result["run"] = run
     emit(args, result, _render_evaluate)
     return 0
 

@@ -121,34 +121,13 @@ def data_facts(data: str, split: str) -> dict[str, Any]:
     }
 
 
-def presence_from_run(info: dict) -> dict[str, float] | None:
-    """run.json's ``features_present`` as modality name -> share present, when recorded.
-
-    Keys may be modality names (vision, audio, knowledge), letters (I, A, K) or feature
-    names (frames, audio); values a share in [0, 1] or an object with a ``fraction``.
-    """
-    from tiktalk.models.modalities import MODALITIES, MODALITY_LETTERS
-
-    recorded = info.get("features_present")
-    if not isinstance(recorded, dict):
-        return None
-    out: dict[str, float] = {}
-    for key, value in recorded.items():
-        name = {"frames": "vision"}.get(key) or MODALITY_LETTERS.get(str(key).upper()) or (
-            key if key in MODALITIES else None)
-        share = value.get("fraction") if isinstance(value, dict) else value
-        if name is not None and isinstance(share, (int, float)) and not isinstance(share, bool):
-            out[name] = float(share)
-    return out
-
-
 def row_provenance(row: PaperRow, run: Path, data: str, split: str, facts: dict[str, Any],
                    steps: int | None) -> dict[str, Any]:
     """The row's data, references, modalities read and present, steps and comparability."""
     from retrieval.cache import read_knowledge_cache
     from tiktalk.dataset import load_dataset
     from tiktalk.io import read_json
-    from tiktalk.models.modalities import modality_string, parse_modalities
+    from tiktalk.models.modalities import modality_string, parse_modalities, presence_from_run
 
     info = read_json(run / "run.json")
     dataset = load_dataset(data)

@@ -259,7 +259,7 @@ def _info(args: argparse.Namespace) -> int:
     m.pop("use_gpu", None)
     emit(args, m, lambda r: f"{args.index}: {sum(r['counts'].values())} heads {r['counts']}, "
          f"{r['encoder']['name']} d={r['encoder']['dim']} ({r['encoder']['fingerprint'][:12]}), "
-         f"{r['factory']} {r['search_params']}, KG {r['kg']['content_sha256'][:12]}")
+         f"views {_views_name(r.get('views'))}, {r['factory']} {r['search_params']}, KG {r['kg']['content_sha256'][:12]}")
     return 0
 
 

@@ -43,3 +43,22 @@ def parse_modalities(spec: str | tuple[str, ...] | list[str]) -> tuple[str, ...]
 def modality_string(modalities: tuple[str, ...]) -> str:
     letters = {"text": "T", "vision": "I", "audio": "A", "knowledge": "K"}
     return "+".join(letters[m] for m in MODALITIES if m in modalities)
+
+
+def presence_from_run(info: dict) -> dict[str, float] | None:
+    """run.json's ``features_present`` as modality name -> share present, when recorded.
+
+    Keys may be modality names (vision, audio, knowledge), letters (I, A, K) or feature
+    names (frames, audio); values a share in [0, 1] or an object with a ``fraction``.
+    """
+    recorded = info.get("features_present")
+    if not isinstance(recorded, dict):
+        return None
+    out: dict[str, float] = {}
+    for key, value in recorded.items():
+        name = {"frames": "vision"}.get(key) or MODALITY_LETTERS.get(str(key).upper()) or (
+            key if key in MODALITIES else None)
+        share = value.get("fraction") if isinstance(value, dict) else value
+        if name is not None and isinstance(share, (int, float)) and not isinstance(share, bool):
+            out[name] = float(share)
+    return out
