@@ -80,7 +80,9 @@ VIEWS: Registry[ViewBuilder] = Registry("passage view", {
 
 @dataclass(frozen=True)
 class PassageViews:
-    """Views and their weights (normalised to sum 1), in the order given."""
+    """Views and their weights (normalised to sum 1), in :data:`VIEWS` order whatever order
+    they were given in (so ``flows+text`` is ``text+flows``, and a manifest's sorted JSON
+    reads back equal)."""
 
     weights: tuple[tuple[str, float], ...]
 
@@ -106,12 +108,12 @@ class PassageViews:
                 raise UsageError(f"passage views {spec!r}: view {name!r} appears twice")
             members.append((name, w))
         total = sum(w for _, w in members)
-        return cls(tuple((name, w / total) for name, w in members))
+        return cls(_canonical((name, w / total) for name, w in members))
 
     @classmethod
     def from_manifest(cls, entry: dict | None) -> PassageViews:
         """An index manifest's ``views`` entry; an index from before views had the text only."""
-        return cls((("text", 1.0),)) if not entry else cls(tuple((k, float(v)) for k, v in entry.items()))
+        return cls((("text", 1.0),)) if not entry else cls(_canonical((k, float(v)) for k, v in entry.items()))
 
     @property
     def name(self) -> str:
@@ -133,6 +135,11 @@ class PassageViews:
         """(n heads, dim) float32 passage vectors. ``encode``: distinct texts -> (m, dim) unit
         passage rows (the caller's encoder, with its progress bar or cache)."""
         return combine_views(self.texts(graph, heads), self.weights, encode)
+
+
+def _canonical(weights) -> tuple[tuple[str, float], ...]:
+    order = {name: i for i, name in enumerate(VIEWS.names())}
+    return tuple(sorted(weights, key=lambda item: order.get(item[0], len(order))))
 
 
 def combine_views(texts: dict[str, Sequence[str]], weights: Sequence[tuple[str, float]],

@@ -29,6 +29,7 @@ def test_gpu_flat_equals_cpu_flat_and_brute_force() -> None:
     np.testing.assert_array_equal(gpu_ids, cpu_ids)
     np.testing.assert_array_equal(gpu_ids, ref_ids)
     np.testing.assert_allclose(gpu_scores, cpu_scores, atol=1e-4)
+    np.testing.assert_allclose(gpu_scores, ref_scores, atol=1e-4)
 
 
 def test_gpu_built_ivf_is_written_as_a_cpu_index_with_good_recall() -> None:

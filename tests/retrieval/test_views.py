@@ -27,6 +27,8 @@ def test_parse_normalises_and_names_what_is_wrong():
     assert PassageViews.parse("text").plain and PassageViews.parse(two) is two
     assert PassageViews.from_manifest(None).as_dict() == {"text": 1.0}  # an index from before views
     assert PassageViews.from_manifest(default.as_dict()) == default
+    assert PassageViews.from_manifest(json.loads(json.dumps(default.as_dict(), sort_keys=True))) == default
+    assert PassageViews.parse("flows:1+text:3") == two  # one order, whatever the order given
     for spec, message in [("bogus", r"unknown view 'bogus'; known: text, english, flows"),
                           ("text:0+flows", r"weight of 'text' is 0; weights must be > 0"),
                           ("text:-1", r"weights must be > 0"), ("text:nan", r"weights must be > 0"),
