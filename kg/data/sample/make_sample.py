@@ -1063,7 +1063,7 @@ def write(events, phrases, triples_out, flow_out):
                 rep = replace_persons(en)
                 for fld in (en, rep, zh):
                     check_field(fld)
-                f.write("%d,%s,%s,%s\n" % (i, en, rep, zh))
+                f.write(f"{i},{en},{rep},{zh}\n")
 
     write_csv(os.path.join(OUT_DIR, "head_shortSentence.csv"), events)
     write_csv(os.path.join(OUT_DIR, "head_phrase.csv"), phrases)
@@ -1074,7 +1074,7 @@ def write(events, phrases, triples_out, flow_out):
         for i, (h, r, t) in enumerate(triples_out):
             for fld in (h, r, t):
                 check_field(fld)
-            f.write("%d\t%s\t%s\t%s\n" % (i, h, r, t))
+            f.write(f"{i}\t{h}\t{r}\t{t}\n")
 
     with open(os.path.join(OUT_DIR, "flow_edges.tsv"), "w",
               encoding="utf-8", newline="") as f:
@@ -1082,29 +1082,28 @@ def write(events, phrases, triples_out, flow_out):
         for s, t, etype, w in flow_out:
             for fld in (s, t):
                 check_field(fld)
-            f.write("%s\t%s\t%s\t%d\n" % (s, t, etype, w))
+            f.write(f"{s}\t{t}\t{etype}\t{w:d}\n")
 
 
 def report(events, phrases, triples_out, flow_out):
     from collections import Counter
-    print("event heads (head_shortSentence.csv): %d" % len(events))
-    for theme in EVENT_HEADS:
-        print("  %-8s %d" % (theme, len(_lines(EVENT_HEADS[theme]))))
-    print("phrase heads (head_phrase.csv): %d" % len(phrases))
+    print(f"event heads (head_shortSentence.csv): {len(events)}")
+    for theme, heads in EVENT_HEADS.items():
+        print(f"  {theme:<8} {len(_lines(heads))}")
+    print(f"phrase heads (head_phrase.csv): {len(phrases)}")
     event_zh = {zh for _, zh, _ in events}
     n_ev = sum(1 for h, _, _ in triples_out if h in event_zh)
-    print("triples (ATOMIC_Chinese.tsv): %d (event %d, phrase %d)"
-          % (len(triples_out), n_ev, len(triples_out) - n_ev))
+    print(f"triples (ATOMIC_Chinese.tsv): {len(triples_out)} (event {n_ev}, phrase {len(triples_out) - n_ev})")
     rc = Counter(r for _, r, _ in triples_out)
     for r in EVENT_RELATIONS + PHRASE_RELATIONS:
-        print("  %-12s %d" % (r, rc[r]))
-    print("flow edges (flow_edges.tsv): %d" % len(flow_out))
+        print(f"  {r:<12} {rc[r]}")
+    print(f"flow edges (flow_edges.tsv): {len(flow_out)}")
     tc = Counter(e for _, _, e, _ in flow_out)
     for t in sorted(tc):
-        print("  %-16s %d" % (t, tc[t]))
-    print("  emotion-family total: %d" % sum(tc[t] for t in EMOTION_TYPES))
+        print(f"  {t:<16} {tc[t]}")
+    print(f"  emotion-family total: {sum(tc[t] for t in EMOTION_TYPES)}")
     pure = sum(1 for _, t, e, _ in flow_out if e == "next_entity" and t in PURE_ENTITIES)
-    print("  next_entity edges to pure entities: %d" % pure)
+    print(f"  next_entity edges to pure entities: {pure}")
 
 
 if __name__ == "__main__":
