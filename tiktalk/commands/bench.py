@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="run benchmark suites; write JSON, PNG plots and a markdown summary")
     p.add_argument("suites", nargs="+", choices=sorted(SUITES) + ["all"], metavar="SUITE",
                    help=f"one or more of {', '.join(SUITES)}, or all")
-    p.add_argument("--quick", action="store_true", help="small sizes: each suite in under 2 minutes on 2 cores")
+    p.add_argument("--quick", action="store_true", help="small sizes: all five suites in about 5 minutes on 2 cores")
     p.add_argument("--out", default="bench_results", help="results directory (default ./bench_results)")
     p.add_argument("--pytest-args", default="", help="extra arguments passed to pytest")
     add_json_flag(p)
