@@ -323,3 +323,16 @@ def generation_options(kwargs: dict[str, Any]) -> dict[str, Any]:
     if "max_length" in kwargs:
         kwargs.setdefault("max_new_tokens", kwargs.pop("max_length"))
     return kwargs
+
+
+def response_nll(logits: torch.Tensor, labels: torch.Tensor, *, shift: bool = True) -> list[tuple[float, int]]:
+    """Per row: (summed NLL in nats of the labelled tokens, their count). logits (B, T, V),
+    labels (B, T), -100 where not scored (prompt, padding). ``shift``: logits at t predict
+    the token at t + 1 (a decoder-only LM); otherwise logits and labels are aligned (an
+    encoder-decoder's decoder, as Livebot's)."""
+    if shift:
+        logits, labels = logits[:, :-1], labels[:, 1:]
+    nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2).float(), labels,
+                                            ignore_index=IGNORE_INDEX, reduction="none")  # (B, T')
+    counts = (labels != IGNORE_INDEX).sum(1)
+    return [(float(total), int(n)) for total, n in zip(nll.double().sum(1), counts)]

@@ -70,6 +70,7 @@ from baselines._common import (
     read_checkpoint_tensors,
     read_model_config,
     resolve_run_dir,
+    response_nll,
     save_model_dir,
     saved_model_name,
     stable_seed,
@@ -82,7 +83,6 @@ from baselines.prompt_lm import (
     apply_modalities,
     build_lm,
     lm_config_dict,
-    response_nll,
 )
 from tiktalk.errors import MissingInputError, UsageError
 from tiktalk.io import read_json
@@ -181,6 +181,7 @@ class _Blip2Chat(ChatModel):
     # lavis/projects/blip2/train/caption_coco_ft.yaml: init_lr 1e-5 (L36), warmup_steps 1000
     # (L39), weight_decay 0.05 (L40), max_epoch 5 (L41), batch_size_train 16 (L42); AdamW, no
     # gradient clipping (lavis/runners/runner_base.py L113-119).
+    frozen_lm: ClassVar[bool] = True  # only the Q-Former and projection train (`tiktalk train` warns over a random LM)
     default_recipe: ClassVar[dict[str, Any]] = {
         "lr": 1e-5,
         "warmup_steps": 1000,

@@ -37,6 +37,7 @@ from baselines._common import (
     load_weights,
     read_model_config,
     resolve_run_dir,
+    response_nll,
     write_model_config,
 )
 from baselines.prompt_lm import (
@@ -46,7 +47,6 @@ from baselines.prompt_lm import (
     apply_modalities,
     build_lm,
     lm_config_dict,
-    response_nll,
 )
 from tiktalk.errors import MissingInputError, UsageError
 from tiktalk.io import atomic_directory

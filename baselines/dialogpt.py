@@ -39,6 +39,7 @@ from baselines._common import (
     read_model_config,
     require_responses,
     resolve_modalities,
+    response_nll,
     save_model_dir,
 )
 from tiktalk.errors import MissingInputError, UsageError
@@ -233,12 +234,7 @@ class DialoGPTChat(ChatModel):
         seqs, labels = [], []
         for ex in examples:
             if with_labels:
-                ids = self.dialogue_ids(list(ex.context) + [ex.response])
-                ids = self._truncate(ids, self.config.max_len)
-                lab = list(ids)
-                if self.config.loss_on == "response":
-                    n_resp = min(len(self._utterance_ids(ex.response)) + 1, len(ids) - 1)
-                    lab = [IGNORE_INDEX] * (len(ids) - n_resp) + ids[len(ids) - n_resp:]
+                ids, lab = self._labelled(ex, response_only=self.config.loss_on == "response")
                 labels.append(lab)
             else:
                 ids = self._prompt_ids(ex)
@@ -248,6 +244,35 @@ class DialoGPTChat(ChatModel):
         if with_labels:
             batch["labels"] = pad_right(labels, IGNORE_INDEX)
         return batch
+
+    def _labelled(self, ex: DialogueExample, response_only: bool) -> tuple[list[int], list[int]]:
+        """The dialogue's ids (context turns, then the response, each closed by EOS) and their
+        labels: all of them, or only the response and its EOS."""
+        ids = self._truncate(self.dialogue_ids(list(ex.context) + [ex.response]), self.config.max_len)
+        if not response_only:
+            return ids, list(ids)
+        n_resp = min(len(self._utterance_ids(ex.response)) + 1, len(ids) - 1)
+        return ids, [IGNORE_INDEX] * (len(ids) - n_resp) + ids[len(ids) - n_resp:]
+
+    def score(self, examples: Sequence[DialogueExample], batch_size: int = 32) -> list[tuple[float, int]]:
+        """Per example: summed NLL (nats) of its response tokens and closing EOS given the
+        context turns (whatever ``loss_on`` trained), and their count."""
+        require_responses(examples)
+        device = next(self.parameters()).device
+        was_training = self.training
+        self.eval()
+        out: list[tuple[float, int]] = []
+        try:
+            with torch.no_grad():
+                for start in range(0, len(examples), batch_size):
+                    pairs = [self._labelled(ex, response_only=True) for ex in examples[start : start + batch_size]]
+                    ids = pad_right([i for i, _ in pairs], self.pad_id).to(device)
+                    mask = pad_right([[1] * len(i) for i, _ in pairs], 0).to(device)
+                    logits = self.gpt2(input_ids=ids, attention_mask=mask).logits
+                    out += response_nll(logits, pad_right([lab for _, lab in pairs], IGNORE_INDEX).to(device))
+        finally:
+            self.train(was_training)
+        return out
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None) -> DialoGPTOutput:

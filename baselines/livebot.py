@@ -41,6 +41,7 @@ from baselines._common import (
     read_model_config,
     require_responses,
     resolve_modalities,
+    response_nll,
     save_model_dir,
     stack_frames,
 )
@@ -252,6 +253,24 @@ class LivebotChat(ChatModel):
             loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1),
                                    ignore_index=IGNORE_INDEX)
         return LivebotOutput(loss=loss, logits=logits, loss_lm=loss)
+
+    def score(self, examples: Sequence[DialogueExample], batch_size: int = 32) -> list[tuple[float, int]]:
+        """Per example: summed NLL (nats) of its response tokens and closing EOS, teacher-forced
+        as in training (the response cut to ``max_response_tokens``), and their count."""
+        require_responses(examples)
+        device = next(self.parameters()).device
+        was_training = self.training
+        self.eval()
+        out: list[tuple[float, int]] = []
+        try:
+            with torch.no_grad():
+                for start in range(0, len(examples), batch_size):
+                    batch = {k: v.to(device) for k, v in self.collate(examples[start : start + batch_size]).items()}
+                    labels = batch.pop("labels")
+                    out += response_nll(self(**batch).logits, labels, shift=False)
+        finally:
+            self.train(was_training)
+        return out
 
     @torch.no_grad()
     def generate(self, examples: Sequence[DialogueExample], max_new_tokens: int | None = None,

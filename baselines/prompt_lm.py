@@ -264,12 +264,3 @@ def apply_modalities(model: str, overrides: dict[str, Any], required: tuple[str,
     if names is not None:
         overrides["use_knowledge"] = "knowledge" in names
 
-
-def response_nll(logits: torch.Tensor, labels: torch.Tensor) -> list[tuple[float, int]]:
-    """Per row: (summed NLL in nats of the labelled tokens, their count); logits (B, T, V)
-    predict the next token, labels (B, T) are -100 where not scored (prompt, padding)."""
-    shifted = labels[:, 1:]
-    nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2).float(), shifted,
-                                            ignore_index=IGNORE_INDEX, reduction="none")  # (B, T-1)
-    counts = (shifted != IGNORE_INDEX).sum(1)
-    return [(float(total), int(n)) for total, n in zip(nll.double().sum(1), counts)]

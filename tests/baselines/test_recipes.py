@@ -59,7 +59,7 @@ def test_the_train_command_applies_the_recipe(tmp_path):
     info = read_json(run / "run.json")
     saved = info["train_config"]
     # a random tiny preset trains at its preset's lr; the rest of the source's recipe stays
-    assert (saved["lr"], saved["weight_decay"], saved["max_grad_norm"]) == (1e-3, 0.0, 0.0)
+    assert (saved["lr"], saved["weight_decay"], saved["max_grad_norm"]) == (3e-3, 0.0, 0.0)
     assert (saved["batch_size"], saved["max_steps"]) == (8, 1)
     assert info["cli"]["recipe"] == get_model_class("livebot").recipe("tiny")
 
@@ -71,5 +71,16 @@ def test_a_preset_carries_its_own_recipe_and_pretrained_weights_the_sources():
     assert (tiny.lr, tiny.warmup_steps, tiny.max_steps, tiny.batch_size) == (3e-3, 60, 600, 16)
     assert tiny.weight_decay == 0.05  # Maria's recipe under the preset's changes
     livebot = get_model_class("livebot")
-    assert livebot.recipe("tiny")["lr"] == 1e-3 and livebot.recipe(None)["lr"] == 3e-4
+    assert livebot.recipe("tiny")["lr"] == 3e-3 and livebot.recipe(None)["lr"] == 3e-4
+    assert livebot.recipe("tiny")["max_steps"] == 300  # the measured tiny recipe (tiktalk/models/base.py)
     assert livebot.recipe("no-such-preset") == livebot.default_recipe
+
+
+def test_blip2_over_a_random_frozen_lm_warns(tmp_path, capsys):
+    args = ["train", "--preset", "tiny", "--data", "sample", "--max-steps", "1", "--batch-size", "4", "--no-progress"]
+    assert main([*args, "--model", "blip2-img", "--out", str(tmp_path / "b")]) == 0
+    assert "random and frozen" in capsys.readouterr().err
+    assert main([*args, "--model", "causal-lm", "--out", str(tmp_path / "c")]) == 0
+    assert "random and frozen" not in capsys.readouterr().err  # causal-lm trains its own LM
+    assert main([*args, "--model", "blip2-img", "--lm", str(tmp_path / "c"), "--out", str(tmp_path / "d")]) == 0
+    assert "random and frozen" not in capsys.readouterr().err

@@ -1,5 +1,6 @@
-"""``score`` of the prompt baselines (causal-lm, blip2-*): batched summed response NLL equals the
-training loss of each example alone times its label count; the knowledge probe runs on them."""
+"""``score`` of the baselines: batched summed response NLL equals the training loss of each
+example alone times its label count (DialoGPT trained on the response only, so its loss is
+the response's); the knowledge probe runs on the prompt baselines (causal-lm, blip2-*)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,13 @@ def model(request):
     return get_model_class(request.param).from_preset("tiny").eval()
 
 
+@pytest.fixture(scope="module", params=["causal-lm", "blip2-img", "blip2-video", "dialogpt", "livebot"])
+def scorer(request):
+    torch.manual_seed(0)
+    overrides = {"loss_on": "response"} if request.param == "dialogpt" else {}
+    return get_model_class(request.param).from_preset("tiny", **overrides).eval()
+
+
 def reference(model, example) -> tuple[float, int]:
     """Slow path: the example alone (no padding), its mean training loss times its labels."""
     batch = model.collate([example])
@@ -27,7 +35,8 @@ def reference(model, example) -> tuple[float, int]:
         return float(model(**batch).loss) * count, count
 
 
-def test_batched_score_equals_each_example_alone(model) -> None:
+def test_batched_score_equals_each_example_alone(scorer) -> None:
+    model = scorer
     examples = make_examples()
     examples.append(dataclasses.replace(examples[0], dialogue_id="long", response="这个回复比别的都长得多呢哈哈哈"))
     scored = model.score(examples, batch_size=3)  # mixed lengths: right padding must not count

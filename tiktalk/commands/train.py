@@ -381,12 +381,15 @@ def _train(args: argparse.Namespace) -> int:
         config = train_config_from_args(args, cls.recipe(None if options.init else options.preset))
     overrides: dict[str, Any] = {"modalities": options.modalities} if options.modalities else {}
     if options.lm:
-        fields = dataclasses.fields(cls.config_class) if dataclasses.is_dataclass(cls.config_class) else ()
-        if "lm_path" not in {f.name for f in fields}:
+        if not _has_lm_path(cls):
             raise UsageError(f"--lm applies to models over a causal LM (blip2-*), not {options.model}")
         if options.model == "causal-lm":
             raise UsageError("causal-lm takes its language model from --init")
         overrides["lm_path"] = options.lm
+    elif options.preset and not options.init and getattr(cls, "frozen_lm", False) and not args.resume:
+        print(f"warning: {options.model} --preset {options.preset} without --lm: its language model is random "
+              "and frozen (BLIP-2 trains only the Q-Former), so the loss stays near ln(vocabulary); pass --lm a "
+              "trained causal-lm run (README, Training recipes)", file=sys.stderr)
     examples, info = load_examples(options.data, options.split, options.knowledge)
     if args.resume:
         _check_same_inputs(read_json(run / "run.json"), info, run)
@@ -445,6 +448,12 @@ def _read_run_info(path: Path) -> dict[str, Any]:
     if knowledge is not None and not (isinstance(knowledge, dict) and isinstance(knowledge.get("path"), (str, type(None)))):
         raise UsageError(f"{path}: field 'knowledge' must be null or an object with a path (value {knowledge!r})")
     return info
+
+
+def _has_lm_path(cls) -> bool:
+    """Whether ``cls``'s config names a language model directory (``lm_path``)."""
+    return dataclasses.is_dataclass(cls.config_class) and "lm_path" in {
+        f.name for f in dataclasses.fields(cls.config_class)}
 
 
 def load_run_model(run: Path, step: int | None = None, device: str | None = None):
