@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -323,6 +323,22 @@ def generation_options(kwargs: dict[str, Any]) -> dict[str, Any]:
     if "max_length" in kwargs:
         kwargs.setdefault("max_new_tokens", kwargs.pop("max_length"))
     return kwargs
+
+
+def score_in_batches(model: torch.nn.Module, examples: Sequence, batch_size: int,
+                     score_batch: Callable[[Sequence], list[tuple[float, int]]]) -> list[tuple[float, int]]:
+    """``ChatModel.score`` around a model's own batch scorer: chunks of ``batch_size`` examples,
+    in eval mode without gradients, the model's train/eval mode restored after."""
+    was_training = model.training
+    model.eval()
+    out: list[tuple[float, int]] = []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(examples), batch_size):
+                out += score_batch(examples[start : start + batch_size])
+    finally:
+        model.train(was_training)
+    return out
 
 
 def response_nll(logits: torch.Tensor, labels: torch.Tensor, *, shift: bool = True) -> list[tuple[float, int]]:

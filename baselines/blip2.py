@@ -73,6 +73,7 @@ from baselines._common import (
     response_nll,
     save_model_dir,
     saved_model_name,
+    score_in_batches,
     stable_seed,
     subsample_frames,
 )
@@ -459,25 +460,20 @@ class _Blip2Chat(ChatModel):
         # With only inputs_embeds, decoder-only generate returns just the new tokens.
         return [decode(self.tokenizer, row.tolist()) for row in out]
 
-    @torch.no_grad()
     def score(self, examples: Sequence[DialogueExample], batch_size: int = 32) -> list[tuple[float, int]]:
         """Per example: summed NLL (nats) of its response tokens and closing EOS after the query
         prefix and the prompt (the labels of training), and their count."""
         device = self.language_projection.weight.device
-        was_training = self.training
-        self.eval()
-        out: list[tuple[float, int]] = []
-        try:
-            for start in range(0, len(examples), batch_size):
-                batch = {k: v.to(device) for k, v in self.collate(examples[start : start + batch_size]).items()}
-                embeds, mask = self._inputs(batch["input_ids"], batch["attention_mask"], batch["frames"],
-                                            batch["token_mask"], batch["frame_mask"], None)
-                logits = self.lm(inputs_embeds=embeds, attention_mask=mask).logits
-                n_query = embeds.size(1) - batch["input_ids"].size(1)
-                out += response_nll(logits, F.pad(batch["labels"], (n_query, 0), value=IGNORE_INDEX))
-        finally:
-            self.train(was_training)
-        return out
+
+        def score_batch(chunk: Sequence[DialogueExample]) -> list[tuple[float, int]]:
+            batch = {k: v.to(device) for k, v in self.collate(chunk).items()}
+            embeds, mask = self._inputs(batch["input_ids"], batch["attention_mask"], batch["frames"],
+                                        batch["token_mask"], batch["frame_mask"], None)
+            logits = self.lm(inputs_embeds=embeds, attention_mask=mask).logits
+            n_query = embeds.size(1) - batch["input_ids"].size(1)
+            return response_nll(logits, F.pad(batch["labels"], (n_query, 0), value=IGNORE_INDEX))
+
+        return score_in_batches(self, examples, batch_size, score_batch)
 
 
 class Blip2ImgChat(_Blip2Chat):

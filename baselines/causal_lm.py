@@ -38,6 +38,7 @@ from baselines._common import (
     read_model_config,
     resolve_run_dir,
     response_nll,
+    score_in_batches,
     write_model_config,
 )
 from baselines.prompt_lm import (
@@ -209,20 +210,15 @@ class CausalLMChat(ChatModel):
         new_tokens = out[:, batch["input_ids"].size(1):]
         return [decode(self.tokenizer, row.tolist()) for row in new_tokens]
 
-    @torch.no_grad()
     def score(self, examples: Sequence[DialogueExample], batch_size: int = 32) -> list[tuple[float, int]]:
         """Per example: summed NLL (nats) of its response tokens and closing EOS, the labels of
         training (masked over the prompt), and their count."""
         device = next(self.parameters()).device
-        was_training = self.training
-        self.eval()
-        out: list[tuple[float, int]] = []
-        try:
-            for start in range(0, len(examples), batch_size):
-                batch = self.prompts.training_batch(examples[start : start + batch_size])
-                logits = self.lm(input_ids=batch["input_ids"].to(device),
-                                 attention_mask=batch["attention_mask"].to(device)).logits
-                out += response_nll(logits, batch["labels"].to(device))
-        finally:
-            self.train(was_training)
-        return out
+
+        def score_batch(chunk: Sequence[DialogueExample]) -> list[tuple[float, int]]:
+            batch = self.prompts.training_batch(chunk)
+            logits = self.lm(input_ids=batch["input_ids"].to(device),
+                             attention_mask=batch["attention_mask"].to(device)).logits
+            return response_nll(logits, batch["labels"].to(device))
+
+        return score_in_batches(self, examples, batch_size, score_batch)

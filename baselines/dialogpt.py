@@ -41,6 +41,7 @@ from baselines._common import (
     resolve_modalities,
     response_nll,
     save_model_dir,
+    score_in_batches,
 )
 from tiktalk.errors import MissingInputError, UsageError
 from tiktalk.io import recover_directory
@@ -259,20 +260,15 @@ class DialoGPTChat(ChatModel):
         context turns (whatever ``loss_on`` trained), and their count."""
         require_responses(examples)
         device = next(self.parameters()).device
-        was_training = self.training
-        self.eval()
-        out: list[tuple[float, int]] = []
-        try:
-            with torch.no_grad():
-                for start in range(0, len(examples), batch_size):
-                    pairs = [self._labelled(ex, response_only=True) for ex in examples[start : start + batch_size]]
-                    ids = pad_right([i for i, _ in pairs], self.pad_id).to(device)
-                    mask = pad_right([[1] * len(i) for i, _ in pairs], 0).to(device)
-                    logits = self.gpt2(input_ids=ids, attention_mask=mask).logits
-                    out += response_nll(logits, pad_right([lab for _, lab in pairs], IGNORE_INDEX).to(device))
-        finally:
-            self.train(was_training)
-        return out
+
+        def score_batch(chunk: Sequence[DialogueExample]) -> list[tuple[float, int]]:
+            pairs = [self._labelled(ex, response_only=True) for ex in chunk]
+            ids = pad_right([i for i, _ in pairs], self.pad_id).to(device)
+            mask = pad_right([[1] * len(i) for i, _ in pairs], 0).to(device)
+            logits = self.gpt2(input_ids=ids, attention_mask=mask).logits
+            return response_nll(logits, pad_right([lab for _, lab in pairs], IGNORE_INDEX).to(device))
+
+        return score_in_batches(self, examples, batch_size, score_batch)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None) -> DialoGPTOutput:

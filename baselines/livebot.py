@@ -43,6 +43,7 @@ from baselines._common import (
     resolve_modalities,
     response_nll,
     save_model_dir,
+    score_in_batches,
     stack_frames,
 )
 from tiktalk.errors import UsageError
@@ -259,18 +260,13 @@ class LivebotChat(ChatModel):
         as in training (the response cut to ``max_response_tokens``), and their count."""
         require_responses(examples)
         device = next(self.parameters()).device
-        was_training = self.training
-        self.eval()
-        out: list[tuple[float, int]] = []
-        try:
-            with torch.no_grad():
-                for start in range(0, len(examples), batch_size):
-                    batch = {k: v.to(device) for k, v in self.collate(examples[start : start + batch_size]).items()}
-                    labels = batch.pop("labels")
-                    out += response_nll(self(**batch).logits, labels, shift=False)
-        finally:
-            self.train(was_training)
-        return out
+
+        def score_batch(chunk: Sequence[DialogueExample]) -> list[tuple[float, int]]:
+            batch = {k: v.to(device) for k, v in self.collate(chunk).items()}
+            labels = batch.pop("labels")
+            return response_nll(self(**batch).logits, labels, shift=False)
+
+        return score_in_batches(self, examples, batch_size, score_batch)
 
     @torch.no_grad()
     def generate(self, examples: Sequence[DialogueExample], max_new_tokens: int | None = None,

@@ -17,6 +17,17 @@ from tiktalk.commands.main import main
 from tiktalk.errors import FormatError
 
 
+def retriever_ranks(retriever) -> dict[str, list[int | None]]:
+    """Split -> the rank of each sample-source row's gold among what the Retriever returns."""
+    rows = [r for r in load_paraphrase_check() if r["source"] == "sample"]
+    results = retriever.retrieve_batch([r["context"] for r in rows], [r["title"] for r in rows])
+    ranks: dict[str, list[int | None]] = {"dev": [], "test": []}
+    for row, result in zip(rows, results):
+        texts = [h.text for h in result.heads]
+        ranks[row["split"]].append(texts.index(row["gold"]) + 1 if row["gold"] in texts else None)
+    return ranks
+
+
 def test_metrics():
     m = metrics([1, 3, None, 10, 2], ks=(1, 5, 10))
     assert m == {"recall@1": 0.2, "recall@5": 0.6, "recall@10": 0.8, "mrr": round((1 + 1 / 3 + 0.1 + 0.5) / 5, 4),
@@ -46,12 +57,7 @@ def test_ranks_are_the_retrievers(sample_kg, hash_encoder):
     report = paraphrase_recall(hash_encoder, {"sample": sample_kg})
     index = build_head_index(sample_kg, hash_encoder, None, progress=False)
     retriever = Retriever(index, sample_kg, hash_encoder, RetrieverConfig(top_k=max(KS)))
-    rows = [r for r in load_paraphrase_check() if r["source"] == "sample"]
-    results = retriever.retrieve_batch([r["context"] for r in rows], [r["title"] for r in rows])
-    ranks = {"dev": [], "test": []}
-    for row, result in zip(rows, results):
-        texts = [h.text for h in result.heads]
-        ranks[row["split"]].append(texts.index(row["gold"]) + 1 if row["gold"] in texts else None)
+    ranks = retriever_ranks(retriever)
     for split, got in ranks.items():
         assert report["sources"]["sample"]["table"][DEFAULT_VARIANT][split] == metrics(got)
 
@@ -102,12 +108,7 @@ def test_hub_corrected_ranks_are_the_retrievers(sample_kg, hash_encoder):
     index = build_head_index(sample_kg, hash_encoder, None, progress=False, background=background, hub_k=5)
     retriever = Retriever(index, sample_kg, hash_encoder, RetrieverConfig(top_k=max(KS)))
     assert retriever.hub_corrected
-    rows = [r for r in load_paraphrase_check() if r["source"] == "sample"]
-    results = retriever.retrieve_batch([r["context"] for r in rows], [r["title"] for r in rows])
-    ranks = {"dev": [], "test": []}
-    for row, result in zip(rows, results):
-        texts = [h.text for h in result.heads]
-        ranks[row["split"]].append(texts.index(row["gold"]) + 1 if row["gold"] in texts else None)
+    ranks = retriever_ranks(retriever)
     part = report["sources"]["sample"]
     for split, got in ranks.items():
         assert part["table"][DEFAULT_VARIANT][split] == metrics(got)
@@ -116,6 +117,7 @@ def test_hub_corrected_ranks_are_the_retrievers(sample_kg, hash_encoder):
     # per family: each family's rows alone
     families = part["table"][DEFAULT_VARIANT]["families"]
     kinds = {"event": "event", "phrase": "concept", "emotion": "emotion"}
+    rows = [r for r in load_paraphrase_check() if r["source"] == "sample"]
     for family, groups in families.items():
         got = [r for r, row in zip(ranks["dev"] + ranks["test"], [r for r in rows if r["split"] == "dev"]
                                    + [r for r in rows if r["split"] == "test"]) if kinds[row["kind"]] == family]
