@@ -13,7 +13,7 @@ import torch
 import tests.fusion.toy_chat_model  # noqa: F401  (registers toy-char-lm)
 from retrieval.cache import KNOWLEDGE_CACHE_SCHEMA, write_knowledge_cache
 from tiktalk.commands.main import main
-from tiktalk.commands.train import check_knowledge_budget, load_examples
+from tiktalk.runs.training import check_knowledge_budget, load_examples
 from tiktalk.dataset import load_dataset, sample_dir
 from tiktalk.types import KnowledgeBudget
 

@@ -79,7 +79,7 @@ def _facts(release: bool) -> dict:
 
 
 def test_rows_trained_without_their_modalities_are_not_comparable(tmp_path):
-    from tiktalk.commands.reproduce import row_provenance
+    from tiktalk.runs.experiments import row_provenance
 
     maria = TABLE3["maria"]  # T+I
     # every sample video has frames: were the data the release, the row would compare
@@ -98,7 +98,7 @@ def test_rows_trained_without_their_modalities_are_not_comparable(tmp_path):
 
 
 def test_rows_on_data_without_features_are_not_comparable(tmp_path):
-    from tiktalk.commands.reproduce import row_provenance
+    from tiktalk.runs.experiments import row_provenance
     from tiktalk.dataset import from_rows, write_dataset
 
     videos = [{"video_id": v, "title": "", "topic": "", "duration": 0.0, "split": s}

@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
@@ -57,3 +57,93 @@ def add_group(sub: argparse._SubParsersAction, name: str, help: str) -> argparse
         dest=f"{name.replace('-', '_')}_command", metavar=f"{name.replace('-', '_').upper()}_COMMAND")
     group.required = True
     return group
+
+
+# ---------------------------------------------------------------- options several commands share
+
+
+def modalities_arg(text: str) -> tuple[str, ...]:
+    """``--modalities`` parsed once, here at the boundary, into the canonical tuple of names
+    (:func:`tiktalk.models.modalities.parse_modalities`); the run layer and models take that."""
+    from tiktalk.errors import UsageError
+    from tiktalk.models.modalities import parse_modalities
+
+    try:
+        return parse_modalities(text)
+    except UsageError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_run_input_arguments(p: argparse.ArgumentParser) -> None:
+    """A trained run and the split it reads (generate, probe): --run, --step, --data, --split, --knowledge."""
+    p.add_argument("--run", required=True, metavar="RUN", help="run directory written by `tiktalk train`")
+    p.add_argument("--step", type=int, default=None, help="use checkpoint step-N instead of RUN/model")
+    p.add_argument("--data", default="sample", help="built dataset directory, or 'sample' (default)")
+    p.add_argument("--split", default="test", help="split (default test)")
+    p.add_argument("--knowledge", default=None, metavar="PARQUET",
+                   help="knowledge cache (default: the one the run was trained with)")
+
+
+def add_budget_options(p: argparse.ArgumentParser, default_model: str | None) -> None:
+    """The knowledge budget: a model's (its tokens), optionally another length."""
+    p.add_argument("--model", default=default_model, help=model_help(
+        "cut the knowledge to this registered model's budget, counted by its tokenizer "
+        f"(default: {default_model or 'no model: characters'}; 'none': characters)"))
+    p.add_argument("--model-path", default=None, metavar="DIR",
+                   help="the saved model (e.g. RUN/model) or init directory whose budget to use "
+                        "(default: the model's tiny preset, i.e. its default config)")
+    p.add_argument("--max-tokens", type=int, default=None,
+                   help="knowledge budget in tokens of --model's tokenizer, or characters without a model "
+                        "(default: the model's budget; no model: uncut)")
+
+
+# ---------------------------------------------------------------- help texts read from the registries
+
+
+class RegistryHelp(str):
+    """A help text built from a registry when help is shown, not when the parser is built:
+    argparse expands a help text with ``%``, which calls :meth:`__mod__`; so ``tiktalk --help``
+    imports no registry's module (encoders, KG readers, models) and the text never drifts."""
+
+    def __new__(cls, build: Callable[[], str]) -> Self:
+        text = super().__new__(cls, "(read from the registry when shown)")
+        text._build = build
+        return text
+
+    def __mod__(self, params: Any) -> str:
+        return self._build()
+
+
+def encoder_help(what: str) -> RegistryHelp:
+    """``--encoder``: the registered encoder names (retrieval.encoders.ENCODERS)."""
+
+    def build() -> str:
+        from retrieval.encoders import DEFAULT_ENCODER, encoder_names
+
+        return (f"encoder {what}: {', '.join(encoder_names())}, or an ensemble a+b / a:0.6+b:0.4 "
+                f"(default: the library's, {DEFAULT_ENCODER})")
+
+    return RegistryHelp(build)
+
+
+def kg_formats_help() -> RegistryHelp:
+    """``kg convert``: the registered release formats (kg.readers.FORMATS) and their suffixes."""
+
+    def build() -> str:
+        from kg.readers import FORMATS
+
+        formats = ", ".join(f"{name} ({'/'.join(fmt.suffixes)})" for name, fmt in FORMATS.items())
+        return f"convert release files ({formats}; files or directories; 'sample') into the canonical directory"
+
+    return RegistryHelp(build)
+
+
+def model_help(text: str) -> RegistryHelp:
+    """``--model``: the registered models (tiktalk.models.base.MODELS), after ``text``."""
+
+    def build() -> str:
+        from tiktalk.models.base import model_names
+
+        return f"{text}: {', '.join(model_names())}"
+
+    return RegistryHelp(build)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tiktalk.commands import add_group, add_json_flag, emit, writing
-from tiktalk.commands.retrieval import add_budget_options
+from tiktalk.commands import add_budget_options, add_group, add_json_flag, emit, writing
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -283,11 +282,11 @@ def _lccc(args: argparse.Namespace) -> int:
 
 
 def _gold_knowledge(args: argparse.Namespace) -> int:
-    from retrieval.gold import write_gold_knowledge
-    from tiktalk.commands.retrieval import knowledge_budget
+    from tiktalk.runs.budget import knowledge_budget
+    from tiktalk.runs.pipeline import gold_knowledge
 
     budget = knowledge_budget(args.model, args.model_path, args.max_tokens)
-    result = write_gold_knowledge(args.data, args.out, budget, overwrite=args.overwrite)
+    result = gold_knowledge(args.data, args.out, budget, overwrite=args.overwrite)
     emit(args, result, lambda r: f"wrote {r['out']}: {r['rows']} dialogues, {r['with_knowledge']} with gold "
          f"knowledge ({r['cut_by_budget']} cut to {r['budget'] or 'no budget'})")
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tiktalk.commands import add_group, add_json_flag, emit, writing
+from tiktalk.commands import add_group, add_json_flag, emit, kg_formats_help, print_notice
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -12,8 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = kg_sub.add_parser(
         "convert",
-        help="convert release files (ATOMIC_Chinese.tsv, head CSVs, C3KG.GRAPH, ATOMIC-2020, "
-        "flow-edge TSV; files or directories; 'sample') into the canonical directory",
+        help=kg_formats_help(),
     )
     p.add_argument("sources", nargs="+", metavar="SRC")
     p.add_argument("--out", required=True, help="output directory (written atomically)")
@@ -43,12 +42,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    import kg
+    from tiktalk.runs.pipeline import convert_kg
 
-    sources = [src for s in args.sources for src in kg.resolve_sources(s)]
-    with writing(args.out) as note:
-        manifest = kg.convert(sources, args.out, trust_pickle=args.trust_pickle, overwrite=args.overwrite,
-                              on_notice=note)
+    manifest = convert_kg(args.sources, args.out, trust_pickle=args.trust_pickle, overwrite=args.overwrite,
+                          on_notice=print_notice)
     skipped = manifest["report"]["skipped_files"]
     emit(args, manifest, lambda m: f"wrote {args.out}: {m['counts']['nodes']} nodes, "
          f"{m['counts']['edges']} edges (content sha256 {m['content_sha256'][:12]})"
@@ -56,24 +53,11 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def render_stats(s: dict) -> str:
-    lines = [f"nodes {s['nodes']}  heads {s['heads']}  tails {s['tails']}  isolated {s['isolated_nodes']}"]
-    lines.append("nodes by kind: " + ", ".join(f"{k} {v}" for k, v in s["nodes_by_kind"].items()))
-    lines.append(f"triples {s['triples']}: " + ", ".join(f"{k} {v}" for k, v in s["triples_by_relation"].items()))
-    if s["kb_triples"]:
-        lines.append(f"KB triples {s['kb_triples']}: "
-                     + ", ".join(f"{k} {v}" for k, v in s["kb_triples_by_attribute"].items()))
-    lines.append(f"flow edges {s['flow_edges']}: " + ", ".join(f"{k} {v}" for k, v in s["flow_edges_by_type"].items()))
-    lines.append("flow edges by family: " + ", ".join(f"{k} {v}" for k, v in s["flow_edges_by_family"].items()))
-    if s["unknown_types"]:
-        lines.append("unknown edge types (kept): " + ", ".join(f"{k} {v}" for k, v in s["unknown_types"].items()))
-    return "\n".join(lines)
-
-
 def _stats(args: argparse.Namespace) -> int:
     import kg
+    from tiktalk.runs.reports import render_kg_stats
 
-    emit(args, kg.load_kg(args.kg, trust_pickle=args.trust_pickle).stats(), render_stats)
+    emit(args, kg.load_kg(args.kg, trust_pickle=args.trust_pickle).stats(), render_kg_stats)
     return 0
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tiktalk.commands import add_group, add_json_flag, emit
-from tiktalk.commands.train import add_run_input_arguments
+from tiktalk.commands import add_group, add_json_flag, add_run_input_arguments, emit
 from tiktalk.errors import UsageError
 
 
@@ -28,9 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _probe_knowledge(args: argparse.Namespace) -> int:
-    from tiktalk.commands.evaluate import read_generate_jsonl
-    from tiktalk.commands.train import load_examples, load_run_model
     from tiktalk.models.probe import probe_knowledge
+    from tiktalk.runs.predictions import read_generate_jsonl
+    from tiktalk.runs.training import load_examples, load_run_model
 
     model, info = load_run_model(Path(args.run), args.step, args.device)
     knowledge = args.knowledge or ((info.get("knowledge") or {}).get("path"))

