@@ -8,7 +8,11 @@ Every import statement counts, wherever it sits: module level, inside functions,
 (b) ``fusion`` never imports ``baselines`` and ``baselines`` never imports ``fusion``;
 (c) the model platform (``tiktalk.models``) and the ground floor (``tiktalk/*.py``) import
     none of ``fusion``, ``baselines``, ``retrieval``, ``kg``;
-(d) no import cycle between the modules of the project.
+(d) no import cycle between the modules of the project;
+(e) a command module imports no other command module (the package ``tiktalk.commands``, its
+    shared helpers, aside; ``tiktalk.commands.main`` names the modules in its registry as strings);
+(f) nothing re-enters the command line: no call of ``_cli(...)`` and no ``main([...])`` with an
+    argv list, in the library or the commands (the run layer calls library functions).
 """
 
 from __future__ import annotations
@@ -94,6 +98,28 @@ def layer_violations(edges: list[Edge]) -> list[str]:
     return problems
 
 
+def command_violations(edges: list[Edge]) -> list[str]:
+    """(e): an edge from one command module to another."""
+    return [f"(e) {where}: command module {importer} imports command module {target}"
+            for importer, target, where in edges
+            if _in(importer, "tiktalk.commands") and _in(target, "tiktalk.commands")
+            and importer != "tiktalk.commands" and target != "tiktalk.commands"]
+
+
+def cli_reentries(modules: dict[str, Path], root: Path) -> list[str]:
+    """(f): calls of ``_cli(...)`` or of ``main([...])`` / ``main(argv=[...])`` with a literal argv."""
+    found = []
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", None)
+            argv = [*node.args, *(k.value for k in node.keywords)]
+            if func == "_cli" or (func == "main" and any(isinstance(a, (ast.List, ast.Tuple)) for a in argv)):
+                found.append(f"(f) {path.relative_to(root)}:{node.lineno}: {name} re-enters the CLI ({func}(...))")
+    return found
+
+
 def import_cycles(edges: list[Edge]) -> list[list[str]]:
     """One cycle (as a list of 'module (file:line)' steps) per strongly connected component."""
     graph: dict[str, dict[str, str]] = {}
@@ -175,6 +201,11 @@ def test_layers(edges: list[Edge]) -> None:
     assert not problems, "\n".join(problems)
 
 
+def test_commands_import_no_command_and_nothing_reenters_the_cli(edges: list[Edge]) -> None:
+    problems = command_violations(edges) + cli_reentries(find_modules(ROOT, PACKAGES), ROOT)
+    assert not problems, "\n".join(problems)
+
+
 def test_no_import_cycles(edges: list[Edge]) -> None:
     cycles = import_cycles(edges)
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
@@ -219,3 +250,22 @@ def test_checker_sees_every_kind_of_import(tmp_path: Path) -> None:
     assert "(c) tiktalk/models/base.py:2: tiktalk.models.base" in problems  # inside a function
     cycles = import_cycles(found)
     assert cycles == [["kg.convert (kg/convert.py:1)", "kg.graph (kg/graph.py:2)", "kg.convert"]]
+
+
+def test_checker_sees_command_imports_and_cli_reentry(tmp_path: Path) -> None:
+    _write(tmp_path, {
+        "tiktalk/__init__.py": "",
+        "tiktalk/commands/__init__.py": "",
+        "tiktalk/commands/main.py": "def main(argv=None):\n    return 0\n",
+        "tiktalk/commands/probe.py": "from tiktalk.commands import emit\ndef f():\n    from tiktalk.commands.train import x\n",
+        "tiktalk/commands/train.py": "",
+        "tiktalk/runs/__init__.py": "",
+        "tiktalk/runs/x.py": "def f(main, _cli):\n    main(['train'])\n    _cli('generate')\n    main()\n",
+    })
+    modules = find_modules(tmp_path, ("tiktalk",))
+    problems = command_violations(import_edges(modules, tmp_path))
+    assert problems == ["(e) tiktalk/commands/probe.py:3: command module tiktalk.commands.probe imports command "
+                        "module tiktalk.commands.train"]
+    assert cli_reentries(modules, tmp_path) == [
+        "(f) tiktalk/runs/x.py:2: tiktalk.runs.x re-enters the CLI (main(...))",
+        "(f) tiktalk/runs/x.py:3: tiktalk.runs.x re-enters the CLI (_cli(...))"]

@@ -184,3 +184,33 @@ def test_kdconv_suite_end_to_end(tmp_path: Path, capsys) -> None:
     assert "| T+K-gold |" in table and "**the first 12 of 70 test dialogues (a subset)**" in table
     assert table.endswith(f"Made by: `tiktalk reproduce --suite kdconv --data {folder} --out {out} --encoder hash "
                           "--max-steps 20 --batch-size 16 --limit 12 --probe-limit 20 --no-meteor`\n")
+
+
+def _without_times(value):
+    """A suite result without its wall times (the only fields two runs of one seed differ in)."""
+    if isinstance(value, dict):
+        return {k: _without_times(v) for k, v in value.items() if k not in ("seconds", "train_seconds")}
+    if isinstance(value, list):
+        return [_without_times(v) for v in value]
+    return value
+
+
+@pytest.mark.slow  # 2 x 12-45 s: the suite from the CLI and from Python
+def test_kdconv_suite_from_python_writes_what_the_cli_writes(tmp_path: Path, capsys) -> None:
+    from tests.kdconv_mini import write_mini_kdconv
+    from tiktalk.runs.kdconv import run_kdconv_suite
+
+    folder = write_mini_kdconv(tmp_path / "kdconv", n_dev=12, n_test=4)
+    cli_out, py_out = tmp_path / "cli", tmp_path / "python"
+    assert main(["reproduce", "--suite", "kdconv", "--data", str(folder), "--out", str(cli_out), "--encoder", "hash",
+                 "--max-steps", "8", "--limit", "6", "--probe-limit", "6", "--no-meteor"]) == 0
+    result = run_kdconv_suite(folder, py_out, encoder="hash", limit=6, probe_limit=6, meteor=False,
+                              train_options={"max_steps": 8, "batch_size": 16, "lr": 3e-3, "warmup_steps": 30})
+    cli = json.loads((cli_out / "kdconv.json").read_text(encoding="utf-8"))
+    python = json.loads((py_out / "kdconv.json").read_text(encoding="utf-8"))
+    assert python == json.loads(json.dumps(result.as_dict()))
+    assert _without_times(python) == _without_times(cli)
+    assert list(result.runs) == ["T", "T+K-retrieved", "T+K-gold"]  # the order of kdconv_runs (the file sorts keys)
+    assert python["runs"]["T+K-gold"]["knowledge"] == "gold" and python["runs"]["T"]["knowledge"] is None
+    table = (py_out / "kdconv.md").read_text(encoding="utf-8")
+    assert table.split("Made by:")[0] == (cli_out / "kdconv.md").read_text(encoding="utf-8").split("Made by:")[0]
