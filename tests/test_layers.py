@@ -264,8 +264,8 @@ def test_checker_sees_command_imports_and_cli_reentry(tmp_path: Path) -> None:
     })
     modules = find_modules(tmp_path, ("tiktalk",))
     problems = command_violations(import_edges(modules, tmp_path))
-    assert problems == ["(e) tiktalk/commands/probe.py:3: command module tiktalk.commands.probe imports command "
-                        "module tiktalk.commands.train"]
+    assert problems == [("(e) tiktalk/commands/probe.py:3: command module tiktalk.commands.probe imports command "
+                         "module tiktalk.commands.train")]
     assert cli_reentries(modules, tmp_path) == [
         "(f) tiktalk/runs/x.py:2: tiktalk.runs.x re-enters the CLI (main(...))",
         "(f) tiktalk/runs/x.py:3: tiktalk.runs.x re-enters the CLI (_cli(...))"]

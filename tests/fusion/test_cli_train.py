@@ -13,8 +13,8 @@ import torch
 import tests.fusion.toy_chat_model  # noqa: F401  (registers toy-char-lm)
 from retrieval.cache import KNOWLEDGE_CACHE_SCHEMA, write_knowledge_cache
 from tiktalk.commands.main import main
-from tiktalk.runs.training import check_knowledge_budget, load_examples
 from tiktalk.dataset import load_dataset, sample_dir
+from tiktalk.runs.training import check_knowledge_budget, load_examples
 from tiktalk.types import KnowledgeBudget
 
 FAST = ["--cpu", "--no-progress", "--batch-size", "8", "--lr", "0.01"]
@@ -51,7 +51,8 @@ def test_train_generate_resume_on_the_sample(tmp_path, capsys, sample_ids):
     assert summary["steps"] == 2 and summary["train_examples"] == len(sample_ids["train"])
     assert "5 of 147 train dialogues have no row" in captured.err
     info = json.loads((run / "run.json").read_text())
-    assert info["model"] == "toy-char-lm" and info["model_config"]["modalities"] == "T+K"
+    # --modalities reaches the model as the canonical tuple (parsed once, at the command line)
+    assert info["model"] == "toy-char-lm" and info["model_config"]["modalities"] == ["text", "knowledge"]
     assert info["knowledge"]["dialogues_without_knowledge"] == 5
     assert len(info["knowledge"]["sha256"]) == 64 and len(info["data"]["manifest_sha256"]) == 64
     assert info["train_config"]["batch_size"] == 8 and info["train_config"]["max_steps"] == 2

@@ -98,8 +98,8 @@ def test_rows_trained_without_their_modalities_are_not_comparable(tmp_path):
 
 
 def test_rows_on_data_without_features_are_not_comparable(tmp_path):
-    from tiktalk.runs.experiments import row_provenance
     from tiktalk.dataset import from_rows, write_dataset
+    from tiktalk.runs.experiments import row_provenance
 
     videos = [{"video_id": v, "title": "", "topic": "", "duration": 0.0, "split": s}
               for v, s in (("v0", "train"), ("v1", "test"))]

@@ -85,7 +85,7 @@ def test_knowledge_budget_of_a_saved_model_without_building(tmp_path: Path, monk
         cls = get_model_class(name)
         cls.from_preset("tiny").save_pretrained(tmp_path / name)
         expected = cls.from_pretrained(tmp_path / name).knowledge_budget().as_dict()
-        monkeypatch.setattr(cls, "__init__", lambda *a, **k: pytest.fail(f"{name} was built"))
+        monkeypatch.setattr(cls, "__init__", lambda *a, _name=name, **k: pytest.fail(f"{_name} was built"))
         assert knowledge_budget(name, str(tmp_path / name)).as_dict() == expected
         assert knowledge_budget(name, str(tmp_path / name), max_tokens=7).max_tokens == 7
         monkeypatch.undo()
