@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 import torch
 
-import tests.fusion.toy_chat_model  # noqa: F401  (registers toy-char-lm)
+import tests.models.toy_chat_model  # noqa: F401  (registers toy-char-lm)
 from retrieval.cache import KNOWLEDGE_CACHE_SCHEMA, write_knowledge_cache
 from tiktalk.commands.main import main
 from tiktalk.commands.train import check_knowledge_budget, load_examples

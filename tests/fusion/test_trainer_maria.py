@@ -8,7 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tiktalk.models.trainer import TrainConfig, read_metrics, train
+from tiktalk.models.run_log import read_metrics
+from tiktalk.models.trainer import TrainConfig, train
 
 maria = pytest.importorskip("fusion.modeling_maria")
 
