@@ -15,6 +15,7 @@ from retrieval.cache import KNOWLEDGE_CACHE_SCHEMA, write_knowledge_cache
 from tiktalk.commands.main import main
 from tiktalk.commands.train import check_knowledge_budget, load_examples
 from tiktalk.dataset import load_dataset, sample_dir
+from tiktalk.models.modalities import parse_modalities
 from tiktalk.types import KnowledgeBudget
 
 FAST = ["--cpu", "--no-progress", "--batch-size", "8", "--lr", "0.01"]
@@ -51,7 +52,7 @@ def test_train_generate_resume_on_the_sample(tmp_path, capsys, sample_ids):
     assert summary["steps"] == 2 and summary["train_examples"] == len(sample_ids["train"])
     assert "5 of 147 train dialogues have no row" in captured.err
     info = json.loads((run / "run.json").read_text())
-    assert info["model"] == "toy-char-lm" and info["model_config"]["modalities"] == "T+K"
+    assert info["model"] == "toy-char-lm" and info["model_config"]["modalities"] == ["text", "knowledge"]
     assert info["knowledge"]["dialogues_without_knowledge"] == 5
     assert len(info["knowledge"]["sha256"]) == 64 and len(info["data"]["manifest_sha256"]) == 64
     assert info["train_config"]["batch_size"] == 8 and info["train_config"]["max_steps"] == 2
@@ -104,7 +105,7 @@ def test_train_errors_name_the_problem(tmp_path, capsys):
 def test_a_cache_for_another_budget_is_warned_about_and_recorded(tmp_path, capsys, sample_ids):
     from fusion.modeling_maria import MariaForDialogue
 
-    model = MariaForDialogue.from_preset("tiny", modalities="T+K")
+    model = MariaForDialogue.from_preset("tiny", modalities=parse_modalities("T+K"))
     ids = sample_ids["train"]
     for budget, warned in ((KnowledgeBudget(30), True), (model.knowledge_budget(), False)):
         path = tmp_path / f"k{budget.max_tokens}.parquet"

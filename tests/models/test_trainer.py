@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from tests.models.toy_chat_model import ToyChatModel, toy_examples
 from tiktalk.models.batching import SeededCollate, rank_micro_batches, steps_per_epoch
 from tiktalk.models.checkpoint import latest_checkpoint
+from tiktalk.models.modalities import parse_modalities
 from tiktalk.models.optim import LinearSchedule, no_decay_parameter_names
 from tiktalk.models.run_log import read_metrics
 from tiktalk.models.train_config import TrainConfig
@@ -185,7 +186,7 @@ def test_examples_without_the_features_the_model_reads_are_refused_unless_allowe
     ]
     config = TrainConfig(batch_size=4, max_steps=1, log_every=1, **FAST)
     torch.manual_seed(0)
-    vision = ToyChatModel.from_preset("tiny", modalities="T+I")
+    vision = ToyChatModel.from_preset("tiny", modalities=parse_modalities("T+I"))
     assert vision.feature_modalities() == ("vision",)
     with pytest.raises(
         FileNotFoundError,

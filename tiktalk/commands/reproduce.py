@@ -338,7 +338,7 @@ def run_kdconv_suite(folder: str | Path, out: Path, *, preset: str = "tiny", tra
     _cli("data", "import", str(folder), "--from", "kdconv", "--out", str(data), "--overwrite")
     _cli("kg", "convert", str(kdconv_kb_file(folder)), "--out", str(graph), "--overwrite")
     # both caches cut to the knowledge budget of the Maria being trained
-    budget = get_model_class("maria").from_preset(preset, modalities="T+K").knowledge_budget()
+    budget = get_model_class("maria").from_preset(preset, modalities=("text", "knowledge")).knowledge_budget()
     cut = ["--model", "maria", "--max-tokens", str(budget.max_tokens)]
     _cli("data", "gold-knowledge", str(data), "--out", str(caches["gold"]), "--overwrite", *cut)
     dialogues = load_dataset(data).dialogues

@@ -379,7 +379,9 @@ def _train(args: argparse.Namespace) -> int:
     cls = get_model_class(options.model)
     if not args.resume:  # a resumed run's config (recipe included) comes from run.json
         config = train_config_from_args(args, cls.recipe(None if options.init else options.preset))
-    overrides: dict[str, Any] = {"modalities": options.modalities} if options.modalities else {}
+    from tiktalk.models.modalities import parse_modalities
+
+    overrides: dict[str, Any] = {"modalities": parse_modalities(options.modalities)} if options.modalities else {}
     if options.lm:
         if not _has_lm_path(cls):
             raise UsageError(f"--lm applies to models over a causal LM (blip2-*), not {options.model}")
