@@ -61,3 +61,13 @@ def test_tiny_dialogpt_is_pinned():
     _close([s for s, _ in scores], [119.495, 79.388, 69.4962, 69.0708], 1e-3)
     assert model.generate(make_examples(with_response=False)[:2], seed=3, max_new_tokens=6) == [
         "漸栭藩環烃誖", "决讌匣祪珫涂"]
+
+
+def test_table3_rows_read_what_the_model_classes_state():
+    """paper.py reads a baseline's modalities from its class (through the registry), not a copy."""
+    from tiktalk.paper import TABLE3
+
+    assert {k: row.modalities_read for k, row in TABLE3.items()} == {
+        "dialogpt": "T", "chatglm": "T", "livebot": "T+I", "blip2-img": "T+I", "blip2-video": "T+I",
+        "maria": "T+I", "maria+audio": "T+I+A", "maria+c3kg": "T+I+K", "text": "T", "audio+text": "T+A",
+        "c3kg+text": "T+K"}
