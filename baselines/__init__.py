@@ -15,7 +15,8 @@ blip2-video     :class:`Blip2VideoChat`         BLIP-2_Video (frames averaged)
 Every model: ``from_preset("tiny", **overrides)``, ``collate(examples, train)``,
 ``forward(**batch)`` -> output dataclass with ``loss``/``loss_lm``/``logits``,
 ``generate(examples, **overrides)`` -> list[str], ``save_pretrained(dir)`` /
-``from_pretrained(dir)`` (model_config.json + model.safetensors + tokenizer files).
+``from_pretrained(dir)`` (the platform's saved format: tiktalk_model.json + model.safetensors
++ tokenizer files; :mod:`tiktalk.models.saving`).
 """
 
 from baselines.blip2 import Blip2ChatConfig, Blip2ChatOutput, Blip2ImgChat, Blip2VideoChat

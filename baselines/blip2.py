@@ -61,34 +61,27 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines._common import (
-    IGNORE_INDEX,
     decode,
     frame_array,
     has_responses,
     load_tokenizer,
-    load_weights,
     read_checkpoint_tensors,
-    read_model_config,
-    resolve_run_dir,
-    response_nll,
-    save_model_dir,
-    saved_model_name,
-    score_in_batches,
     stable_seed,
     subsample_frames,
 )
 from baselines.prompt_lm import (
     TINY_LLAMA,
     PromptEncoder,
+    PromptLMChat,
     PromptLMConfig,
-    apply_modalities,
     build_lm,
     lm_config_dict,
 )
 from tiktalk.errors import MissingInputError, UsageError
 from tiktalk.io import read_json
-from tiktalk.models.base import ChatModel
-from tiktalk.types import DialogueExample, KnowledgeBudget
+from tiktalk.models.saving import SavedModel
+from tiktalk.models.scoring import IGNORE_INDEX, labelled_nll
+from tiktalk.types import DialogueExample
 
 VIDEO_POOLING = ("query_outputs", "concat", "features")
 # Q-Former settings our config does not carry: a checkpoint must use these values.
@@ -174,10 +167,13 @@ def stack_frame_tokens(
     return tokens, token_mask, token_mask.any(-1)
 
 
-class _Blip2Chat(ChatModel):
+class _Blip2Chat(PromptLMChat):
     """Shared body of blip2-img and blip2-video; subclasses set ``frame_mode``."""
 
     config_class = Blip2ChatConfig
+    required_modalities: ClassVar[tuple[str, ...]] = ("text", "vision")  # always reads frame features
+    # ``tiny``: a tiny random Q-Former, over a tiny random Llama unless ``lm_path`` is given.
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"tiny": TINY_QFORMER}
     # BLIP-2 fine-tuning for captioning (its generation task), salesforce/LAVIS@506965b
     # lavis/projects/blip2/train/caption_coco_ft.yaml: init_lr 1e-5 (L36), warmup_steps 1000
     # (L39), weight_decay 0.05 (L40), max_epoch 5 (L41), batch_size_train 16 (L42); AdamW, no
@@ -231,45 +227,32 @@ class _Blip2Chat(ChatModel):
             self.vision_model.eval()
         return self
 
-    def feature_modalities(self) -> tuple[str, ...]:
-        return ("vision",)  # always: it reads frame features (a --modalities override must have I)
-
     # ------------------------------------------------------------------ building
 
     @classmethod
-    def from_preset(cls, preset: str, **overrides: Any):
-        """``tiny``: a tiny random Q-Former, over a tiny random Llama unless ``lm_path`` is given."""
-        if preset != "tiny":
-            raise UsageError(f"{cls.name}: unknown preset {preset!r}; known: ['tiny']")
-        apply_modalities(cls.name, overrides, required=("text", "vision"))
+    def build_preset(cls, fields: dict[str, Any], overrides: dict[str, Any]):
         lm = {} if overrides.get("lm_path") else {"lm_config": dict(TINY_LLAMA)}
-        return cls(Blip2ChatConfig.from_dict({**lm, **TINY_QFORMER, **overrides}))
-
-    def save_pretrained(self, path) -> None:
-        save_model_dir(self, path, self.name, self.config, self.tokenizer)
+        return cls(Blip2ChatConfig.from_dict({**lm, **fields, **overrides}))
 
     @classmethod
-    def from_pretrained(cls, path, **overrides: Any):
-        """A saved model of this class, a ``Blip2ForConditionalGeneration`` directory, or a
-        causal LM (see the module docstring); ``overrides`` are config fields (``lm_path``
-        picks the LM of a BLIP-2 checkpoint)."""
-        apply_modalities(cls.name, overrides, required=("text", "vision"))
-        path = resolve_run_dir(path)
-        saved = saved_model_name(path)
-        if saved == cls.name:
-            if overrides.get("lm_path"):
-                raise UsageError(f"{path} is a saved {cls.name} model with its own LM; lm_path "
-                                 "(--lm) applies to a BLIP-2 checkpoint")
-            config = read_model_config(path, cls.name, Blip2ChatConfig).replace(**overrides)
-            model = cls(config, tokenizer=load_tokenizer(path, config.trust_remote_code))
-            load_weights(model, path)
-            return model
-        if saved not in (None, "causal-lm"):
-            raise UsageError(f"{path} holds a saved {saved} model: {cls.name} starts from a saved "
+    def from_saved(cls, saved: SavedModel, **overrides: Any):
+        if overrides.get("lm_path"):
+            raise UsageError(f"{saved.path} is a saved {cls.name} model with its own LM; lm_path "
+                             "(--lm) applies to a BLIP-2 checkpoint")
+        return super().from_saved(saved, **overrides)
+
+    @classmethod
+    def from_external(cls, path, saved: SavedModel | None, **overrides: Any):
+        """A ``Blip2ForConditionalGeneration`` directory, or a causal LM (a Hugging Face
+        directory or a saved causal-lm: see the module docstring); ``overrides`` are config
+        fields (``lm_path`` picks the LM of a BLIP-2 checkpoint)."""
+        if saved is not None and saved.model_type != "causal-lm":
+            raise UsageError(f"{path} holds a saved {saved.model_type} model: {cls.name} starts from a saved "
                              f"{cls.name}, a BLIP-2 checkpoint or a causal LM")
         if not (path / "config.json").exists():
             raise MissingInputError(f"{path}: not a saved {cls.name} model, a Hugging Face "
                                     "directory (config.json) or a run")
+        overrides = cls._config_overrides(overrides)
         if read_json(path / "config.json").get("model_type") == "blip-2":
             return cls.from_blip2(path, **overrides)
         if overrides.get("lm_path"):
@@ -354,10 +337,6 @@ class _Blip2Chat(ChatModel):
                 ex = DialogueExample(**{**ex.__dict__, "frames": ex.frames[index:index + 1]})
             picked.append(ex)
         return picked
-
-    def knowledge_budget(self) -> KnowledgeBudget | None:
-        """``max_knowledge_tokens`` LM tokens (None with ``use_knowledge`` off)."""
-        return self.prompts.knowledge_budget() if self.config.use_knowledge else None
 
     def collate(self, examples: Sequence[DialogueExample], train: bool = True,
                 generator: torch.Generator | None = None) -> dict[str, Any]:
@@ -460,20 +439,16 @@ class _Blip2Chat(ChatModel):
         # With only inputs_embeds, decoder-only generate returns just the new tokens.
         return [decode(self.tokenizer, row.tolist()) for row in out]
 
-    def score(self, examples: Sequence[DialogueExample], batch_size: int = 32) -> list[tuple[float, int]]:
-        """Per example: summed NLL (nats) of its response tokens and closing EOS after the query
-        prefix and the prompt (the labels of training), and their count."""
+    def score_batch(self, examples: Sequence[DialogueExample]) -> list[tuple[float, int]]:
+        """Per example: summed NLL (nats) of its response tokens and closing EOS, the labels of
+        training (masked over the prompt and the query outputs), and their count."""
         device = self.language_projection.weight.device
-
-        def score_batch(chunk: Sequence[DialogueExample]) -> list[tuple[float, int]]:
-            batch = {k: v.to(device) for k, v in self.collate(chunk).items()}
-            embeds, mask = self._inputs(batch["input_ids"], batch["attention_mask"], batch["frames"],
-                                        batch["token_mask"], batch["frame_mask"], None)
-            logits = self.lm(inputs_embeds=embeds, attention_mask=mask).logits
-            n_query = embeds.size(1) - batch["input_ids"].size(1)
-            return response_nll(logits, F.pad(batch["labels"], (n_query, 0), value=IGNORE_INDEX))
-
-        return score_in_batches(self, examples, batch_size, score_batch)
+        batch = {k: v.to(device) for k, v in self.collate(examples).items()}
+        embeds, mask = self._inputs(batch["input_ids"], batch["attention_mask"], batch["frames"],
+                                    batch["token_mask"], batch["frame_mask"], None)
+        logits = self.lm(inputs_embeds=embeds, attention_mask=mask).logits
+        n_query = embeds.size(1) - batch["input_ids"].size(1)
+        return labelled_nll(logits, F.pad(batch["labels"], (n_query, 0), value=IGNORE_INDEX))
 
 
 class Blip2ImgChat(_Blip2Chat):

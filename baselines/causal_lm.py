@@ -14,7 +14,7 @@ A saved directory is itself a Hugging Face causal-LM directory, so a fine-tuned 
 the language model of ``blip2-*`` (the paper's "BLIP-2 with the fine-tuned ChatGLM-6B") or
 of any transformers tool::
 
-    model_config.json                  {"model": "causal-lm", "config": {...}, ...} (ours)
+    tiktalk_model.json                 the platform's config file (tiktalk.models.saving)
     config.json, model.safetensors     the LM's own save_pretrained (LoRA merged in)
     tokenizer files                    the tokenizer's own save_pretrained
     lora.safetensors                   with LoRA only: the unmerged state (base + adapters),
@@ -29,30 +29,26 @@ from typing import Any, ClassVar
 
 import torch
 
-from baselines._common import (
-    CONFIG_FILE,
-    decode,
-    has_responses,
-    load_tokenizer,
-    load_weights,
-    read_model_config,
-    resolve_run_dir,
-    response_nll,
-    score_in_batches,
-    write_model_config,
-)
+from baselines._common import decode, has_responses, load_tokenizer
 from baselines.prompt_lm import (
     TINY_LLAMA,
     PromptEncoder,
+    PromptLMChat,
     PromptLMConfig,
-    apply_modalities,
     build_lm,
     lm_config_dict,
 )
-from tiktalk.errors import MissingInputError, UsageError
+from tiktalk.errors import MissingInputError
 from tiktalk.io import atomic_directory
-from tiktalk.models.base import ChatModel
-from tiktalk.types import DialogueExample, KnowledgeBudget
+from tiktalk.models.saving import (
+    MODEL_FILE,
+    SavedModel,
+    load_weights,
+    save_weights,
+    write_model_config,
+)
+from tiktalk.models.scoring import labelled_nll
+from tiktalk.types import DialogueExample
 
 
 @dataclass
@@ -106,9 +102,10 @@ def merged_lora_state(peft_model) -> dict[str, torch.Tensor]:
     return {k.replace(".base_layer.", "."): v for k, v in state.items() if ".lora_" not in k}
 
 
-class CausalLMChat(ChatModel):
+class CausalLMChat(PromptLMChat):
     name = "causal-lm"
     config_class = CausalLMConfig
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"tiny": {"lm_config": TINY_LLAMA, "max_prompt_tokens": 96}}
     # ChatGLM-6B full fine-tuning, THUDM/ChatGLM-6B@401bf3a ptuning/README.md: max_steps=3000
     # (L98), learning_rate=1e-4 and per_device_train_batch_size=4 on 4 GPUs (L111-118), with the
     # Hugging Face Trainer's defaults (AdamW, no weight decay, clip 1.0, linear decay, no warmup).
@@ -130,54 +127,42 @@ class CausalLMChat(ChatModel):
         self.prompts = PromptEncoder(tokenizer, self.config)
         self.lm = apply_lora(lm, config) if config.lora_r else lm
 
-    @classmethod
-    def from_preset(cls, preset: str, **overrides: Any) -> CausalLMChat:
-        if preset != "tiny":
-            raise UsageError(f"causal-lm: unknown preset {preset!r}; known: ['tiny']")
-        apply_modalities(cls.name, overrides, required=("text",))
-        return cls(CausalLMConfig.from_dict({"lm_config": dict(TINY_LLAMA),
-                                             "max_prompt_tokens": 96, **overrides}))
-
-    def save_pretrained(self, path) -> None:
+    def save_pretrained(self, path, overwrite: bool = True) -> None:
         """Our config + the LM in Hugging Face form (LoRA merged) + tokenizer (module docstring)."""
-        from safetensors.torch import save_model
-
-        with atomic_directory(path, overwrite=True) as tmp:
+        with atomic_directory(path, overwrite=overwrite) as tmp:
             write_model_config(tmp, self.name, self.config)
             if self.config.lora_r:
                 base = self.lm.get_base_model()
                 base.save_pretrained(str(tmp), state_dict=merged_lora_state(self.lm))
-                save_model(self, str(tmp / LORA_FILE))
+                save_weights(self, tmp, LORA_FILE)
             else:
                 self.lm.save_pretrained(str(tmp))
             self.tokenizer.save_pretrained(str(tmp))
 
     @classmethod
-    def from_pretrained(cls, path, **overrides: Any) -> CausalLMChat:
-        """A saved causal-lm directory (``overrides`` change prompt/decoding options), its run
-        directory, or a plain Hugging Face causal-LM directory (``overrides``: any
-        :class:`CausalLMConfig` field, e.g. ``lora_r``)."""
+    def from_saved(cls, saved: SavedModel, **overrides: Any) -> CausalLMChat:
+        """A saved causal-lm directory or its run (``overrides`` change prompt/decoding options)."""
         from transformers import AutoModelForCausalLM
 
-        apply_modalities(cls.name, overrides, required=("text",))
-        path = resolve_run_dir(path)
-        if not (path / CONFIG_FILE).exists():
-            if not (path / "config.json").exists():
-                raise MissingInputError(f"{path}: neither a saved causal-lm model ({CONFIG_FILE}) nor a "
-                                        "Hugging Face causal-LM directory (config.json)")
-            return cls(CausalLMConfig.from_dict({"lm_path": str(path), **overrides}))
-        config = read_model_config(path, cls.name, CausalLMConfig).replace(**overrides)
-        tokenizer = load_tokenizer(path, config.trust_remote_code)
+        config = CausalLMConfig.from_dict(saved.config).replace(**cls._config_overrides(overrides))
+        tokenizer = load_tokenizer(saved.path, config.trust_remote_code)
         if config.lora_r:  # rebuilt from lm_config, then the unmerged weights
             model = cls(config, tokenizer=tokenizer)
-            load_weights(model, path, LORA_FILE)
+            load_weights(model, saved.path, LORA_FILE)
             return model
-        lm = AutoModelForCausalLM.from_pretrained(str(path), trust_remote_code=config.trust_remote_code)
+        lm = AutoModelForCausalLM.from_pretrained(str(saved.path), trust_remote_code=config.trust_remote_code)
         return cls(config, tokenizer=tokenizer, lm=lm)
 
-    def knowledge_budget(self) -> KnowledgeBudget | None:
-        """``max_knowledge_tokens`` LM tokens (None with ``use_knowledge`` off)."""
-        return self.prompts.knowledge_budget() if self.config.use_knowledge else None
+    @classmethod
+    def from_external(cls, path, saved: SavedModel | None, **overrides: Any) -> CausalLMChat:
+        """A plain Hugging Face causal-LM directory (``overrides``: any :class:`CausalLMConfig`
+        field, e.g. ``lora_r``)."""
+        if saved is not None:
+            return super().from_external(path, saved, **overrides)
+        if not (path / "config.json").exists():
+            raise MissingInputError(f"{path}: neither a saved causal-lm model ({MODEL_FILE}) nor a "
+                                    "Hugging Face causal-LM directory (config.json)")
+        return cls(CausalLMConfig.from_dict({"lm_path": str(path), **cls._config_overrides(overrides)}))
 
     def collate(self, examples: Sequence[DialogueExample], train: bool = True,
                 generator: torch.Generator | None = None) -> dict[str, Any]:
@@ -210,15 +195,11 @@ class CausalLMChat(ChatModel):
         new_tokens = out[:, batch["input_ids"].size(1):]
         return [decode(self.tokenizer, row.tolist()) for row in new_tokens]
 
-    def score(self, examples: Sequence[DialogueExample], batch_size: int = 32) -> list[tuple[float, int]]:
+    def score_batch(self, examples: Sequence[DialogueExample]) -> list[tuple[float, int]]:
         """Per example: summed NLL (nats) of its response tokens and closing EOS, the labels of
         training (masked over the prompt), and their count."""
         device = next(self.parameters()).device
-
-        def score_batch(chunk: Sequence[DialogueExample]) -> list[tuple[float, int]]:
-            batch = self.prompts.training_batch(chunk)
-            logits = self.lm(input_ids=batch["input_ids"].to(device),
-                             attention_mask=batch["attention_mask"].to(device)).logits
-            return response_nll(logits, batch["labels"].to(device))
-
-        return score_in_batches(self, examples, batch_size, score_batch)
+        batch = self.prompts.training_batch(examples)
+        logits = self.lm(input_ids=batch["input_ids"].to(device),
+                         attention_mask=batch["attention_mask"].to(device)).logits
+        return labelled_nll(logits, batch["labels"].to(device))

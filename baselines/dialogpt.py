@@ -25,32 +25,22 @@ import torch
 import torch.nn.functional as F
 
 from baselines._common import (
-    CONFIG_FILE,
-    IGNORE_INDEX,
-    BaselineConfig,
-    char_tokenizer,
-    check_divisible,
     decode,
+    default_tokenizer,
     generation_options,
     has_responses,
-    load_tokenizer,
-    load_weights,
     pad_right,
-    read_model_config,
-    require_responses,
-    resolve_modalities,
-    response_nll,
-    save_model_dir,
-    score_in_batches,
 )
 from tiktalk.errors import MissingInputError, UsageError
-from tiktalk.io import recover_directory
 from tiktalk.models.base import ChatModel
+from tiktalk.models.config import ModelConfig
+from tiktalk.models.saving import MODEL_FILE, SavedModel
+from tiktalk.models.scoring import IGNORE_INDEX, labelled_nll, require_responses
 from tiktalk.types import DialogueExample
 
 
 @dataclass
-class DialoGPTConfig(BaselineConfig):
+class DialoGPTConfig(ModelConfig):
     """Defaults are GPT2-chitchat's (config.json and train.py/interact.py arguments)."""
 
     n_embd: int = 768
@@ -72,7 +62,7 @@ class DialoGPTConfig(BaselineConfig):
     def validate(self) -> None:
         self._positive("n_embd", "n_layer", "n_head", "n_positions", "max_len",
                        "max_history", "max_new_tokens")
-        check_divisible(self, "n_embd", "n_head")
+        self._divisible("n_embd", "n_head")
         self._probability("dropout")
         self._choice("loss_on", ("all", "response"))
         if self.max_len > self.n_positions:
@@ -120,6 +110,7 @@ def filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tenso
 class DialoGPTChat(ChatModel):
     name = "dialogpt"
     config_class = DialoGPTConfig
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"tiny": TINY_PRESET}
     # GPT2-chitchat train.py (yangjianxin1/GPT2-chitchat@9066954): --lr 2.6e-5 (L47), --eps 1e-9
     # (L48), --epochs 100 (L44), --batch_size 4 (L45), --gradient_accumulation_steps 4 (L50),
     # --max_grad_norm 2.0 (L51), --warmup_steps 4000 (L59); transformers.AdamW without weight
@@ -141,8 +132,7 @@ class DialoGPTChat(ChatModel):
 
         self.config = config
         if tokenizer is None:
-            tokenizer = (load_tokenizer(config.tokenizer_path) if config.tokenizer_path
-                         else char_tokenizer())
+            tokenizer = default_tokenizer(config.tokenizer_path)
         self.tokenizer = tokenizer
         for special in ("cls_token_id", "sep_token_id", "pad_token_id"):
             if getattr(tokenizer, special) is None:
@@ -164,32 +154,14 @@ class DialoGPTChat(ChatModel):
     # ------------------------------------------------------------------ building
 
     @classmethod
-    def from_preset(cls, preset: str, **overrides: Any) -> DialoGPTChat:
-        if preset != "tiny":
-            raise UsageError(f"dialogpt: unknown preset {preset!r}; known: ['tiny']")
-        resolve_modalities(cls.name, overrides, required=("text",))
-        return cls(DialoGPTConfig.from_dict({**TINY_PRESET, **overrides}))
-
-    def save_pretrained(self, path) -> None:
-        save_model_dir(self, path, self.name, self.config, self.tokenizer)
-
-    @classmethod
-    def from_pretrained(cls, path, **overrides: Any) -> DialoGPTChat:
-        """Our save directory, or a GPT2-chitchat checkpoint (GPT2 config.json + weights + vocab.txt).
-
-        ``overrides`` replace decoding/training options (not the architecture's).
-        """
-        path = Path(path)
-        resolve_modalities(cls.name, overrides, required=("text",))
-        recover_directory(path)  # a save interrupted between its two renames
-        if (path / CONFIG_FILE).exists():
-            config = read_model_config(path, cls.name, DialoGPTConfig).replace(**overrides)
-            model = cls(config, tokenizer=load_tokenizer(path))
-            load_weights(model, path)
-            return model
-        if (path / "config.json").exists() and (path / "vocab.txt").exists():
-            return cls._from_chitchat(path, **overrides)
-        raise MissingInputError(f"{path}: neither a saved dialogpt model ({CONFIG_FILE}) nor a "
+    def from_external(cls, path: Path, saved: SavedModel | None, **overrides: Any) -> DialoGPTChat:
+        """A GPT2-chitchat checkpoint (GPT2 config.json + weights + vocab.txt); ``overrides``
+        replace decoding/training options (not the architecture's)."""
+        if saved is None and (path / "config.json").exists() and (path / "vocab.txt").exists():
+            return cls._from_chitchat(path, **cls._config_overrides(overrides))
+        if saved is not None:
+            return super().from_external(path, saved, **overrides)
+        raise MissingInputError(f"{path}: neither a saved dialogpt model ({MODEL_FILE}) nor a "
                                 "GPT2-chitchat checkpoint (config.json + vocab.txt)")
 
     @classmethod
@@ -255,20 +227,15 @@ class DialoGPTChat(ChatModel):
         n_resp = min(len(self._utterance_ids(ex.response)) + 1, len(ids) - 1)
         return ids, [IGNORE_INDEX] * (len(ids) - n_resp) + ids[len(ids) - n_resp:]
 
-    def score(self, examples: Sequence[DialogueExample], batch_size: int = 32) -> list[tuple[float, int]]:
+    def score_batch(self, examples: Sequence[DialogueExample]) -> list[tuple[float, int]]:
         """Per example: summed NLL (nats) of its response tokens and closing EOS given the
         context turns (whatever ``loss_on`` trained), and their count."""
-        require_responses(examples)
         device = next(self.parameters()).device
-
-        def score_batch(chunk: Sequence[DialogueExample]) -> list[tuple[float, int]]:
-            pairs = [self._labelled(ex, response_only=True) for ex in chunk]
-            ids = pad_right([i for i, _ in pairs], self.pad_id).to(device)
-            mask = pad_right([[1] * len(i) for i, _ in pairs], 0).to(device)
-            logits = self.gpt2(input_ids=ids, attention_mask=mask).logits
-            return response_nll(logits, pad_right([lab for _, lab in pairs], IGNORE_INDEX).to(device))
-
-        return score_in_batches(self, examples, batch_size, score_batch)
+        pairs = [self._labelled(ex, response_only=True) for ex in examples]
+        ids = pad_right([i for i, _ in pairs], self.pad_id).to(device)
+        mask = pad_right([[1] * len(i) for i, _ in pairs], 0).to(device)
+        logits = self.gpt2(input_ids=ids, attention_mask=mask).logits
+        return labelled_nll(logits, pad_right([lab for _, lab in pairs], IGNORE_INDEX).to(device))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None) -> DialoGPTOutput:

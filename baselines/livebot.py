@@ -28,31 +28,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines._common import (
-    IGNORE_INDEX,
-    BaselineConfig,
-    char_tokenizer,
-    check_divisible,
     decode,
+    default_tokenizer,
     generation_options,
     has_responses,
-    load_tokenizer,
-    load_weights,
     pad_right,
-    read_model_config,
-    require_responses,
-    resolve_modalities,
-    response_nll,
-    save_model_dir,
-    score_in_batches,
     stack_frames,
 )
 from tiktalk.errors import UsageError
 from tiktalk.models.base import ChatModel
+from tiktalk.models.config import ModelConfig
+from tiktalk.models.scoring import IGNORE_INDEX, labelled_nll, require_responses
 from tiktalk.types import DialogueExample
 
 
 @dataclass
-class LivebotConfig(BaselineConfig):
+class LivebotConfig(ModelConfig):
     d_model: int = 512
     d_ff: int = 2048
     n_heads: int = 8
@@ -68,7 +59,7 @@ class LivebotConfig(BaselineConfig):
     def validate(self) -> None:
         self._positive("d_model", "d_ff", "n_heads", "n_layers", "frame_dim", "max_frames",
                        "max_context_tokens", "max_response_tokens", "max_new_tokens")
-        check_divisible(self, "d_model", "n_heads")
+        self._divisible("d_model", "n_heads")
         self._probability("dropout")
 
     @property
@@ -143,6 +134,8 @@ class Stack(nn.Module):
 class LivebotChat(ChatModel):
     name = "livebot"
     config_class = LivebotConfig
+    required_modalities: ClassVar[tuple[str, ...]] = ("text", "vision")  # always reads frame features
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"tiny": TINY_PRESET}
     # lancopku/livebot@866be2f codes/transformer.py: -batch_size 64 (L33), -epoch 50 (L35),
     # -lr 3e-4 (L37); plain Adam at a constant rate, no weight decay, no clipping (L263).
     default_recipe: ClassVar[dict[str, Any]] = {
@@ -157,8 +150,7 @@ class LivebotChat(ChatModel):
         super().__init__()
         self.config = config
         if tokenizer is None:
-            tokenizer = (load_tokenizer(config.tokenizer_path) if config.tokenizer_path
-                         else char_tokenizer())
+            tokenizer = default_tokenizer(config.tokenizer_path)
         self.tokenizer = tokenizer
         self.bos_id, self.eos_id = tokenizer.cls_token_id, tokenizer.sep_token_id
         self.pad_id = tokenizer.pad_token_id
@@ -174,27 +166,6 @@ class LivebotChat(ChatModel):
         self.context_encoder = Stack(c, n_cross=1)  # cross: video
         self.decoder = Stack(c, n_cross=2)  # cross: video, context
         self.output = nn.Linear(c.d_model, vocab)
-
-    def feature_modalities(self) -> tuple[str, ...]:
-        return ("vision",)  # always: it reads frame features (a --modalities override must have I)
-
-    @classmethod
-    def from_preset(cls, preset: str, **overrides: Any) -> LivebotChat:
-        if preset != "tiny":
-            raise UsageError(f"livebot: unknown preset {preset!r}; known: ['tiny']")
-        resolve_modalities(cls.name, overrides, required=("text", "vision"))
-        return cls(LivebotConfig.from_dict({**TINY_PRESET, **overrides}))
-
-    def save_pretrained(self, path) -> None:
-        save_model_dir(self, path, self.name, self.config, self.tokenizer)
-
-    @classmethod
-    def from_pretrained(cls, path, **overrides: Any) -> LivebotChat:
-        resolve_modalities(cls.name, overrides, required=("text", "vision"))
-        config = read_model_config(path, cls.name, LivebotConfig).replace(**overrides)
-        model = cls(config, tokenizer=load_tokenizer(path))
-        load_weights(model, path)
-        return model
 
     # ------------------------------------------------------------------ data
 
@@ -255,18 +226,13 @@ class LivebotChat(ChatModel):
                                    ignore_index=IGNORE_INDEX)
         return LivebotOutput(loss=loss, logits=logits, loss_lm=loss)
 
-    def score(self, examples: Sequence[DialogueExample], batch_size: int = 32) -> list[tuple[float, int]]:
+    def score_batch(self, examples: Sequence[DialogueExample]) -> list[tuple[float, int]]:
         """Per example: summed NLL (nats) of its response tokens and closing EOS, teacher-forced
         as in training (the response cut to ``max_response_tokens``), and their count."""
-        require_responses(examples)
         device = next(self.parameters()).device
-
-        def score_batch(chunk: Sequence[DialogueExample]) -> list[tuple[float, int]]:
-            batch = {k: v.to(device) for k, v in self.collate(chunk).items()}
-            labels = batch.pop("labels")
-            return response_nll(self(**batch).logits, labels, shift=False)
-
-        return score_in_batches(self, examples, batch_size, score_batch)
+        batch = {k: v.to(device) for k, v in self.collate(examples).items()}
+        labels = batch.pop("labels")
+        return labelled_nll(self(**batch).logits, labels, shift=False)
 
     @torch.no_grad()
     def generate(self, examples: Sequence[DialogueExample], max_new_tokens: int | None = None,

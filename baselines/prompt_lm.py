@@ -27,24 +27,17 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
-from baselines._common import (
-    IGNORE_INDEX,
-    BaselineConfig,
-    char_tokenizer,
-    generation_options,
-    load_tokenizer,
-    pad_left,
-    pad_right,
-    require_responses,
-    resolve_modalities,
-    resolve_run_dir,
-)
+from baselines._common import default_tokenizer, generation_options, pad_left, pad_right
 from kg.linearize import fit_knowledge
 from tiktalk.errors import MissingInputError, UsageError
+from tiktalk.models.base import ChatModel
+from tiktalk.models.config import ModelConfig
+from tiktalk.models.saving import resolve_run_dir
+from tiktalk.models.scoring import IGNORE_INDEX, require_responses
 from tiktalk.types import DialogueExample, KnowledgeBudget
 
 CHATGLM_ROUND = "[Round {i}]\n问：{q}\n答：{r}\n"
@@ -58,7 +51,7 @@ TINY_LLAMA: dict[str, Any] = {
 
 
 @dataclass
-class PromptLMConfig(BaselineConfig):
+class PromptLMConfig(ModelConfig):
     """Options of a causal LM that reads a chat prompt (shared by causal-lm and BLIP-2)."""
 
     lm_path: str | None = None  # local Hugging Face causal-LM directory, or a causal-lm run (weights loaded)
@@ -156,7 +149,7 @@ def build_lm(config: PromptLMConfig, tokenizer=None):
     lm_dir = resolve_run_dir(config.lm_path) if config.lm_path else None
     if tokenizer is None:
         tok_path = config.tokenizer_path or (lm_dir if config.lm_config is None else None)
-        tokenizer = load_tokenizer(tok_path, remote) if tok_path else char_tokenizer()
+        tokenizer = default_tokenizer(tok_path, remote)
     if config.lm_config is not None:
         fields = dict(config.lm_config)
         fields.setdefault("vocab_size", len(tokenizer))
@@ -258,9 +251,22 @@ class PromptEncoder:
         return {**opts, "eos_token_id": self.eos_id, "pad_token_id": self.pad_id}
 
 
-def apply_modalities(model: str, overrides: dict[str, Any], required: tuple[str, ...]) -> None:
-    """``modalities`` override (``tiktalk train --modalities``) -> ``use_knowledge``."""
-    names = resolve_modalities(model, overrides, required=required, optional=("knowledge",))
-    if names is not None:
-        overrides["use_knowledge"] = "knowledge" in names
+class PromptLMChat(ChatModel):
+    """What the causal-LM and BLIP-2 baselines share as models: knowledge is optional (the
+    ``use_knowledge`` switch) and read within the prompt's knowledge budget."""
 
+    optional_modalities: ClassVar[tuple[str, ...]] = ("knowledge",)
+    config: PromptLMConfig
+    prompts: PromptEncoder
+
+    @classmethod
+    def modality_fields(cls, modalities: tuple[str, ...]) -> dict[str, Any]:
+        super().modality_fields(modalities)
+        return {"use_knowledge": "knowledge" in modalities}
+
+    def modalities(self) -> tuple[str, ...]:
+        return self.required_modalities + (("knowledge",) if self.config.use_knowledge else ())
+
+    def knowledge_budget(self) -> KnowledgeBudget | None:
+        """``max_knowledge_tokens`` LM tokens (None with ``use_knowledge`` off)."""
+        return self.prompts.knowledge_budget() if self.config.use_knowledge else None

@@ -27,6 +27,7 @@ from fusion.generation import decode_batch
 from fusion.modeling_maria import MariaForDialogue
 from kg.linearize import PIECE_SEP
 from tiktalk.models.generation import GenerationConfig
+from tiktalk.models.modalities import parse_modalities
 from tiktalk.types import DialogueExample
 
 QUICK = is_quick()
@@ -72,7 +73,7 @@ def setup():
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(THREADS)
     torch.manual_seed(SEED)
-    model = MariaForDialogue.from_preset("tiny", modalities="T+I+A+K", backbone=BACKBONE).to(DEVICE).eval()
+    model = MariaForDialogue.from_preset("tiny", modalities=parse_modalities("T+I+A+K"), backbone=BACKBONE).to(DEVICE).eval()
     source = model.collate(synthetic_examples(BATCH, SEED), train=False, include_response=False)
     yield model, source
     _write_results()

@@ -26,6 +26,7 @@ import torch
 from benchmarks.common import is_quick, out_dir, write_result
 from fusion.modeling_maria import MariaForDialogue
 from kg.linearize import PIECE_SEP
+from tiktalk.models.modalities import parse_modalities
 from tiktalk.types import DialogueExample
 
 QUICK = is_quick()
@@ -84,7 +85,7 @@ def _sync() -> None:
 @pytest.mark.parametrize("row", ROWS)
 def test_train_step(benchmark, examples, row):
     torch.manual_seed(SEED)
-    model = MariaForDialogue.from_preset("tiny", modalities=row, backbone=BACKBONE).to(DEVICE).train()
+    model = MariaForDialogue.from_preset("tiny", modalities=parse_modalities(row), backbone=BACKBONE).to(DEVICE).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-5, eps=1e-8, weight_decay=0.05)
     generator = torch.Generator().manual_seed(SEED)
 

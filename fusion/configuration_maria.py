@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tiktalk.errors import UsageError
-from tiktalk.models.modalities import modality_string, parse_modalities
+from tiktalk.models.config import ModelConfig
+from tiktalk.models.modalities import modality_string
 
 RESPONSE, CONTEXT, KNOWLEDGE, VISION, AUDIO = 0, 1, 2, 3, 4
 PAD_SEGMENT = -1
@@ -52,8 +53,9 @@ TINY_BACKBONE: dict[str, Any] = {
 
 
 @dataclass
-class MariaConfig:
-    """Every option of the Maria model and its collator (saved as ``maria_config.json``)."""
+class MariaConfig(ModelConfig):
+    """Every option of the Maria model and its collator (saved in the platform's format,
+    :mod:`tiktalk.models.saving`)."""
 
     backbone: dict[str, Any] | str = field(default_factory=lambda: dict(TINY_BACKBONE))
     """BertConfig keyword arguments, or a local directory holding a BERT ``config.json``
@@ -61,8 +63,9 @@ class MariaConfig:
     stored as a dict when saved, so a run directory is self-contained."""
     modalities: tuple[str, ...] = ("text", "vision", "audio", "knowledge")
     """Which source segments exist: any non-empty subset of text (context), vision
-    (frames), audio, knowledge; strings like ``"T+I+K"`` are parsed. The response
-    segment always exists."""
+    (frames), audio, knowledge, as the canonical tuple of
+    :func:`~tiktalk.models.modalities.parse_modalities` (which reads ``"T+I+K"``). The
+    response segment always exists."""
     text_budget: int = 180
     """All text tokens: response segment + context + knowledge (Maria: 180)."""
     response_budget: int = 40
@@ -105,8 +108,8 @@ class MariaConfig:
     tokenizer_vocab_size: int | None = None
     """Size of the tokenizer saved beside the weights (checked on load); None: unchecked."""
 
-    def __post_init__(self) -> None:
-        self.modalities = parse_modalities(self.modalities)
+    def validate(self) -> None:
+        self._modalities()
         if isinstance(self.backbone, os.PathLike):
             self.backbone = str(self.backbone)
         if not isinstance(self.backbone, (dict, str)):
@@ -199,31 +202,3 @@ class MariaConfig:
         config = BertConfig(**data)
         config._attn_implementation = self.attn_implementation
         return config
-
-    # -- JSON ---------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["modalities"] = list(self.modalities)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> MariaConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise UsageError(f"MariaConfig: unknown field(s) {unknown}")
-        return cls(**data)
-
-    def save(self, path: str | os.PathLike) -> None:
-        from tiktalk.io import write_json
-
-        write_json(path, self.to_dict())
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> MariaConfig:
-        from tiktalk.io import read_json
-
-        data = read_json(path)  # bad UTF-8 / JSON: a FormatError naming file and line
-        if not isinstance(data, dict):
-            raise UsageError(f"{path}: expected a JSON object, got {type(data).__name__}")
-        return cls.from_dict(data)

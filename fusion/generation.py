@@ -215,41 +215,30 @@ def generate_ids(
 
 
 
-@torch.no_grad()
-def response_nll(model: MariaForDialogue, examples: Sequence[DialogueExample], batch_size: int = 32) -> list[tuple[float, int]]:
-    """Teacher-forced negative log-likelihood of each example's response, in nats.
+def response_nll(model: MariaForDialogue, examples: Sequence[DialogueExample]) -> list[tuple[float, int]]:
+    """Teacher-forced negative log-likelihood of each example's response, in nats: Maria's
+    ``score_batch`` (the platform's ``ChatModel.score`` batches it, in eval mode, without gradients).
 
     Read the way decoding reads it: token t is scored at the [MASK] after ``[CLS] y1..y(t-1)``
     followed by the source, and the closing [SEP] is scored too. Returns ``(sum, n_tokens)``
     per example. The response is truncated to the model's response budget as in training.
     """
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     special = model.special_ids
     budget = model.config.response_budget
-    out: list[tuple[float, int]] = []
-    try:
-        for start in range(0, len(examples), batch_size):
-            chunk = examples[start : start + batch_size]
-            if any(e.response is None for e in chunk):
-                raise UsageError("response_nll needs every example's response")
-            targets = [model.char_encoder.encode(e.response)[: budget - 2] + [special.sep] for e in chunk]
-            length = max(len(t) for t in targets)
-            target = torch.full((len(chunk), length), special.pad, dtype=torch.long, device=device)
-            for row, ids in enumerate(targets):
-                target[row, : len(ids)] = torch.tensor(ids, device=device)
-            valid = target != special.pad  # (B, L)
-            source = {k: v.to(device) for k, v in model.collate(chunk, train=False, include_response=False).items()}
-            scorer = CachedScorer(model, source, 1, length + 1)
-            tokens = torch.full((len(chunk), 1), special.cls, dtype=torch.long, device=device)
-            total = torch.zeros(len(chunk), dtype=torch.float64, device=device)
-            for t in range(length):
-                log_probs = torch.log_softmax(scorer.step(tokens).float(), dim=-1)  # (B, V)
-                picked = log_probs.gather(1, target[:, t : t + 1]).squeeze(1)  # (B,)
-                total -= torch.where(valid[:, t], picked, torch.zeros_like(picked)).double()
-                tokens = torch.cat([tokens, target[:, t : t + 1]], dim=1)
-            out += [(float(total[row]), len(ids)) for row, ids in enumerate(targets)]
-    finally:
-        model.train(was_training)
-    return out
+    targets = [model.char_encoder.encode(e.response)[: budget - 2] + [special.sep] for e in examples]
+    length = max(len(t) for t in targets)
+    target = torch.full((len(examples), length), special.pad, dtype=torch.long, device=device)
+    for row, ids in enumerate(targets):
+        target[row, : len(ids)] = torch.tensor(ids, device=device)
+    valid = target != special.pad  # (B, L)
+    source = {k: v.to(device) for k, v in model.collate(examples, train=False, include_response=False).items()}
+    scorer = CachedScorer(model, source, 1, length + 1)
+    tokens = torch.full((len(examples), 1), special.cls, dtype=torch.long, device=device)
+    total = torch.zeros(len(examples), dtype=torch.float64, device=device)
+    for t in range(length):
+        log_probs = torch.log_softmax(scorer.step(tokens).float(), dim=-1)  # (B, V)
+        picked = log_probs.gather(1, target[:, t : t + 1]).squeeze(1)  # (B,)
+        total -= torch.where(valid[:, t], picked, torch.zeros_like(picked)).double()
+        tokens = torch.cat([tokens, target[:, t : t + 1]], dim=1)
+    return [(float(total[row]), len(ids)) for row, ids in enumerate(targets)]

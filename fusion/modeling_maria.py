@@ -21,7 +21,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +31,7 @@ from fusion.collator import SpecialIds, additive_mask, collate_examples, knowled
 from fusion.configuration_maria import AUDIO, TINY_BACKBONE, TYPE_VOCAB_SIZE, VISION, MariaConfig
 from tiktalk.errors import UsageError
 from tiktalk.models.base import ChatModel
+from tiktalk.models.modalities import MODALITIES
 from tiktalk.models.tokenization import (
     CHAR_VOCAB_SIZE,
     CharEncoder,
@@ -38,10 +39,10 @@ from tiktalk.models.tokenization import (
     load_tokenizer,
 )
 from tiktalk.types import DialogueExample, KnowledgeBudget
-from tiktalk.versions import library_versions
 
-CONFIG_NAME = "maria_config.json"
-WEIGHTS_NAME = "model.safetensors"
+if TYPE_CHECKING:
+    from tiktalk.models.saving import SavedModel
+
 # Tied copies: not saved, re-tied on load.
 TIED_KEYS = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
 # BERT checkpoint keys Maria has no use for.
@@ -107,6 +108,11 @@ class MariaForDialogue(ChatModel):
     """Maria (UniLM on BERT) with MRP / MCP / MKP objectives and cached decoding."""
 
     name = "maria"
+    # Any non-empty subset (Table 7's rows): the config's ``modalities`` says which.
+    required_modalities: ClassVar[tuple[str, ...]] = ()
+    optional_modalities: ClassVar[tuple[str, ...]] = MODALITIES
+    # ``tiny``: a random tiny BERT (hidden 32, 2 layers, 2 heads) + the generated char vocab.
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"tiny": {"backbone": dict(TINY_BACKBONE, vocab_size=CHAR_VOCAB_SIZE)}}
     preset_recipes: ClassVar[dict[str, dict[str, Any]]] = {
         # Measured on the sample (T+I+K, batch 16): 60 steps at 1e-3 and 300 at 3e-3 or 1e-2 give
         # one reply for all 7 test contexts; 600 steps at 3e-3 with 60 warmup give 4 distinct.
@@ -162,6 +168,14 @@ class MariaForDialogue(ChatModel):
         self.char_encoder  # noqa: B018 - builds the cache
         assert self._special is not None
         return self._special
+
+    def modalities(self) -> tuple[str, ...]:
+        return self.config.modalities
+
+    @classmethod
+    def modality_fields(cls, modalities: tuple[str, ...]) -> dict[str, Any]:
+        super().modality_fields(modalities)
+        return {"modalities": modalities}
 
     def knowledge_budget(self) -> KnowledgeBudget | None:
         """``config.knowledge_tokens`` characters of this model's vocabulary (None without the
@@ -279,30 +293,21 @@ class MariaForDialogue(ChatModel):
         sequences = generate_ids(self, examples, gen_config, show_progress=show_progress)
         return [self.char_encoder.decode(seq) for seq in sequences]
 
-    def score(self, examples: Sequence[DialogueExample], batch_size: int = 32) -> list[tuple[float, int]]:
+    def score_batch(self, examples: Sequence[DialogueExample]) -> list[tuple[float, int]]:
         """Teacher-forced NLL (nats) and token count of each example's response (decoding layout)."""
         from fusion.generation import response_nll
 
-        return response_nll(self, examples, batch_size=batch_size)
+        return response_nll(self, examples)
 
-    # -- save / load -------------------------------------------------------------------------------
-    def save_pretrained(self, path: str | os.PathLike, overwrite: bool = True) -> None:
-        """Write maria_config.json + model.safetensors (+ tokenizer files) atomically."""
-        from safetensors.torch import save_file
-
-        from tiktalk.io import atomic_directory
-
+    # -- save / load (the platform's format: ChatModel.save_pretrained / from_pretrained) ---------
+    def saved_config(self) -> MariaConfig:
+        """The config with the backbone as a dict (a run directory is self-contained) and the
+        tokenizer's size (checked on load)."""
         config = MariaConfig.from_dict(self.config.to_dict())
         config.backbone = self.config.backbone_dict()
         if self.tokenizer is not None:
             config.tokenizer_vocab_size = len(self.tokenizer)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items() if k not in TIED_KEYS}
-        metadata = {"format": "pt", "model": self.name, **library_versions()}
-        with atomic_directory(Path(path), overwrite=overwrite) as tmp:
-            config.save(Path(tmp) / CONFIG_NAME)
-            save_file(state, str(Path(tmp) / WEIGHTS_NAME), metadata=metadata)
-            if self.tokenizer is not None:
-                self.tokenizer.save_pretrained(str(tmp))
+        return config
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, *, trust_pickle: bool = False,
@@ -312,49 +317,41 @@ class MariaForDialogue(ChatModel):
         A BERT directory with only ``pytorch_model.bin`` (a pickle) is read only with
         ``trust_pickle=True`` (CLI: ``--trust-pickle``); ``model.safetensors`` needs nothing.
 
-        From a BERT directory, ``overrides`` are MariaConfig fields (e.g. ``modalities="T+I+K"``);
-        BERT's keys load unchanged, new ``fusion.*`` parameters start random, extra
-        token-type rows as documented in ``configuration_maria``. The load report
+        From a BERT directory, ``overrides`` are MariaConfig fields (e.g. ``modalities=("text",
+        "knowledge")``); BERT's keys load unchanged, new ``fusion.*`` parameters start random,
+        extra token-type rows as documented in ``configuration_maria``. The load report
         (loaded / initialised / ignored keys) is kept in ``model.load_report``.
         """
-        from tiktalk.io import recover_directory
-
-        path = Path(path)
-        recover_directory(path)  # a save interrupted between its two renames
-        if (path / CONFIG_NAME).exists():
-            return cls._from_maria_dir(path, **overrides)
-        if (path / "config.json").exists():
-            return cls._from_bert_dir(path, trust_pickle=trust_pickle, **overrides)
-        raise UsageError(f"{path}: neither a Maria checkpoint ({CONFIG_NAME}) nor a BERT directory (config.json)")
+        return super().from_pretrained(path, trust_pickle=trust_pickle, **overrides)
 
     @classmethod
-    def _from_maria_dir(cls, path: Path, **overrides: Any) -> MariaForDialogue:
-        from tiktalk.models.weights import read_safetensors
-
-        config = MariaConfig.load(path / CONFIG_NAME)
-        if overrides:
-            data = config.to_dict()
-            data.update(overrides)
-            config = MariaConfig.from_dict(data)
-        tokenizer = _tokenizer_for(path, config.tokenizer_vocab_size)
-        model = cls(config, tokenizer=tokenizer)
-        state = read_safetensors(path / WEIGHTS_NAME)
-        try:
-            missing, unexpected = model.load_state_dict(state, strict=False)
-        except RuntimeError as err:  # shapes that do not fit the config
-            summary = " ".join(str(err).split())[:300]
-            raise UsageError(f"{path / WEIGHTS_NAME}: does not fit {path / CONFIG_NAME} ({summary})") from None
-        missing = [k for k in missing if k not in TIED_KEYS]
-        if missing or unexpected:
-            raise UsageError(f"{path / WEIGHTS_NAME}: missing keys {missing}, unexpected keys {unexpected}")
-        model.tie_weights()
-        model.load_report = {"loaded": sorted(state), "initialised": [], "ignored": []}
+    def from_saved(cls, saved: SavedModel, *, trust_pickle: bool = False, **overrides: Any) -> MariaForDialogue:
+        """(``trust_pickle`` is for BERT directories; a saved Maria is safetensors.)"""
+        model = super().from_saved(saved, **overrides)
+        model.load_report = {"loaded": sorted(k for k in model.state_dict() if k not in TIED_KEYS),
+                             "initialised": [], "ignored": []}
         return model
+
+    @classmethod
+    def saved_tokenizer(cls, path: Path, config: MariaConfig):
+        return _tokenizer_for(path, config.tokenizer_vocab_size)
+
+    @classmethod
+    def from_external(cls, path: Path, saved: SavedModel | None, *, trust_pickle: bool = False,
+                      **overrides: Any) -> MariaForDialogue:
+        """A local BERT directory (``config.json`` + weights + vocabulary)."""
+        if saved is None and (path / "config.json").exists():
+            return cls._from_bert_dir(path, trust_pickle=trust_pickle, **overrides)
+        if saved is not None:
+            return super().from_external(path, saved, **overrides)
+        from tiktalk.models.saving import MODEL_FILE
+
+        raise UsageError(f"{path}: neither a Maria checkpoint ({MODEL_FILE}) nor a BERT directory (config.json)")
 
     @classmethod
     def _from_bert_dir(cls, path: Path, *, trust_pickle: bool = False, **overrides: Any) -> MariaForDialogue:
         data = json.loads((path / "config.json").read_text(encoding="utf-8"))
-        config = MariaConfig(backbone=data, **overrides)
+        config = MariaConfig(backbone=data, **cls._config_overrides(overrides))
         tokenizer = _tokenizer_for(path, data.get("vocab_size"))
         model = cls(config, tokenizer=tokenizer)
         state = _read_bert_weights(path, trust_pickle)
@@ -391,17 +388,13 @@ class MariaForDialogue(ChatModel):
         return {"loaded": sorted(loaded), "initialised": initialised, "ignored": sorted(ignored)}
 
     @classmethod
-    def from_preset(cls, preset: str, **overrides: Any) -> MariaForDialogue:
-        """``tiny``: random tiny BERT (hidden 32, 2 layers, 2 heads) + the generated char vocab.
-
-        ``overrides`` are MariaConfig fields; ``backbone`` may be a dict merged into the tiny one.
-        """
-        if preset != "tiny":
-            raise UsageError(f"unknown Maria preset {preset!r}; known: ['tiny']")
-        backbone = dict(TINY_BACKBONE, vocab_size=CHAR_VOCAB_SIZE)
+    def build_preset(cls, fields: dict[str, Any], overrides: dict[str, Any]) -> MariaForDialogue:
+        """``overrides`` are MariaConfig fields; ``backbone`` may be a dict merged into the
+        preset's, ``tokenizer_dir`` a directory for the generated char vocabulary."""
+        backbone = dict(fields.pop("backbone"))
         backbone.update(overrides.pop("backbone", None) or {})
         tokenizer = build_char_tokenizer(overrides.pop("tokenizer_dir", None))
-        config = MariaConfig(backbone=backbone, **overrides)
+        config = MariaConfig(backbone=backbone, **{**fields, **overrides})
         return cls(config, tokenizer=tokenizer)
 
 

@@ -12,25 +12,27 @@ from dataclasses import dataclass
 from tiktalk.errors import UsageError
 from tiktalk.metrics import METRIC_KEYS
 
-# What each baseline model reads (a Maria row reads its own `modalities`).
-BASELINE_MODALITIES: dict[str, str] = {
-    "dialogpt": "T", "causal-lm": "T", "livebot": "T+I", "blip2-img": "T+I", "blip2-video": "T+I",
-}
-
 
 @dataclass(frozen=True)
 class PaperRow:
     key: str  # what --models takes
     label: str  # the paper's name
     model: str  # registered ChatModel name
-    modalities: str | None  # None: the model's own (baselines)
+    modalities: str | None  # None: the model's own (a baseline's ``required_modalities``)
     knowledge: bool  # needs the C3KG knowledge cache
     scores: dict[str, float]
 
     @property
     def modalities_read(self) -> str:
-        """The modalities the row's system reads: its own, or the baseline model's."""
-        return self.modalities or BASELINE_MODALITIES[self.model]
+        """The modalities the row's system reads: its own, or what the model class states it
+        always reads (read through the model registry; imported here, not at the top:
+        `tiktalk --help` imports this module)."""
+        if self.modalities:
+            return self.modalities
+        from tiktalk.models.base import get_model_class
+        from tiktalk.models.modalities import modality_string
+
+        return modality_string(get_model_class(self.model).required_modalities)
 
 
 def _scores(*values: float) -> dict[str, float]:

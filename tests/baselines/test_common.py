@@ -10,6 +10,7 @@ from baselines.causal_lm import CausalLMChat
 from baselines.dialogpt import DialoGPTChat, DialoGPTConfig
 from baselines.livebot import LivebotChat
 from tests.baselines.examples import make_examples
+from tiktalk.models.modalities import parse_modalities
 
 
 def test_config_round_trip_and_unknown_fields():
@@ -20,18 +21,24 @@ def test_config_round_trip_and_unknown_fields():
 
 
 def test_modalities_switch_knowledge_for_prompt_models():
-    assert CausalLMChat.from_preset("tiny", modalities="T").config.use_knowledge is False
-    assert CausalLMChat.from_preset("tiny", modalities="T+K").config.use_knowledge is True
+    assert CausalLMChat.from_preset("tiny", modalities=parse_modalities("T")).config.use_knowledge is False
+    assert CausalLMChat.from_preset("tiny", modalities=parse_modalities("T+K")).config.use_knowledge is True
 
 
 @pytest.mark.parametrize(("cls", "spec", "match"), [
-    (LivebotChat, "T", r"livebot: modalities 'T' cannot be honoured; it reads T\+I"),
-    (DialoGPTChat, "T+I", r"dialogpt: modalities 'T\+I' cannot be honoured; it reads T$"),
-    (CausalLMChat, "T+A", r"causal-lm: modalities 'T\+A'.*T \(optionally \+K\)"),
+    (LivebotChat, "T", r"livebot: modalities T cannot be honoured; it reads T\+I"),
+    (DialoGPTChat, "T+I", r"dialogpt: modalities T\+I cannot be honoured; it reads T$"),
+    (CausalLMChat, "T+A", r"causal-lm: modalities T\+A.*T \(optionally \+K\)"),
 ])
 def test_modalities_a_baseline_cannot_read_are_errors(cls, spec, match):
     with pytest.raises(ValueError, match=match):
-        cls.from_preset("tiny", modalities=spec)
+        cls.from_preset("tiny", modalities=parse_modalities(spec))
+
+
+@pytest.mark.parametrize("cls", [LivebotChat, DialoGPTChat, CausalLMChat])
+def test_a_modalities_string_is_refused_it_is_parsed_once_at_the_boundary(cls):
+    with pytest.raises(ValueError, match=r"modalities = 'T\+I': expected a tuple.*parse_modalities\('T\+I'\)"):
+        cls.from_preset("tiny", modalities="T+I")
 
 
 def test_cli_max_length_means_max_new_tokens():

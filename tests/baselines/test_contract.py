@@ -10,6 +10,7 @@ save/load gives equal logits, bad config values raise ValueError naming field an
 from __future__ import annotations
 
 import importlib
+import json
 from typing import Any, ClassVar
 
 import pytest
@@ -17,7 +18,8 @@ import torch
 
 from tests.baselines.examples import make_examples
 from tiktalk.models.base import get_model_class, model_names
-from tiktalk.models.modalities import FEATURE_FIELDS
+from tiktalk.models.modalities import FEATURE_FIELDS, parse_modalities
+from tiktalk.models.saving import MODEL_FILE, read_saved_model
 
 
 class ChatModelContract:
@@ -108,6 +110,16 @@ class ChatModelContract:
         assert expected.shape == got.shape
         assert torch.allclose(expected, got, atol=1e-6)
         assert not any(p.suffix in {".pkl", ".bin", ".pt"} for p in (tmp_path / "saved").iterdir())
+        saved = read_saved_model(tmp_path / "saved")  # the platform's one format, for every model
+        assert saved.file == MODEL_FILE and saved.model_type == self.model_name
+        assert saved.config == json.loads(json.dumps(model.saved_config().to_dict()))
+
+    def test_modalities_and_presets_are_declared_on_the_class(self):
+        cls = get_model_class(self.model_name)
+        assert "tiny" in cls.presets
+        assert parse_modalities(cls.required_modalities + cls.optional_modalities)  # known names
+        if cls.required_modalities:  # a fixed-modality model reads at least those
+            assert set(self.feature_modalities) <= set(cls.required_modalities)
 
     def test_bad_config_values_raise_errors_that_name_them(self):
         if not self.bad_configs:
@@ -181,6 +193,8 @@ class TestMariaContract(ChatModelContract):
     requires_module = "fusion.modeling_maria"
     generate_kwargs: ClassVar = {"num_beams": 1, "max_length": 6}
     bad_configs: ClassVar = [
-        ({"modalities": "T+X"}, r"unknown modality 'X'"),
+        ({"modalities": ("text", "x")}, r"unknown modality 'x'"),
+        ({"modalities": ("vision", "text")}, r"modalities go in the order"),
+        ({"modalities": "T+I"}, r"expected a tuple of modality names"),
         ({"response_budget": 2}, r"response_budget \(2\)"),
     ]

@@ -84,7 +84,7 @@ def test_a_causal_lm_run_saves_its_lm_in_hugging_face_form(lm_run, ckpt):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     saved = lm_run / "model"
-    assert (saved / "config.json").exists() and (saved / "model_config.json").exists()
+    assert (saved / "config.json").exists() and (saved / "tiktalk_model.json").exists()
     plain = AutoModelForCausalLM.from_pretrained(str(saved)).eval()
     ours = CausalLMChat.from_pretrained(saved).eval()
     batch = ours.collate(make_examples())
@@ -147,7 +147,7 @@ def test_init_errors_name_what_is_wrong(ckpt, tmp_path, capsys):
     assert main([*argv, "--model", "blip2-img", "--init", str(ckpt["gpt2"]), "--lm", str(ckpt["gpt2"])]) == 2
     assert "is a language model already; lm_path (--lm) goes with a BLIP-2 checkpoint" in capsys.readouterr().err
     assert main([*argv, "--model", "causal-lm", "--init", str(tmp_path)]) == 2
-    assert "neither a saved causal-lm model (model_config.json) nor a Hugging Face causal-LM directory" \
+    assert "neither a saved causal-lm model (tiktalk_model.json) nor a Hugging Face causal-LM directory" \
         in capsys.readouterr().err
     dialogpt = tmp_path / "dialogpt"
     from baselines.dialogpt import DialoGPTChat

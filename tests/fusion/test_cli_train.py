@@ -10,10 +10,11 @@ import polars as pl
 import pytest
 import torch
 
-import tests.fusion.toy_chat_model  # noqa: F401  (registers toy-char-lm)
+import tests.models.toy_chat_model  # noqa: F401  (registers toy-char-lm)
 from retrieval.cache import KNOWLEDGE_CACHE_SCHEMA, write_knowledge_cache
 from tiktalk.commands.main import main
 from tiktalk.dataset import load_dataset, sample_dir
+from tiktalk.models.modalities import parse_modalities
 from tiktalk.runs.training import check_knowledge_budget, load_examples
 from tiktalk.types import KnowledgeBudget
 
@@ -105,7 +106,7 @@ def test_train_errors_name_the_problem(tmp_path, capsys):
 def test_a_cache_for_another_budget_is_warned_about_and_recorded(tmp_path, capsys, sample_ids):
     from fusion.modeling_maria import MariaForDialogue
 
-    model = MariaForDialogue.from_preset("tiny", modalities="T+K")
+    model = MariaForDialogue.from_preset("tiny", modalities=parse_modalities("T+K"))
     ids = sample_ids["train"]
     for budget, warned in ((KnowledgeBudget(30), True), (model.knowledge_budget(), False)):
         path = tmp_path / f"k{budget.max_tokens}.parquet"

@@ -24,7 +24,7 @@ from fusion.configuration_maria import (
     VISION,
     MariaConfig,
 )
-from tiktalk.models.modalities import MODALITIES
+from tiktalk.models.modalities import MODALITIES, parse_modalities
 from tiktalk.models.tokenization import CharEncoder, build_char_tokenizer
 from tiktalk.types import DialogueExample
 
@@ -81,7 +81,7 @@ def reference_mask(segments: list[int]) -> list[list[bool]]:
 @pytest.mark.parametrize("modalities", ALL_MIXES, ids=["+".join(m) for m in ALL_MIXES])
 @pytest.mark.parametrize("include_response", [True, False])
 def test_vectorised_mask_equals_double_loop(modalities, include_response, encoder):
-    config = MariaConfig(modalities=modalities, text_budget=40, response_budget=12)
+    config = MariaConfig(modalities=parse_modalities(modalities), text_budget=40, response_budget=12)
     batch = collate_examples(make_examples(), encoder, config, train=False, include_response=include_response)
     segments = batch["segment_ids"]
     assert batch["attention_mask"].shape == (4, segments.shape[1], segments.shape[1])
@@ -97,7 +97,7 @@ def test_vectorised_mask_equals_double_loop(modalities, include_response, encode
 
 
 def test_layout_positions_types_and_features(encoder, special):
-    config = MariaConfig(modalities="T+I+A+K", text_budget=60, response_budget=10)
+    config = MariaConfig(modalities=parse_modalities("T+I+A+K"), text_budget=60, response_budget=10)
     examples = make_examples()
     batch = collate_examples(examples, encoder, config, train=False)
     R = config.response_budget
@@ -127,7 +127,7 @@ def test_layout_positions_types_and_features(encoder, special):
 
 
 def test_knowledge_budget_is_fixed_and_the_context_takes_the_rest(encoder, special):
-    config = MariaConfig(modalities="T+K", text_budget=30, response_budget=10, knowledge_share=0.25)
+    config = MariaConfig(modalities=parse_modalities("T+K"), text_budget=30, response_budget=10, knowledge_share=0.25)
     assert config.knowledge_tokens == 4  # 0.25 x 20 source tokens, less the [SEP]
     context = ["一二三四五六七八九十", "甲乙丙丁戊己庚辛壬癸"]
     context_ids = encoder.encode(context[0]) + [special.sep] + encoder.encode(context[1]) + [special.sep]
@@ -142,13 +142,13 @@ def test_knowledge_budget_is_fixed_and_the_context_takes_the_rest(encoder, speci
     ids = collate_examples([one_piece], encoder, config, train=False)["input_ids"][0].tolist()
     assert ids == context_ids[-20:]
     # without a context segment knowledge may use the whole source budget
-    assert MariaConfig(modalities="K", text_budget=30, response_budget=10).knowledge_tokens == 19
+    assert MariaConfig(modalities=parse_modalities("K"), text_budget=30, response_budget=10).knowledge_tokens == 19
     with pytest.raises(ValueError, match=r"knowledge_share \(0.05\) .* leaves no knowledge token"):
-        MariaConfig(modalities="T+K", text_budget=30, response_budget=10, knowledge_share=0.05)
+        MariaConfig(modalities=parse_modalities("T+K"), text_budget=30, response_budget=10, knowledge_share=0.05)
 
 
 def test_bad_feature_shape_names_example_and_shape(encoder):
-    config = MariaConfig(modalities="T+I")
+    config = MariaConfig(modalities=parse_modalities("T+I"))
     bad = DialogueExample("bad-7", context=["你好"], response="好", frames=np.zeros((3, 512), np.float32))
     with pytest.raises(ValueError, match=r"'bad-7'.*frames has shape \(3, 512\), expected \(n, 2048\)"):
         collate_examples([bad], encoder, config)
@@ -163,7 +163,7 @@ def test_uniform_subsample_keeps_ends():
 
 
 def test_masking_is_deterministic_under_a_seed(encoder):
-    config = MariaConfig(modalities="T+I+A+K", text_budget=60, response_budget=16)
+    config = MariaConfig(modalities=parse_modalities("T+I+A+K"), text_budget=60, response_budget=16)
     examples = make_examples()
     first = collate_examples(examples, encoder, config, generator=torch.Generator().manual_seed(3))
     second = collate_examples(examples, encoder, config, generator=torch.Generator().manual_seed(3))
@@ -173,7 +173,7 @@ def test_masking_is_deterministic_under_a_seed(encoder):
 
 
 def test_labels_and_objective_masks(encoder, special):
-    config = MariaConfig(modalities="T+K", text_budget=60, response_budget=16)
+    config = MariaConfig(modalities=parse_modalities("T+K"), text_budget=60, response_budget=16)
     examples = make_examples()
     clean = collate_examples(examples, encoder, config, train=False)
     batch = collate_examples(examples, encoder, config, generator=torch.Generator().manual_seed(0))
@@ -199,7 +199,7 @@ def test_labels_and_objective_masks(encoder, special):
 
 
 def test_mcp_masks_the_separators_between_turns_never_the_closing_one(encoder, special):
-    config = MariaConfig(modalities="T", text_budget=60, response_budget=16, mcp_prob=0.99)
+    config = MariaConfig(modalities=parse_modalities("T"), text_budget=60, response_budget=16, mcp_prob=0.99)
     example = DialogueExample("s", context=["你好", "我们", "今天"], response="好")
     clean = collate_examples([example], encoder, config, train=False)
     inner_seps = closing = 0
@@ -216,7 +216,7 @@ def test_mcp_masks_the_separators_between_turns_never_the_closing_one(encoder, s
 
 
 def test_masking_rates_and_80_10_10_split(encoder, special):
-    config = MariaConfig(modalities="T+K", text_budget=120, response_budget=40, knowledge_share=0.5)
+    config = MariaConfig(modalities=parse_modalities("T+K"), text_budget=120, response_budget=40, knowledge_share=0.5)
     rng = np.random.default_rng(1)
     chars = list("你好我们今天视频真好笑哈哈朋友天气不错想去玩吃饭")
     examples = [
@@ -271,7 +271,7 @@ def test_choose_positions_exact_counts_and_at_least_one():
 
 
 def test_train_requires_responses(encoder):
-    config = MariaConfig(modalities="T")
+    config = MariaConfig(modalities=parse_modalities("T"))
     with pytest.raises(ValueError, match="'d0' has no response to train on"):
         collate_examples(make_examples(with_response=False), encoder, config, train=True)
     # generation batches drop the response segment
@@ -290,7 +290,7 @@ def test_build_attention_mask_handles_random_segment_patterns():
 
 def test_frame_token_grids_become_their_mean(encoder):
     """Maria reads one vector per frame: a token grid (n, tokens, 2048) is averaged over its tokens."""
-    config = MariaConfig(modalities="T+I", text_budget=60, response_budget=16)
+    config = MariaConfig(modalities=parse_modalities("T+I"), text_budget=60, response_budget=16)
     rng = np.random.default_rng(0)
     grid = rng.normal(size=(3, 4, 2048)).astype(np.float32)
     as_grid = collate_examples([DialogueExample("g", ["你好"], "好", frames=grid)], encoder, config, train=False)

@@ -13,6 +13,7 @@ import torch
 from fusion.generation import CachedScorer, FullRecomputeScorer, decode_batch
 from fusion.modeling_maria import MariaForDialogue
 from tiktalk.models.generation import GenerationConfig, beam_search, greedy_search, process_logits
+from tiktalk.models.modalities import parse_modalities
 from tiktalk.types import DialogueExample
 
 SMALL = {"text_budget": 48, "response_budget": 12}
@@ -38,7 +39,7 @@ def lively_model(modalities: str, sep_bias: float = 4.0) -> MariaForDialogue:
     """A tiny random model in float64 whose outputs depend on the input and that sometimes stops."""
     torch.manual_seed(0)
     model = MariaForDialogue.from_preset(
-        "tiny", modalities=modalities, backbone={"initializer_range": 0.3}, **SMALL
+        "tiny", modalities=parse_modalities(modalities), backbone={"initializer_range": 0.3}, **SMALL
     )
     with torch.no_grad():
         model.cls.predictions.bias[model.special_ids.sep] = sep_bias
@@ -214,7 +215,7 @@ def test_generation_config_validation(kwargs, message):
 
 
 def test_generate_strings_respects_budget_and_restores_mode():
-    model = MariaForDialogue.from_preset("tiny", modalities="T+I+A+K", **SMALL)
+    model = MariaForDialogue.from_preset("tiny", modalities=parse_modalities("T+I+A+K"), **SMALL)
     model.train()
     out = model.generate(make_examples(), num_beams=2, max_length=8, batch_size=2)
     assert len(out) == 3 and all(isinstance(s, str) and len(s) <= 6 for s in out)

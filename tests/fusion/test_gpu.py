@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from tiktalk.models.base import get_model_class
+from tiktalk.models.modalities import parse_modalities
 from tiktalk.types import DialogueExample
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA device here")
@@ -20,7 +21,7 @@ def _examples() -> list[DialogueExample]:
 
 def test_cuda_logits_match_cpu_and_bf16_trains() -> None:
     torch.manual_seed(0)
-    model = get_model_class("maria").from_preset("tiny", modalities="T+K").eval()
+    model = get_model_class("maria").from_preset("tiny", modalities=parse_modalities("T+K")).eval()
     batch = model.collate(_examples(), train=True, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         cpu = model(**batch).logits
@@ -43,7 +44,7 @@ def test_cuda_logits_match_cpu_and_bf16_trains() -> None:
 
 def test_cuda_cached_decoding_equals_full_recompute() -> None:
     torch.manual_seed(0)
-    model = get_model_class("maria").from_preset("tiny", modalities="T+K").to("cuda").eval()
+    model = get_model_class("maria").from_preset("tiny", modalities=parse_modalities("T+K")).to("cuda").eval()
     prompts = [DialogueExample(e.dialogue_id, e.context, knowledge=e.knowledge) for e in _examples()]
     cached = model.generate(prompts, num_beams=3, max_length=12, use_cache=True)
     full = model.generate(prompts, num_beams=3, max_length=12, use_cache=False)

@@ -8,6 +8,7 @@ import kg
 from fusion.configuration_maria import KNOWLEDGE
 from fusion.modeling_maria import MariaForDialogue
 from kg.linearize import split_pieces
+from tiktalk.models.modalities import parse_modalities
 from tiktalk.types import DialogueExample, KnowledgeBudget
 
 HEADS = ("有人买披萨", "有人带狗去公园", "火锅", "有人养仓鼠", "有人吃榴莲")
@@ -15,7 +16,7 @@ HEADS = ("有人买披萨", "有人带狗去公园", "火锅", "有人养仓鼠"
 
 @pytest.fixture(scope="module")
 def model() -> MariaForDialogue:
-    return MariaForDialogue.from_preset("tiny", modalities="T+K")
+    return MariaForDialogue.from_preset("tiny", modalities=parse_modalities("T+K"))
 
 
 @pytest.fixture(scope="module")

@@ -63,9 +63,11 @@ def test_parse_modalities(spec, expected):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"modalities": "T+X"}, r"unknown modality 'X'"),
-        ({"modalities": "T+T"}, r"repeated"),
-        ({"modalities": ""}, r"at least one modality"),
+        ({"modalities": ("text", "x")}, r"unknown modality 'x'"),
+        ({"modalities": ("text", "text")}, r"repeated"),
+        ({"modalities": ()}, r"at least one modality"),
+        ({"modalities": ("vision", "text")}, r"MariaConfig.modalities = \('vision', 'text'\): .*order"),
+        ({"modalities": "T+I"}, r"MariaConfig.modalities = 'T\+I': expected a tuple.*parse_modalities"),
         ({"response_budget": 200}, r"response_budget \(200\) must be smaller than text_budget \(180\)"),
         ({"mrp_prob": 1.5}, r"mrp_prob must be in \[0, 1\], got 1.5"),
         ({"mask_token_prob": 0.8, "random_token_prob": 0.3}, r"mask_token_prob \(0.8\) \+ random_token_prob \(0.3\) exceeds 1"),
@@ -81,7 +83,7 @@ def test_config_validation_names_values(kwargs, message):
 
 
 def test_config_json_round_trip(tmp_path):
-    config = MariaConfig(modalities="T+I+K", knowledge_share=0.3, frame_position_embeddings=True)
+    config = MariaConfig(modalities=parse_modalities("T+I+K"), knowledge_share=0.3, frame_position_embeddings=True)
     config.save(tmp_path / "c.json")
     again = MariaConfig.load(tmp_path / "c.json")
     assert again == config and again.modality_string == "T+I+K"
@@ -100,7 +102,7 @@ def test_registry_knows_maria():
 @pytest.mark.parametrize("row", sorted(TABLE7_ROWS))
 def test_table7_row_builds_runs_and_trains(row):
     torch.manual_seed(0)
-    model = MariaForDialogue.from_preset("tiny", modalities=row, **SMALL)
+    model = MariaForDialogue.from_preset("tiny", modalities=parse_modalities(row), **SMALL)
     batch = model.collate(make_examples(), train=True, generator=torch.Generator().manual_seed(0))
     output = model(**batch)
     assert torch.isfinite(output.loss)
@@ -128,10 +130,10 @@ def test_table7_row_builds_runs_and_trains(row):
 
 def test_feature_options_add_parameters_and_change_output():
     torch.manual_seed(0)
-    plain = MariaForDialogue.from_preset("tiny", modalities="T+I+A", **SMALL).eval()
+    plain = MariaForDialogue.from_preset("tiny", modalities=parse_modalities("T+I+A"), **SMALL).eval()
     torch.manual_seed(0)
     rich = MariaForDialogue.from_preset(
-        "tiny", modalities="T+I+A", frame_position_embeddings=True, feature_type_embeddings=True, **SMALL
+        "tiny", modalities=parse_modalities("T+I+A"), frame_position_embeddings=True, feature_type_embeddings=True, **SMALL
     ).eval()
     assert "fusion.frame_positions.weight" in rich.state_dict()
     missing, _ = rich.load_state_dict(plain.state_dict(), strict=False)
@@ -148,7 +150,7 @@ def test_feature_options_add_parameters_and_change_output():
 # -- the mask in the model: the source never sees the response; the response is causal ---------------
 def test_response_cannot_leak_into_source_or_earlier_response():
     torch.manual_seed(0)
-    model = MariaForDialogue.from_preset("tiny", modalities="T+I+A+K", **SMALL).eval()
+    model = MariaForDialogue.from_preset("tiny", modalities=parse_modalities("T+I+A+K"), **SMALL).eval()
     batch = model.collate(make_examples(), train=False)
     changed = {k: v.clone() for k, v in batch.items()}
     j = 4  # a response position inside every example's response
@@ -178,7 +180,7 @@ def test_low_precision_padding_rows_do_not_poison_the_batch(dtype, attn_implemen
     (it does with eager attention when padding rows are not given their own diagonal)."""
     torch.manual_seed(0)
     model = MariaForDialogue.from_preset(
-        "tiny", modalities="T+I+A+K", attn_implementation=attn_implementation, **SMALL
+        "tiny", modalities=parse_modalities("T+I+A+K"), attn_implementation=attn_implementation, **SMALL
     ).eval()
     batch = model.collate(make_examples(), train=True, generator=torch.Generator().manual_seed(0))
     assert not batch["attention_mask"].any(-1).all()  # the batch has padding rows
@@ -206,7 +208,7 @@ def test_from_pretrained_bert_masked_lm_keeps_keys(tmp_path, tokenizer):
     bert = BertForMaskedLM(_tiny_bert_config())
     bert.save_pretrained(tmp_path / "bert")
     tokenizer.save_pretrained(str(tmp_path / "bert"))
-    model = MariaForDialogue.from_pretrained(tmp_path / "bert", modalities="T+I+A+K", **SMALL)
+    model = MariaForDialogue.from_pretrained(tmp_path / "bert", modalities=parse_modalities("T+I+A+K"), **SMALL)
     bert_state = bert.state_dict()
     maria_state = model.state_dict()
     bert_keys = {k for k in bert_state if not k.endswith("position_ids")}
@@ -248,7 +250,7 @@ def test_from_pretrained_bare_bert_model_with_old_layernorm_names(tmp_path):
     (tmp_path / "b").mkdir()
     save_file(state, str(tmp_path / "b" / "model.safetensors"))
     bert.config.to_json_file(str(tmp_path / "b" / "config.json"))
-    model = MariaForDialogue.from_pretrained(tmp_path / "b", modalities="T", **SMALL)
+    model = MariaForDialogue.from_pretrained(tmp_path / "b", modalities=parse_modalities("T"), **SMALL)
     torch.testing.assert_close(model.bert.encoder.layer[1].output.LayerNorm.weight, bert.encoder.layer[1].output.LayerNorm.weight)
     assert "bert.pooler.dense.weight" in model.load_report["ignored"]
     assert any(k.startswith("cls.") for k in model.load_report["initialised"])  # no MLM head in a BertModel
@@ -273,10 +275,10 @@ def test_save_pretrained_round_trip_equal_logits(tmp_path):
     from safetensors import safe_open
 
     torch.manual_seed(3)
-    model = MariaForDialogue.from_preset("tiny", modalities="T+I+A+K", knowledge_share=0.4, **SMALL)
+    model = MariaForDialogue.from_preset("tiny", modalities=parse_modalities("T+I+A+K"), knowledge_share=0.4, **SMALL)
     model.save_pretrained(tmp_path / "run")
     files = {p.name for p in (tmp_path / "run").iterdir()}
-    assert {"maria_config.json", "model.safetensors", "tokenizer.json"} <= files
+    assert {"tiktalk_model.json", "model.safetensors", "tokenizer.json"} <= files
     with safe_open(str(tmp_path / "run" / "model.safetensors"), "pt") as f:
         assert not set(TIED_KEYS) & set(f.keys())
         assert f.metadata()["transformers"]
@@ -288,7 +290,7 @@ def test_save_pretrained_round_trip_equal_logits(tmp_path):
     loaded.eval()
     with torch.no_grad():
         torch.testing.assert_close(loaded(**batch).logits, model(**batch).logits, rtol=0, atol=0)
-    with pytest.raises(ValueError, match="unknown Maria preset 'huge'"):
+    with pytest.raises(ValueError, match=r"maria: unknown preset 'huge'; known: \['tiny'\]"):
         MariaForDialogue.from_preset("huge")
 
 
@@ -308,7 +310,7 @@ def test_pytorch_model_bin_needs_the_opt_in(tmp_path, tokenizer):
     (tmp_path / "bert" / "model.safetensors").unlink()
     torch.save(bert.state_dict(), tmp_path / "bert" / "pytorch_model.bin")  # an old-style checkpoint
     with pytest.raises(ValueError, match=r"pytorch_model\.bin: a pickle.*trust_pickle=True"):
-        MariaForDialogue.from_pretrained(tmp_path / "bert", modalities="T", **SMALL)
-    model = MariaForDialogue.from_pretrained(tmp_path / "bert", trust_pickle=True, modalities="T", **SMALL)
+        MariaForDialogue.from_pretrained(tmp_path / "bert", modalities=parse_modalities("T"), **SMALL)
+    model = MariaForDialogue.from_pretrained(tmp_path / "bert", trust_pickle=True, modalities=parse_modalities("T"), **SMALL)
     torch.testing.assert_close(model.state_dict()["bert.embeddings.word_embeddings.weight"],
                                bert.state_dict()["bert.embeddings.word_embeddings.weight"])

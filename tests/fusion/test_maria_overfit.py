@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from tiktalk.models.base import get_model_class
+from tiktalk.models.modalities import parse_modalities
 from tiktalk.types import DialogueExample
 
 
@@ -22,7 +23,7 @@ def test_memorised_responses_come_back() -> None:
         DialogueExample("a", ["这个披萨好香"], "我也想吃一口", frames=frames[0], knowledge="有人买披萨，感到满足"),
         DialogueExample("b", ["今天的猫好可爱"], "想摸摸它的头", frames=frames[1], knowledge="有人撸猫，感到放松"),
     ]
-    model = get_model_class("maria").from_preset("tiny", modalities="T+I+K")
+    model = get_model_class("maria").from_preset("tiny", modalities=parse_modalities("T+I+K"))
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
     generator = torch.Generator().manual_seed(0)
     model.train()

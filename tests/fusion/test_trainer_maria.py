@@ -8,7 +8,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tiktalk.models.trainer import TrainConfig, read_metrics, train
+from tiktalk.models.modalities import parse_modalities
+from tiktalk.models.run_log import read_metrics
+from tiktalk.models.trainer import TrainConfig, train
 
 maria = pytest.importorskip("fusion.modeling_maria")
 
@@ -27,7 +29,7 @@ def _examples():
 
 def _model():
     torch.manual_seed(0)
-    return maria.MariaForDialogue.from_preset("tiny", modalities="T+I+A+K")
+    return maria.MariaForDialogue.from_preset("tiny", modalities=parse_modalities("T+I+A+K"))
 
 
 @pytest.mark.slow

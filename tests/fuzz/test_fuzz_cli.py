@@ -223,13 +223,14 @@ def run_seed(fuzz_root: Path) -> dict[str, bytes]:
     is rewritten on one line so that field edits reach it."""
     import torch
 
-    from fusion.modeling_maria import CONFIG_NAME, MariaForDialogue
+    from fusion.modeling_maria import MariaForDialogue
+    from tiktalk.models.saving import MODEL_FILE
 
     run = fuzz_root / "run"
     torch.manual_seed(0)  # the same weights, hence the same cases, in every session
     MariaForDialogue.from_preset("tiny").save_pretrained(run / "model")
     (run / "run.json").write_text(json.dumps({"model": "maria", "knowledge": None}), encoding="utf-8")
-    config = run / "model" / CONFIG_NAME
+    config = run / "model" / MODEL_FILE
     config.write_text(json.dumps(json.loads(config.read_text(encoding="utf-8"))), encoding="utf-8")
     return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
 

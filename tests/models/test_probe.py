@@ -10,6 +10,7 @@ import torch
 from fusion.generation import FullRecomputeScorer
 from fusion.modeling_maria import MariaForDialogue
 from tiktalk.errors import UsageError
+from tiktalk.models.modalities import parse_modalities
 from tiktalk.models.probe import derangement, has_copied_span, probe_knowledge
 from tiktalk.types import DialogueExample
 
@@ -28,7 +29,7 @@ def copy_task(n: int, seed: int) -> list[DialogueExample]:
 
 def train_tiny(examples, modalities: str, steps: int = 500, seed: int = 0) -> MariaForDialogue:
     torch.manual_seed(seed)
-    model = MariaForDialogue.from_preset("tiny", modalities=modalities, text_budget=48, response_budget=12)
+    model = MariaForDialogue.from_preset("tiny", modalities=parse_modalities(modalities), text_budget=48, response_budget=12)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     generator = torch.Generator().manual_seed(seed)
     model.train()
@@ -58,7 +59,7 @@ def reference_nll(model: MariaForDialogue, example: DialogueExample) -> float:
 
 def test_cached_scoring_equals_full_recompute() -> None:
     torch.manual_seed(0)
-    model = MariaForDialogue.from_preset("tiny", modalities="T+K", text_budget=48, response_budget=12).eval()
+    model = MariaForDialogue.from_preset("tiny", modalities=parse_modalities("T+K"), text_budget=48, response_budget=12).eval()
     examples = copy_task(5, seed=1)
     examples[2] = DialogueExample("long", ["好无聊", "出去走走"], "我们一起去看看吧", knowledge="有人散步，感到放松")
     scored = model.score(examples, batch_size=3)  # batches of mixed lengths: padding must not count
@@ -88,7 +89,7 @@ def test_copy_rate_and_errors() -> None:
     assert not has_copied_span("去哪儿", "推荐，地点：北京", ["周末去哪儿玩"])  # "去哪" is in the context
     perm = derangement(7, seed=1)
     assert sorted(perm.tolist()) == list(range(7)) and not (perm == np.arange(7)).any()
-    model = MariaForDialogue.from_preset("tiny", modalities="T+K").eval()
+    model = MariaForDialogue.from_preset("tiny", modalities=parse_modalities("T+K")).eval()
     with pytest.raises(UsageError, match="1 of 2 dialogues have knowledge"):
         probe_knowledge(model, [DialogueExample("a", ["x"], "y", knowledge="k"), DialogueExample("b", ["x"], "y")])
     examples = copy_task(4, seed=2)

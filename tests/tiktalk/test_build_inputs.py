@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import tests.fusion.toy_chat_model  # noqa: F401  (registers toy-char-lm)
+import tests.models.toy_chat_model  # noqa: F401  (registers toy-char-lm)
 from tiktalk.cleaning import (
     BuildConfig,
     RawComment,

@@ -172,7 +172,7 @@ def test_features_extract(capsys, tmp_path: Path) -> None:
     pytest.importorskip("av")
     from transformers import ResNetConfig, ResNetModel
 
-    from tests.fusion.test_features import write_video
+    from tests.models.test_features import write_video
 
     config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic")
     ResNetModel(config).save_pretrained(tmp_path / "resnet")

@@ -1,24 +1,37 @@
 """One interface and one registry for every dialogue model (Maria and the baselines).
 
-A model subclasses :class:`ChatModel`, declares ``name`` and ``config_class`` and is
-listed in :data:`MODELS` (your own: :func:`register_model`). The trainer and the CLI only use this interface:
-``collate`` -> ``forward(**batch)`` (an output with ``loss``) -> ``generate``;
+A model subclasses :class:`ChatModel`, declares once, as class attributes, its ``name``,
+``config_class`` (a :class:`~tiktalk.models.config.ModelConfig`), ``presets``,
+``required_modalities`` / ``optional_modalities``, and is listed in :data:`MODELS` (your
+own: :func:`register_model`). The trainer and the CLI only use this interface:
+``collate`` -> ``forward(**batch)`` (an output with ``loss``) -> ``generate``; ``score``
+(one loop, :mod:`tiktalk.models.scoring`; a model gives ``score_batch``);
 ``knowledge_budget`` (models that read knowledge); ``feature_modalities`` names the
-per-video features the model reads; ``save_pretrained`` / ``from_pretrained`` write and read
-JSON config + safetensors.
+per-video features the model reads; ``from_preset``, ``save_pretrained`` /
+``from_pretrained`` build, write and read the one saved format (:mod:`tiktalk.models.saving`).
+
+Modalities are a canonical tuple (:func:`~tiktalk.models.modalities.parse_modalities`,
+called once at the command line); ``from_preset`` / ``from_pretrained`` take it as the
+``modalities=`` override, check it against the class attributes and turn it into config
+fields (:meth:`ChatModel.modality_fields`).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
-from tiktalk.errors import UsageError
-from tiktalk.models.modalities import FEATURE_FIELDS, parse_modalities
+from tiktalk.errors import MissingInputError, UsageError
+from tiktalk.models.modalities import FEATURE_FIELDS, check_supported
 from tiktalk.registry import Registry
 from tiktalk.types import DialogueExample, KnowledgeBudget
+
+if TYPE_CHECKING:
+    from tiktalk.models.saving import SavedModel
 
 
 class ChatModel(torch.nn.Module):
@@ -26,6 +39,13 @@ class ChatModel(torch.nn.Module):
 
     name: ClassVar[str] = ""
     config_class: ClassVar[type] = object
+    required_modalities: ClassVar[tuple[str, ...]] = ("text",)
+    """Modalities the model always reads (what a Table 3 row of this model reads)."""
+    optional_modalities: ClassVar[tuple[str, ...]] = ()
+    """Modalities a ``modalities=`` override may switch on (the model's config says how)."""
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    """Random-initialised configs by name (``tiny``: smoke runs and tests): config fields over
+    the config's defaults."""
     default_recipe: ClassVar[dict[str, Any]] = {}
     """TrainConfig fields this model trains with by default, from its source's training script
     (README, "Training recipes"); ``tiktalk train`` flags override them, TrainConfig's own
@@ -63,25 +83,30 @@ class ChatModel(torch.nn.Module):
         """
         raise NotImplementedError
 
-    def feature_modalities(self) -> tuple[str, ...]:
-        """The per-video feature modalities this model reads (``vision``, ``audio``).
+    def modalities(self) -> tuple[str, ...]:
+        """The modalities this instance reads. Default: ``required_modalities``."""
+        return self.required_modalities
 
-        The trainer refuses examples that lack one (unless missing features are allowed).
-        Default: those among ``self.config.modalities`` (a ``"T+I"`` string or a tuple of
-        names) when the config has that field, else none.
-        """
-        spec = getattr(getattr(self, "config", None), "modalities", None)
-        if spec is None:
-            return ()
-        return tuple(m for m in parse_modalities(spec) if m in FEATURE_FIELDS)
+    def feature_modalities(self) -> tuple[str, ...]:
+        """The per-video feature modalities this model reads (``vision``, ``audio``): those among
+        :meth:`modalities`. The trainer refuses examples that lack one (unless missing
+        features are allowed)."""
+        return tuple(m for m in self.modalities() if m in FEATURE_FIELDS)
 
     def generate(self, examples: Sequence[DialogueExample], **kwargs: Any) -> list[str]:
         """One response string per example."""
         raise NotImplementedError
 
     def score(self, examples: Sequence[DialogueExample], batch_size: int = 32) -> list[tuple[float, int]]:
-        """Per example: (summed negative log-likelihood of its response in nats, tokens scored).
+        """Per example: (summed negative log-likelihood of its response in nats, tokens scored),
+        by :meth:`score_batch` over chunks (:func:`tiktalk.models.scoring.score_in_batches`).
         Used by the knowledge-use probe (:mod:`tiktalk.models.probe`)."""
+        from tiktalk.models.scoring import score_in_batches
+
+        return score_in_batches(self, examples, batch_size, self.score_batch)
+
+    def score_batch(self, examples: Sequence[DialogueExample]) -> list[tuple[float, int]]:
+        """:meth:`score` of one chunk (called in eval mode, without gradients)."""
         raise NotImplementedError(f"{type(self).__name__} does not score responses")
 
     def knowledge_budget(self) -> KnowledgeBudget | None:
@@ -91,17 +116,91 @@ class ChatModel(torch.nn.Module):
         segment (``kg.fit_knowledge``), never part of one."""
         return None
 
-    def save_pretrained(self, path) -> None:
-        raise NotImplementedError
+    # -- building, saving, loading: one format for every model (tiktalk.models.saving) -----------
 
     @classmethod
-    def from_pretrained(cls, path, **kwargs: Any) -> ChatModel:
-        raise NotImplementedError
+    def modality_fields(cls, modalities: tuple[str, ...]) -> dict[str, Any]:
+        """Config fields that make the model read ``modalities`` (a canonical tuple), checked
+        against ``required_modalities`` / ``optional_modalities``. Default: none (the model's
+        modalities are fixed)."""
+        check_supported(cls.name, modalities, cls.required_modalities, cls.optional_modalities)
+        return {}
+
+    @classmethod
+    def _config_overrides(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        """``overrides`` with a ``modalities`` tuple replaced by :meth:`modality_fields`."""
+        overrides = dict(overrides)
+        modalities = overrides.pop("modalities", None)
+        return overrides if modalities is None else {**overrides, **cls.modality_fields(modalities)}
 
     @classmethod
     def from_preset(cls, preset: str, **overrides: Any) -> ChatModel:
-        """``tiny``: random-initialised tiny config for smoke runs and tests."""
-        raise NotImplementedError
+        """A random-initialised model from ``presets[preset]``; ``overrides`` are config fields
+        (and ``modalities``, a canonical tuple)."""
+        if preset not in cls.presets:
+            raise UsageError(f"{cls.name}: unknown preset {preset!r}; known: {sorted(cls.presets)}")
+        return cls.build_preset(dict(cls.presets[preset]), cls._config_overrides(overrides))
+
+    @classmethod
+    def build_preset(cls, fields: dict[str, Any], overrides: dict[str, Any]) -> ChatModel:
+        """The model of a preset's ``fields`` with ``overrides`` on top (a hook for models that
+        merge nested fields or pick a tokenizer)."""
+        return cls(cls.config_class.from_dict({**fields, **overrides}))
+
+    def saved_config(self) -> Any:
+        """The config written by :meth:`save_pretrained` (default: ``self.config``)."""
+        return self.config
+
+    def save_pretrained(self, path: str | os.PathLike, overwrite: bool = True) -> None:
+        """Config JSON + ``model.safetensors`` (+ tokenizer files) into ``path``, atomically."""
+        from tiktalk.models.saving import save_model_dir
+
+        save_model_dir(self, path, self.name, self.saved_config(), getattr(self, "tokenizer", None),
+                       overwrite=overwrite)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, **overrides: Any) -> ChatModel:
+        """A saved model of this class (or its ``tiktalk train`` run directory), else what
+        :meth:`from_external` reads; ``overrides`` are config fields (and ``modalities``)."""
+        from tiktalk.models.saving import read_saved_model, resolve_run_dir
+
+        path = resolve_run_dir(path)
+        saved = read_saved_model(path)
+        if saved is not None and saved.model_type == cls.name:
+            return cls.from_saved(saved, **overrides)
+        return cls.from_external(path, saved, **overrides)
+
+    @classmethod
+    def from_saved(cls, saved: SavedModel, **overrides: Any) -> ChatModel:
+        """Rebuild from the saved config (``overrides`` on top), then load the weights."""
+        from tiktalk.models.saving import load_weights
+
+        config = cls.config_class.from_dict(saved.config)
+        overrides = cls._config_overrides(overrides)
+        if overrides:
+            config = config.replace(**overrides)
+        model = cls(config, tokenizer=cls.saved_tokenizer(saved.path, config))
+        load_weights(model, saved.path)
+        return model
+
+    @classmethod
+    def saved_tokenizer(cls, path: Path, config: Any):
+        """The tokenizer saved beside the weights (None when none was: a model without one)."""
+        if not (path / "tokenizer_config.json").exists():
+            return None
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(str(path), trust_remote_code=getattr(config, "trust_remote_code", False))
+
+    @classmethod
+    def from_external(cls, path: Path, saved: SavedModel | None, **overrides: Any) -> ChatModel:
+        """A directory that is not a saved model of this class: another library's checkpoint
+        (models that read one override this), or the saved model of another class (``saved``)."""
+        if saved is not None:
+            raise UsageError(f"{path / saved.file}: holds a saved {saved.model_type} model, not {cls.name}")
+        from tiktalk.models.saving import MODEL_FILE
+
+        raise MissingInputError(f"{path}: not a saved {cls.name} model (no {MODEL_FILE})")
 
 
 # Built-in models by name, imported on first use (this platform imports none of them).

@@ -62,3 +62,32 @@ def presence_from_run(info: dict) -> dict[str, float] | None:
         if name is not None and isinstance(share, (int, float)) and not isinstance(share, bool):
             out[name] = float(share)
     return out
+
+
+def check_modalities(value: object, where: str) -> tuple[str, ...]:
+    """``value`` if it is a canonical modalities tuple (what :func:`parse_modalities` returns),
+    else a UsageError naming ``where``: strings such as ``"T+I"`` are parsed once, at the
+    boundary (the command line), never again inside a model."""
+    if not isinstance(value, tuple):
+        hint = f"; parse it once with parse_modalities({value!r})" if isinstance(value, (str, list)) else ""
+        raise UsageError(f"{where} = {value!r}: expected a tuple of modality names such as "
+                         f"('text', 'vision'){hint}")
+    canonical = parse_modalities(value)
+    if canonical != value:
+        raise UsageError(f"{where} = {value!r}: modalities go in the order {MODALITIES}, "
+                         f"e.g. {canonical!r}")
+    return value
+
+
+def check_supported(model: str, modalities: tuple[str, ...], required: tuple[str, ...],
+                    optional: tuple[str, ...]) -> None:
+    """A model that always reads ``required`` and may switch ``optional`` refuses other
+    modalities rather than silently ignoring them."""
+    check_modalities(modalities, f"{model} modalities")
+    missing = [m for m in required if m not in modalities]
+    extra = [m for m in modalities if m not in required and m not in optional]
+    if missing or extra:
+        reads = modality_string(required) if required else "none of them necessarily"
+        if optional:
+            reads += " (optionally +" + "+".join(modality_string((m,)) for m in optional) + ")"
+        raise UsageError(f"{model}: modalities {modality_string(modalities)} cannot be honoured; it reads {reads}")

@@ -17,11 +17,14 @@ Exact resumption is a design goal, not a best effort:
 - the dropout stream (torch CPU/CUDA generators), optimizer and scheduler are restored
   from the checkpoint (see :mod:`tiktalk.models.checkpoint`, which never pickles).
 
+Data order and feature checks: :mod:`tiktalk.models.batching`; AdamW groups and the schedule:
+:mod:`tiktalk.models.optim`; metrics lines and the loss plot: :mod:`tiktalk.models.run_log`.
+
 A run, step by step (one function each): :func:`_plan_run` (validate the examples and
 their features, count steps), :func:`_prepare_run_dir` (fresh, overwritten or resumed),
 :func:`_restore_or_seed` (checkpoint weights and position, or the seed),
 :func:`_start_session` (optimizer + schedule, accelerate), :func:`_write_run_files`,
-:func:`_run_epochs` (the loop: :func:`_train_step`, :class:`_MetricsWindow`,
+:func:`_run_epochs` (the loop: :func:`_train_step`, :class:`MetricsWindow`,
 :func:`_save_checkpoint`), :func:`_finish` (final checkpoint, model, loss plot).
 
 Run directory::
@@ -38,8 +41,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
-import math
 import shutil
 import time
 import warnings
@@ -48,12 +49,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from tiktalk.errors import MissingInputError, OutputExistsError, UsageError
-from tiktalk.io import atomic_directory, atomic_write_text, read_json, write_json
+from tiktalk.io import atomic_directory, read_json, write_json
 from tiktalk.models.base import ChatModel
+from tiktalk.models.batching import (
+    MicroBatches,
+    SeededCollate,
+    check_features,
+    rank_micro_batches,
+    steps_per_epoch,
+    to_device,
+    total_steps,
+)
 from tiktalk.models.checkpoint import (
     capture_rng_state,
     checkpoint_dirs,
@@ -62,12 +71,9 @@ from tiktalk.models.checkpoint import (
     restore_rng_state,
     save_state,
 )
-from tiktalk.models.modalities import FEATURE_FIELDS
-from tiktalk.models.train_config import (  # noqa: F401  (re-exported)
-    MIXED_PRECISION,
-    RESUMABLE_CHANGES,
-    TrainConfig,
-)
+from tiktalk.models.optim import LinearSchedule, named_losses, parameter_groups
+from tiktalk.models.run_log import MetricsWindow, model_config_dict, plot_metrics, truncate_metrics
+from tiktalk.models.train_config import RESUMABLE_CHANGES, TrainConfig
 from tiktalk.types import DialogueExample
 from tiktalk.versions import library_versions
 
@@ -83,250 +89,6 @@ class TrainResult:
     steps_per_second: float
     examples_per_second: float
     resumed_from_step: int | None = None
-
-
-# ---------------------------------------------------------------- data order (pure)
-
-
-def epoch_permutation(n_examples: int, seed: int, epoch: int) -> np.ndarray:
-    """(n_examples,) int64: the example order of one epoch, a pure function of (seed, epoch)."""
-    return np.random.default_rng([seed, epoch]).permutation(n_examples)
-
-
-def rank_micro_batches(
-    n_examples: int, seed: int, epoch: int, batch_size: int, rank: int, world_size: int
-) -> list[np.ndarray]:
-    """This rank's micro-batches (index arrays) of one epoch.
-
-    Like ``DistributedSampler(drop_last=False)``: the permutation is padded cyclically to
-    a multiple of the world size, rank r takes every world_size-th index from r; every
-    rank thus gets the same number of micro-batches (the last one may be short).
-    """
-    order = epoch_permutation(n_examples, seed, epoch)
-    per_rank = math.ceil(n_examples / world_size)
-    padded = np.resize(order, per_rank * world_size)  # np.resize repeats cyclically
-    shard = padded[rank::world_size]
-    return [shard[i : i + batch_size] for i in range(0, len(shard), batch_size)]
-
-
-def micro_batches_per_epoch(n_examples: int, batch_size: int, world_size: int) -> int:
-    return math.ceil(math.ceil(n_examples / world_size) / batch_size)
-
-
-def steps_per_epoch(n_examples: int, batch_size: int, world_size: int, grad_accum_steps: int) -> int:
-    return math.ceil(micro_batches_per_epoch(n_examples, batch_size, world_size) / grad_accum_steps)
-
-
-def total_steps(config: TrainConfig, n_examples: int, world_size: int) -> int:
-    if config.max_steps is not None:
-        return config.max_steps
-    return config.epochs * steps_per_epoch(n_examples, config.batch_size, world_size, config.grad_accum_steps)
-
-
-def collate_seed(seed: int, epoch: int, micro_index: int, rank: int) -> int:
-    return int(np.random.SeedSequence([seed, epoch, micro_index, rank]).generate_state(1)[0])
-
-
-class _MicroBatches(torch.utils.data.Dataset):
-    """Micro-batches of one epoch from ``start`` on; items are (seed, indices)."""
-
-    def __init__(self, batches: list[np.ndarray], start: int, seed: int, epoch: int, rank: int):
-        self.items = [
-            (collate_seed(seed, epoch, start + i, rank), batch) for i, batch in enumerate(batches[start:])
-        ]
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int):
-        return self.items[i]
-
-
-class _SeededCollate:
-    """(seed, indices) -> (n examples, batch dict); picklable for DataLoader workers.
-
-    ``collate`` gets a fresh CPU generator seeded for this micro-batch: its masking is a pure
-    function of the seed, and the global generators (dropout) are left alone.
-    """
-
-    def __init__(self, model: ChatModel, examples: Sequence[DialogueExample]):
-        self.model = model
-        self.examples = examples
-
-    def __call__(self, item):
-        seed, indices = item
-        chosen = [self.examples[int(i)] for i in indices]
-        return len(indices), self.model.collate(chosen, train=True, generator=torch.Generator().manual_seed(seed))
-
-
-# ---------------------------------------------------------------- features
-
-
-def _has_features(example: DialogueExample, modality: str) -> bool:
-    value = getattr(example, FEATURE_FIELDS[modality])
-    return value is not None and len(value) > 0
-
-
-def check_features(
-    model_name: str,
-    examples: Sequence[DialogueExample],
-    modalities: Sequence[str],
-    *,
-    allow_missing: bool = False,
-    sources: Mapping[str, str] | None = None,
-) -> dict[str, float]:
-    """Fraction of ``examples`` that carry features, per feature modality the model reads.
-
-    An example without them would silently train as text-only, so a modality some examples
-    lack is an error naming ``sources[modality]`` (where the features were looked for) and
-    how many examples and videos lack them, unless ``allow_missing``: then those examples
-    get the model's zero-filled feature rows, and the fractions are recorded in run.json.
-    """
-    present: dict[str, float] = {}
-    problems = []
-    videos = {ex.video_id for ex in examples if ex.video_id is not None}
-    for modality in modalities:
-        lacking = [ex for ex in examples if not _has_features(ex, modality)]
-        present[modality] = 1 - len(lacking) / len(examples)
-        if lacking:
-            lacking_videos = {ex.video_id for ex in lacking if ex.video_id is not None}
-            of_videos = f" ({len(lacking_videos)} of {len(videos)} videos)" if videos else ""
-            where = f" in {sources[modality]}" if sources and modality in sources else ""
-            problems.append(
-                f"{len(lacking)} of {len(examples)} training examples{of_videos} "
-                f"have no {FEATURE_FIELDS[modality]} features{where}"
-            )
-    if problems and not allow_missing:
-        raise MissingInputError(
-            f"{model_name} reads {'+'.join(modalities)} features, but " + "; ".join(problems)
-            + "; extract them (`tiktalk features extract`) or allow missing features "
-            "(--allow-missing-features) to train with zero-filled rows"
-        )
-    return present
-
-
-# ---------------------------------------------------------------- optimisation pieces
-
-
-NORM_TYPES = (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.modules.batchnorm._BatchNorm)
-if hasattr(torch.nn, "RMSNorm"):
-    NORM_TYPES = (*NORM_TYPES, torch.nn.RMSNorm)
-
-
-def no_decay_parameter_names(model: torch.nn.Module) -> set[str]:
-    """Biases and normalisation weights: excluded from weight decay (BERT / Maria recipe)."""
-    names = set()
-    for module_name, module in model.named_modules():
-        for param_name, _ in module.named_parameters(recurse=False):
-            full = f"{module_name}.{param_name}" if module_name else param_name
-            is_norm = isinstance(module, NORM_TYPES) or "layernorm" in module_name.lower().replace("_", "")
-            if param_name == "bias" or is_norm:
-                names.add(full)
-    return names
-
-
-def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    skip = no_decay_parameter_names(model)
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if param.requires_grad:
-            (no_decay if name in skip else decay).append(param)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]]
-
-
-class LinearSchedule:
-    """lr multiplier: linear warmup to 1, then linear decay to 0 at ``total_steps``."""
-
-    def __init__(self, warmup_steps: int, total_steps: int):
-        self.warmup_steps = warmup_steps
-        self.total_steps = total_steps
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup_steps:
-            return (step + 1) / (self.warmup_steps + 1)
-        return max(0.0, (self.total_steps - step) / max(1, self.total_steps - self.warmup_steps))
-
-
-def named_losses(output: Any) -> dict[str, torch.Tensor]:
-    """``loss`` and every ``loss_*`` tensor of a model output (dataclass, mapping or object)."""
-    if isinstance(output, dict):
-        items = output.items()
-    elif dataclasses.is_dataclass(output):
-        items = ((f.name, getattr(output, f.name)) for f in dataclasses.fields(output))
-    else:
-        items = vars(output).items()
-    return {
-        k: v for k, v in items if (k == "loss" or k.startswith("loss_")) and isinstance(v, torch.Tensor)
-    }
-
-
-def to_device(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(v, device) for v in batch)
-    return batch
-
-
-def model_config_dict(model: ChatModel) -> Any:
-    config = getattr(model, "config", None)
-    if config is None:
-        return None
-    if hasattr(config, "to_dict"):
-        raw = config.to_dict()
-    elif dataclasses.is_dataclass(config):
-        raw = dataclasses.asdict(config)
-    else:
-        raw = dict(vars(config))
-    return json.loads(json.dumps(raw, default=str))  # JSON-safe copy
-
-
-def plot_metrics(metrics_path: str | Path, png_path: str | Path) -> None:
-    """Loss curves (loss and each loss_*) against step, written atomically as PNG."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = read_metrics(metrics_path)
-    if not rows:
-        return
-    names = sorted({k for r in rows for k in r if k == "loss" or k.startswith("loss_")})
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for name in names:
-        points = [(r["step"], r[name]) for r in rows if name in r]
-        ax.plot(*zip(*points), label=name, linewidth=2 if name == "loss" else 1)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_title(Path(metrics_path).parent.name)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    from tiktalk.io import atomic_write_bytes
-
-    atomic_write_bytes(png_path, buf.getvalue())
-
-
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    path = Path(path)
-    if not path.exists():
-        return []
-    rows = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise UsageError(f"{path}:{line_no}: not a JSON line ({err})") from err
-    return rows
 
 
 # ---------------------------------------------------------------- the run, step by step
@@ -528,14 +290,7 @@ def _write_run_files(
     if checkpoint is not None:
         info["resumed"] = [*previous.get("resumed", []), {"from_step": state.global_step}]
     write_json(path, info)
-    _truncate_metrics(out / "metrics.jsonl", state.global_step)
-
-
-def _truncate_metrics(path: Path, last_step: int) -> None:
-    """Drop lines logged after the checkpoint a resumed run restarts from."""
-    rows = [r for r in read_metrics(path) if r["step"] <= last_step]
-    if path.exists():
-        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+    truncate_metrics(out / "metrics.jsonl", state.global_step)
 
 
 def _epoch_micro_batches(session: _Session, state: TrainerState) -> tuple[int, Iterator]:
@@ -547,10 +302,10 @@ def _epoch_micro_batches(session: _Session, state: TrainerState) -> tuple[int, I
     )
     start = state.step_in_epoch * config.grad_accum_steps
     loader = torch.utils.data.DataLoader(
-        _MicroBatches(batches, start, config.seed, state.epoch, session.rank),
+        MicroBatches(batches, start, config.seed, state.epoch, session.rank),
         batch_size=None,
         shuffle=False,
-        collate_fn=_SeededCollate(session.model, session.examples),
+        collate_fn=SeededCollate(session.model, session.examples),
         num_workers=config.num_workers,
         pin_memory=session.accelerator.device.type == "cuda",
         generator=torch.Generator().manual_seed(config.seed),  # keep the global RNG untouched
@@ -594,86 +349,6 @@ def _train_step(session: _Session, micro_batches: Iterator, n_micro: int) -> tup
     return step_losses, grad_norm, n_examples
 
 
-class _MetricsWindow:
-    """Losses, gradient norms and examples accumulated between two metrics lines.
-
-    Sums stay on the device (no host sync per step) until :meth:`flush`, which gathers
-    every rank's window and appends one averaged line to metrics.jsonl.
-    """
-
-    def __init__(self, device: torch.device):
-        self.grad_norm_sum = torch.zeros((), device=device)
-        self.reset()
-
-    def reset(self) -> None:
-        self.losses: dict[str, list] = {}  # name -> [sum (0-d tensor), count]
-        self.examples = 0
-        self.steps = 0
-        self.grad_norm_sum.zero_()
-        self.start = time.perf_counter()
-
-    def add(self, step_losses: dict[str, torch.Tensor], grad_norm: torch.Tensor, n_examples: int) -> None:
-        for name, value in step_losses.items():
-            acc = self.losses.setdefault(name, [0.0, 0])
-            acc[0] += value
-            acc[1] += 1
-        self.grad_norm_sum += grad_norm.detach().float()
-        self.examples += n_examples
-        self.steps += 1
-
-    def flush(self, session: _Session, state: TrainerState) -> dict[str, Any]:
-        """The line for ``state.global_step`` (written by the main process); starts a new window."""
-        from accelerate.utils import gather_object
-
-        row = _log_row(
-            gather_object([{k: (float(v[0]), v[1]) for k, v in self.losses.items()}]),
-            gather_object([self.examples]),
-            state.global_step,
-            state.epoch,
-            session.scheduler.get_last_lr()[0],
-            float(self.grad_norm_sum) / self.steps,
-            time.perf_counter() - self.start,
-            self.steps,
-        )
-        if session.is_main:
-            with open(session.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(row) + "\n")
-        self.reset()
-        return row
-
-
-def _log_row(
-    loss_windows: list[dict[str, tuple[float, int]]],
-    example_counts: list[int],
-    step: int,
-    epoch: int,
-    lr: float,
-    grad_norm: float,
-    seconds: float,
-    steps: int,
-) -> dict[str, Any]:
-    """Average each loss over steps and ranks (gathered); examples/s counts all ranks."""
-    merged: dict[str, list[float]] = {}
-    for per_rank in loss_windows:
-        for name, (total, count) in per_rank.items():
-            acc = merged.setdefault(name, [0.0, 0])
-            acc[0] += total
-            acc[1] += count
-    row: dict[str, Any] = {"step": step, "epoch": epoch}
-    for name in sorted(merged, key=lambda n: (n != "loss", n)):
-        total, count = merged[name]
-        row[name] = total / count
-    row.update(
-        {
-            "lr": lr,
-            "grad_norm": grad_norm,
-            "examples_per_s": sum(example_counts) / seconds if seconds > 0 else None,
-            "step_time_s": seconds / steps,
-        }
-    )
-    return row
-
-
 def _save_checkpoint(session: _Session, state: TrainerState) -> None:
     """RUN/checkpoints/step-N (written atomically, every rank's generators included), then
     prune to ``keep_checkpoints``."""
@@ -709,7 +384,7 @@ def _run_epochs(
     ga = config.grad_accum_steps
     bar = tqdm(total=plan.total_steps, initial=state.global_step, disable=not (session.is_main and config.progress),
                desc="train", unit="step")
-    window = _MetricsWindow(session.accelerator.device)
+    window = MetricsWindow(session.accelerator.device)
     last_loss: float | None = None
     last_saved = state.global_step if resumed else -1
     while state.global_step < plan.total_steps:

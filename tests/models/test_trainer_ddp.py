@@ -20,8 +20,9 @@ SCRIPT = textwrap.dedent(
     import json, os, sys
     import torch
     from safetensors.torch import save_file
-    from tiktalk.models.trainer import TrainConfig, train, read_metrics
-    from tests.fusion.toy_chat_model import ToyChatModel, toy_examples
+    from tiktalk.models.run_log import read_metrics
+    from tiktalk.models.trainer import TrainConfig, train
+    from tests.models.toy_chat_model import ToyChatModel, toy_examples
 
     out = sys.argv[1]
     rank = int(os.environ["RANK"])
@@ -58,7 +59,7 @@ def test_two_gloo_processes_end_with_identical_weights(tmp_path):
     assert all(torch.equal(saved[k], w0[k]) for k in w0)
     # rank 0 initialised with seed 100 and trained: the weights moved away from its init
     torch.manual_seed(100)
-    from tests.fusion.toy_chat_model import ToyChatModel
+    from tests.models.toy_chat_model import ToyChatModel
 
     init = ToyChatModel.from_preset("tiny").state_dict()
     assert not torch.equal(init["head.weight"], w0["head.weight"])

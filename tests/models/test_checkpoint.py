@@ -18,7 +18,7 @@ from tiktalk.models.checkpoint import (
     save_state,
     unflatten_state,
 )
-from tiktalk.models.trainer import LinearSchedule
+from tiktalk.models.optim import LinearSchedule
 
 
 def assert_same(a, b, path="root"):

@@ -12,18 +12,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.fusion.toy_chat_model import ToyChatModel, toy_examples
+from tests.models.toy_chat_model import ToyChatModel, toy_examples
+from tiktalk.models.batching import SeededCollate, rank_micro_batches, steps_per_epoch
 from tiktalk.models.checkpoint import latest_checkpoint
-from tiktalk.models.trainer import (
-    LinearSchedule,
-    TrainConfig,
-    _SeededCollate,
-    no_decay_parameter_names,
-    rank_micro_batches,
-    read_metrics,
-    steps_per_epoch,
-    train,
-)
+from tiktalk.models.modalities import parse_modalities
+from tiktalk.models.optim import LinearSchedule, no_decay_parameter_names
+from tiktalk.models.run_log import read_metrics
+from tiktalk.models.train_config import TrainConfig
+from tiktalk.models.trainer import train
 
 FAST = {"cpu": True, "progress": False, "lr": 1e-2}
 
@@ -78,7 +74,7 @@ def test_train_config_rejects_bad_values():
 
 
 def test_seeded_collate_is_reproducible_and_leaves_global_rngs_alone():
-    collate = _SeededCollate(fresh_model(), toy_examples(6))
+    collate = SeededCollate(fresh_model(), toy_examples(6))
     torch.manual_seed(123)
     random.seed(1)
     np.random.seed(1)
@@ -190,7 +186,7 @@ def test_examples_without_the_features_the_model_reads_are_refused_unless_allowe
     ]
     config = TrainConfig(batch_size=4, max_steps=1, log_every=1, **FAST)
     torch.manual_seed(0)
-    vision = ToyChatModel.from_preset("tiny", modalities="T+I")
+    vision = ToyChatModel.from_preset("tiny", modalities=parse_modalities("T+I"))
     assert vision.feature_modalities() == ("vision",)
     with pytest.raises(
         FileNotFoundError,

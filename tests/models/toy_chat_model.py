@@ -8,31 +8,28 @@ losses (``loss_response``, ``loss_context``) exercise per-objective logging.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from tiktalk.models.base import ChatModel, register_model
+from tiktalk.models.config import ModelConfig
 from tiktalk.types import DialogueExample
 
 PAD, SEP, EOS, MASK = 256, 257, 258, 259
 
 
 @dataclass
-class ToyConfig:
+class ToyConfig(ModelConfig):
     hidden: int = 32
     dropout: float = 0.1
     max_context: int = 48
     max_response: int = 16
     mask_prob: float = 0.15
     context_weight: float = 0.1
-    modalities: str = "T"
+    modalities: tuple[str, ...] = ("text",)
     vocab_size: int = 260
 
 
@@ -47,8 +44,10 @@ class ToyOutput:
 class ToyChatModel(ChatModel):
     name = "toy-char-lm"
     config_class = ToyConfig
+    optional_modalities: ClassVar[tuple[str, ...]] = ("vision", "audio", "knowledge")
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"tiny": {}}
 
-    def __init__(self, config: ToyConfig):
+    def __init__(self, config: ToyConfig, tokenizer=None):  # bytes: no tokenizer
         super().__init__()
         self.config = config
         self.embed = torch.nn.Embedding(config.vocab_size, config.hidden)
@@ -122,26 +121,14 @@ class ToyChatModel(ChatModel):
             out.append(bytes(t for t in tokens if t < 256).decode("utf-8", errors="ignore"))
         return out
 
-    # -- persistence
-    def save_pretrained(self, path) -> None:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "config.json").write_text(json.dumps(dataclasses.asdict(self.config)))
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(path / "model.safetensors"))
+    # -- modalities (saving, loading and presets are the platform's)
+    def modalities(self) -> tuple[str, ...]:
+        return self.config.modalities
 
     @classmethod
-    def from_pretrained(cls, path, **overrides: Any) -> ToyChatModel:
-        path = Path(path)
-        config = ToyConfig(**{**json.loads((path / "config.json").read_text()), **overrides})
-        model = cls(config)
-        model.load_state_dict(load_file(str(path / "model.safetensors")))
-        return model
-
-    @classmethod
-    def from_preset(cls, preset: str, **overrides: Any) -> ToyChatModel:
-        if preset != "tiny":
-            raise ValueError(f"unknown preset {preset!r}")
-        return cls(ToyConfig(**overrides))
+    def modality_fields(cls, modalities: tuple[str, ...]) -> dict[str, Any]:
+        super().modality_fields(modalities)
+        return {"modalities": modalities}
 
 
 register_model(ToyChatModel)
