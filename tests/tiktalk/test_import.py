@@ -11,17 +11,12 @@ from hypothesis import strategies as st
 
 from tests.conftest import shared_path
 from tiktalk.commands.main import main
-from tiktalk.dataset import (
-    DatasetFormatError,
-    import_jsonl,
-    import_kdconv,
-    import_lccc,
-    import_records,
-    load_dataset,
-    read_gold_attrs,
-    split_of,
-)
+from tiktalk.dataset import DatasetFormatError, load_dataset, read_gold_attrs, split_of
 from tiktalk.errors import EmptyResultError
+from tiktalk.importers.jsonl import import_jsonl
+from tiktalk.importers.kdconv import import_kdconv
+from tiktalk.importers.lccc import import_lccc
+from tiktalk.importers.records import import_records
 
 ROWS = [
     {"dialogue_id": "a1", "video_id": "v1", "context": ["这个视频好好笑"], "response": "哈哈", "split": "train",
