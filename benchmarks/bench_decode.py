@@ -15,14 +15,21 @@ must produce the same tokens, then both are timed (best of a few rounds) and the
 
 from __future__ import annotations
 
-import os
-import time
-
 import numpy as np
 import pytest
 import torch
 
-from benchmarks.common import is_quick, out_dir, write_result
+from benchmarks.common import (
+    bench_threads,
+    best_time,
+    cjk_text,
+    device_sync,
+    is_quick,
+    maria_backbone,
+    pyplot,
+    save_plot,
+    write_result,
+)
 from fusion.generation import decode_batch
 from fusion.modeling_maria import MariaForDialogue
 from kg.linearize import PIECE_SEP
@@ -31,30 +38,23 @@ from tiktalk.models.modalities import parse_modalities
 from tiktalk.types import DialogueExample
 
 QUICK = is_quick()
-BACKBONE = (
-    {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 256}
-    if QUICK
-    else {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 512}
-)
+BACKBONE = maria_backbone(QUICK)
 BATCH = 2 if QUICK else 4
 ROUNDS = 1 if QUICK else 2
 LENGTHS = (20, 40)
 BEAMS = (1, 5)
 SEED = 0
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-# CPU threads (default 1): on 2 cores shared with other jobs, torch's thread sync costs more
-# than it gains on these sizes and makes timings erratic.
-THREADS = int(os.environ.get("TIKTALK_BENCH_THREADS", "1"))
+THREADS = bench_threads()
 RESULTS: dict[str, dict[str, float]] = {}
 
 
 def synthetic_examples(n: int, seed: int) -> list[DialogueExample]:
     """Full-budget inputs: ~3 turns of context, long knowledge, 50 frames, 50 audio rows."""
     rng = np.random.default_rng(seed)
-    alphabet = [chr(c) for c in range(0x4E00, 0x4E00 + 2000)]
 
     def text(k: int) -> str:
-        return "".join(rng.choice(alphabet, size=k))
+        return cjk_text(rng, k)
 
     return [
         DialogueExample(
@@ -80,20 +80,7 @@ def setup():
     torch.set_num_threads(previous_threads)
 
 
-def _sync() -> None:
-    if DEVICE.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _best_time(fn, rounds: int) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(rounds):
-        _sync()
-        start = time.perf_counter()
-        out = fn()
-        _sync()
-        best = min(best, time.perf_counter() - start)
-    return best, out
+_sync = device_sync(DEVICE)
 
 
 @pytest.mark.parametrize("num_beams", BEAMS)
@@ -104,8 +91,8 @@ def test_cached_vs_full_decoding(benchmark, setup, max_length, num_beams):
                               batch_size=BATCH)
     full_config = GenerationConfig(**{**config.__dict__, "use_cache": False})
     decode_batch(model, source, GenerationConfig(**{**config.__dict__, "max_length": 4, "min_length": 2}))  # burn-in
-    t_full, reference = _best_time(lambda: decode_batch(model, source, full_config), ROUNDS)
-    t_cached, cached = _best_time(lambda: decode_batch(model, source, config), ROUNDS)
+    t_full, reference = best_time(lambda: decode_batch(model, source, full_config), ROUNDS, _sync)
+    t_cached, cached = best_time(lambda: decode_batch(model, source, config), ROUNDS, _sync)
     assert cached == reference  # same tokens, or the speedup means nothing
     assert all(len(seq) == max_length - 2 for seq in cached)
     benchmark.pedantic(lambda: decode_batch(model, source, config), rounds=1, iterations=1)
@@ -120,11 +107,7 @@ def test_cached_vs_full_decoding(benchmark, setup, max_length, num_beams):
 def _write_results() -> None:
     if not RESULTS:
         return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     keys = sorted(RESULTS, key=lambda k: (RESULTS[k]["max_length"], RESULTS[k]["num_beams"]))
     x = np.arange(len(keys))
     fig, ax = plt.subplots(figsize=(7, 3.4))
@@ -139,10 +122,7 @@ def _write_results() -> None:
     ax.set_title(f"Maria decoding, T+I+A+K, hidden {BACKBONE['hidden_size']} x {BACKBONE['num_hidden_layers']} "
                  f"layers, {DEVICE.type}")
     ax.legend()
-    fig.tight_layout()
-    png = "decode_speedup.png"
-    fig.savefig(out_dir() / png, dpi=110)
-    plt.close(fig)
+    png = save_plot(fig, "decode_speedup.png")
     ratios = {f"decode_speedup_{k}": v["speedup"] for k, v in RESULTS.items()}
     data = {"backbone": BACKBONE, "batch": BATCH, "rounds": ROUNDS, "device": str(DEVICE), "seed": SEED,
             "torch_threads": THREADS,

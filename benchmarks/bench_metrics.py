@@ -19,7 +19,7 @@ import time
 import numpy as np
 import pytest
 
-from benchmarks.common import is_quick, out_dir, write_result
+from benchmarks.common import CJK_ALPHABET, is_quick, pyplot, save_plot, write_result
 from tiktalk.metrics import MeteorScorer, char_tokenize, distinct_n, evaluate
 
 N_DIALOGUES = 300 if is_quick() else 2728  # TikTalk test split: 2,728 dialogues
@@ -31,7 +31,7 @@ TIMES: dict[str, float] = {}  # metric -> seconds for the whole per-reference pr
 def synthetic_chinese(n: int, k: int, seed: int) -> tuple[list[str], list[list[str]]]:
     """n hypotheses and n x k references; Zipf over 2,000 common CJK characters."""
     rng = np.random.default_rng(seed)
-    alphabet = np.array([chr(c) for c in range(0x4E00, 0x4E00 + 2000)])
+    alphabet = np.array(CJK_ALPHABET)
     weights = 1.0 / np.arange(1, len(alphabet) + 1)
     weights /= weights.sum()
 
@@ -138,21 +138,14 @@ def test_meteor(benchmark, corpus):
 def _write_results() -> None:
     if not TIMES:
         return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     order = [k for k in ("bleu", "rouge_l", "cider", "dist_2_3", "evaluate_no_meteor", "meteor",
                          "meteor_pycocoevalcap", "meteor_jvm_start") if k in TIMES]
     fig, ax = plt.subplots(figsize=(7, 3.2))
     ax.barh(order[::-1], [TIMES[k] for k in order[::-1]], color="tab:blue")
     ax.set_xlabel("seconds (per-reference protocol: 5 corpus passes)")
     ax.set_title(f"metrics over {N_DIALOGUES} x {N_REFERENCES} synthetic Chinese pairs")
-    fig.tight_layout()
-    png = "metrics_time.png"
-    fig.savefig(out_dir() / png, dpi=110)
-    plt.close(fig)
+    png = save_plot(fig, "metrics_time.png")
     ratios = {}
     if "meteor" in TIMES and "meteor_pycocoevalcap" in TIMES:
         ratios["meteor_streamed_speedup"] = TIMES["meteor_pycocoevalcap"] / TIMES["meteor"]

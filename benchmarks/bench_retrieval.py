@@ -39,7 +39,15 @@ import faiss
 import numpy as np
 import pytest
 
-from benchmarks.common import is_quick, out_dir, shared_data, write_result
+from benchmarks.common import (
+    best_time,
+    is_quick,
+    out_dir,
+    pyplot,
+    save_plot,
+    shared_data,
+    write_result,
+)
 from retrieval.search import (
     SearchParams,
     build_index,
@@ -84,15 +92,6 @@ def queries_near(db: np.ndarray, nq: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     q = db[rng.integers(0, len(db), nq)] + 0.5 * rng.standard_normal((nq, db.shape[1]), dtype=np.float32) / np.sqrt(db.shape[1])
     return (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
-
-
-def best_of(fn, repeat: int) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def c3kg_loop(db_t, queries_t, k: int):
@@ -163,11 +162,7 @@ def _write_at_end():
 
 
 def _plot_latency(latency: dict) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, row in latency["search"].items():
         ax.scatter(row["p50_ms"], row["recall_at_10"], label=name)
@@ -176,11 +171,7 @@ def _plot_latency(latency: dict) -> str:
     ax.set_xlabel(f"single-query search p50 (ms), N = {latency['n']:,}, d = {latency['d']}")
     ax.set_ylabel("recall@10 vs Flat")
     ax.set_title("retrieval: latency vs recall")
-    fig.tight_layout()
-    name = "retrieval_latency_recall.png"
-    fig.savefig(out_dir() / name, dpi=120)
-    plt.close(fig)
-    return name
+    return save_plot(fig, "retrieval_latency_recall.png", dpi=120)
 
 
 @pytest.mark.parametrize("n, d", BATCH_SIZES, ids=[f"N{n}-d{d}" for n, d in BATCH_SIZES])
@@ -193,13 +184,13 @@ def test_batch_vs_c3kg_loop_and_torch(benchmark, n, d):
     db_t, q_t = torch.from_numpy(db), torch.from_numpy(queries)
     # references first
     loop_queries = q_t[:100] if QUICK else (q_t if n <= 100_000 else q_t[:200])  # the loop is slow: extrapolated
-    t_loop, loop_ids = best_of(lambda: c3kg_loop(db_t, loop_queries, K), 1)
+    t_loop, loop_ids = best_time(lambda: c3kg_loop(db_t, loop_queries, K), 1)
     t_loop *= len(q_t) / len(loop_queries)
-    t_torch, torch_ids = best_of(lambda: torch_gemm(db_t, q_t, K), 3)
+    t_torch, torch_ids = best_time(lambda: torch_gemm(db_t, q_t, K), 3)
     index = build_index(db, "Flat")
     benchmark.extra_info.update({"n": n, "d": d, "queries": N_QUERIES})
     _scores, ids = benchmark.pedantic(lambda: search(index, queries, K), rounds=3, iterations=1)
-    t_ours = benchmark.stats.stats.min if benchmark.stats else best_of(lambda: search(index, queries, K), 3)[0]
+    t_ours = benchmark.stats.stats.min if benchmark.stats else best_time(lambda: search(index, queries, K), 3)[0]
     np.testing.assert_array_equal(ids[: len(loop_ids), 0], loop_ids[:, 0])  # identical top-1 ids
     np.testing.assert_array_equal(ids[:, 0], torch_ids[:, 0])
     RESULTS.setdefault("batch", {})[f"N{n}-d{d}"] = {
@@ -225,9 +216,9 @@ def read_bandwidth(n_bytes: int) -> float:
     torch.set_num_threads(1)
     try:
         with threadpool_limits(1):
-            t_sum, _ = best_of(lambda: x.sum(dtype=np.float32), 5)
-            t_gemv, _ = best_of(lambda: x @ v, 5)
-            t_torch, _ = best_of(lambda: xt.sum(), 5)
+            t_sum, _ = best_time(lambda: x.sum(dtype=np.float32), 5)
+            t_gemv, _ = best_time(lambda: x @ v, 5)
+            t_torch, _ = best_time(lambda: xt.sum(), 5)
     finally:
         torch.set_num_threads(threads)
     return x.nbytes / min(t_sum, t_gemv, t_torch)
@@ -249,24 +240,24 @@ def test_single_query_floor(benchmark):
     try:
         ref = search(flat, queries, K)[1]
         np.testing.assert_array_equal(search(small, queries, K)[1], ref)
-        t_faiss = float(np.median([best_of(lambda q=q: flat.search(q[None], K), 1)[0] for q in queries]))
-        t_small = float(np.median([best_of(lambda q=q: small.search(q[None], K), 1)[0] for q in queries]))
+        t_faiss = float(np.median([best_time(lambda q=q: flat.search(q[None], K), 1)[0] for q in queries]))
+        t_small = float(np.median([best_time(lambda q=q: small.search(q[None], K), 1)[0] for q in queries]))
         with threadpool_limits(1):
             got = np.concatenate([gemv_topk(db, q[None], K)[1] for q in queries])
             np.testing.assert_array_equal(got, ref)
             times = []
             for q in queries:
-                times.append(best_of(lambda q=q: gemv_topk(db, q[None], K), 1)[0])
+                times.append(best_time(lambda q=q: gemv_topk(db, q[None], K), 1)[0])
         benchmark.pedantic(lambda: search(flat, queries[:1], K), rounds=5, iterations=1)
         t_gemv = float(np.median(times))
         fp16 = build_index(db, "SQfp16")
         fp16_ids = search(fp16, queries, K)[1]
-        t_fp16 = float(np.median([best_of(lambda q=q: fp16.search(q[None], K), 1)[0] for q in queries]))
+        t_fp16 = float(np.median([best_time(lambda q=q: fp16.search(q[None], K), 1)[0] for q in queries]))
         # the default ensemble's d (384 + 512), through the library's search(): one query per call
         wide = unit_rows(n, 896, SEED + 5)
         wide_index = build_index(wide, "Flat")
         wide_queries = queries_near(wide, LATENCY_REPEATS, SEED + 6)
-        t_wide = float(np.median([best_of(lambda q=q: search(wide_index, q[None], K), 1)[0] for q in wide_queries]))
+        t_wide = float(np.median([best_time(lambda q=q: search(wide_index, q[None], K), 1)[0] for q in wide_queries]))
     finally:
         configure_threads()
     RESULTS["floor"] = {
@@ -344,14 +335,14 @@ def test_build_cost(benchmark):
     encoder = get_encoder()
     texts = [f"有人在周末第{i}次去爬山看日出" for i in range(64)]
     encoder.encode(texts[:4], kind="passage")  # warm up
-    t_enc, _ = best_of(lambda: encoder.encode(texts, kind="passage"), 2)
+    t_enc, _ = best_time(lambda: encoder.encode(texts, kind="passage"), 2)
     per_text = t_enc / len(texts)
     n, d = LATENCY_N, encoder.dim
     db = unit_rows(n, d, SEED)
     times = {}
     for factory in BUILD_FACTORIES:
         params = SearchParams()
-        times[factory] = round(best_of(lambda f=factory, p=params: build_index(db, f, p), 1)[0], 4)
+        times[factory] = round(best_time(lambda f=factory, p=params: build_index(db, f, p), 1)[0], 4)
     benchmark.pedantic(lambda: build_index(db, "Flat"), rounds=3, iterations=1)
     encode_s = per_text * n
     RESULTS["build"] = {

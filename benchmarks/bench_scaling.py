@@ -35,13 +35,12 @@ from __future__ import annotations
 
 import math
 import os
-import time
 
 import faiss
 import numpy as np
 import pytest
 
-from benchmarks.common import is_quick, out_dir, write_result
+from benchmarks.common import best_time, is_quick, pyplot, save_plot, write_result
 from retrieval.search import (
     SearchParams,
     apply_params,
@@ -118,22 +117,16 @@ def build_trained(db: np.ndarray, factory: str, n_train: int, seed: int) -> fais
     return index
 
 
-def timed(fn):
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
-
-
 def single_query_ms(index: faiss.Index, queries: np.ndarray) -> list[float]:
     search(index, queries[:1], K)  # warm up (page in, allocate)
-    return [timed(lambda q=q: search(index, q[None], K))[0] * 1e3 for q in queries]
+    return [best_time(lambda q=q: search(index, q[None], K))[0] * 1e3 for q in queries]
 
 
 def batch_seconds(index: faiss.Index, queries: np.ndarray, first: float | None = None) -> float:
     """Best of up to 3 runs, stopping once one took over 2 s (the big Flat batches)."""
     times = [] if first is None else [first]
     while len(times) < 3 and (not times or min(times) < 2.0):
-        times.append(timed(lambda: search(index, queries, K))[0])
+        times.append(best_time(lambda: search(index, queries, K))[0])
     return min(times)
 
 
@@ -217,11 +210,7 @@ def _series(label: str, key: str) -> tuple[list[int], list[float]]:
 
 
 def _plot_vs_n(key: str, ylabel: str, name: str) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, style in zip(LABELS.values(), STYLES):
         ns, ys = _series(label, key)
@@ -234,18 +223,11 @@ def _plot_vs_n(key: str, ylabel: str, name: str) -> str:
     ax.set_title(f"retrieval scaling: {ylabel.split(' (')[0]} vs N")
     ax.legend()
     ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out_dir() / name, dpi=120)
-    plt.close(fig)
-    return name
+    return save_plot(fig, name, dpi=120)
 
 
 def _plot_recall_latency() -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, style in zip(LABELS.values(), STYLES):
         ns, lat = _series(label, "p50_ms")
@@ -260,11 +242,7 @@ def _plot_recall_latency() -> str:
     ax.set_title(f"recall vs latency (nprobe {PARAMS.nprobe}, efSearch {PARAMS.ef_search})")
     ax.legend()
     ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    name = "scaling_recall_vs_latency.png"
-    fig.savefig(out_dir() / name, dpi=120)
-    plt.close(fig)
-    return name
+    return save_plot(fig, "scaling_recall_vs_latency.png", dpi=120)
 
 
 @pytest.mark.parametrize("n", SIZES, ids=[n_label(n) for n in SIZES])
@@ -277,11 +255,11 @@ def test_scaling(benchmark, data, n):
 
     # the reference first: exact Flat search of every query, checked against numpy
     rss0 = rss_bytes()
-    t_build, flat = timed(lambda: build_index(db, "Flat", PARAMS, use_gpu=False))
+    t_build, flat = best_time(lambda: build_index(db, "Flat", PARAMS, use_gpu=False))
     rss_flat = rss_bytes() - rss0
     benchmark.extra_info.update({"n": n, "d": D, "queries": N_BATCH})
     # pytest-benchmark records this run; timed here too, as stats are absent when disabled
-    t_first, (_scores, reference) = timed(
+    t_first, (_scores, reference) = best_time(
         lambda: benchmark.pedantic(search, args=(flat, queries, K), rounds=1, iterations=1))
     np.testing.assert_array_equal(reference[:N_CHECK], exact_topk(queries[:N_CHECK], db, K)[1])
     rows["flat"] = {"factory": "Flat", **measure(flat, t_build, rss_flat, queries, single, reference, {},
@@ -308,7 +286,7 @@ def test_scaling(benchmark, data, n):
                                           f"{faiss.omp_get_max_threads()} thread(s)"})
                 continue
         rss0 = rss_bytes()
-        t_build, index = timed(build)
+        t_build, index = best_time(build)
         rss_delta = rss_bytes() - rss0
         rows[label] = {"factory": factory, **measure(index, t_build, rss_delta, queries, single, reference, params)}
         del index

@@ -15,31 +15,35 @@ examples (with a seeded generator). The paper's Table 7 minutes per epoch
 
 from __future__ import annotations
 
-import os
 import statistics
-import time
 
 import numpy as np
 import pytest
 import torch
 
-from benchmarks.common import is_quick, out_dir, write_result
+from benchmarks.common import (
+    bench_threads,
+    best_time,
+    cjk_text,
+    device_sync,
+    is_quick,
+    maria_backbone,
+    pyplot,
+    save_plot,
+    write_result,
+)
 from fusion.modeling_maria import MariaForDialogue
 from kg.linearize import PIECE_SEP
 from tiktalk.models.modalities import parse_modalities
 from tiktalk.types import DialogueExample
 
 QUICK = is_quick()
-BACKBONE = (
-    {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 256}
-    if QUICK
-    else {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 512}
-)
+BACKBONE = maria_backbone(QUICK)
 BATCH = 8 if QUICK else 16
 STEPS = 3 if QUICK else 8
 BURN_IN = 1 if QUICK else 2
 SEED = 0
-THREADS = int(os.environ.get("TIKTALK_BENCH_THREADS", "1"))  # see bench_decode.py
+THREADS = bench_threads()
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 PAPER_MINUTES = {"T": 10.0, "T+I": 17.5, "T+I+A": 24.0, "T+I+K": 30.0, "T+I+A+K": 37.0}
 ROWS = ["T", "T+I", "T+I+A", "T+I+K", "T+I+A+K", "T+A", "T+K"]
@@ -50,10 +54,9 @@ SEQ_LEN: dict[str, int] = {}
 
 def synthetic_examples(n: int, seed: int) -> list[DialogueExample]:
     rng = np.random.default_rng(seed)
-    alphabet = [chr(c) for c in range(0x4E00, 0x4E00 + 2000)]
 
     def text(k: int) -> str:
-        return "".join(rng.choice(alphabet, size=k))
+        return cjk_text(rng, k)
 
     return [
         DialogueExample(
@@ -77,9 +80,7 @@ def examples():
     torch.set_num_threads(previous_threads)
 
 
-def _sync() -> None:
-    if DEVICE.type == "cuda":
-        torch.cuda.synchronize()
+_sync = device_sync(DEVICE)
 
 
 @pytest.mark.parametrize("row", ROWS)
@@ -109,14 +110,9 @@ def test_train_step(benchmark, examples, row):
     assert (output.loss_mkp is not None) == ("K" in row)
     collate_times, step_times = [], []
     for _ in range(STEPS):
-        start = time.perf_counter()
-        batch = collate()
-        collate_times.append(time.perf_counter() - start)
-        _sync()
-        start = time.perf_counter()
-        step(batch)
-        _sync()
-        step_times.append(time.perf_counter() - start)
+        seconds, batch = best_time(collate)
+        collate_times.append(seconds)
+        step_times.append(best_time(lambda b=batch: step(b), sync=_sync)[0])
     COLLATE_S[row] = statistics.median(collate_times)
     STEP_S[row] = statistics.median(step_times)
     benchmark.pedantic(lambda: step(batch), rounds=1, iterations=1)
@@ -127,11 +123,7 @@ def test_train_step(benchmark, examples, row):
 def _write_results() -> None:
     if "T" not in STEP_S:
         return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = [r for r in ROWS if r in STEP_S]
     step_ratio = {r: STEP_S[r] / STEP_S["T"] for r in rows}
     collate_share = {r: COLLATE_S[r] / (COLLATE_S[r] + STEP_S[r]) for r in rows}
@@ -149,10 +141,7 @@ def _write_results() -> None:
     ax2.set_xticks(x, rows, rotation=30)
     ax2.set_ylabel("collate, % of collate + step")
     ax2.set_title("data pipeline share (goal < 5%)")
-    fig.tight_layout()
-    png = "train_step.png"
-    fig.savefig(out_dir() / png, dpi=110)
-    plt.close(fig)
+    png = save_plot(fig, "train_step.png")
     ratios = {f"step_ratio_{r}": v for r, v in step_ratio.items()}
     ratios.update({f"collate_share_{r}": v for r, v in collate_share.items()})
     data = {"backbone": BACKBONE, "batch": BATCH, "steps": STEPS, "device": str(DEVICE), "seed": SEED,

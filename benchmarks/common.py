@@ -10,8 +10,12 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+R = TypeVar("R")
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,6 +37,75 @@ def shared_data(*parts: str) -> Path | None:
 def is_quick() -> bool:
     """Quick mode (``TIKTALK_BENCH_QUICK=1`` or ``tiktalk bench --quick``): small sizes."""
     return os.environ.get("TIKTALK_BENCH_QUICK", "0") not in ("", "0", "false")
+
+
+def bench_threads() -> int:
+    """CPU threads for torch suites (``TIKTALK_BENCH_THREADS``, default 1): on 2 cores shared
+    with other jobs, torch's thread sync costs more than it gains on these sizes and makes
+    timings erratic."""
+    return int(os.environ.get("TIKTALK_BENCH_THREADS", "1"))
+
+
+def maria_backbone(quick: bool) -> dict[str, int]:
+    """The "tiny-ish" Maria backbone of the torch suites: hidden 128, 4 layers (quick: 64, 2)."""
+    if quick:
+        return {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 256}
+    return {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 512}
+
+
+CJK_ALPHABET = tuple(chr(c) for c in range(0x4E00, 0x4E00 + 2000))  # 2,000 common CJK characters
+
+
+def cjk_text(rng: Any, length: int) -> str:
+    """``length`` characters drawn uniformly from :data:`CJK_ALPHABET` with ``rng`` (numpy Generator)."""
+    return "".join(rng.choice(CJK_ALPHABET, size=length))
+
+
+def best_time(fn: Callable[[], R], rounds: int = 1, sync: Callable[[], None] | None = None) -> tuple[float, R]:
+    """(the fastest of ``rounds`` wall-clock runs of ``fn`` in seconds, the last result).
+
+    ``sync`` (e.g. ``torch.cuda.synchronize``) runs before the clock starts and before it
+    stops, so queued GPU work is counted where it belongs."""
+    best, out = float("inf"), None
+    for _ in range(max(1, rounds)):
+        if sync is not None:
+            sync()
+        start = time.perf_counter()
+        out = fn()
+        if sync is not None:
+            sync()
+        best = min(best, time.perf_counter() - start)
+    return best, out  # type: ignore[return-value]
+
+
+def device_sync(device: Any) -> Callable[[], None] | None:
+    """What :func:`best_time` must call around a timed region on ``device`` (a torch.device):
+    ``torch.cuda.synchronize`` on a GPU, nothing on the CPU."""
+    if device.type != "cuda":
+        return None
+    import torch
+
+    return torch.cuda.synchronize
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on the file-only Agg backend (no display on a benchmark machine)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_plot(fig: Any, name: str, dpi: int = 110) -> str:
+    """Lay out ``fig``, write it to ``<out>/<name>``, close it; returns ``name`` for :func:`write_result`."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(out_dir() / name, dpi=dpi)
+    plt.close(fig)
+    return name
 
 
 def _cpu_model() -> str:

@@ -68,7 +68,8 @@ def read_background(source: str | Path, splits: Sequence[str] | None = None) -> 
     of every conversation: each dialogue's context, and its context followed by its response,
     since that is the context the next reply sees), or a JSONL of ``{"context": [turns]}``
     (annotate's input works too; no splits). ``splits`` (train/val/test) keeps only those."""
-    from tiktalk.dataset import SPLITS, load_dataset, load_lccc
+    from tiktalk.dataset import SPLITS, load_dataset
+    from tiktalk.importers.lccc import load_lccc
 
     if splits is not None:
         unknown = [s for s in splits if s not in SPLITS]

@@ -79,7 +79,7 @@ class OutputLockedError(FormatError):
     """Another live process holds the output lock of ``target`` (see :func:`tiktalk.io.output_lock`).
 
     ``str(err)`` reads ``target: is being written by another process (pid N, started ...)``.
-    ``holder`` is the holder's :class:`tiktalk.io.LockHolder` (``None`` when it had not yet
+    ``holder`` is the holder's :class:`tiktalk.lock_holder.LockHolder` (``None`` when it had not yet
     said who it is), ``lock_path`` the lock file.
     """
 

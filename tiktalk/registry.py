@@ -1,4 +1,4 @@
-"""The one registry mechanism: names -> objects, for models, encoders, KG formats and commands.
+"""The one registry mechanism: names -> objects, for models, encoders, KG formats, importers and commands.
 
 A :class:`Registry` maps a name to an object. Built-in entries may be given lazily as a
 ``"package.module:attribute"`` string, resolved on first use, so that a registry living in a
@@ -19,6 +19,9 @@ Where each kind of component is registered (add yours there, or call ``.register
   texts a head is encoded from, weighted by ``index build --views``).
 - KG release format: ``kg/readers.py`` ``FORMATS`` (a ``ReleaseFormat``: reader, suffixes,
   how to recognise a file); ``sniff_format`` and the directory scan both read it.
+- importer (``data import --from NAME``): ``tiktalk/importers/__init__.py`` ``IMPORTERS`` (an
+  ``Importer``: reader, summary, what SOURCE is, the options it reads); the command's
+  choices and help read it.
 - command: ``tiktalk/commands/main.py`` ``COMMANDS`` (a module of ``tiktalk.commands`` with
   ``register(subparsers)``).
 - metric tokenizer: ``tiktalk/metrics.py`` ``TOKENIZERS``. The metrics themselves are a fixed
@@ -56,6 +59,12 @@ class Registry(Generic[T]):
             return target
 
         return add if obj is None else add(obj)
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (a plugin unloading, a test cleaning up); an unknown name is an error."""
+        if name not in self._entries:
+            raise UsageError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}")
+        del self._entries[name]
 
     def _resolve(self, name: str) -> T:
         entry = self._entries[name]

@@ -9,19 +9,11 @@ from pathlib import Path
 import pytest
 
 import tests.models.toy_chat_model  # noqa: F401  (registers toy-char-lm)
-from tiktalk.cleaning import (
-    BuildConfig,
-    RawComment,
-    RawVideo,
-    build_dataset,
-    clean_and_split,
-    read_raw_comments,
-    read_raw_videos,
-    read_split_file,
-)
+from tiktalk.build import BuildConfig, build_dataset, clean_and_split
 from tiktalk.commands.main import main
 from tiktalk.dataset import DatasetFormatError, load_dataset, sample_raw_dir
 from tiktalk.errors import EmptyResultError
+from tiktalk.raw import RawComment, RawVideo, read_raw_comments, read_raw_videos, read_split_file
 
 
 def _write(path: Path, rows: list) -> Path:

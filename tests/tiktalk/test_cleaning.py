@@ -10,26 +10,25 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tiktalk.build import BuildConfig, clean_and_split
 from tiktalk.cleaning import (
-    BuildConfig,
-    RawComment,
-    RawVideo,
     blocked_word,
-    children_map,
-    clean_and_split,
     clean_text,
     clean_title,
     extract_emoticons,
     is_mergeable,
     merge_repeats,
+    remove_mentions,
+)
+from tiktalk.dataset import DatasetFormatError, sample_raw_dir, split_of, synthetic_features
+from tiktalk.raw import (
+    RawComment,
+    RawVideo,
+    children_map,
     read_raw_comments,
     read_raw_videos,
-    remove_mentions,
     root_to_leaf_chains,
-    split_of,
-    synthetic_features,
 )
-from tiktalk.dataset import DatasetFormatError, sample_raw_dir
 
 # ---------------------------------------------------------------------------- text rules
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import shared_path
-from tiktalk.cleaning import build_dataset
+from tiktalk.build import build_dataset
 from tiktalk.commands.main import main
 from tiktalk.dataset import (
     DIALOGUE_SCHEMA,
@@ -25,12 +25,12 @@ from tiktalk.dataset import (
     TikTalkDataset,
     from_rows,
     load_dataset,
-    load_lccc,
     read_table,
     sample_dir,
     sample_raw_dir,
     write_dataset,
 )
+from tiktalk.importers.lccc import load_lccc
 from tiktalk.types import DialogueExample
 
 
@@ -76,7 +76,7 @@ def test_sample_features(sample):
     assert frames.shape == (8, 2048) and frames.dtype == np.float32
     assert audio.shape == (8, 128) and audio.dtype == np.float32
     # stored as float16: equal to the seeded generator up to float16 rounding
-    from tiktalk.cleaning import synthetic_features
+    from tiktalk.dataset import synthetic_features
 
     expected = synthetic_features("v01", "frames", 8).astype(np.float16).astype(np.float32)
     np.testing.assert_array_equal(frames, expected)

@@ -41,17 +41,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_flag(p)
     p.set_defaults(func=_build)
 
+    from tiktalk.importers import IMPORTERS
+
+    formats = "; ".join(f"{name}: {imp.summary}" for name, imp in IMPORTERS.items())
     p = data_sub.add_parser(
         "import",
-        help="an already cleaned and split corpus (JSONL, one dialogue per line; or LCCC, KdConv) -> a dataset",
+        help=f"an already cleaned and split corpus ({', '.join(IMPORTERS.names())}) -> a dataset",
         description="Import dialogues as they are: no cleaning, every given split kept exactly. "
         "JSONL fields: dialogue_id, video_id (null: text only), context (list of turns), response; "
         "optional references (default [response] on val/test), split (train|val|test; missing: "
-        "hashed from video_id), title, emoticons. See docs/corpus.md.",
+        f"hashed from video_id), title, emoticons. See docs/corpus.md. Formats: {formats}.",
     )
-    p.add_argument("source", metavar="SOURCE", help="FILE.jsonl; LCCC's JSON file; KdConv's domain directory")
-    p.add_argument("--from", dest="source_format", choices=("jsonl", "lccc", "kdconv"), default="jsonl",
-                   help="format of SOURCE (default jsonl)")
+    p.add_argument("source", metavar="SOURCE",
+                   help="; ".join(f"{name}: {imp.source}" for name, imp in IMPORTERS.items()))
+    p.add_argument("--from", dest="source_format", choices=IMPORTERS.names(), default=IMPORTERS.names()[0],
+                   help=f"format of SOURCE (default {IMPORTERS.names()[0]})")
     p.add_argument("--out", required=True, help="output directory (written atomically)")
     p.add_argument("--val-fraction", type=float, default=None,
                    help="jsonl: share of videos hashed to val for rows without a split (default 1000/38703, "
@@ -96,18 +100,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_flag(p)
     p.set_defaults(func=_gold_knowledge)
 
-    p = data_sub.add_parser("lccc", help="convert LCCC JSON (train/valid/test) into a text-only dataset")
+    p = data_sub.add_parser("lccc", help="alias of `data import --from lccc` (LCCC JSON -> a text-only dataset)")
     p.add_argument("source", metavar="JSON", help="e.g. LCCC's toy_data.json")
     p.add_argument("--out", required=True)
     p.add_argument("--expand-turns", action="store_true", help="one row per response turn, not per dialogue")
     p.add_argument("--format", dest="table_format", choices=("jsonl", "parquet"), default="jsonl")
+    p.add_argument("--allow-empty-split", action="store_true", help="accept a split with no dialogue")
     p.add_argument("--overwrite", action="store_true")
     add_json_flag(p)
     p.set_defaults(func=_lccc)
 
 
 def _render_build(m: dict) -> str:
-    from tiktalk.cleaning import MODIFY_RULES, REMOVAL_RULES
+    from tiktalk.build import MODIFY_RULES, REMOVAL_RULES
 
     b = m["build"]
     width = max(len(k) for k, _ in REMOVAL_RULES + MODIFY_RULES)
@@ -133,7 +138,7 @@ def _render_build(m: dict) -> str:
 def _build(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tiktalk.cleaning import build_dataset, load_build_config
+    from tiktalk.build import build_dataset, load_build_config
     from tiktalk.dataset import SAMPLE_NAME, sample_raw_dir
 
     raw = sample_raw_dir() if args.raw == SAMPLE_NAME else Path(args.raw)
@@ -221,49 +226,17 @@ def _render_import(m: dict, out: str) -> str:
 def _import(args: argparse.Namespace) -> int:
     import sys
 
-    from tiktalk.dataset import (
-        KDCONV_SEED,
-        KDCONV_VAL_FRACTION,
-        import_jsonl,
-        import_kdconv,
-        import_lccc,
-        reference_warnings,
-        write_dataset,
-    )
-    from tiktalk.errors import UsageError
+    from tiktalk.dataset import load_features_dir, reference_warnings, write_dataset
+    from tiktalk.importers import ImportOptions, run_import
 
-    given = {"--val-fraction": args.val_fraction, "--test-fraction": args.test_fraction,
-             "--split-seed": args.split_seed, "--expand-turns": args.expand_turns or None}
-    allowed = {"jsonl": ("--val-fraction", "--test-fraction", "--split-seed"),
-               "lccc": ("--expand-turns",), "kdconv": ("--val-fraction", "--split-seed")}[args.source_format]
-    stray = [flag for flag, value in given.items() if value is not None and flag not in allowed]
-    if stray:
-        raise UsageError(f"{', '.join(stray)} does not apply to --from {args.source_format}")
-    empty = {"allow_empty_split": args.allow_empty_split}
-    if args.source_format == "lccc":
-        result = import_lccc(args.source, expand_turns=args.expand_turns, **empty)
-        source = {"source": "LCCC", "lccc": {"expand_turns": args.expand_turns}}
-    elif args.source_format == "kdconv":
-        try:
-            seed = KDCONV_SEED if args.split_seed is None else int(args.split_seed)
-        except ValueError:
-            raise UsageError(f"--split-seed {args.split_seed!r}: kdconv takes an integer seed") from None
-        fraction = KDCONV_VAL_FRACTION if args.val_fraction is None else args.val_fraction
-        result = import_kdconv(args.source, val_fraction=fraction, seed=seed, **empty)
-        source = {"source": "KdConv"}
-    else:
-        options = {k: v for k, v in (("val_fraction", args.val_fraction), ("test_fraction", args.test_fraction),
-                                     ("split_seed", args.split_seed)) if v is not None}
-        result = import_jsonl(args.source, **options, **empty)
-        source = {"source": "tiktalk data import"}
-    features = None
-    if args.features is not None:
-        from tiktalk.cleaning import load_features_dir
-
-        features = load_features_dir(args.features)
+    options = ImportOptions(val_fraction=args.val_fraction, test_fraction=args.test_fraction,
+                            split_seed=args.split_seed, expand_turns=args.expand_turns,
+                            allow_empty_split=args.allow_empty_split)
+    result = run_import(args.source_format, args.source, options)
+    features = load_features_dir(args.features) if args.features is not None else None
     manifest = write_dataset(result.dataset, args.out, table_format=args.table_format, overwrite=args.overwrite,
-                             extra_manifest={**source, "import": result.report}, extra_files=result.extra_files,
-                             features=features)
+                             extra_manifest={**result.manifest, "import": result.report},
+                             extra_files=result.extra_files, features=features)
     emit(args, manifest, lambda m: _render_import(m, args.out))
     for line in reference_warnings(result.dataset):
         print(f"warning: {line}", file=sys.stderr)
@@ -271,14 +244,9 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _lccc(args: argparse.Namespace) -> int:
-    from tiktalk.dataset import load_lccc, write_dataset
-
-    ds = load_lccc(args.source, expand_turns=args.expand_turns)
-    manifest = write_dataset(ds, args.out, table_format=args.table_format, overwrite=args.overwrite,
-                             extra_manifest={"source": "LCCC", "lccc": {"expand_turns": args.expand_turns}})
-    emit(args, manifest, lambda m: f"wrote {args.out}: " + ", ".join(
-        f"{s} {m['counts'][s]['dialogues']}" for s in ("train", "val", "test")) + " dialogues")
-    return 0
+    """`data lccc` is `data import --from lccc`: one importer, one manifest, one output."""
+    return _import(argparse.Namespace(**vars(args), source_format="lccc", val_fraction=None, test_fraction=None,
+                                      split_seed=None, features=None))
 
 
 def _gold_knowledge(args: argparse.Namespace) -> int:
