@@ -94,8 +94,12 @@ class KnowledgeText:
     truncated: bool  # True when the budget cut pieces off
 
 
-def _clean(piece: str) -> str:
-    return piece.translate(_SEPARATOR_CHARS)
+def clean_piece(text: str) -> str:
+    """KG text as a segment writes it: a separator character becomes a space."""
+    return text.translate(_SEPARATOR_CHARS)
+
+
+_clean = clean_piece
 
 
 def head_pieces(item: HeadFlows, config: LinearizeConfig, seen_flows: set[str] | None = None) -> list[str]:

@@ -19,7 +19,12 @@ from pathlib import Path
 
 import polars as pl
 
-from retrieval.cache import KNOWLEDGE_CACHE_SCHEMA, parquet_bytes, write_knowledge_cache
+from retrieval.cache import (
+    KNOWLEDGE_CACHE_SCHEMA,
+    SELECTION_COLUMNS,
+    parquet_bytes,
+    write_knowledge_cache,
+)
 from retrieval.retriever import Retriever
 from tiktalk.errors import OutputExistsError, UsageError
 from tiktalk.io import atomic_write_bytes
@@ -33,6 +38,7 @@ def linearised_for(retriever: Retriever) -> dict:
         "retriever": json.loads(json.dumps(asdict(retriever.config), default=str, ensure_ascii=False)),
         "encoder": {"name": retriever.encoder.name, "fingerprint": retriever.encoder.fingerprint},
         "kg_content_sha256": manifest["kg"]["content_sha256"],
+        "selection": retriever.selection_settings,
     }
 
 
@@ -48,6 +54,10 @@ def _run_key(retriever: Retriever, rows: pl.DataFrame, chunk_size: int) -> str:
 
 def _chunk_frame(retriever: Retriever, chunk: pl.DataFrame) -> pl.DataFrame:
     results = retriever.retrieve_batch(chunk["context"].to_list(), chunk["title"].to_list())
+    selected = {}
+    if retriever.scorer is not None:
+        selected = {"pieces": [[p.passage for p in r.pieces or []] for r in results],
+                    "abstained": [r.abstained for r in results]}
     return pl.DataFrame(
         {
             "dialogue_id": chunk["dialogue_id"].to_list(),
@@ -57,8 +67,9 @@ def _chunk_frame(retriever: Retriever, chunk: pl.DataFrame) -> pl.DataFrame:
             "families": [[h.family for h in r.heads] for r in results],
             "scores": [[h.score for h in r.heads] for r in results],
             "knowledge": [r.knowledge for r in results],
+            **selected,
         },
-        schema=KNOWLEDGE_CACHE_SCHEMA,
+        schema={**KNOWLEDGE_CACHE_SCHEMA, **(SELECTION_COLUMNS if selected else {})},
     )
 
 
@@ -93,6 +104,9 @@ def annotate(
     if dupes:
         raise UsageError(f"dialogue_id values repeat: {dupes[:5]}")
 
+    # a piece selection over an index without stored hub statistics: these rows are the background
+    # (before the run key, which records the background in use)
+    retriever.prepare_background(rows["context"].to_list(), rows["title"].to_list())
     key = _run_key(retriever, rows, chunk_size)
     parts = out.parent / f".{out.name}.parts-{key}"
     parts.mkdir(parents=True, exist_ok=True)
@@ -110,10 +124,15 @@ def annotate(
             if on_chunk is not None:
                 on_chunk(i)
     frames = [pl.read_parquet(parts / f"part-{i:06d}.parquet") for i in range(n_chunks)]
-    table = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=KNOWLEDGE_CACHE_SCHEMA)
+    schema = {**KNOWLEDGE_CACHE_SCHEMA, **(SELECTION_COLUMNS if retriever.scorer is not None else {})}
+    table = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=schema)
     write_knowledge_cache(table, out, linearised_for(retriever), on_notice=on_notice)
     shutil.rmtree(parts, ignore_errors=True)
     budget = None if retriever.budget is None else retriever.budget.as_dict()
-    return {"out": str(out), "rows": table.height, "chunks": n_chunks, "chunks_reused": reused, "run_key": key,
-            "budget": budget}
+    result = {"out": str(out), "rows": table.height, "chunks": n_chunks, "chunks_reused": reused, "run_key": key,
+              "budget": budget, "selection": retriever.selection_settings}
+    if retriever.scorer is not None:
+        result["abstained"] = int(table["abstained"].sum())
+        result["empty"] = int((table["knowledge"] == "").sum())
+    return result
 

@@ -12,6 +12,13 @@ training step. A Parquet file, one row per dialogue:
     scores       list[f32]  their scores: cosine, minus the hub penalty when hub-corrected
     knowledge    str        the linearised knowledge segment (``kg.linearize``)
 
+A cache made by a piece selection (``annotate --selection dense|learned``) has two more
+columns, :data:`SELECTION_COLUMNS`:
+
+    pieces       list[str]  the chosen pieces' passages (``head，piece``), best first
+    abstained    bool       True when the selector judged no candidate worth a segment
+                            (its knowledge is then empty on purpose)
+
 The writer checks the whole schema; a reader checks the two columns it reads
 (``dialogue_id``, ``knowledge``), so a hand-made two-column cache works too. The Parquet
 key-value metadata ``tiktalk.knowledge`` (JSON) records what the segments were linearised
@@ -37,6 +44,7 @@ KNOWLEDGE_CACHE_SCHEMA: dict[str, pl.DataType] = {
     "dialogue_id": pl.String, "query": pl.String, "heads": pl.List(pl.String), "head_ids": pl.List(pl.String),
     "families": pl.List(pl.String), "scores": pl.List(pl.Float32), "knowledge": pl.String,
 }
+SELECTION_COLUMNS: dict[str, pl.DataType] = {"pieces": pl.List(pl.String), "abstained": pl.Boolean}
 READ_COLUMNS = ("dialogue_id", "knowledge")
 METADATA_KEY = "tiktalk.knowledge"
 FORMAT_VERSION = 1
@@ -45,8 +53,9 @@ FORMAT_VERSION = 1
 def check_schema(schema: dict[str, pl.DataType], where: str | Path, columns=None) -> None:
     """Raise FormatError naming ``where`` and the first missing or ill-typed column of ``columns``
     (default: every column of the cache schema)."""
+    known = {**KNOWLEDGE_CACHE_SCHEMA, **SELECTION_COLUMNS}
     for name in columns or KNOWLEDGE_CACHE_SCHEMA:
-        expected = KNOWLEDGE_CACHE_SCHEMA[name]
+        expected = known[name]
         if name not in schema:
             raise FormatError(f"{where}: knowledge cache column {name!r} is missing (columns: {list(schema)})")
         if schema[name] != expected and schema[name] != pl.Null:  # an all-null column has type Null
@@ -62,11 +71,13 @@ def parquet_bytes(frame: pl.DataFrame, metadata: dict[str, str] | None = None) -
 
 def write_knowledge_cache(frame: pl.DataFrame, path: str | Path, linearised_for: dict | None = None,
                           on_notice: Callable[[str], None] | None = None) -> None:
-    """Write ``frame`` (exactly the cache schema) to ``path`` atomically, with ``linearised_for``
-    (budget, retriever settings, ...) in the metadata."""
-    check_schema(dict(frame.schema), "knowledge cache to write")
-    if list(frame.columns) != list(KNOWLEDGE_CACHE_SCHEMA):
-        raise FormatError(f"knowledge cache to write: columns {frame.columns} are not {list(KNOWLEDGE_CACHE_SCHEMA)}")
+    """Write ``frame`` (exactly the cache schema, optionally followed by the selection columns) to
+    ``path`` atomically, with ``linearised_for`` (budget, retriever settings, ...) in the metadata."""
+    base, extended = list(KNOWLEDGE_CACHE_SCHEMA), [*KNOWLEDGE_CACHE_SCHEMA, *SELECTION_COLUMNS]
+    if list(frame.columns) not in (base, extended):
+        raise FormatError(f"knowledge cache to write: columns {frame.columns} are not {base} "
+                          f"(or those and {list(SELECTION_COLUMNS)})")
+    check_schema(dict(frame.schema), "knowledge cache to write", frame.columns)
     duplicated = frame.filter(pl.col("dialogue_id").is_duplicated())["dialogue_id"]
     if duplicated.len():
         raise FormatError(f"knowledge cache to write: dialogue_id {duplicated[0]!r} appears more than once")

@@ -85,3 +85,45 @@ def write_gold_knowledge(dataset: str | Path, out: str | Path, budget: Knowledge
     return {"out": str(out), "rows": frame.height, "with_knowledge": int((frame["knowledge"] != "").sum()),
             "cut_by_budget": int((frame["knowledge"] != uncut).sum()),
             "budget": None if budget is None else budget.as_dict()}
+
+
+def gold_value_use(segments: Mapping[str, str], gold: Mapping[str, Sequence[Mapping]], ids: Sequence[str],
+                   budget: KnowledgeBudget | None = None) -> dict:
+    """How much of what the responses used is in their knowledge segments (issue 20's measure).
+
+    Over the dialogues ``ids`` (those with gold attrs count; others are skipped):
+
+    - ``gold_value_in_segment``: share whose segment holds a value they used, whole (as
+      linearised: separators become spaces);
+    - ``..._fits``: the same over the responses with a used value that fits ``budget`` on its
+      own (``entity，attribute：value``), the ones a segment can hold whole;
+    - ``gold_part_in_segment``: share whose segment holds a used value or a part of one (a
+      piece of 4+ characters inside a used value: a sentence of a long description);
+    - ``empty_share``: share of ``ids`` whose segment is empty.
+    """
+    from kg.linearize import SEPARATORS, clean_piece, split_pieces
+
+    whole = fits = fits_n = part = n = empty = 0
+    for i in ids:
+        segment = segments.get(i) or ""
+        empty += not segment
+        attrs = gold.get(i) or []
+        if not attrs:
+            continue
+        n += 1
+        values = [clean_piece(a["attrvalue"].strip()) for a in attrs]
+        hit = any(v and v in segment for v in values)
+        whole += hit
+        if budget is not None:
+            fitting = [v for a, v in zip(attrs, values)
+                       if budget.count_tokens(kg.linearize(gold_items([a])).text) <= budget.max_tokens]
+            if fitting:
+                fits_n += 1
+                fits += any(v in segment for v in fitting)
+        pieces = [p.lstrip("".join(SEPARATORS)).strip() for p in split_pieces(segment)]
+        part += hit or any(len(p) >= 4 and any(p in v for v in values) for p in pieces)
+    out = {"dialogues": len(ids), "with_gold": n, "gold_value_in_segment": round(whole / max(n, 1), 4),
+           "gold_part_in_segment": round(part / max(n, 1), 4), "empty_share": round(empty / max(len(ids), 1), 4)}
+    if budget is not None:
+        out.update({"with_fitting_value": fits_n, "gold_value_in_segment_fits": round(fits / max(fits_n, 1), 4)})
+    return out

@@ -13,6 +13,10 @@ Layout of an index directory (written atomically, no pickles)::
     hub_penalty.npy  (with ``--background``) float32 (n,): each head's mean similarity to its
                      k nearest background contexts, for the hub correction; the manifest's
                      ``hub_correction`` says from what (:mod:`retrieval.hubness`)
+    piece_passages.parquet, piece_embeddings.npy
+                     (with ``--pieces``) every distinct piece passage of every head and its
+                     unit vector (:mod:`retrieval.pieces`), so a piece selection encodes
+                     nothing per context; the manifest's ``pieces`` holds the piece settings
 
 Which heads: the start nodes of the dialogue flows of every family. Event heads feed the
 event flow, phrase heads and entities the concept flow, emotion nodes the emotion flows.
@@ -58,6 +62,7 @@ from tiktalk.io import atomic_directory, read_json, recover_directory, sha256_fi
 from tiktalk.versions import library_versions
 
 FORMAT_VERSION = 1
+PIECE_PASSAGES_FILE, PIECE_EMB_FILE = "piece_passages.parquet", "piece_embeddings.npy"
 INDEX_FILE, HEADS_FILE, EMB_FILE, MANIFEST_FILE = "index.faiss", "heads.parquet", "embeddings.npy", "manifest.json"
 HUB_FILE = "hub_penalty.npy"
 
@@ -138,6 +143,8 @@ class HeadIndex:
     cpu_index: faiss.Index
     embeddings: np.ndarray  # (n, dim) float32, memory-mapped when loaded from disk
     hub_penalty: np.ndarray | None = None  # (n,) float32 when built with a background
+    piece_passages: list[str] | None = None  # with --pieces: distinct piece passages
+    piece_embeddings: np.ndarray | None = None  # (len(piece_passages), dim) float32 unit rows
 
     @cached_property
     def index(self) -> faiss.Index:
@@ -220,7 +227,7 @@ class HeadIndex:
         _check_manifest(manifest, path / MANIFEST_FILE)
         if verify:
             for name, expected in manifest["files"].items():
-                if name not in (INDEX_FILE, HEADS_FILE, EMB_FILE, HUB_FILE):
+                if name not in (INDEX_FILE, HEADS_FILE, EMB_FILE, HUB_FILE, PIECE_PASSAGES_FILE, PIECE_EMB_FILE):
                     raise IndexFileError(f"{path / MANIFEST_FILE}: field 'files' names an unknown file {name!r}")
                 actual = sha256_file(path / name)
                 if actual != expected:
@@ -244,6 +251,8 @@ class HeadIndex:
         use_huge_pages(cpu_index)
         out = cls(path=path, manifest=manifest, heads=heads, cpu_index=cpu_index, embeddings=embeddings,
                   hub_penalty=_read_hub_penalty(path, manifest, heads.height))
+        if "pieces" in manifest:
+            out.piece_passages, out.piece_embeddings = _read_pieces(path, manifest)
         out.check_compatible(encoder, kg_sha256)
         return out
 
@@ -325,6 +334,32 @@ def _read_hub_penalty(path: Path, manifest: dict, n: int) -> np.ndarray | None:
     return penalty
 
 
+def _read_pieces(path: Path, manifest: dict) -> tuple[list[str], np.ndarray]:
+    files = manifest["files"]
+    for name in (PIECE_PASSAGES_FILE, PIECE_EMB_FILE):
+        if name not in files or not (path / name).is_file():
+            raise IndexFileError(f"{path / name}: the manifest's field 'pieces' needs it, listed in 'files' "
+                                 "(rebuild with `tiktalk index build --pieces`)")
+    try:
+        passages = pl.read_parquet(path / PIECE_PASSAGES_FILE)["passage"].to_list()
+        vectors = np.load(path / PIECE_EMB_FILE, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, pl.exceptions.PolarsError) as err:
+        raise IndexFileError(f"{path}: cannot read the piece files ({err})") from None
+    dim = manifest["encoder"]["dim"]
+    if vectors.shape != (len(passages), dim) or vectors.dtype != np.float32:
+        raise IndexFileError(f"{path / PIECE_EMB_FILE}: shape {vectors.shape} {vectors.dtype}, expected "
+                             f"({len(passages)}, {dim}) float32")
+    return passages, vectors
+
+
+def piece_passages(graph, heads: pl.DataFrame, config) -> list[str]:
+    """Every distinct piece passage of the index's heads, in head-row then piece order."""
+    from retrieval.pieces import PieceCatalog
+
+    catalog = PieceCatalog(graph, config)
+    return list(dict.fromkeys(p.passage for head in heads["id"].to_list() for p in catalog(head)))
+
+
 def hub_statistics(encoder: Encoder, embeddings: np.ndarray, background: Background, k: int = DEFAULT_HUB_K,
                    query: QueryConfig | None = None, texts: list[str] | None = None) -> tuple[np.ndarray, dict]:
     """Penalties (n,) of the heads against ``background`` encoded as queries, and the
@@ -347,11 +382,12 @@ def hub_statistics(encoder: Encoder, embeddings: np.ndarray, background: Backgro
     return penalty, entry
 
 
-def _encode_with_progress(encoder: Encoder, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
+def _encode_with_progress(encoder: Encoder, texts: list[str], batch_size: int, progress: bool,
+                          what: str = "encode passages") -> np.ndarray:
     from tqdm.auto import tqdm
 
     out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
-    with tqdm(total=len(texts), desc=f"encode passages ({encoder.name})", unit="text", disable=not progress) as bar:
+    with tqdm(total=len(texts), desc=f"{what} ({encoder.name})", unit="text", disable=not progress) as bar:
         for start in range(0, len(texts), batch_size):
             batch = texts[start : start + batch_size]
             out[start : start + len(batch)] = encoder.encode(batch, kind="passage")
@@ -413,6 +449,7 @@ def build_head_index(
     background: Background | None = None,
     hub_k: int = DEFAULT_HUB_K,
     views: str | PassageViews | None = None,
+    pieces=None,
 ) -> HeadIndex:
     """Encode the KG's heads and write the index directory ``out`` (None: keep it in memory).
 
@@ -423,7 +460,8 @@ def build_head_index(
     :func:`tiktalk.io.atomic_directory` recovered or removed. ``background`` contexts give
     each head its hub penalty (:func:`hub_statistics`). ``views``: the passage views a head
     is encoded from (:class:`retrieval.views.PassageViews`; None: the default, ``"text"``:
-    the head text alone).
+    the head text alone). ``pieces`` (a :class:`retrieval.pieces.PieceConfig`): also encode
+    every head's pieces under those settings (a piece selection then encodes none per context).
     """
     params = params or SearchParams()
     views = PassageViews.parse(views)
@@ -446,6 +484,13 @@ def build_head_index(
     t0 = time.perf_counter()
     index = build_index(embeddings, factory, params, use_gpu=use_gpu)
     timings["index_s"] = time.perf_counter() - t0
+
+    passages, piece_vectors = None, None
+    if pieces is not None:
+        t0 = time.perf_counter()
+        passages = piece_passages(graph, heads, pieces)
+        piece_vectors = _encode_with_progress(encoder, passages, batch_size, progress, "encode pieces")
+        timings["pieces_s"] = time.perf_counter() - t0
 
     penalty, hub_entry = None, None
     if background is not None:
@@ -470,8 +515,10 @@ def build_head_index(
     }
     if hub_entry is not None:
         manifest["hub_correction"] = hub_entry
+    if pieces is not None:
+        manifest["pieces"] = {"config": pieces.as_dict(), "count": len(passages)}
     result = HeadIndex(path=None, manifest=manifest, heads=heads, cpu_index=index, embeddings=embeddings,
-                       hub_penalty=penalty)
+                       hub_penalty=penalty, piece_passages=passages, piece_embeddings=piece_vectors)
     if out is None:
         result.manifest["files"] = {}
         return result
@@ -483,6 +530,11 @@ def build_head_index(
         if penalty is not None:
             np.save(tmp / HUB_FILE, penalty, allow_pickle=False)
             files.append(HUB_FILE)
+        if passages is not None:
+            pl.DataFrame({"passage": passages}, schema={"passage": pl.String}).write_parquet(
+                tmp / PIECE_PASSAGES_FILE, compression="zstd", statistics=False)
+            np.save(tmp / PIECE_EMB_FILE, np.ascontiguousarray(piece_vectors, dtype=np.float32), allow_pickle=False)
+            files += [PIECE_PASSAGES_FILE, PIECE_EMB_FILE]
         manifest["files"] = {name: sha256_file(tmp / name) for name in files}
         write_json(tmp / MANIFEST_FILE, manifest)
     result.path = Path(out)

@@ -18,7 +18,15 @@ import kg
 from retrieval.encoders import Encoder, open_encoder
 from retrieval.hubness import DEFAULT_HUB_WEIGHT
 from retrieval.index import HeadIndex
+from retrieval.pieces import Piece, write_segment
 from retrieval.query import QueryConfig, build_queries
+from retrieval.selection import (
+    DEFAULT_SELECTION,
+    SELECTIONS,
+    CandidateBuilder,
+    SelectionConfig,
+    choose,
+)
 from tiktalk.errors import MissingInputError, UsageError
 from tiktalk.types import KnowledgeBudget
 
@@ -31,7 +39,13 @@ class RetrieverConfig:
     (built with a background); an index without one is searched plainly. The flows query (:meth:`kg.C3KG.flows`) is the one place knowledge is
     chosen: ``families``, ``relations``, ``depth``, ``fanout`` edges per node and family,
     ``top_k_tails`` tails per relation. ``linearize`` only formats; the budget that cuts the
-    text is the :class:`Retriever`'s (the model's, see ``ChatModel.knowledge_budget``)."""
+    text is the :class:`Retriever`'s (the model's, see ``ChatModel.knowledge_budget``).
+
+    ``selection`` (:data:`retrieval.selection.SELECTIONS`): ``paper`` writes the ``top_k``
+    heads head-major as above (the paper's row); ``dense`` and ``learned`` score the pieces
+    of ``pieces.candidate_heads`` + ``pieces.named_heads`` candidate heads and fill the
+    segment best first (:mod:`retrieval.selection`); ``learned`` reads the selector at
+    ``selector`` (``tiktalk select train``), whose own candidate settings then apply."""
 
     top_k: int = 3
     per_family: bool = False
@@ -45,8 +59,16 @@ class RetrieverConfig:
     fanout: int | None = 2
     top_k_tails: int | None = 2
     linearize: kg.LinearizeConfig = field(default_factory=kg.LinearizeConfig)
+    selection: str = DEFAULT_SELECTION
+    selector: str | None = None
+    pieces: SelectionConfig = field(default_factory=SelectionConfig)
 
     def __post_init__(self) -> None:
+        if self.selection not in SELECTIONS:
+            raise UsageError(f"selection {self.selection!r} is not one of {SELECTIONS.names()}")
+        if (self.selection == "learned") != (self.selector is not None):
+            raise UsageError("selection 'learned' needs a selector (tiktalk select train) and only it takes one "
+                             f"(selection {self.selection!r}, selector {self.selector!r})")
         if self.top_k < 1:
             raise UsageError(f"top_k ({self.top_k}) must be at least 1")
         for name in ("fanout", "top_k_tails"):
@@ -114,14 +136,21 @@ class RetrievedHead:
 
 @dataclass
 class Retrieval:
-    """What one context retrieved: its query text(s), ranked heads and the knowledge text."""
+    """What one context retrieved: its query text(s), ranked heads and the knowledge text;
+    with a piece selection also the chosen pieces (best first) and whether it abstained."""
 
     queries: list[str]
     heads: list[RetrievedHead]
     knowledge: str
+    pieces: list[Piece] | None = None
+    abstained: bool = False
 
     def as_dict(self) -> dict:
-        return {"queries": self.queries, "heads": [h.as_dict() for h in self.heads], "knowledge": self.knowledge}
+        out = {"queries": self.queries, "heads": [h.as_dict() for h in self.heads], "knowledge": self.knowledge}
+        if self.pieces is not None:
+            out["pieces"] = [p.passage for p in self.pieces]
+            out["abstained"] = self.abstained
+        return out
 
 
 class Retriever:
@@ -141,6 +170,43 @@ class Retriever:
         # (head id, flows settings) -> HeadFlows: heads recur across contexts (annotate), and a
         # KG query costs ~0.1 ms; keyed by the settings so a changed config is never served stale
         self._flows: dict[tuple, kg.HeadFlows] = {}
+        self._query_vectors: dict[str, np.ndarray] = {}  # prepare_background's, reused by encode
+        self.scorer, self.candidates = None, None
+        if self.config.selection != "paper":
+            if self.config.selection == "learned":
+                from retrieval.selector import LearnedScorer
+
+                self.scorer = LearnedScorer.load(self.config.selector, self)
+            else:
+                self.scorer = SELECTIONS.get(self.config.selection)(self.config.pieces)
+            self.candidates = CandidateBuilder(self, self.scorer.config)
+
+    @property
+    def selection_settings(self) -> dict:
+        """What chose the knowledge: the strategy, its scorer and the hub background in use."""
+        if self.scorer is None:
+            return {"name": "paper"}
+        cb = self.candidates
+        background = (f"batch ({len(cb.background)} queries)" if cb.background is not None else
+                      "index" if self.hub_corrected else "none")
+        return {**self.scorer.describe(), "hub_background": background}
+
+    def prepare_background(self, contexts: Sequence[Sequence[str]], titles: Sequence[str | None] | None = None,
+                           limit: int = 4096, seed: int = 0) -> int:
+        """Let these contexts (at most ``limit``, a seeded sample) be the hub background of a
+        piece selection (unless the hub correction is off); their query vectors are kept for
+        :meth:`encode`. Returns the number of background queries (0: none used)."""
+        if self.candidates is None or not self.config.hub_correction:
+            return 0
+        contexts, titles = list(contexts), (list(titles) if titles is not None else [None] * len(contexts))
+        if len(contexts) > limit:
+            pick = sorted(np.random.default_rng(seed).choice(len(contexts), limit, replace=False).tolist())
+            contexts, titles = [contexts[i] for i in pick], [titles[i] for i in pick]
+        texts = list(dict.fromkeys(q for qs in self.queries(contexts, titles) for q in qs))
+        vectors = self.encode([texts]) if texts else np.zeros((0, self.index.dim), np.float32)
+        self._query_vectors.update(zip(texts, vectors))
+        self.candidates.set_background(vectors)
+        return 0 if self.candidates.background is None else len(texts)
 
     @classmethod
     def load(cls, index_dir: str | Path, *, graph: kg.C3KG | None = None, encoder: Encoder | None = None,
@@ -172,6 +238,9 @@ class Retriever:
         flat = [q for qs in queries for q in qs]
         if not flat:
             return np.zeros((0, self.index.dim), dtype=np.float32)
+        known = self._query_vectors
+        if known and all(q in known for q in flat):
+            return np.stack([known[q] for q in flat])
         return self.encoder.encode(flat, kind="query")
 
     # -- stage 2: vectors -> ranked heads
@@ -230,8 +299,30 @@ class Retriever:
                        titles: Sequence[str | None] | None = None) -> list[Retrieval]:
         queries = self.queries(contexts, titles)
         vectors = self.encode(queries)
-        heads = self.search_heads(queries, vectors)
-        return [Retrieval(q, h, self.expand(h)) for q, h in zip(queries, heads)]
+        if self.scorer is None:
+            heads = self.search_heads(queries, vectors)
+            return [Retrieval(q, h, self.expand(h)) for q, h in zip(queries, heads)]
+        return self.select(contexts, queries, vectors)
+
+    def select(self, contexts: Sequence[Sequence[str]], queries: list[list[str]],
+               vectors: np.ndarray) -> list[Retrieval]:
+        """The piece selection's segments (see :mod:`retrieval.selection`)."""
+        batch = self.candidates.build(contexts, queries, vectors)
+        present = [c for c in batch if c is not None]
+        scores = iter(self.scorer.score(present))
+        rows = {h: i for i, h in enumerate(self._ids)}
+        out = []
+        for qs, c in zip(queries, batch):
+            if c is None:
+                out.append(Retrieval(qs, [], "", pieces=[], abstained=False))
+                continue
+            s = next(scores)
+            pieces, abstained = choose(c, s, self.budget, self.scorer.abstain_below, self.scorer.config.max_pieces)
+            head_score = {p.head_id: float(c.head_score[i]) for i, p in enumerate(c.pieces)}
+            heads = [RetrievedHead(h, self._texts[rows[h]], self._kinds[rows[h]], self._families[rows[h]],
+                                   head_score[h]) for h in dict.fromkeys(p.head_id for p in pieces)]
+            out.append(Retrieval(qs, heads, write_segment(pieces), pieces=pieces, abstained=abstained))
+        return out
 
     def retrieve(self, context: Sequence[str], title: str | None = None) -> Retrieval:
         return self.retrieve_batch([context], [title])[0]

@@ -6,6 +6,7 @@ import argparse
 
 from retrieval.query import DEFAULT_VARIANT, QUERY_VARIANTS
 from tiktalk.commands import (
+    RegistryHelp,
     add_budget_options,
     add_group,
     add_json_flag,
@@ -27,6 +28,29 @@ def _add_retriever_options(p: argparse.ArgumentParser) -> None:
                    help="allow the KG (--kg, or the one the index names) to be a C3KG.GRAPH pickle")
     p.add_argument("--no-hub-correction", action="store_true",
                    help="rank by plain cosine even when the index has hub statistics")
+    add_selection_options(p)
+
+
+def add_selection_options(p: argparse.ArgumentParser) -> None:
+    def selections() -> str:
+        from retrieval.selection import DEFAULT_SELECTION, SELECTIONS
+
+        return (f"how the segment is chosen: {', '.join(SELECTIONS.names())}; 'paper': top-k heads written "
+                "head-major (the paper's row); 'dense': pieces scored by the encoder; 'learned': pieces scored "
+                f"by --selector (default: 'learned' with --selector, else {DEFAULT_SELECTION!r})")
+
+    def heads(which: str) -> str:
+        from retrieval.selection import DEFAULT_CANDIDATE_HEADS, DEFAULT_NAMED_HEADS
+
+        return {"dense": f"dense heads whose pieces are candidates (default {DEFAULT_CANDIDATE_HEADS}; "
+                         "a selector keeps its own)",
+                "named": f"heads the context names, most recent first, added to the candidates "
+                         f"(default {DEFAULT_NAMED_HEADS}; a selector keeps its own)"}[which]
+
+    p.add_argument("--selection", default=None, help=RegistryHelp(selections))
+    p.add_argument("--selector", default=None, metavar="DIR", help="a selector from `tiktalk select train`")
+    p.add_argument("--candidate-heads", type=int, default=None, help=RegistryHelp(lambda: heads("dense")))
+    p.add_argument("--named-heads", type=int, default=None, help=RegistryHelp(lambda: heads("named")))
 
 
 def _add_workers_option(p: argparse.ArgumentParser) -> None:
@@ -67,6 +91,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-gpu", action="store_true", help="stay on the CPU even when FAISS sees a GPU")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     _add_views_option(p, "each head is encoded from")
+    p.add_argument("--pieces", action="store_true",
+                   help="also encode every head's knowledge pieces, so `annotate --selection dense|learned` and "
+                        "`select train` encode none per context (costs one encoding per distinct piece)")
     _add_workers_option(p)
     _add_background_option(p, default="sample")
     add_json_flag(p)
@@ -139,6 +166,7 @@ def _retriever(args: argparse.Namespace):
     from dataclasses import replace
 
     from retrieval.retriever import RetrieverConfig
+    from tiktalk.errors import UsageError
     from tiktalk.runs.budget import knowledge_budget
     from tiktalk.runs.pipeline import open_retriever
 
@@ -148,6 +176,15 @@ def _retriever(args: argparse.Namespace):
     config.per_family = args.per_family
     config.min_score = args.min_score
     config.hub_correction = not args.no_hub_correction
+    from retrieval.selection import DEFAULT_SELECTION
+
+    config.selection = args.selection or ("learned" if args.selector else DEFAULT_SELECTION)
+    config.selector = args.selector
+    if args.candidate_heads is not None or args.named_heads is not None:
+        if args.selector:
+            raise UsageError("--candidate-heads / --named-heads: a selector keeps the candidates it was trained on")
+        config.pieces = replace(config.pieces, **{k: v for k, v in (("candidate_heads", args.candidate_heads),
+                                                                    ("named_heads", args.named_heads)) if v is not None})
     if args.last_turns is not None:
         config.query = replace(config.query, last_turns=args.last_turns or None)
     if getattr(args, "title", None) or getattr(args, "use_title", False):
@@ -181,14 +218,15 @@ def _build(args: argparse.Namespace) -> int:
                         kinds=args.kinds, params=params, reuse_from=args.reuse_from, overwrite=args.overwrite,
                         batch_size=args.batch_size, progress=not args.json, use_gpu=not args.no_gpu,
                         trust_pickle=args.trust_pickle, background=args.background, hub_k=args.hub_k,
-                        views=args.views, threads=args.threads, on_notice=print_notice)
+                        views=args.views, pieces=args.pieces, threads=args.threads, on_notice=print_notice)
     m = index.manifest
     emit(args, {"out": str(index.path), **m},
          lambda r: f"wrote {r['out']}: {sum(r['counts'].values())} heads "
          f"({', '.join(f'{k} {v}' for k, v in r['counts'].items())}), {r['encoder']['name']} "
          f"d={r['encoder']['dim']}, {r['factory']}, views {_views_name(r.get('views'))}"
          f"{', reused stored embeddings' if r['reused_embeddings'] else ''}"
-         f"{_hub_line(r.get('hub_correction'))}")
+         f"{_hub_line(r.get('hub_correction'))}"
+         + (f"\n{r['pieces']['count']} piece passages encoded" if r.get("pieces") else ""))
     return 0
 
 
@@ -240,7 +278,9 @@ def _annotate(args: argparse.Namespace) -> int:
                                 allow_empty=args.allow_empty, overwrite=args.overwrite, progress=not args.json,
                                 on_notice=print_notice)
     emit(args, result, lambda r: f"wrote {r['out']}: {r['rows']} dialogues in {r['chunks']} chunks "
-         f"({r['chunks_reused']} reused from an interrupted run), knowledge cut to {r['budget'] or 'no budget'}")
+         f"({r['chunks_reused']} reused from an interrupted run), knowledge cut to {r['budget'] or 'no budget'}, "
+         f"selection {r['selection']['name']}"
+         + (f" ({r['abstained']} abstained, {r['empty']} empty)" if 'abstained' in r else ""))
     return 0
 
 

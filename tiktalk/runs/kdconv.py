@@ -4,7 +4,8 @@
 annotates the dialogues it reads with retrieved knowledge and writes the gold knowledge of the
 triples each response used (:func:`prepare_kdconv`, one function per knowledge cache); then
 trains, generates, evaluates and probes each run of :func:`kdconv_runs` (Maria T, T+K with
-retrieved and T+K with gold knowledge) and writes ``kdconv.json`` / ``kdconv.md`` as
+retrieved (the paper's head-major selection), T+K with the learned piece selection and T+K
+with gold knowledge) and writes ``kdconv.json`` / ``kdconv.md`` as
 ``tiktalk reproduce --suite kdconv`` does: per run its metrics on (the first ``limit``
 dialogues of) the test split and the knowledge probe on the test dialogues that have gold
 knowledge (the same dialogues for every run, each run with its own knowledge). See docs/kdconv.md.
@@ -58,6 +59,8 @@ class KdconvPrepared:
     with_gold: list[str]
     read: int  # test dialogues read: up to the last generated for or probed
     caches: dict[str, Path] = dataclasses.field(default_factory=dict)  # label -> knowledge cache
+    index: Path | None = None  # the KB's index (with pieces), once built
+    contexts: Path | None = None  # the contexts the suite annotates (training split and test prefix)
 
 
 def knowledge_label(cache: Path | None) -> str | None:
@@ -122,6 +125,7 @@ def prepare_retrieved_knowledge(prepared: KdconvPrepared, out: Path, encoder: st
     to the last dialogue generated for or probed; the index of the KB goes to ``out/index``."""
     import polars as pl
 
+    from retrieval.retriever import RetrieverConfig
     from tiktalk.dataset import load_dataset
     from tiktalk.io import atomic_write_text
     from tiktalk.runs.budget import knowledge_budget
@@ -136,14 +140,53 @@ def prepare_retrieved_knowledge(prepared: KdconvPrepared, out: Path, encoder: st
         for i, c in dialogues.select("dialogue_id", "context").iter_rows() if i in wanted))
     index, cache = out / "index", out / "knowledge-retrieved.parquet"
     print(f"indexing {prepared.graph} into {index}; annotating {len(wanted)} dialogues into {cache}", flush=True)
-    build_index(str(prepared.graph), index, encoder=encoder, overwrite=True)
-    annotate_with_index(index, contexts_file, cache, knowledge_budget("maria", max_tokens=prepared.budget.max_tokens))
+    # with its pieces, which the dense and learned selections score (paper's knowledge is unchanged by them)
+    build_index(str(prepared.graph), index, encoder=encoder, pieces=True, overwrite=True)
+    prepared.index, prepared.contexts = index, contexts_file
+    annotate_with_index(index, contexts_file, cache, knowledge_budget("maria", max_tokens=prepared.budget.max_tokens),
+                        config=RetrieverConfig(selection="paper"))
     return cache
+
+
+def prepare_dense_knowledge(prepared: KdconvPrepared, out: Path) -> Path:
+    """``out/knowledge-dense.parquet``: the ``dense`` piece selection (no training) of the same dialogues."""
+    from retrieval.retriever import RetrieverConfig
+    from tiktalk.runs.budget import knowledge_budget
+    from tiktalk.runs.pipeline import annotate_with_index
+
+    cache = out / "knowledge-dense.parquet"
+    print(f"dense piece selection into {cache}", flush=True)
+    annotate_with_index(prepared.index, prepared.contexts, cache,
+                        knowledge_budget("maria", max_tokens=prepared.budget.max_tokens),
+                        config=RetrieverConfig(selection="dense"))
+    return cache
+
+
+def prepare_selected_knowledge(prepared: KdconvPrepared, out: Path) -> tuple[Path, dict[str, Any]]:
+    """``out/knowledge-selected.parquet``: a selector trained on the training split's gold attrs
+    (``out/selector``; its step and abstain threshold chosen on the val split, never the test
+    split), then the learned selection of the same dialogues. Returns the cache and the
+    selector's training summary."""
+    from retrieval.retriever import RetrieverConfig
+    from tiktalk.runs.budget import knowledge_budget
+    from tiktalk.runs.pipeline import annotate_with_index
+    from tiktalk.runs.select import train_dataset_selector
+
+    selector, cache = out / "selector", out / "knowledge-selected.parquet"
+    print(f"training a selector on {prepared.data}'s gold attrs into {selector}", flush=True)
+    summary = train_dataset_selector(prepared.data, prepared.index, selector, labels="gold",
+                                     max_tokens=prepared.budget.max_tokens, overwrite=True, progress=False)
+    print(f"learned piece selection into {cache}", flush=True)
+    annotate_with_index(prepared.index, prepared.contexts, cache,
+                        knowledge_budget("maria", max_tokens=prepared.budget.max_tokens),
+                        config=RetrieverConfig(selection="learned", selector=str(selector)))
+    return cache, summary
 
 
 def kdconv_runs(prepared: KdconvPrepared) -> list[tuple[str, Path | None]]:
     """The suite's runs, in order: (name, knowledge cache or None for text only)."""
-    return [("T", None), ("T+K-retrieved", prepared.caches["retrieved"]), ("T+K-gold", prepared.caches["gold"])]
+    return [("T", None), ("T+K-retrieved", prepared.caches["retrieved"]), ("T+K-selected", prepared.caches["selected"]),
+            ("T+K-gold", prepared.caches["gold"])]
 
 
 def kdconv_probe(run: Path, data: Path, knowledge: Path | None, ids: list[str], within: int,
@@ -188,8 +231,8 @@ def run_kdconv_suite(folder: str | Path, out: str | Path, *, preset: str = "tiny
     ``probe_limit``: None or 0 = every dialogue; ``command``: how kdconv.md says it was made."""
     import polars as pl
 
-    from kg.linearize import SEPARATORS
     from retrieval.cache import read_knowledge_cache
+    from retrieval.gold import gold_value_use
     from tiktalk.dataset import load_dataset, read_gold_attrs
     from tiktalk.io import atomic_write_text, write_json
     from tiktalk.metrics import MeteorScorer, distinct_responses, evaluate
@@ -211,12 +254,22 @@ def run_kdconv_suite(folder: str | Path, out: str | Path, *, preset: str = "tiny
     prepared = prepare_kdconv(folder, out, preset=preset, limit=limit, probe_limit=probe_limit)
     prepared.caches["retrieved"] = prepare_retrieved_knowledge(prepared, out, encoder)
     seconds["prepare"] = round(time.perf_counter() - start, 1)
+    start = time.perf_counter()
+    dense_cache = prepare_dense_knowledge(prepared, out)
+    seconds["dense"] = round(time.perf_counter() - start, 1)
+    start = time.perf_counter()
+    prepared.caches["selected"], selector = prepare_selected_knowledge(prepared, out)
+    seconds["selector"] = round(time.perf_counter() - start, 1)
 
     data, probe_ids = prepared.data, prepared.probe_ids
     test = load_dataset(data).dialogues.filter(pl.col("split") == "test")
     references = dict(zip(prepared.test_ids, test["references"].to_list()))
     contexts = dict(zip(prepared.test_ids, test["context"].to_list()))
     knowledge = {label: read_knowledge_cache(path) for label, path in prepared.caches.items()}
+    attrs = read_gold_attrs(data)
+    # what each cache holds of the values the probed responses used (issue 20's measure)
+    use = {label: gold_value_use(segments, attrs, probe_ids, prepared.budget) for label, segments in
+           [*knowledge.items(), ("dense", read_knowledge_cache(dense_cache))]}
     heads = {label: dict(pl.read_parquet(path, columns=["dialogue_id", "heads"]).iter_rows())
              for label, path in prepared.caches.items()}
     recipe = get_model_class("maria").recipe(preset)
@@ -248,15 +301,12 @@ def run_kdconv_suite(folder: str | Path, out: str | Path, *, preset: str = "tiny
                                              "generated": copy_rate([r for r, _ in pairs], examples),
                                              "references": copy_rate([references[i][0] for _, i in pairs], examples)}
             probe = kdconv_probe(run, data, cache, probe_ids, prepared.read)
-            runs[name] = {"modalities": modalities, "knowledge": source, "steps": summary.steps,
+            runs[name] = {"modalities": modalities, "knowledge": source and {"source": source, **use[source]},
+                          "steps": summary.steps,
                           "final_loss": summary.final_loss, "train_seconds": summary.seconds,
                           "metrics": metrics, "probe": probe, "seconds": round(time.perf_counter() - start, 1)}
             print(f"{name}: " + probe_line(probe), flush=True)
     gold_retrieved = [bool(set(heads["gold"][i]) & set(heads["retrieved"][i])) for i in probe_ids]
-    # a value the response used, as linearised, inside the retrieved segment
-    attrs, clean = read_gold_attrs(data), str.maketrans({sep: " " for sep in SEPARATORS})
-    value_retrieved = [any(a["attrvalue"].strip().translate(clean) in knowledge["retrieved"][i] for a in attrs[i])
-                       for i in probe_ids]
     generate_ids, with_gold, test_ids = prepared.generate_ids, prepared.with_gold, prepared.test_ids
     seconds["total"] = round(time.perf_counter() - total, 1)
     train_args = [item for key, value in train_options.items()
@@ -271,7 +321,9 @@ def run_kdconv_suite(folder: str | Path, out: str | Path, *, preset: str = "tiny
               "probe_on": {"dialogues": len(probe_ids), "subset": len(probe_ids) < len(with_gold),
                            "which": "the first test dialogues with gold knowledge, the same for every run"},
               "gold_entity_retrieved": sum(gold_retrieved) / max(len(gold_retrieved), 1),
-              "gold_value_retrieved": sum(value_retrieved) / max(len(value_retrieved), 1)})
+              "gold_value_retrieved": use["retrieved"]["gold_value_in_segment"],
+              "knowledge_use": use, "selector": {k: selector[k] for k in ("labels_from", "train", "validation",
+                                                                          "threshold", "hub_background")}})
     result.table = kdconv_markdown(result.as_dict(), command or kdconv_command(folder, out, preset=preset,
                                                                                 encoder=encoder, meteor=meteor))
     atomic_write_text(out / "kdconv.md", result.table + "\n")

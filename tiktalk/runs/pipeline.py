@@ -30,13 +30,16 @@ def build_index(kg_source: str | Path, out: str | Path, *, encoder: str | None =
                 factory: str = "Flat", kinds: str | None = None, params=None, reuse_from: str | None = None,
                 overwrite: bool = False, batch_size: int = 256, progress: bool = True, use_gpu: bool = True,
                 trust_pickle: bool = False, background: str | None = "sample", hub_k: int | None = None,
-                views: str | None = None, threads: int | None = None, on_notice: Notice = None):
+                views: str | None = None, pieces: bool = False, threads: int | None = None,
+                on_notice: Notice = None):
     """Encode the heads of the KG ``kg_source`` into the index directory ``out`` (``tiktalk
-    index build``; ``background``: the contexts of the hub statistics, default the sample's)."""
+    index build``; ``background``: the contexts of the hub statistics, default the sample's;
+    ``pieces``: also encode every head's pieces, :class:`retrieval.pieces.PieceConfig` defaults)."""
     import kg
     from retrieval.encoders import open_encoder
     from retrieval.hubness import DEFAULT_HUB_K
     from retrieval.index import build_head_index
+    from retrieval.pieces import PieceConfig
     from retrieval.search import SearchParams, configure_threads
     from tiktalk.io import output_lock
 
@@ -51,6 +54,7 @@ def build_index(kg_source: str | Path, out: str | Path, *, encoder: str | None =
                 reuse_from=reuse_from, overwrite=overwrite, batch_size=batch_size, progress=progress,
                 use_gpu=use_gpu, kg_source=str(kg_source), on_notice=on_notice, background=contexts,
                 hub_k=DEFAULT_HUB_K if hub_k is None else hub_k, views=views,
+                pieces=PieceConfig() if pieces else None,
             )
     finally:
         getattr(opened, "close", lambda: None)()
@@ -93,11 +97,13 @@ def annotate_dialogues(retriever, data: str | Path, out: str | Path, *, split: s
 
 
 def annotate_with_index(index: str | Path, data: str | Path, out: str | Path, budget: KnowledgeBudget | None,
-                        *, overwrite: bool = True, on_notice: Notice = None) -> dict[str, Any]:
-    """``tiktalk annotate --index INDEX --data DATA --out OUT`` with its defaults and ``budget``."""
+                        *, config=None, overwrite: bool = True, on_notice: Notice = None) -> dict[str, Any]:
+    """``tiktalk annotate --index INDEX --data DATA --out OUT`` with ``config`` (a
+    :class:`retrieval.RetrieverConfig`; None: its defaults) and ``budget``."""
     from retrieval.retriever import RetrieverConfig
 
-    retriever = open_retriever(index, config=RetrieverConfig(), budget=budget, workers=None, on_notice=on_notice)
+    retriever = open_retriever(index, config=config or RetrieverConfig(), budget=budget, workers=None,
+                               on_notice=on_notice)
     return annotate_dialogues(retriever, data, out, overwrite=overwrite, on_notice=on_notice)
 
 
@@ -107,13 +113,8 @@ def import_kdconv_dataset(folder: str | Path, out: str | Path, *, val_fraction: 
     """A KdConv domain directory as a dataset (``tiktalk data import --from kdconv``); its manifest."""
     import sys
 
-    from tiktalk.dataset import (
-        KDCONV_SEED,
-        KDCONV_VAL_FRACTION,
-        import_kdconv,
-        reference_warnings,
-        write_dataset,
-    )
+    from tiktalk.dataset import reference_warnings, write_dataset
+    from tiktalk.importers.kdconv import KDCONV_SEED, KDCONV_VAL_FRACTION, import_kdconv
 
     result = import_kdconv(folder, val_fraction=KDCONV_VAL_FRACTION if val_fraction is None else val_fraction,
                            seed=KDCONV_SEED if seed is None else seed, allow_empty_split=allow_empty_split)

@@ -1,0 +1,142 @@
+"""``tiktalk select train``: fit a :mod:`retrieval.selector` on a dataset's (context, response) pairs.
+
+The retriever's index, KG and encoder define the candidates exactly as annotation will
+(:class:`retrieval.selection.CandidateBuilder`, the training contexts as hub background when
+the index stores none); the training split's responses label them, the validation split
+picks the best step and the abstain threshold and is reported in the selector's manifest.
+Nothing here reads the test split.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from retrieval.pieces import write_segment
+from retrieval.selection import Candidates, SelectionConfig, choose, piece_features
+from retrieval.selector import (
+    HEAD_LABEL,
+    OTHER_LABEL,
+    TrainSettings,
+    built_for,
+    choose_threshold,
+    label_key,
+    piece_labels,
+    predict,
+    save_selector,
+    stack_examples,
+    train_model,
+)
+from tiktalk.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One (context, response) pair of a dataset split."""
+
+    dialogue_id: str
+    context: list[str]
+    response: str
+
+
+def _labelled(retriever, turns: Sequence[Turn], gold: Mapping[str, Sequence[Mapping]] | None, progress: bool,
+              desc: str) -> tuple[list[Candidates], list[np.ndarray], list[np.ndarray]]:
+    from tqdm.auto import tqdm
+
+    contexts = [t.context for t in turns]
+    queries = retriever.queries(contexts)
+    batch: list[Candidates] = []
+    targets: list[np.ndarray] = []
+    chunk = 256
+    with tqdm(total=len(turns), desc=desc, unit="context", disable=not progress) as bar:
+        for start in range(0, len(turns), chunk):
+            part = slice(start, start + chunk)
+            built = retriever.candidates.build(contexts[part], queries[part], retriever.encode(queries[part]))
+            for turn, c in zip(turns[part], built):
+                if c is not None and c.pieces:
+                    batch.append(c)
+                    targets.append(piece_labels(c, turn.response, None if gold is None else gold.get(turn.dialogue_id, [])))
+            bar.update(len(built))
+    return batch, [piece_features(c) for c in batch], targets
+
+
+def segment_scores(batch: Sequence[Candidates], scores: Sequence[np.ndarray], targets: Sequence[np.ndarray],
+                   budget, threshold: float | None) -> dict:
+    """How the segments chosen from ``scores`` meet the labels: ``used_in_segment`` (contexts
+    with a used candidate whose segment holds one), ``abstain_share`` and ``empty_share``."""
+    hits, labelled, abstained, empty = 0, 0, 0, 0
+    for c, s, t in zip(batch, scores, targets):
+        pieces, abstain = choose(c, s, budget, threshold)
+        abstained += abstain
+        empty += not write_segment(pieces)
+        if t.any():
+            labelled += 1
+            used = {c.pieces[i] for i in np.flatnonzero(t)}
+            hits += any(p in used for p in pieces)
+    n = max(len(batch), 1)
+    return {"contexts": len(batch), "with_used_piece": labelled,
+            "used_in_segment": round(hits / max(labelled, 1), 4),
+            "abstain_share": round(abstained / n, 4), "empty_share": round(empty / n, 4)}
+
+
+def train_selector(retriever, train: Sequence[Turn], val: Sequence[Turn], out: str | Path, *,
+                   gold: Mapping[str, Sequence[Mapping]] | None = None, settings: TrainSettings | None = None,
+                   data_sha256: str | None = None, overwrite: bool = False, progress: bool = True) -> dict:
+    """Label, fit, choose the threshold, save to ``out``; returns the summary (also in the manifest).
+
+    ``retriever``: a :class:`retrieval.Retriever` with a piece selection (its
+    ``pieces`` settings are the selector's candidates); ``gold``: dialogue_id -> used
+    (name, attrname, attrvalue) triples, or None for pseudo-labels from the responses.
+    """
+    settings = settings or TrainSettings()
+    if retriever.candidates is None:
+        raise UsageError("train_selector needs a retriever with a piece selection (selection 'dense')")
+    if not train:
+        raise UsageError("the training split has no (context, response) pairs")
+    if not val:
+        raise UsageError("the validation split has no (context, response) pairs (it chooses the threshold)")
+    start = time.perf_counter()
+    retriever.prepare_background([t.context for t in train])
+    tr, tr_features, tr_targets = _labelled(retriever, train, gold, progress, "select: label train")
+    va, va_features, va_targets = _labelled(retriever, val, gold, progress, "select: label val")
+    if not tr:
+        raise UsageError("no training context has candidates (every context is blank?)")
+    counts = Counter(label_key(p) for c in tr for p in c.pieces)
+    names = [name for name, _ in counts.most_common(settings.max_labels) if name != HEAD_LABEL]
+    vocab = {name: i for i, name in enumerate([HEAD_LABEL, *names, OTHER_LABEL])}
+    train_x = stack_examples(tr, tr_features, vocab, tr_targets)
+    val_x = stack_examples(va, va_features, vocab, va_targets)
+    labelled_at = time.perf_counter()
+    model, record = train_model(train_x, val_x, vocab, settings)
+    val_scores = predict(model, val_x)
+    threshold, decided = choose_threshold(val_scores, va_targets)
+    budget = retriever.budget
+    validation = {
+        "split": "val", **decided,
+        "at_threshold": segment_scores(va, val_scores, va_targets, budget, threshold),
+        "no_abstain": segment_scores(va, val_scores, va_targets, budget, None),
+        "dense": segment_scores(va, retriever.scorer.score(va), va_targets, budget, None),
+    }
+    summary = {
+        "built_for": built_for(retriever),
+        "data_sha256": data_sha256,
+        "labels_from": "gold" if gold is not None else "pseudo (response contains the piece's content)",
+        "train": {"contexts": len(tr), "pieces": len(train_x.targets),
+                  "contexts_with_label": round(float(np.mean([t.any() for t in tr_targets])), 4),
+                  "positive_share": round(float(train_x.targets.mean()), 5)},
+        "hub_background": retriever.selection_settings["hub_background"],
+        "budget": None if budget is None else budget.as_dict(),
+        "training": {**vars(settings), **record},
+        "validation": validation,
+        "seconds": {"label": round(labelled_at - start, 1), "fit": round(time.perf_counter() - labelled_at, 1)},
+    }
+    config: SelectionConfig = retriever.scorer.config
+    save_selector(out, model, vocab, config, threshold, summary, overwrite=overwrite)
+    summary["threshold"] = threshold
+    summary["out"] = str(out)
+    return summary

@@ -1,0 +1,325 @@
+"""The learned selector: from a context alone, which pieces will the response use?
+
+Trained (``tiktalk select train``) on a dataset's training split, (context, response) pairs:
+
+- **Labels** (:func:`piece_labels`): the dataset's gold knowledge where it has it (KdConv's
+  ``attrs``: a piece of the used (entity, attribute, value); of a value split into parts, the
+  parts the response repeats); otherwise *pseudo-labels* from the response, a posterior in
+  the spirit of PostKS: a piece whose content (tail, value, flow target) the response
+  contains and the context does not.
+- **Model** (:class:`SelectorModel`): a small MLP over per-piece features
+  (:data:`retrieval.selection.FEATURES`: query-piece and query-head cosine, how recently the
+  context named the head, lexical overlap, part position, kind, hub penalty, length) and the
+  piece's relation/attribute, plus a linear adapter on the frozen query vector per
+  relation/attribute (which question asks for which attribute). Binary cross-entropy per
+  piece; a few hundred full-batch Adam steps, the best step by validation loss.
+- **Abstain**: the threshold on a context's best piece probability that maximises, on the
+  validation split, the share of contexts decided right (a segment holding a used piece, or
+  no segment where the response used none of the candidates).
+
+Saved as ``selector.json`` (settings, label vocabulary, threshold, validation scores, and what
+it was built for: encoder fingerprint, index files, KG and data sha256) + ``selector.safetensors``;
+:meth:`LearnedScorer.load` refuses a selector built for another encoder, index or KG.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from kg.linearize import clean_piece as _clean
+from retrieval.pieces import Piece
+from retrieval.selection import FEATURES, Candidates, SelectionConfig, bigrams, containment
+from tiktalk.errors import FormatError, MissingInputError, UsageError
+
+CONFIG_FILE, WEIGHTS_FILE = "selector.json", "selector.safetensors"
+FORMAT = "tiktalk-selector"
+FORMAT_VERSION = 1
+HEAD_LABEL, OTHER_LABEL = "<head>", "<other>"
+PART_MIN_OVERLAP = 0.5  # share of a part's bigrams the response repeats for the part to count as used
+
+
+class SelectorMismatchError(UsageError):
+    """A selector used with another encoder, index or KG than it was trained for."""
+
+
+# -- labels
+def gold_piece_labels(c: Candidates, attrs: Sequence[Mapping], response: str) -> np.ndarray:
+    """(n_pieces,) 0/1: the pieces of the (entity, attribute, value) triples a response used.
+
+    A whole value matches its piece; of a split value, the parts the response repeats
+    (:data:`PART_MIN_OVERLAP` of their bigrams; the best part when none does). An entity used
+    with none of its pieces matched (its value not among the candidates) labels its head piece.
+    """
+    used = {(str(a["name"]).strip(), str(a["attrname"]).strip(), _clean(str(a["attrvalue"]).strip())) for a in attrs}
+    labels = np.zeros(len(c.pieces), dtype=np.float32)
+    bag = bigrams(response)
+    best_part: dict[tuple, tuple[float, int]] = {}
+    for i, p in enumerate(c.pieces):
+        if p.kind != "attribute":
+            continue
+        if p.part < 0 and (p.head, p.label, p.content) in used:
+            labels[i] = 1
+        elif p.part >= 0 and (p.head, p.label, p.value) in used:
+            overlap = containment(p.content, bag)
+            if overlap >= PART_MIN_OVERLAP:
+                labels[i] = 1
+            key = (p.head, p.label, p.value)
+            if overlap > best_part.get(key, (0.0, -1))[0]:
+                best_part[key] = (overlap, i)
+    for key, (_, i) in best_part.items():
+        if not any(labels[j] for j, p in enumerate(c.pieces) if (p.head, p.label, p.value) == key and p.part >= 0):
+            labels[i] = 1
+    entities = {name for name, _, _ in used}
+    for i, p in enumerate(c.pieces):
+        if p.kind == "head" and p.head in entities and not any(
+                labels[j] for j, q in enumerate(c.pieces) if q.head_id == p.head_id):
+            labels[i] = 1
+    return labels
+
+
+def pseudo_piece_labels(c: Candidates, response: str) -> np.ndarray:
+    """(n_pieces,) 0/1 without gold: pieces whose content (2+ characters, not the head's own
+    text) the response contains and the context does not (what the response added)."""
+    context = "".join(c.context)
+    return np.array([float(p.kind != "head" and len(p.content) >= 2 and p.content in response
+                           and p.content not in context) for p in c.pieces], dtype=np.float32)
+
+
+def piece_labels(c: Candidates, response: str, attrs: Sequence[Mapping] | None) -> np.ndarray:
+    return gold_piece_labels(c, attrs, response) if attrs is not None else pseudo_piece_labels(c, response)
+
+
+# -- model
+class SelectorModel(nn.Module):
+    """features (n, F), label ids (n,), context ids (n,) into query vectors (c, d) -> logits (n,)."""
+
+    def __init__(self, n_features: int, n_labels: int, dim: int, hidden: int = 32) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("std", torch.ones(n_features))
+        self.label_embedding = nn.Embedding(n_labels, 8)
+        self.mlp = nn.Sequential(nn.Linear(n_features + 8, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        # the linear adapter: which queries ask for which relation / attribute (zero: off at start)
+        self.label_query = nn.Linear(dim, n_labels, bias=False)
+        nn.init.zeros_(self.label_query.weight)
+
+    def forward(self, features: torch.Tensor, labels: torch.Tensor, contexts: torch.Tensor,
+                queries: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([(features - self.mean) / self.std, self.label_embedding(labels)], dim=-1)
+        adapter = self.label_query(queries)  # (c, n_labels): each context's score for each label
+        return self.mlp(x).squeeze(-1) + adapter[contexts, labels]
+
+
+@dataclass
+class Examples:
+    """Stacked rows of many contexts; ``offsets[i]:offsets[i+1]`` are context i's pieces."""
+
+    features: np.ndarray  # (n, F)
+    labels: np.ndarray  # (n,) int label ids
+    contexts: np.ndarray  # (n,) int: the row's context
+    queries: np.ndarray  # (c, d) one query vector per context
+    targets: np.ndarray  # (n,) 0/1
+    offsets: np.ndarray  # (c + 1,)
+
+    def inputs(self) -> tuple[torch.Tensor, ...]:
+        return (torch.from_numpy(self.features), torch.from_numpy(self.labels), torch.from_numpy(self.contexts),
+                torch.from_numpy(self.queries))
+
+
+def label_key(piece: Piece) -> str:
+    return HEAD_LABEL if piece.kind == "head" else f"{piece.kind}:{piece.label}"
+
+
+def stack_examples(batch: Sequence[Candidates], features: Sequence[np.ndarray], vocab: Mapping[str, int],
+                   targets: Sequence[np.ndarray] | None = None) -> Examples:
+    other = vocab[OTHER_LABEL]
+    sizes = [len(c.pieces) for c in batch]
+    n = sum(sizes)
+    dim = batch[0].query_vector.shape[0] if batch else 0
+    return Examples(
+        features=np.concatenate(features) if features else np.zeros((0, len(FEATURES)), np.float32),
+        labels=np.fromiter((vocab.get(label_key(p), other) for c in batch for p in c.pieces), np.int64, n),
+        contexts=np.repeat(np.arange(len(batch)), sizes).astype(np.int64),
+        queries=(np.stack([c.query_vector for c in batch]).astype(np.float32) if batch
+                 else np.zeros((0, dim), np.float32)),
+        targets=np.concatenate(targets).astype(np.float32) if targets else np.zeros(n, np.float32),
+        offsets=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+    )
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    steps: int = 300
+    lr: float = 1e-2
+    weight_decay: float = 1e-4
+    hidden: int = 32
+    max_labels: int = 64  # relations/attributes kept in the vocabulary (the rest share one id)
+    seed: int = 0
+
+
+def train_model(train: Examples, val: Examples, vocab: Mapping[str, int], settings: TrainSettings,
+                on_step: Callable[[int, float, float], None] | None = None) -> tuple[SelectorModel, dict]:
+    """Full-batch Adam on BCE (positives weighted by the negatives' share); the step with the
+    best validation loss is kept. Returns the model and its training record."""
+    torch.manual_seed(settings.seed)
+    if not train.targets.any():
+        raise UsageError("the training split has no piece any response used: nothing to learn from")
+    model = SelectorModel(train.features.shape[1], len(vocab), train.queries.shape[1], settings.hidden)
+    model.mean.copy_(torch.from_numpy(train.features.mean(0)))
+    model.std.copy_(torch.from_numpy(train.features.std(0) + 1e-6))
+    pos = float(train.targets.mean())
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(min((1 - pos) / max(pos, 1e-6), 50.0)))
+    opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    xt, yt = train.inputs(), val.inputs()
+    t_train, t_val = torch.from_numpy(train.targets), torch.from_numpy(val.targets)
+    best, best_state, best_step, history = float("inf"), None, 0, []
+    for step in range(1, settings.steps + 1):
+        model.train()
+        opt.zero_grad()
+        loss = loss_fn(model(*xt), t_train)
+        loss.backward()
+        opt.step()
+        if step % 10 == 0 or step == settings.steps:
+            model.eval()
+            with torch.no_grad():
+                val_loss = float(loss_fn(model(*yt), t_val)) if len(val.targets) else float(loss)
+            history.append((step, float(loss), val_loss))
+            if on_step is not None:
+                on_step(step, float(loss), val_loss)
+            if val_loss < best:
+                best, best_step = val_loss, step
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(best_state)
+    model.eval()
+    return model, {"best_step": best_step, "best_val_loss": round(best, 6),
+                   "history": [[s, round(a, 6), round(b, 6)] for s, a, b in history]}
+
+
+def predict(model: SelectorModel, examples: Examples) -> list[np.ndarray]:
+    """Per-context piece probabilities."""
+    with torch.no_grad():
+        probs = torch.sigmoid(model(*examples.inputs())).numpy()
+    o = examples.offsets
+    return [probs[o[i] : o[i + 1]] for i in range(len(o) - 1)]
+
+
+def choose_threshold(scores: Sequence[np.ndarray], targets: Sequence[np.ndarray]) -> tuple[float, dict]:
+    """The abstain threshold on a context's best probability that decides the most contexts
+    right: a used piece ranked first among those kept (here: the best piece is used), or an
+    abstention where no candidate was used. Ties go to the lower threshold (less abstention)."""
+    best_prob = np.array([float(s.max()) if len(s) else 0.0 for s in scores])
+    top_used = np.array([bool(len(s)) and bool(t[int(np.argmax(s))]) for s, t in zip(scores, targets)])
+    none_used = np.array([not t.any() for t in targets])
+    candidates = np.unique(np.concatenate([[0.0], best_prob]))
+    right = [float(np.mean(np.where(best_prob >= th, top_used, none_used))) if len(best_prob) else 0.0
+             for th in candidates]
+    i = int(np.argmax(right))
+    return float(candidates[i]), {"decided_right": round(right[i], 4),
+                                  "abstain_share": round(float(np.mean(best_prob < candidates[i])), 4)
+                                  if len(best_prob) else 0.0,
+                                  "best_piece_used": round(float(top_used[~none_used].mean()), 4)
+                                  if (~none_used).any() else 0.0}
+
+
+# -- saving and loading
+def index_fingerprint(index) -> str:
+    """The index's stored files (names and sha256), hashed: which index a selector was built on."""
+    files = index.manifest.get("files") or {}
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def built_for(retriever) -> dict:
+    manifest = retriever.index.manifest
+    return {"encoder": {"name": retriever.encoder.name, "fingerprint": retriever.encoder.fingerprint},
+            "index": index_fingerprint(retriever.index), "kg_content_sha256": manifest["kg"]["content_sha256"]}
+
+
+def save_selector(out: str | Path, model: SelectorModel, vocab: Mapping[str, int], config: SelectionConfig,
+                  threshold: float, record: dict, *, overwrite: bool = False) -> Path:
+    from safetensors.torch import save as save_tensors
+
+    from tiktalk.io import atomic_directory, write_json
+    from tiktalk.versions import library_versions
+
+    settings = config.as_dict()
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "features": list(FEATURES),
+            "labels": sorted(vocab, key=vocab.get), "hidden": model.mlp[0].out_features,
+            "dim": model.label_query.in_features, "selection": settings, "threshold": threshold,
+            **record, "versions": library_versions()}
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        (tmp / WEIGHTS_FILE).write_bytes(save_tensors({k: v.contiguous() for k, v in model.state_dict().items()}))
+        write_json(tmp / CONFIG_FILE, json.loads(json.dumps(meta, default=str, ensure_ascii=False)))
+    return Path(out)
+
+
+class LearnedScorer:
+    """A trained selector as a piece scorer (:data:`retrieval.selection.SELECTIONS` ``learned``)."""
+
+    name = "learned"
+
+    def __init__(self, model: SelectorModel, vocab: dict[str, int], config: SelectionConfig, threshold: float,
+                 meta: dict | None = None) -> None:
+        self.model, self.vocab, self.config = model.eval(), vocab, config
+        self.abstain_below = threshold
+        self.meta = meta or {}
+
+    def describe(self) -> dict:
+        return {"name": self.name, "path": self.meta.get("path"), "threshold": self.abstain_below,
+                "built_for": self.meta.get("built_for"), "validation": self.meta.get("validation")}
+
+    def score(self, batch: Sequence[Candidates]) -> list[np.ndarray]:
+        from retrieval.selection import piece_features
+
+        if not batch:
+            return []
+        return predict(self.model, stack_examples(batch, [piece_features(c) for c in batch], self.vocab))
+
+    @classmethod
+    def load(cls, path: str | Path, retriever=None) -> LearnedScorer:
+        """Open a saved selector; with ``retriever``, refuse one built for another encoder,
+        index or KG (one line naming the mismatch)."""
+        from safetensors.torch import load as load_tensors
+
+        path = Path(path)
+        config_file, weights_file = path / CONFIG_FILE, path / WEIGHTS_FILE
+        for f in (config_file, weights_file):
+            if not f.is_file():
+                raise MissingInputError(f"{path}: not a selector directory ({f.name} is missing; "
+                                        "make one with `tiktalk select train`)")
+        try:
+            meta = json.loads(config_file.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise FormatError(f"{config_file}: not valid JSON ({exc})") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise FormatError(f"{config_file}: field 'format' is {meta.get('format') if isinstance(meta, dict) else meta!r}, "
+                              f"not {FORMAT!r}")
+        if meta.get("features") != list(FEATURES):
+            raise FormatError(f"{config_file}: its features {meta.get('features')} are not this library's "
+                              f"{list(FEATURES)}; train the selector again")
+        if retriever is not None:
+            mine, theirs = built_for(retriever), meta.get("built_for", {})
+            if theirs.get("encoder", {}).get("fingerprint") != mine["encoder"]["fingerprint"]:
+                raise SelectorMismatchError(
+                    f"{path}: selector was trained with encoder {theirs.get('encoder', {}).get('name')} "
+                    f"({theirs.get('encoder', {}).get('fingerprint')}), the index uses {mine['encoder']['name']} "
+                    f"({mine['encoder']['fingerprint']})")
+            if theirs.get("kg_content_sha256") != mine["kg_content_sha256"]:
+                raise SelectorMismatchError(f"{path}: selector was trained on KG {theirs.get('kg_content_sha256')}, "
+                                            f"the index's KG is {mine['kg_content_sha256']}")
+            if theirs.get("index") != mine["index"]:
+                raise SelectorMismatchError(f"{path}: selector was trained on index {theirs.get('index')}, "
+                                            f"this index is {mine['index']}")
+        labels = meta["labels"]
+        vocab = {name: i for i, name in enumerate(labels)}
+        model = SelectorModel(len(FEATURES), len(vocab), int(meta["dim"]), int(meta["hidden"]))
+        model.load_state_dict(load_tensors(weights_file.read_bytes()))
+        meta["path"] = str(path)
+        return cls(model, vocab, SelectionConfig.from_dict(meta["selection"]), float(meta["threshold"]), meta)

@@ -1,0 +1,72 @@
+"""``tiktalk select train``: learn which knowledge pieces responses use (retrieval.select_train)."""
+
+from __future__ import annotations
+
+import argparse
+
+from tiktalk.commands import RegistryHelp, add_group, add_json_flag, emit, print_notice
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    def defaults(name: str) -> str:  # help read from the library when shown (no heavy import for --help)
+        from retrieval.selection import DEFAULT_CANDIDATE_HEADS, DEFAULT_NAMED_HEADS
+        from retrieval.selector import TrainSettings
+
+        return {"candidate_heads": f"dense heads whose pieces are candidates (default {DEFAULT_CANDIDATE_HEADS})",
+                "named_heads": f"heads the context names, most recent first (default {DEFAULT_NAMED_HEADS})",
+                "steps": f"full-batch Adam steps (default {TrainSettings.steps})",
+                "lr": f"learning rate (default {TrainSettings.lr})",
+                "seed": f"seed (default {TrainSettings.seed})"}[name]
+
+    select_sub = add_group(sub, "select", "learned knowledge selection")
+    p = select_sub.add_parser("train", help="fit a piece selector on a dataset's (context, response) pairs")
+    p.add_argument("--data", required=True, help="dataset directory (or 'sample'); its train split labels, "
+                   "its val split picks the step and the abstain threshold")
+    p.add_argument("--index", required=True, help="index directory from `tiktalk index build` (--pieces makes "
+                   "training faster: no piece is encoded twice)")
+    p.add_argument("--out", required=True, help="selector directory to write (selector.json + selector.safetensors)")
+    p.add_argument("--labels", choices=("auto", "gold", "pseudo"), default="auto",
+                   help="gold: the dataset's gold_attrs.jsonl (KdConv import); pseudo: pieces whose content the "
+                        "response contains and the context does not; auto: gold when the dataset has it")
+    p.add_argument("--train-split", default="train")
+    p.add_argument("--val-split", default="val")
+    for name in ("candidate_heads", "named_heads", "steps"):
+        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=None,
+                       help=RegistryHelp(lambda name=name: defaults(name)))
+    p.add_argument("--lr", type=float, default=None, help=RegistryHelp(lambda: defaults("lr")))
+    p.add_argument("--seed", type=int, default=None, help=RegistryHelp(lambda: defaults("seed")))
+    p.add_argument("--model", default="maria", help="the model whose knowledge budget the validation segments are "
+                   "cut to (default maria; 'none' with --max-tokens: characters)")
+    p.add_argument("--max-tokens", type=int, default=None, help="another budget length")
+    p.add_argument("--workers", type=int, default=1, help="encoder worker processes (default 1)")
+    p.add_argument("--overwrite", action="store_true")
+    add_json_flag(p)
+    p.set_defaults(func=_train)
+
+
+def _render(r: dict) -> str:
+    v = r["validation"]
+    return (f"wrote {r['out']}: labels from {r['labels_from']}; {r['train']['contexts']} training contexts, "
+            f"{100 * r['train']['contexts_with_label']:.1f}% with a used piece; threshold {r['threshold']:.3f}\n"
+            f"val: used piece in segment {v['at_threshold']['used_in_segment']:.3f} "
+            f"(no abstention {v['no_abstain']['used_in_segment']:.3f}, dense {v['dense']['used_in_segment']:.3f}), "
+            f"abstain {v['at_threshold']['abstain_share']:.3f}")
+
+
+def _train(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from retrieval.selection import SelectionConfig
+    from retrieval.selector import TrainSettings
+    from tiktalk.runs.select import train_dataset_selector
+
+    given = {"steps": args.steps, "lr": args.lr, "seed": args.seed}
+    settings = dataclasses.replace(TrainSettings(), **{k: v for k, v in given.items() if v is not None})
+    heads = {"candidate_heads": args.candidate_heads, "named_heads": args.named_heads}
+    result = train_dataset_selector(
+        args.data, args.index, args.out, labels=args.labels, train_split=args.train_split, val_split=args.val_split,
+        selection=SelectionConfig(**{k: v for k, v in heads.items() if v is not None}),
+        settings=settings, model=args.model, max_tokens=args.max_tokens, workers=args.workers,
+        overwrite=args.overwrite, progress=not args.json, on_notice=print_notice)
+    emit(args, result, _render)
+    return 0

@@ -1,0 +1,60 @@
+"""Training a knowledge selector on a dataset (``tiktalk select train``; retrieval.select_train)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tiktalk.errors import UsageError
+
+LABEL_SOURCES = ("auto", "gold", "pseudo")
+
+
+def dataset_turns(data: str | Path, split: str) -> list:
+    """The (dialogue_id, context, response) pairs of one split of a dataset directory."""
+    import polars as pl
+
+    from retrieval.select_train import Turn
+    from tiktalk.dataset import load_dataset
+
+    rows = load_dataset(data).dialogues.filter(pl.col("split") == split)
+    turns = [Turn(i, list(c), r) for i, c, r in rows.select("dialogue_id", "context", "response").iter_rows()]
+    if not turns:
+        raise UsageError(f"{data}: split {split!r} has no dialogues")
+    return turns
+
+
+def train_dataset_selector(data: str | Path, index: str | Path, out: str | Path, *, labels: str = "auto",
+                           train_split: str = "train", val_split: str = "val", selection=None, settings=None,
+                           model: str | None = "maria", max_tokens: int | None = None, workers: int | None = 1,
+                           overwrite: bool = False, progress: bool = True, on_notice=None) -> dict[str, Any]:
+    """Fit a selector on ``data``'s ``train_split`` (labels: the dataset's gold attrs, or
+    pseudo-labels from the responses; ``auto``: gold when present), choose its step and
+    threshold on ``val_split``, and save it to ``out``. ``selection``: the candidates
+    (:class:`retrieval.selection.SelectionConfig`); the budget: ``model``'s knowledge budget."""
+    from retrieval.retriever import RetrieverConfig
+    from retrieval.select_train import train_selector
+    from retrieval.selection import SelectionConfig
+    from tiktalk.dataset import GOLD_ATTRS_FILE, read_gold_attrs, resolve_path
+    from tiktalk.io import output_lock, sha256_file
+    from tiktalk.runs.budget import knowledge_budget
+    from tiktalk.runs.pipeline import open_retriever
+
+    if labels not in LABEL_SOURCES:
+        raise UsageError(f"labels {labels!r} is not one of {list(LABEL_SOURCES)}")
+    root = resolve_path(data)
+    train, val = dataset_turns(data, train_split), dataset_turns(data, val_split)
+    has_gold = (root / GOLD_ATTRS_FILE).is_file()
+    if labels == "gold" and not has_gold:
+        raise UsageError(f"{data}: gold labels need {GOLD_ATTRS_FILE} (from `tiktalk data import --from kdconv`)")
+    gold = read_gold_attrs(root) if labels == "gold" or (labels == "auto" and has_gold) else None
+    config = RetrieverConfig(selection="dense", pieces=selection or SelectionConfig())
+    retriever = open_retriever(index, config=config, budget=knowledge_budget(model, None, max_tokens),
+                               workers=workers, on_notice=on_notice)
+    try:
+        with output_lock(out, on_notice=on_notice):
+            return train_selector(retriever, train, val, out, gold=gold, settings=settings,
+                                  data_sha256=sha256_file(root / "manifest.json"), overwrite=overwrite,
+                                  progress=progress)
+    finally:
+        getattr(retriever.encoder, "close", lambda: None)()
