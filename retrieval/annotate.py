@@ -106,7 +106,7 @@ def annotate(
 
     # a piece selection over an index without stored hub statistics: these rows are the background
     # (before the run key, which records the background in use)
-    retriever.prepare_background(rows["context"].to_list(), rows["title"].to_list())
+    retriever.prepare_background(rows["context"].to_list(), rows["title"].to_list(), progress=progress)
     key = _run_key(retriever, rows, chunk_size)
     parts = out.parent / f".{out.name}.parts-{key}"
     parts.mkdir(parents=True, exist_ok=True)

@@ -171,6 +171,7 @@ class Retriever:
         # KG query costs ~0.1 ms; keyed by the settings so a changed config is never served stale
         self._flows: dict[tuple, kg.HeadFlows] = {}
         self._query_vectors: dict[str, np.ndarray] = {}  # prepare_background's, reused by encode
+        self._rows = {head_id: row for row, head_id in enumerate(self._ids)}
         self.scorer, self.candidates = None, None
         if self.config.selection != "paper":
             if self.config.selection == "learned":
@@ -192,18 +193,25 @@ class Retriever:
         return {**self.scorer.describe(), "hub_background": background}
 
     def prepare_background(self, contexts: Sequence[Sequence[str]], titles: Sequence[str | None] | None = None,
-                           limit: int = 4096, seed: int = 0) -> int:
+                           limit: int = 4096, seed: int = 0, progress: bool = False) -> int:
         """Let these contexts (at most ``limit``, a seeded sample) be the hub background of a
         piece selection (unless the hub correction is off); their query vectors are kept for
         :meth:`encode`. Returns the number of background queries (0: none used)."""
         if self.candidates is None or not self.config.hub_correction:
             return 0
+        from tqdm.auto import tqdm
+
         contexts, titles = list(contexts), (list(titles) if titles is not None else [None] * len(contexts))
         if len(contexts) > limit:
             pick = sorted(np.random.default_rng(seed).choice(len(contexts), limit, replace=False).tolist())
             contexts, titles = [contexts[i] for i in pick], [titles[i] for i in pick]
         texts = list(dict.fromkeys(q for qs in self.queries(contexts, titles) for q in qs))
-        vectors = self.encode([texts]) if texts else np.zeros((0, self.index.dim), np.float32)
+        vectors = np.zeros((len(texts), self.index.dim), np.float32)
+        with tqdm(total=len(texts), desc="encode hub background", unit="query", disable=not progress) as bar:
+            for start in range(0, len(texts), 256):
+                part = texts[start : start + 256]
+                vectors[start : start + len(part)] = self.encode([part])
+                bar.update(len(part))
         self._query_vectors.update(zip(texts, vectors))
         self.candidates.set_background(vectors)
         return 0 if self.candidates.background is None else len(texts)
@@ -310,7 +318,7 @@ class Retriever:
         batch = self.candidates.build(contexts, queries, vectors)
         present = [c for c in batch if c is not None]
         scores = iter(self.scorer.score(present))
-        rows = {h: i for i, h in enumerate(self._ids)}
+        rows = self._rows
         out = []
         for qs, c in zip(queries, batch):
             if c is None:

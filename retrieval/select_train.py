@@ -101,7 +101,7 @@ def train_selector(retriever, train: Sequence[Turn], val: Sequence[Turn], out: s
     if not val:
         raise UsageError("the validation split has no (context, response) pairs (it chooses the threshold)")
     start = time.perf_counter()
-    retriever.prepare_background([t.context for t in train])
+    retriever.prepare_background([t.context for t in train], progress=progress)
     tr, tr_features, tr_targets = _labelled(retriever, train, gold, progress, "select: label train")
     va, va_features, va_targets = _labelled(retriever, val, gold, progress, "select: label val")
     if not tr:

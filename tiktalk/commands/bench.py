@@ -25,6 +25,7 @@ SUITES: dict[str, str] = {
     "decode": "bench_decode.py",
     "metrics": "bench_metrics.py",
     "scaling": "bench_scaling.py",
+    "selection": "bench_selection.py",
 }
 
 

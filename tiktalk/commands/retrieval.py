@@ -116,6 +116,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kdconv", default=None, metavar="DIR",
                    help="KdConv's travel directory (kb_travel.json, test.json): its KB triples as passages")
     p.add_argument("--kdconv-split", default="test", choices=["dev", "test"], help="KdConv dialogues queried")
+    p.add_argument("--selector", default=None, metavar="DIR",
+                   help="with --index over the KdConv KB and --kdconv: also the learned selection's piece-level "
+                        "recall (the dense selection's is always reported)")
     p.add_argument("--kdconv-pool", default="kb", choices=["kb", "gold"],
                    help="passages: every KB triple (default), or only the split's gold triples (easier)")
     p.add_argument("--data", default=None, metavar="JSONL",
@@ -326,6 +329,13 @@ def _eval(args: argparse.Namespace) -> int:
         if args.kdconv:
             result["kdconv"] = kdconv_recall(encoder, args.kdconv, variants, cache_dir=args.cache, hub=hub,
                                              split=args.kdconv_split, pool=args.kdconv_pool)
+            if index is not None and "entity" in set(index.heads["kind"].to_list()):
+                from tiktalk.runs.select import kdconv_piece_report
+
+                result["kdconv_pieces"] = kdconv_piece_report(args.index, args.kdconv, split=args.kdconv_split,
+                                                              selector=args.selector, workers=args.workers)
+        if args.selector and "kdconv_pieces" not in result:
+            raise UsageError("--selector needs --kdconv and an --index over the KdConv KB")
         if args.data:
             if index is None:
                 index = build_head_index(graphs["sample"], encoder, None, kinds=args.kinds, progress=False,
@@ -405,6 +415,13 @@ def _render_eval(result: dict) -> str:
         lines.append(f"KdConv {kd['data']} ({kd['split']}): {kd['queries']} queries among {kd['passages']} "
                      f"triples ({kd['pool']})")
         lines += _render_table(kd["table"], "    ") + _hub_render(kd.get("background_hubness"), "    ")
+    if "kdconv_pieces" in result:
+        kp = result["kdconv_pieces"]
+        lines.append(f"KdConv pieces ({kp['split']}): {kp['scored']} utterances with gold attrs; a used piece among "
+                     f"the candidates for {kp['candidates']:.3f}")
+        for name, m in kp["strategies"].items():
+            lines.append(f"    {name}: recall@1 {m['recall@1']:.3f}, @5 {m['recall@5']:.3f}, @10 {m['recall@10']:.3f}, "
+                         f"MRR {m['mrr']:.3f}; in the segment {m['in_segment']:.3f}, abstained {m['abstain_share']:.3f}")
     if "data" in result:
         data = result["data"]
         lines.append(f"{data['file']}: {data['rows']} rows among {data['passages']} heads"

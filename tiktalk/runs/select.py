@@ -58,3 +58,28 @@ def train_dataset_selector(data: str | Path, index: str | Path, out: str | Path,
                                   progress=progress)
     finally:
         getattr(retriever.encoder, "close", lambda: None)()
+
+
+def kdconv_piece_report(index: str | Path, kdconv: str | Path, *, split: str = "test", selector: str | None = None,
+                        model: str | None = "maria", workers: int | None = 1) -> dict[str, Any]:
+    """Piece-level recall on a raw KdConv split (:func:`retrieval.piece_eval.kdconv_piece_recall`)
+    of the ``dense`` selection over ``index`` (built over the KdConv KB) and, with
+    ``selector``, the learned one, cut to ``model``'s knowledge budget."""
+    from retrieval.piece_eval import kdconv_piece_recall
+    from retrieval.retriever import RetrieverConfig
+    from retrieval.selector import LearnedScorer
+    from tiktalk.runs.budget import knowledge_budget
+    from tiktalk.runs.pipeline import open_retriever
+
+    retriever = open_retriever(index, config=RetrieverConfig(selection="dense"), budget=knowledge_budget(model),
+                               workers=workers)
+    try:
+        if "entity" not in set(retriever.index.heads["kind"].to_list()):
+            raise UsageError(f"{index}: piece-level KdConv recall needs an index over the KdConv KB "
+                             "(`tiktalk kg convert kb_travel.json`, then `index build --kg`); it has no entities")
+        scorers = {"dense": retriever.scorer}
+        if selector is not None:
+            scorers["learned"] = LearnedScorer.load(selector, retriever)
+        return kdconv_piece_recall(retriever, kdconv, split=split, scorers=scorers)
+    finally:
+        getattr(retriever.encoder, "close", lambda: None)()
