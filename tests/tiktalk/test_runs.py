@@ -51,7 +51,8 @@ def test_table3_rows_from_python_match_the_cli_before_the_run_layer(tmp_path: Pa
 
 @pytest.mark.parametrize("name", model_names())
 @pytest.mark.parametrize("modalities", [None, "knowledge", "text only"])
-def test_knowledge_budget_without_building_equals_the_built_models(name: str, modalities: str | None) -> None:
+def test_knowledge_budget_without_building_equals_the_built_models(name: str, modalities: str | None,
+                                                                   monkeypatch) -> None:
     from tiktalk.runs.budget import model_knowledge_budget
 
     cls = get_model_class(name)
@@ -71,7 +72,9 @@ def test_knowledge_budget_without_building_equals_the_built_models(name: str, mo
             with pytest.raises(ValueError, match="cannot be honoured"):
                 model_knowledge_budget(name, **overrides)
         return
+    monkeypatch.setattr(cls, "__init__", lambda *a, **k: pytest.fail(f"{name} was built"))
     read = model_knowledge_budget(name, **overrides)
+    monkeypatch.undo()
     assert (None if read is None else read.as_dict()) == (None if built is None else built.as_dict())
     if read is not None:
         text = "有人买披萨，芝士拉丝"

@@ -68,11 +68,9 @@ def knowledge_label(cache: Path | None) -> str | None:
 def kdconv_budget(preset: str = "tiny"):
     """The knowledge budget of the Maria T+K the suite trains: every cache is cut to it."""
     from tiktalk.models.base import get_model_class
-    from tiktalk.runs.budget import model_knowledge_budget
 
-    if preset == "tiny":  # read from the config, no model built
-        return model_knowledge_budget("maria", None, modalities=("text", "knowledge"))
-    return get_model_class("maria").from_preset(preset, modalities=("text", "knowledge")).knowledge_budget()
+    # read from the preset's config and tokenizer, no model built
+    return get_model_class("maria").knowledge_budget_of(preset=preset, modalities=("text", "knowledge"))
 
 
 def prepare_kdconv(folder: str | Path, out: Path, *, preset: str = "tiny", limit: int | None = KDCONV_LIMIT,
