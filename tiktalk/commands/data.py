@@ -226,19 +226,19 @@ def _render_import(m: dict, out: str) -> str:
 def _import(args: argparse.Namespace) -> int:
     import sys
 
-    from tiktalk.dataset import load_features_dir, reference_warnings, write_dataset
-    from tiktalk.importers import ImportOptions, run_import
+    from tiktalk.dataset import load_features_dir
+    from tiktalk.importers import ImportOptions
+    from tiktalk.runs.pipeline import import_dataset
 
     options = ImportOptions(val_fraction=args.val_fraction, test_fraction=args.test_fraction,
                             split_seed=args.split_seed, expand_turns=args.expand_turns,
                             allow_empty_split=args.allow_empty_split)
-    result = run_import(args.source_format, args.source, options)
     features = load_features_dir(args.features) if args.features is not None else None
-    manifest = write_dataset(result.dataset, args.out, table_format=args.table_format, overwrite=args.overwrite,
-                             extra_manifest={**result.manifest, "import": result.report},
-                             extra_files=result.extra_files, features=features)
+    warnings: list[str] = []
+    manifest = import_dataset(args.source_format, args.source, args.out, options, features=features,
+                              table_format=args.table_format, overwrite=args.overwrite, on_warning=warnings.append)
     emit(args, manifest, lambda m: _render_import(m, args.out))
-    for line in reference_warnings(result.dataset):
+    for line in warnings:
         print(f"warning: {line}", file=sys.stderr)
     return 0
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,12 +82,13 @@ def prepare_kdconv(folder: str | Path, out: Path, *, preset: str = "tiny", limit
 
     from retrieval.cache import read_knowledge_cache
     from tiktalk.dataset import load_dataset
-    from tiktalk.runs.pipeline import convert_kg, import_kdconv_dataset
+    from tiktalk.runs.pipeline import convert_kg, import_dataset
 
     folder = Path(folder)
     data, graph = out / "data", out / "kg"
     print(f"importing {folder} into {data}; its KB into {graph}", flush=True)
-    import_kdconv_dataset(folder, data, overwrite=True)
+    import_dataset("kdconv", folder, data, overwrite=True,
+                   on_warning=lambda line: print(f"warning: {line}", file=sys.stderr))
     convert_kg([kdconv_kb_file(folder)], graph, overwrite=True)
     budget = kdconv_budget(preset)
     gold_cache = prepare_gold_knowledge(data, out, budget)
