@@ -230,9 +230,10 @@ class _Blip2Chat(PromptLMChat):
     # ------------------------------------------------------------------ building
 
     @classmethod
-    def build_preset(cls, fields: dict[str, Any], overrides: dict[str, Any]):
+    def preset_config(cls, fields: dict[str, Any], overrides: dict[str, Any]) -> Blip2ChatConfig:
+        """Over ``lm_path``'s LM when given, else a tiny random Llama."""
         lm = {} if overrides.get("lm_path") else {"lm_config": dict(TINY_LLAMA)}
-        return cls(Blip2ChatConfig.from_dict({**lm, **fields, **overrides}))
+        return Blip2ChatConfig.from_dict({**lm, **fields, **overrides})
 
     @classmethod
     def from_saved(cls, saved: SavedModel, **overrides: Any):

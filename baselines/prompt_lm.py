@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -39,6 +39,9 @@ from tiktalk.models.config import ModelConfig
 from tiktalk.models.saving import resolve_run_dir
 from tiktalk.models.scoring import IGNORE_INDEX, require_responses
 from tiktalk.types import DialogueExample, KnowledgeBudget
+
+if TYPE_CHECKING:
+    from tiktalk.models.saving import SavedModel
 
 CHATGLM_ROUND = "[Round {i}]\n问：{q}\n答：{r}\n"
 KNOWLEDGE_TEMPLATE = "知识：{knowledge}\n"
@@ -148,8 +151,7 @@ def build_lm(config: PromptLMConfig, tokenizer=None):
     remote = config.trust_remote_code
     lm_dir = resolve_run_dir(config.lm_path) if config.lm_path else None
     if tokenizer is None:
-        tok_path = config.tokenizer_path or (lm_dir if config.lm_config is None else None)
-        tokenizer = default_tokenizer(tok_path, remote)
+        tokenizer = lm_tokenizer(config)
     if config.lm_config is not None:
         fields = dict(config.lm_config)
         fields.setdefault("vocab_size", len(tokenizer))
@@ -165,6 +167,14 @@ def build_lm(config: PromptLMConfig, tokenizer=None):
         raise UsageError(f"LM vocabulary ({lm.get_input_embeddings().num_embeddings}) is smaller "
                          f"than the tokenizer ({len(tokenizer)} tokens)")
     return lm, tokenizer
+
+
+def lm_tokenizer(config: PromptLMConfig):
+    """The tokenizer :func:`build_lm` reads with: ``tokenizer_path``'s, else ``lm_path``'s (when
+    no ``lm_config`` says to build a random LM), else the generated char vocabulary."""
+    lm_dir = resolve_run_dir(config.lm_path) if config.lm_path else None
+    source = config.tokenizer_path or (lm_dir if config.lm_config is None else None)
+    return default_tokenizer(source, config.trust_remote_code)
 
 
 def lm_config_dict(lm) -> dict[str, Any]:
@@ -266,6 +276,30 @@ class PromptLMChat(ChatModel):
 
     def modalities(self) -> tuple[str, ...]:
         return self.required_modalities + (("knowledge",) if self.config.use_knowledge else ())
+
+    @classmethod
+    def preset_config(cls, fields: dict[str, Any], overrides: dict[str, Any]) -> PromptLMConfig:
+        """The config of a preset's ``fields`` with ``overrides`` on top."""
+        return cls.config_class.from_dict({**fields, **overrides})
+
+    @classmethod
+    def build_preset(cls, fields: dict[str, Any], overrides: dict[str, Any]) -> PromptLMChat:
+        return cls(cls.preset_config(fields, overrides))
+
+    @classmethod
+    def config_knowledge_budget(cls, fields: dict[str, Any], saved: SavedModel | None,
+                                preset: str) -> KnowledgeBudget | None:
+        """``max_knowledge_tokens`` tokens of the tokenizer the model would read with: the saved
+        one, else :func:`lm_tokenizer`'s choice (None with ``use_knowledge`` off)."""
+        if saved is None:
+            config = cls.preset_config(dict(cls.presets[preset]), fields)
+            tokenizer = None
+        else:
+            config = cls.config_class.from_dict(saved.config).replace(**fields)
+            tokenizer = cls.saved_tokenizer(saved.path, config)
+        if not config.use_knowledge:
+            return None
+        return PromptEncoder(tokenizer or lm_tokenizer(config), config).knowledge_budget()
 
     def knowledge_budget(self) -> KnowledgeBudget | None:
         """``max_knowledge_tokens`` LM tokens (None with ``use_knowledge`` off)."""

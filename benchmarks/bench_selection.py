@@ -33,10 +33,10 @@ def kdconv(tmp_path_factory):
     folder = shared_data("kdconv_travel")
     if folder is None:
         pytest.skip("../shared/data/kdconv_travel is absent (set TIKTALK_SHARED_DATA)")
-    from tiktalk.runs.pipeline import convert_kg, import_kdconv_dataset
+    from tiktalk.runs.pipeline import convert_kg, import_dataset
 
     tmp = tmp_path_factory.mktemp("kdconv")
-    import_kdconv_dataset(folder, tmp / "data", overwrite=True)
+    import_dataset("kdconv", folder, tmp / "data", overwrite=True)
     convert_kg([folder / "kb_travel.json"], tmp / "kg", overwrite=True)
     return folder, tmp
 

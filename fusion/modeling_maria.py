@@ -391,11 +391,30 @@ class MariaForDialogue(ChatModel):
     def build_preset(cls, fields: dict[str, Any], overrides: dict[str, Any]) -> MariaForDialogue:
         """``overrides`` are MariaConfig fields; ``backbone`` may be a dict merged into the
         preset's, ``tokenizer_dir`` a directory for the generated char vocabulary."""
+        config, tokenizer = cls._preset_config(fields, overrides)
+        return cls(config, tokenizer=tokenizer)
+
+    @staticmethod
+    def _preset_config(fields: dict[str, Any], overrides: dict[str, Any]):
+        """(config, tokenizer) of a preset's ``fields`` with ``overrides`` (see build_preset)."""
+        fields, overrides = dict(fields), dict(overrides)
         backbone = dict(fields.pop("backbone"))
         backbone.update(overrides.pop("backbone", None) or {})
         tokenizer = build_char_tokenizer(overrides.pop("tokenizer_dir", None))
-        config = MariaConfig(backbone=backbone, **{**fields, **overrides})
-        return cls(config, tokenizer=tokenizer)
+        return MariaConfig(backbone=backbone, **{**fields, **overrides}), tokenizer
+
+    @classmethod
+    def config_knowledge_budget(cls, fields: dict[str, Any], saved: SavedModel | None,
+                                preset: str) -> KnowledgeBudget | None:
+        """``knowledge_tokens`` characters of the vocabulary a preset builds or a save holds."""
+        if saved is None:
+            config, tokenizer = cls._preset_config(cls.presets[preset], fields)
+        else:
+            config = MariaConfig.from_dict(saved.config)
+            if fields:
+                config = config.replace(**fields)
+            tokenizer = cls.saved_tokenizer(saved.path, config)
+        return knowledge_budget(CharEncoder(tokenizer), config) if config.has("knowledge") else None
 
 
 def expand_token_type_rows(rows: torch.Tensor, n_rows: int) -> torch.Tensor:

@@ -474,9 +474,8 @@ def sniff_format(path: str | Path) -> str:
         if fmt.fallback:
             return n
     raise KGFormatError(
-        "cannot tell the C3KG format of this file (expected ATOMIC_Chinese.tsv, "
-        "head_shortSentence.csv, head_phrase.csv, C3KG.GRAPH, an ATOMIC-2020 .tsv, "
-        "a flow-edge .tsv with header source/target/type/weight or a KB .json object)",
+        f"cannot tell the C3KG format of this file: of the formats that take the suffix {path.suffix!r} "
+        f"({', '.join(n for n, _ in candidates)}), none claims its name or first line (formats: {_format_list()})",
         path=path,
     )
 

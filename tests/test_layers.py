@@ -6,13 +6,16 @@ Every import statement counts, wherever it sits: module level, inside functions,
 (a) only the command layer (``tiktalk.commands``, and ``tiktalk.__main__`` that starts it)
     imports ``tiktalk.commands``;
 (b) ``fusion`` never imports ``baselines`` and ``baselines`` never imports ``fusion``;
-(c) the model platform (``tiktalk.models``) and the ground floor (``tiktalk/*.py``) import
-    none of ``fusion``, ``baselines``, ``retrieval``, ``kg``;
+(c) the model platform (``tiktalk.models``) and the ground floor (every other module of
+    ``tiktalk`` but the command and run layers: ``tiktalk/*.py``, ``tiktalk.dataset``,
+    ``tiktalk.importers``, ...) import none of ``fusion``, ``baselines``, ``retrieval``, ``kg``;
 (d) no import cycle between the modules of the project;
 (e) a command module imports no other command module (the package ``tiktalk.commands``, its
     shared helpers, aside; ``tiktalk.commands.main`` names the modules in its registry as strings);
 (f) nothing re-enters the command line: no call of ``_cli(...)`` and no ``main([...])`` with an
-    argv list, in the library or the commands (the run layer calls library functions).
+    argv list, in the library or the commands (the run layer calls library functions);
+(g) the run layer (``tiktalk.runs``) may import the whole library, and only the command layer
+    imports it (the library never does).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("kg", "retrieval", "fusion", "baselines", "tiktalk", "benchmarks")
 COMMAND_LAYER = ("tiktalk.commands", "tiktalk.__main__")
+RUN_LAYER = "tiktalk.runs"
 
 Edge = tuple[str, str, str]  # (importer, imported module, "file:line")
 
@@ -90,11 +94,12 @@ def layer_violations(edges: list[Edge]) -> list[str]:
             problems.append(f"(a) {where}: library module {importer} imports the command layer ({target})")
         if (_in(importer, "fusion") and _in(target, "baselines")) or (_in(importer, "baselines") and _in(target, "fusion")):
             problems.append(f"(b) {where}: {importer} imports {target} (fusion and baselines stay apart)")
-        ground_floor = importer.count(".") <= 1 and _in(importer, "tiktalk") and not _in(importer, "tiktalk.commands")
-        if (_in(importer, "tiktalk.models") or ground_floor) and any(
-            _in(target, upper) for upper in ("fusion", "baselines", "retrieval", "kg")
-        ):
+        # tiktalk.models and the ground floor: every tiktalk module below the run layer
+        lower_floor = _in(importer, "tiktalk") and not any(_in(importer, upper) for upper in (*COMMAND_LAYER, RUN_LAYER))
+        if lower_floor and any(_in(target, upper) for upper in ("fusion", "baselines", "retrieval", "kg")):
             problems.append(f"(c) {where}: {importer} (tiktalk's lower floors) imports {target}")
+        if _in(target, RUN_LAYER) and not any(_in(importer, upper) for upper in (*COMMAND_LAYER, RUN_LAYER)):
+            problems.append(f"(g) {where}: library module {importer} imports the run layer ({target})")
     return problems
 
 
@@ -227,8 +232,11 @@ def test_checker_sees_every_kind_of_import(tmp_path: Path) -> None:
         "tiktalk/io.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import kg.graph\n",
         "tiktalk/models/__init__.py": "",
         "tiktalk/models/base.py": "def f():\n    from fusion import modeling\n",
+        "tiktalk/dataset/__init__.py": "", "tiktalk/dataset/loader.py": "import retrieval\n",
+        "tiktalk/runs/__init__.py": "", "tiktalk/runs/training.py": "import fusion.modeling\n",
+        "retrieval/__init__.py": "def f():\n    from tiktalk.runs import training\n",
         "tiktalk/commands/__init__.py": "",
-        "tiktalk/commands/main.py": "from . import kg\n",
+        "tiktalk/commands/main.py": "from . import kg\nfrom tiktalk.runs import training\n",
         "tiktalk/commands/kg.py": "",
         "tiktalk/__main__.py": "from tiktalk.commands.main import main\n",
         "kg/__init__.py": "from kg.graph import C3KG\n",
@@ -238,7 +246,7 @@ def test_checker_sees_every_kind_of_import(tmp_path: Path) -> None:
         "fusion/__init__.py": "", "fusion/modeling.py": "import baselines.dialogpt\n",
         "baselines/__init__.py": "", "baselines/dialogpt.py": "",
     })
-    modules = find_modules(tmp_path, ("tiktalk", "kg", "fusion", "baselines"))
+    modules = find_modules(tmp_path, ("tiktalk", "kg", "fusion", "baselines", "retrieval"))
     assert "kg.data.make" not in modules
     found = import_edges(modules, tmp_path)
     assert ("tiktalk.commands.main", "tiktalk.commands.kg", "tiktalk/commands/main.py:1") in found  # relative
@@ -248,6 +256,10 @@ def test_checker_sees_every_kind_of_import(tmp_path: Path) -> None:
     assert "(b) fusion/modeling.py:1" in problems
     assert "(c) tiktalk/io.py:3: tiktalk.io" in problems  # under TYPE_CHECKING
     assert "(c) tiktalk/models/base.py:2: tiktalk.models.base" in problems  # inside a function
+    assert "(c) tiktalk/dataset/loader.py:1: tiktalk.dataset.loader" in problems  # a ground-floor package
+    assert "tiktalk/runs/training.py" not in problems  # the run layer may import the library
+    assert "(g) retrieval/__init__.py:2: library module retrieval imports the run layer" in problems
+    assert "tiktalk/commands/main.py" not in problems  # the commands call the run layer
     cycles = import_cycles(found)
     assert cycles == [["kg.convert (kg/convert.py:1)", "kg.graph (kg/graph.py:2)", "kg.convert"]]
 

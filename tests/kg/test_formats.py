@@ -69,8 +69,10 @@ def test_unclaimed_file_in_a_directory_is_an_error_naming_it(tiny_release: Path)
         build_tables([tiny_release])
     (tiny_release / "dev.json").unlink()
     write(tiny_release / "heads.csv", "a,b\n1,2\n")  # a CSV no format claims by name or header
-    with pytest.raises(kg.KGFormatError, match=r"heads\.csv: cannot tell the C3KG format"):
+    with pytest.raises(kg.KGFormatError, match=r"heads\.csv: cannot tell the C3KG format") as err:
         build_tables([tiny_release])
+    assert "suffix '.csv' (event-heads, phrase-heads)" in str(err.value)
+    assert all(f"{name} {'/'.join(fmt.suffixes)}" in str(err.value) for name, fmt in readers.FORMATS.items())
 
 
 def test_known_non_kg_files_are_skipped_and_reported(tiny_release: Path) -> None:

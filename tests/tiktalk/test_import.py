@@ -195,17 +195,3 @@ def test_cli_import_with_features(tmp_path, capsys):
     assert ds.features("nofeat") == (None, None)
     assert ds.modality_presence("train") == {"vision": 1.0, "audio": 1.0}
     assert ds.modality_presence("test") == {"vision": 0.0, "audio": 0.0}
-
-
-def test_dataset_and_importers_stay_on_the_ground_floor() -> None:
-    """tests/test_layers.py checks tiktalk/*.py; the dataset and importer packages are one
-    level deeper and must import no upper layer either (nor the command layer)."""
-    from tests.test_layers import PACKAGES, ROOT, find_modules, import_edges
-
-    modules = find_modules(ROOT, PACKAGES)
-    assert {"tiktalk.dataset.loader", "tiktalk.importers.kdconv", "kg.readers"} <= set(modules)
-    upper = ("kg", "retrieval", "fusion", "baselines", "tiktalk.commands")
-    upward = [f"{where}: {importer} imports {target}" for importer, target, where in import_edges(modules, ROOT)
-              if importer.startswith(("tiktalk.dataset.", "tiktalk.importers"))
-              and any(target == u or target.startswith(u + ".") for u in upper)]
-    assert not upward, "\n".join(upward)

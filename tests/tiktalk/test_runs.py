@@ -51,7 +51,8 @@ def test_table3_rows_from_python_match_the_cli_before_the_run_layer(tmp_path: Pa
 
 @pytest.mark.parametrize("name", model_names())
 @pytest.mark.parametrize("modalities", [None, "knowledge", "text only"])
-def test_knowledge_budget_without_building_equals_the_built_models(name: str, modalities: str | None) -> None:
+def test_knowledge_budget_without_building_equals_the_built_models(name: str, modalities: str | None,
+                                                                   monkeypatch) -> None:
     from tiktalk.runs.budget import model_knowledge_budget
 
     cls = get_model_class(name)
@@ -71,7 +72,9 @@ def test_knowledge_budget_without_building_equals_the_built_models(name: str, mo
             with pytest.raises(ValueError, match="cannot be honoured"):
                 model_knowledge_budget(name, **overrides)
         return
+    monkeypatch.setattr(cls, "__init__", lambda *a, **k: pytest.fail(f"{name} was built"))
     read = model_knowledge_budget(name, **overrides)
+    monkeypatch.undo()
     assert (None if read is None else read.as_dict()) == (None if built is None else built.as_dict())
     if read is not None:
         text = "有人买披萨，芝士拉丝"
@@ -110,6 +113,30 @@ def test_help_texts_list_what_the_registries_hold() -> None:
     finally:
         ENCODERS._entries.pop("zz-test-encoder")
     assert "blip2-video" in help_of("train") and "causal-lm" in help_of("annotate")
+
+
+def test_data_import_flag_help_is_read_from_the_importers() -> None:
+    from tiktalk.commands.main import build_parser
+    from tiktalk.importers import IMPORTERS, Importer
+    from tiktalk.importers.kdconv import KDCONV_SEED, KDCONV_VAL_FRACTION
+    from tiktalk.importers.records import DEFAULT_SPLIT_SEED
+
+    def import_help() -> str:
+        sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+        data = next(a for a in sub.choices["data"]._actions if a.__class__.__name__ == "_SubParsersAction")
+        return " ".join(data.choices["import"].format_help().split())
+
+    kdconv = IMPORTERS.get("kdconv").option_help  # the stated defaults are the importers' own
+    assert f"(default {KDCONV_VAL_FRACTION})" in kdconv["val_fraction"] and f"(default {KDCONV_SEED})" in kdconv["split_seed"]
+    assert f"(default {DEFAULT_SPLIT_SEED!r})" in IMPORTERS.get("jsonl").option_help["split_seed"]
+    IMPORTERS.register("zz-pairs", Importer(lambda source, options: None, "pairs", "FILE", ("val_fraction",),
+                                            {"val_fraction": "share of pairs held out"}))
+    try:
+        text = import_help()
+        assert "kdconv: share of dev dialogues drawn into val" in text and "zz-pairs: share of pairs held out" in text
+        assert "lccc: one row per response turn" in text
+    finally:
+        IMPORTERS.unregister("zz-pairs")
 
 
 def test_modalities_are_parsed_once_at_the_boundary(capsys) -> None:

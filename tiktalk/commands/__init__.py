@@ -138,6 +138,18 @@ def kg_formats_help() -> RegistryHelp:
     return RegistryHelp(build)
 
 
+def views_help(what: str) -> RegistryHelp:
+    """``--views``: the registered passage views (retrieval.views.VIEWS) and the default mix."""
+
+    def build() -> str:
+        from retrieval.views import DEFAULT_VIEWS, VIEWS
+
+        return (f"passage views {what} ({', '.join(VIEWS.names())}), weighted as name:weight joined by '+' "
+                f"(default: {DEFAULT_VIEWS}; 'text' = the head text alone)")
+
+    return RegistryHelp(build)
+
+
 def model_help(text: str) -> RegistryHelp:
     """``--model``: the registered models (tiktalk.models.base.MODELS), after ``text``."""
 
@@ -145,5 +157,18 @@ def model_help(text: str) -> RegistryHelp:
         from tiktalk.models.base import model_names
 
         return f"{text}: {', '.join(model_names())}"
+
+    return RegistryHelp(build)
+
+
+def importer_option_help(option: str) -> RegistryHelp:
+    """A ``data import`` flag (an :class:`~tiktalk.importers.ImportOptions` field): what it means
+    for each registered importer that reads it (tiktalk.importers.IMPORTERS)."""
+
+    def build() -> str:
+        from tiktalk.importers import IMPORTERS
+
+        return "; ".join(f"{name}: {imp.option_help.get(option, 'read')}"
+                         for name, imp in IMPORTERS.items() if option in imp.options) or "read by no importer"
 
     return RegistryHelp(build)

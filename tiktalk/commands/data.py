@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from tiktalk.commands import add_budget_options, add_group, add_json_flag, emit, writing
+from tiktalk.commands import (
+    add_budget_options,
+    add_group,
+    add_json_flag,
+    emit,
+    importer_option_help,
+    writing,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,14 +64,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--from", dest="source_format", choices=IMPORTERS.names(), default=IMPORTERS.names()[0],
                    help=f"format of SOURCE (default {IMPORTERS.names()[0]})")
     p.add_argument("--out", required=True, help="output directory (written atomically)")
-    p.add_argument("--val-fraction", type=float, default=None,
-                   help="jsonl: share of videos hashed to val for rows without a split (default 1000/38703, "
-                   "the paper's); kdconv: share of dev dialogues drawn into val (default 0.1)")
-    p.add_argument("--test-fraction", type=float, default=None,
-                   help="jsonl: share hashed to test for rows without a split (default 2000/38703)")
-    p.add_argument("--split-seed", default=None,
-                   help="jsonl: salt of the hash split (default 'tiktalk'); kdconv: integer seed (default 0)")
-    p.add_argument("--expand-turns", action="store_true", help="lccc: one row per response turn")
+    p.add_argument("--val-fraction", type=float, default=None, help=importer_option_help("val_fraction"))
+    p.add_argument("--test-fraction", type=float, default=None, help=importer_option_help("test_fraction"))
+    p.add_argument("--split-seed", default=None, help=importer_option_help("split_seed"))
+    p.add_argument("--expand-turns", action="store_true", help=importer_option_help("expand_turns"))
     p.add_argument("--features", default=None, metavar="DIR",
                    help="DIR/frames.safetensors and DIR/audio.safetensors keyed by video_id "
                    "(e.g. from `tiktalk features extract`)")
@@ -226,19 +229,19 @@ def _render_import(m: dict, out: str) -> str:
 def _import(args: argparse.Namespace) -> int:
     import sys
 
-    from tiktalk.dataset import load_features_dir, reference_warnings, write_dataset
-    from tiktalk.importers import ImportOptions, run_import
+    from tiktalk.dataset import load_features_dir
+    from tiktalk.importers import ImportOptions
+    from tiktalk.runs.pipeline import import_dataset
 
     options = ImportOptions(val_fraction=args.val_fraction, test_fraction=args.test_fraction,
                             split_seed=args.split_seed, expand_turns=args.expand_turns,
                             allow_empty_split=args.allow_empty_split)
-    result = run_import(args.source_format, args.source, options)
     features = load_features_dir(args.features) if args.features is not None else None
-    manifest = write_dataset(result.dataset, args.out, table_format=args.table_format, overwrite=args.overwrite,
-                             extra_manifest={**result.manifest, "import": result.report},
-                             extra_files=result.extra_files, features=features)
+    warnings: list[str] = []
+    manifest = import_dataset(args.source_format, args.source, args.out, options, features=features,
+                              table_format=args.table_format, overwrite=args.overwrite, on_warning=warnings.append)
     emit(args, manifest, lambda m: _render_import(m, args.out))
-    for line in reference_warnings(result.dataset):
+    for line in warnings:
         print(f"warning: {line}", file=sys.stderr)
     return 0
 

@@ -13,6 +13,7 @@ from tiktalk.commands import (
     emit,
     encoder_help,
     print_notice,
+    views_help,
 )
 
 
@@ -59,9 +60,7 @@ def _add_workers_option(p: argparse.ArgumentParser) -> None:
 
 
 def _add_views_option(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--views", default=None, metavar="SPEC",
-                   help=f"passage views {what}, weighted: text, english, flows, e.g. text:0.3+english:0.2+flows:0.5 "
-                        "(default: retrieval.views.DEFAULT_VIEWS; 'text' = the head text alone)")
+    p.add_argument("--views", default=None, metavar="SPEC", help=views_help(what))
 
 
 def _add_background_option(p: argparse.ArgumentParser, default: str | None) -> None:

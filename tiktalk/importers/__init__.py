@@ -57,6 +57,8 @@ class Importer:
     summary: str  # what the format is: one phrase in `data import --help`
     source: str  # what SOURCE names (a file, a directory)
     options: tuple[str, ...] = ()  # the ImportOptions fields it reads (besides allow_empty_split)
+    # what each of those options means for this format, with its default (`data import --help`)
+    option_help: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def read(self, source: str | Path, options: ImportOptions) -> ImportResult:
         reader = self.reader
@@ -69,12 +71,18 @@ class Importer:
 # Every importer, in the order of `data import --help`; the first is the default of --from.
 IMPORTERS: Registry[Importer] = Registry("importer", {
     "jsonl": Importer("tiktalk.importers.jsonl:from_options", "one dialogue object per line (docs/corpus.md)",
-                      "FILE.jsonl", ("val_fraction", "test_fraction", "split_seed")),
+                      "FILE.jsonl", ("val_fraction", "test_fraction", "split_seed"), {
+                          "val_fraction": "share of videos hashed to val for rows without a split "
+                                          "(default 1000/38703, the paper's)",
+                          "test_fraction": "share hashed to test for rows without a split (default 2000/38703)",
+                          "split_seed": "salt of the hash split (default 'tiktalk')"}),
     "lccc": Importer("tiktalk.importers.lccc:from_options", "LCCC's JSON ({train|valid|test: [[utterance, ...]]})",
-                     "LCCC's JSON file", ("expand_turns",)),
+                     "LCCC's JSON file", ("expand_turns",), {"expand_turns": "one row per response turn"}),
     "kdconv": Importer("tiktalk.importers.kdconv:from_options", "KdConv (thu-coai), one domain's dev.json and "
                        "test.json, with each response's gold triples", "KdConv's domain directory",
-                       ("val_fraction", "split_seed")),
+                       ("val_fraction", "split_seed"), {
+                           "val_fraction": "share of dev dialogues drawn into val (default 0.1)",
+                           "split_seed": "integer seed of that draw (default 0)"}),
 })
 
 

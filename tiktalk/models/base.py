@@ -116,6 +116,40 @@ class ChatModel(torch.nn.Module):
         segment (``kg.fit_knowledge``), never part of one."""
         return None
 
+    @classmethod
+    def knowledge_budget_of(cls, path: str | os.PathLike | None = None, preset: str = "tiny",
+                            **overrides: Any) -> KnowledgeBudget | None:
+        """The :meth:`knowledge_budget` of the model ``from_pretrained(path, **overrides)`` (path
+        None: ``from_preset(preset, **overrides)``) would build, read from its config and
+        tokenizer where the class knows how (:meth:`config_knowledge_budget`); otherwise (another
+        library's checkpoint, a model without the hook) the model is built once and asked."""
+        if cls.knowledge_budget is ChatModel.knowledge_budget:
+            return None  # the model reads no knowledge, whatever its config
+        from tiktalk.models.saving import read_saved_model, resolve_run_dir
+
+        budget: Any = NotImplemented
+        if path is None:
+            if preset not in cls.presets:
+                raise UsageError(f"{cls.name}: unknown preset {preset!r}; known: {sorted(cls.presets)}")
+            budget = cls.config_knowledge_budget(cls._config_overrides(overrides), None, preset)
+        else:
+            saved = read_saved_model(resolve_run_dir(path))
+            if saved is not None and saved.model_type == cls.name:
+                budget = cls.config_knowledge_budget(cls._config_overrides(overrides), saved, preset)
+        if budget is NotImplemented:
+            model = cls.from_preset(preset, **overrides) if path is None else cls.from_pretrained(path, **overrides)
+            budget = model.knowledge_budget()
+        return budget
+
+    @classmethod
+    def config_knowledge_budget(cls, fields: dict[str, Any], saved: SavedModel | None,
+                                preset: str) -> KnowledgeBudget | None:
+        """The knowledge budget of the model ``from_saved(saved, ...)`` (saved None: preset
+        ``preset``) with config ``fields`` on top (modalities already turned into fields) would
+        have, read from its config and tokenizer without building it (a BLIP-2 over a real LM
+        is gigabytes). Default: ``NotImplemented`` (the model is built and asked)."""
+        return NotImplemented
+
     # -- building, saving, loading: one format for every model (tiktalk.models.saving) -----------
 
     @classmethod

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,11 +72,9 @@ def knowledge_label(cache: Path | None) -> str | None:
 def kdconv_budget(preset: str = "tiny"):
     """The knowledge budget of the Maria T+K the suite trains: every cache is cut to it."""
     from tiktalk.models.base import get_model_class
-    from tiktalk.runs.budget import model_knowledge_budget
 
-    if preset == "tiny":  # read from the config, no model built
-        return model_knowledge_budget("maria", None, modalities=("text", "knowledge"))
-    return get_model_class("maria").from_preset(preset, modalities=("text", "knowledge")).knowledge_budget()
+    # read from the preset's config and tokenizer, no model built
+    return get_model_class("maria").knowledge_budget_of(preset=preset, modalities=("text", "knowledge"))
 
 
 def prepare_kdconv(folder: str | Path, out: Path, *, preset: str = "tiny", limit: int | None = KDCONV_LIMIT,
@@ -86,12 +85,13 @@ def prepare_kdconv(folder: str | Path, out: Path, *, preset: str = "tiny", limit
 
     from retrieval.cache import read_knowledge_cache
     from tiktalk.dataset import load_dataset
-    from tiktalk.runs.pipeline import convert_kg, import_kdconv_dataset
+    from tiktalk.runs.pipeline import convert_kg, import_dataset
 
     folder = Path(folder)
     data, graph = out / "data", out / "kg"
     print(f"importing {folder} into {data}; its KB into {graph}", flush=True)
-    import_kdconv_dataset(folder, data, overwrite=True)
+    import_dataset("kdconv", folder, data, overwrite=True,
+                   on_warning=lambda line: print(f"warning: {line}", file=sys.stderr))
     convert_kg([kdconv_kb_file(folder)], graph, overwrite=True)
     budget = kdconv_budget(preset)
     gold_cache = prepare_gold_knowledge(data, out, budget)

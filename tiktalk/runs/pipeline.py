@@ -1,5 +1,5 @@
-"""The pipeline's preparation steps as the commands run them: index build, annotate, KdConv
-import, KG convert, gold knowledge.
+"""The pipeline's preparation steps as the commands run them: index build, annotate, dataset
+import (any registered importer), KG convert, gold knowledge.
 
 Each function is what its command does after parsing, defaults included, and holds the
 output lock of what it writes (a second writer of the same path fails at once, naming the
@@ -107,22 +107,21 @@ def annotate_with_index(index: str | Path, data: str | Path, out: str | Path, bu
     return annotate_dialogues(retriever, data, out, overwrite=overwrite, on_notice=on_notice)
 
 
-def import_kdconv_dataset(folder: str | Path, out: str | Path, *, val_fraction: float | None = None,
-                          seed: int | None = None, table_format: str = "jsonl", overwrite: bool = False,
-                          allow_empty_split: bool = False) -> dict[str, Any]:
-    """A KdConv domain directory as a dataset (``tiktalk data import --from kdconv``); its manifest."""
-    import sys
-
+def import_dataset(importer: str, source: str | Path, out: str | Path, options=None, *, features=None,
+                   table_format: str = "jsonl", overwrite: bool = False, on_warning: Notice = None) -> dict[str, Any]:
+    """``tiktalk data import --from IMPORTER SOURCE --out OUT``: the registered importer's reader
+    (:func:`tiktalk.importers.run_import`, ``options`` an :class:`~tiktalk.importers.ImportOptions`),
+    then the dataset written with ``features`` (from :func:`tiktalk.dataset.load_features_dir`);
+    its manifest. Each reference warning of the dataset goes to ``on_warning``."""
     from tiktalk.dataset import reference_warnings, write_dataset
-    from tiktalk.importers.kdconv import KDCONV_SEED, KDCONV_VAL_FRACTION, import_kdconv
+    from tiktalk.importers import run_import
 
-    result = import_kdconv(folder, val_fraction=KDCONV_VAL_FRACTION if val_fraction is None else val_fraction,
-                           seed=KDCONV_SEED if seed is None else seed, allow_empty_split=allow_empty_split)
+    result = run_import(importer, source, options)
     manifest = write_dataset(result.dataset, out, table_format=table_format, overwrite=overwrite,
-                             extra_manifest={"source": "KdConv", "import": result.report},
-                             extra_files=result.extra_files, features=None)
+                             extra_manifest={**result.manifest, "import": result.report},
+                             extra_files=result.extra_files, features=features)
     for line in reference_warnings(result.dataset):
-        print(f"warning: {line}", file=sys.stderr)
+        (on_warning or (lambda _: None))(line)
     return manifest
 
 
