@@ -25,9 +25,10 @@ from retrieval.selector import (
     TrainSettings,
     built_for,
     choose_threshold,
+    gold_piece_labels,
     label_key,
-    piece_labels,
     predict,
+    pseudo_piece_labels,
     save_selector,
     stack_examples,
     train_model,
@@ -44,25 +45,38 @@ class Turn:
     response: str
 
 
+PSEUDO_CLOSEST_SHARE = 0.1  # pseudo-labels: the training contexts whose response is closest to a piece
+
+
 def _labelled(retriever, turns: Sequence[Turn], gold: Mapping[str, Sequence[Mapping]] | None, progress: bool,
-              desc: str) -> tuple[list[Candidates], list[np.ndarray], list[np.ndarray]]:
+              desc: str, min_cosine: float | None = None,
+              ) -> tuple[list[Candidates], list[np.ndarray], list[np.ndarray], float | None]:
+    """Candidates, features and labels of ``turns``. Without gold, the response's cosine to each
+    candidate also labels (its closest piece, at ``min_cosine`` or above; None: the cosine that
+    the :data:`PSEUDO_CLOSEST_SHARE` closest of these contexts reach, returned)."""
     from tqdm.auto import tqdm
 
     contexts = [t.context for t in turns]
     queries = retriever.queries(contexts)
-    batch: list[Candidates] = []
-    targets: list[np.ndarray] = []
+    kept: list[tuple[Turn, Candidates, np.ndarray | None]] = []
     chunk = 256
     with tqdm(total=len(turns), desc=desc, unit="context", disable=not progress) as bar:
         for start in range(0, len(turns), chunk):
             part = slice(start, start + chunk)
             built = retriever.candidates.build(contexts[part], queries[part], retriever.encode(queries[part]))
-            for turn, c in zip(turns[part], built):
+            responses = None
+            if gold is None:  # the posterior's other half: how close the response is to each piece
+                responses = retriever.encoder.encode([t.response or " " for t in turns[part]], kind="query")
+            for j, (turn, c) in enumerate(zip(turns[part], built)):
                 if c is not None and c.pieces:
-                    batch.append(c)
-                    targets.append(piece_labels(c, turn.response, None if gold is None else gold.get(turn.dialogue_id, [])))
+                    kept.append((turn, c, None if responses is None else c.vectors @ responses[j]))
             bar.update(len(built))
-    return batch, [piece_features(c) for c in batch], targets
+    if gold is None and min_cosine is None and kept:
+        min_cosine = float(np.quantile([float(r.max()) for _, _, r in kept], 1 - PSEUDO_CLOSEST_SHARE))
+    batch = [c for _, c, _ in kept]
+    targets = [gold_piece_labels(c, gold.get(t.dialogue_id, []), t.response) if gold is not None
+               else pseudo_piece_labels(c, t.response, r, min_cosine) for t, c, r in kept]
+    return batch, [piece_features(c) for c in batch], targets, min_cosine
 
 
 def segment_scores(batch: Sequence[Candidates], scores: Sequence[np.ndarray], targets: Sequence[np.ndarray],
@@ -102,8 +116,8 @@ def train_selector(retriever, train: Sequence[Turn], val: Sequence[Turn], out: s
         raise UsageError("the validation split has no (context, response) pairs (it chooses the threshold)")
     start = time.perf_counter()
     retriever.prepare_background([t.context for t in train], progress=progress)
-    tr, tr_features, tr_targets = _labelled(retriever, train, gold, progress, "select: label train")
-    va, va_features, va_targets = _labelled(retriever, val, gold, progress, "select: label val")
+    tr, tr_features, tr_targets, min_cosine = _labelled(retriever, train, gold, progress, "select: label train")
+    va, va_features, va_targets, _ = _labelled(retriever, val, gold, progress, "select: label val", min_cosine)
     if not tr:
         raise UsageError("no training context has candidates (every context is blank?)")
     counts = Counter(label_key(p) for c in tr for p in c.pieces)
@@ -114,8 +128,11 @@ def train_selector(retriever, train: Sequence[Turn], val: Sequence[Turn], out: s
     labelled_at = time.perf_counter()
     model, record = train_model(train_x, val_x, vocab, settings)
     val_scores = predict(model, val_x)
-    threshold, decided = choose_threshold(val_scores, va_targets)
     budget = retriever.budget
+    # a segment does not depend on the threshold (only whether it is written): hit = it holds a used piece
+    hits = [any(p in {c.pieces[i] for i in np.flatnonzero(t)} for p in choose(c, s, budget, None)[0])
+            for c, s, t in zip(va, val_scores, va_targets)]
+    threshold, decided = choose_threshold(val_scores, va_targets, hits)
     validation = {
         "split": "val", **decided,
         "at_threshold": segment_scores(va, val_scores, va_targets, budget, threshold),
@@ -125,7 +142,9 @@ def train_selector(retriever, train: Sequence[Turn], val: Sequence[Turn], out: s
     summary = {
         "built_for": built_for(retriever),
         "data_sha256": data_sha256,
-        "labels_from": "gold" if gold is not None else "pseudo (response contains the piece's content)",
+        "labels_from": "gold" if gold is not None else (
+            "pseudo: pieces whose content the response adds, and the piece closest to the response where "
+            f"the cosine reaches {min_cosine:.4f} (the closest {PSEUDO_CLOSEST_SHARE:.0%} of training contexts)"),
         "train": {"contexts": len(tr), "pieces": len(train_x.targets),
                   "contexts_with_label": round(float(np.mean([t.any() for t in tr_targets])), 4),
                   "positive_share": round(float(train_x.targets.mean()), 5)},

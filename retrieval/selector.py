@@ -85,12 +85,20 @@ def gold_piece_labels(c: Candidates, attrs: Sequence[Mapping], response: str) ->
     return labels
 
 
-def pseudo_piece_labels(c: Candidates, response: str) -> np.ndarray:
-    """(n_pieces,) 0/1 without gold: pieces whose content (2+ characters, not the head's own
-    text) the response contains and the context does not (what the response added)."""
+def pseudo_piece_labels(c: Candidates, response: str, response_cosine: np.ndarray | None = None,
+                        min_cosine: float | None = None) -> np.ndarray:
+    """(n_pieces,) 0/1 without gold, a posterior from the response: pieces whose content (2+
+    characters, not the head's own text) the response contains and the context does not (what
+    the response added); and, given the response's cosine to every piece (n_pieces,), the
+    piece closest to the response when that cosine reaches ``min_cosine``."""
     context = "".join(c.context)
-    return np.array([float(p.kind != "head" and len(p.content) >= 2 and p.content in response
-                           and p.content not in context) for p in c.pieces], dtype=np.float32)
+    labels = np.array([float(p.kind != "head" and len(p.content) >= 2 and p.content in response
+                             and p.content not in context) for p in c.pieces], dtype=np.float32)
+    if response_cosine is not None and min_cosine is not None and len(labels):
+        best = int(np.argmax(response_cosine))
+        if response_cosine[best] >= min_cosine:
+            labels[best] = 1.0
+    return labels
 
 
 def piece_labels(c: Candidates, response: str, attrs: Sequence[Mapping] | None) -> np.ndarray:
@@ -190,10 +198,10 @@ def train_model(train: Examples, val: Examples, vocab: Mapping[str, int], settin
         if step % 10 == 0 or step == settings.steps:
             model.eval()
             with torch.no_grad():
-                val_loss = float(loss_fn(model(*yt), t_val)) if len(val.targets) else float(loss)
-            history.append((step, float(loss), val_loss))
+                val_loss = float(loss_fn(model(*yt), t_val)) if len(val.targets) else float(loss.detach())
+            history.append((step, float(loss.detach()), val_loss))
             if on_step is not None:
-                on_step(step, float(loss), val_loss)
+                on_step(step, float(loss.detach()), val_loss)
             if val_loss < best:
                 best, best_step = val_loss, step
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -211,22 +219,26 @@ def predict(model: SelectorModel, examples: Examples) -> list[np.ndarray]:
     return [probs[o[i] : o[i + 1]] for i in range(len(o) - 1)]
 
 
-def choose_threshold(scores: Sequence[np.ndarray], targets: Sequence[np.ndarray]) -> tuple[float, dict]:
+def choose_threshold(scores: Sequence[np.ndarray], targets: Sequence[np.ndarray],
+                     hits: Sequence[bool] | None = None) -> tuple[float, dict]:
     """The abstain threshold on a context's best probability that decides the most contexts
-    right: a used piece ranked first among those kept (here: the best piece is used), or an
-    abstention where no candidate was used. Ties go to the lower threshold (less abstention)."""
+    right: a context with a used candidate is right when kept and its segment holds a used
+    piece (``hits``; default: its best piece is used), a context without one when abstained.
+    Tried: 0 (never abstain), each context's best probability, and just above the highest
+    (always abstain); ties go to the lower threshold (less abstention)."""
     best_prob = np.array([float(s.max()) if len(s) else 0.0 for s in scores])
-    top_used = np.array([bool(len(s)) and bool(t[int(np.argmax(s))]) for s, t in zip(scores, targets)])
-    none_used = np.array([not t.any() for t in targets])
-    candidates = np.unique(np.concatenate([[0.0], best_prob]))
-    right = [float(np.mean(np.where(best_prob >= th, top_used, none_used))) if len(best_prob) else 0.0
-             for th in candidates]
+    if hits is None:
+        hits = [bool(len(s)) and bool(t[int(np.argmax(s))]) for s, t in zip(scores, targets)]
+    hit = np.asarray(hits, dtype=bool)
+    none_used = np.array([not t.any() for t in targets], dtype=bool)
+    if not len(best_prob):
+        return 0.0, {"decided_right": 0.0, "abstain_share": 0.0, "kept_hit": 0.0}
+    candidates = np.unique(np.concatenate([[0.0], best_prob, [np.nextafter(best_prob.max(), np.inf)]]))
+    right = [float(np.mean(np.where(best_prob >= th, hit, none_used))) for th in candidates]
     i = int(np.argmax(right))
     return float(candidates[i]), {"decided_right": round(right[i], 4),
-                                  "abstain_share": round(float(np.mean(best_prob < candidates[i])), 4)
-                                  if len(best_prob) else 0.0,
-                                  "best_piece_used": round(float(top_used[~none_used].mean()), 4)
-                                  if (~none_used).any() else 0.0}
+                                  "abstain_share": round(float(np.mean(best_prob < candidates[i])), 4),
+                                  "kept_hit": round(float(hit[~none_used].mean()), 4) if (~none_used).any() else 0.0}
 
 
 # -- saving and loading
