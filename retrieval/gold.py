@@ -120,7 +120,8 @@ def gold_value_use(segments: Mapping[str, str], gold: Mapping[str, Sequence[Mapp
             if fitting:
                 fits_n += 1
                 fits += any(v in segment for v in fitting)
-        pieces = [p.lstrip("".join(SEPARATORS)).strip() for p in split_pieces(segment)]
+        # pieces after a head's first (a head's own name is no part of a value it is named in)
+        pieces = [p[1:].strip() for p in split_pieces(segment) if p.startswith(SEPARATORS[0])]
         part += hit or any(len(p) >= 4 and any(p in v for v in values) for p in pieces)
     out = {"dialogues": len(ids), "with_gold": n, "gold_value_in_segment": round(whole / max(n, 1), 4),
            "gold_part_in_segment": round(part / max(n, 1), 4), "empty_share": round(empty / max(len(ids), 1), 4)}

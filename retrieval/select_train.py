@@ -33,7 +33,7 @@ from retrieval.selector import (
     stack_examples,
     train_model,
 )
-from tiktalk.errors import UsageError
+from tiktalk.errors import OutputExistsError, UsageError
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,8 @@ def train_selector(retriever, train: Sequence[Turn], val: Sequence[Turn], out: s
     (name, attrname, attrvalue) triples, or None for pseudo-labels from the responses.
     """
     settings = settings or TrainSettings()
+    if Path(out).exists() and not overwrite:  # before minutes of labelling and fitting
+        raise OutputExistsError(f"{out} already exists (pass overwrite=True / --overwrite)")
     if retriever.candidates is None:
         raise UsageError("train_selector needs a retriever with a piece selection (selection 'dense')")
     if not train:

@@ -41,7 +41,7 @@ def test_writer_checks_the_whole_schema(tmp_path):
     frame = cache_frame(["a"], ["k"]).with_columns(pl.col("scores").cast(pl.List(pl.Float64)))
     with pytest.raises(FormatError, match=r"column 'scores' has type List\(Float64\), expected List\(Float32\)"):
         write_knowledge_cache(frame, tmp_path / "k.parquet")
-    with pytest.raises(FormatError, match=r"column 'query' is missing"):
+    with pytest.raises(FormatError, match=r"columns \['dialogue_id', 'heads', .*\] are not \['dialogue_id', 'query',"):
         write_knowledge_cache(cache_frame(["a"], ["k"]).drop("query"), tmp_path / "k.parquet")
     with pytest.raises(FormatError, match=r"dialogue_id 'a' appears more than once"):
         write_knowledge_cache(cache_frame(["a", "a"], ["k", "k"]), tmp_path / "k.parquet")

@@ -28,21 +28,36 @@ def test_build_retrieve_annotate(tmp_path, capsys):
     info = run_json(capsys, "index", "info", str(out))
     assert info["factory"] == "HNSW32"
 
-    got = run_json(capsys, "retrieve", "--index", str(out), "--top-k", "2", "这披萨看着好香", "饿了")
-    assert set(got) >= {"heads", "knowledge"} and len(got["heads"]) == 2
+    # the paper's head-major selection: top-k heads, the first one's pieces first
+    got = run_json(capsys, "retrieve", "--index", str(out), "--top-k", "2", "--selection", "paper", "这披萨看着好香", "饿了")
+    assert set(got) == {"queries", "heads", "knowledge"} and len(got["heads"]) == 2
     assert {"text", "score", "kind", "family"} <= set(got["heads"][0])
     assert got["knowledge"].startswith(got["heads"][0]["text"])
+    # the default, a dense piece selection: the chosen pieces, their heads in order of first piece
+    dense = run_json(capsys, "retrieve", "--index", str(out), "--candidate-heads", "2", "--named-heads", "1",
+                     "--max-tokens", "40", "这披萨看着好香", "饿了")
+    assert dense["pieces"] and dense["abstained"] is False and len(dense["heads"]) <= 3
+    assert [h["text"] for h in dense["heads"]] == list(dict.fromkeys(p.split("，")[0] for p in dense["pieces"]))
+    assert dense["knowledge"].startswith(dense["heads"][0]["text"]) and len(dense["knowledge"]) <= 40
+    assert main(["retrieve", "--index", str(out), "--selection", "bogus", "hi"]) == 2
+    assert "selection 'bogus' is not one of" in capsys.readouterr().err
 
     data = tmp_path / "d.jsonl"
     data.write_text('{"dialogue_id": "x1", "context": ["周末去爬山"]}\n', encoding="utf-8")
     ann = run_json(capsys, "annotate", "--index", str(out), "--data", str(data), "--out", str(tmp_path / "k.parquet"))
-    assert ann["rows"] == 1
-    assert pl.read_parquet(tmp_path / "k.parquet")["dialogue_id"].to_list() == ["x1"]
+    assert ann["rows"] == 1 and ann["selection"]["name"] == "dense"
+    table = pl.read_parquet(tmp_path / "k.parquet")
+    assert table["dialogue_id"].to_list() == ["x1"] and table.columns[-2:] == ["pieces", "abstained"]
+    paper = run_json(capsys, "annotate", "--index", str(out), "--data", str(data), "--out", str(tmp_path / "p.parquet"),
+                     "--selection", "paper")
+    assert paper["selection"] == {"name": "paper"} and "abstained" not in paper
+    assert "pieces" not in pl.read_parquet(tmp_path / "p.parquet").columns
     # by default linearised for Maria (its tiny preset's config), and the cache says so
     maria = MariaForDialogue.from_preset("tiny").knowledge_budget()
     assert ann["budget"] == maria.as_dict() == read_knowledge_cache_info(tmp_path / "k.parquet")["budget"]
 
-    cut = run_json(capsys, "retrieve", "--index", str(out), "--top-k", "2", "--max-tokens", "12", "这披萨看着好香")
+    cut = run_json(capsys, "retrieve", "--index", str(out), "--top-k", "2", "--selection", "paper", "--max-tokens", "12",
+                   "这披萨看着好香")
     assert 0 < len(cut["knowledge"]) <= 12
     chars = run_json(capsys, "annotate", "--index", str(out), "--data", str(data), "--out", str(tmp_path / "c.parquet"),
                      "--model", "none", "--max-tokens", "30")

@@ -56,7 +56,7 @@ def test_ranks_are_the_retrievers(sample_kg, hash_encoder):
     """The benchmark's ranking is exactly what the Retriever returns for the same query."""
     report = paraphrase_recall(hash_encoder, {"sample": sample_kg})
     index = build_head_index(sample_kg, hash_encoder, None, progress=False)
-    retriever = Retriever(index, sample_kg, hash_encoder, RetrieverConfig(top_k=max(KS)))
+    retriever = Retriever(index, sample_kg, hash_encoder, RetrieverConfig(top_k=max(KS), selection="paper"))
     ranks = retriever_ranks(retriever)
     for split, got in ranks.items():
         assert report["sources"]["sample"]["table"][DEFAULT_VARIANT][split] == metrics(got)
@@ -106,7 +106,7 @@ def test_hub_corrected_ranks_are_the_retrievers(sample_kg, hash_encoder):
     background = read_background("sample")
     report = paraphrase_recall(hash_encoder, {"sample": sample_kg}, hub=HubSetup(background, k=5))
     index = build_head_index(sample_kg, hash_encoder, None, progress=False, background=background, hub_k=5)
-    retriever = Retriever(index, sample_kg, hash_encoder, RetrieverConfig(top_k=max(KS)))
+    retriever = Retriever(index, sample_kg, hash_encoder, RetrieverConfig(top_k=max(KS), selection="paper"))
     assert retriever.hub_corrected
     ranks = retriever_ranks(retriever)
     part = report["sources"]["sample"]
@@ -157,7 +157,7 @@ def test_user_jsonl(tmp_path, sample_index_dir, sample_kg, hash_encoder):
     assert report["rows"] == 2 and table["all"]["queries"] == 2 and not report["hub_corrected"]
     assert set(table["families"]) == {"event", "emotion"}
     # ranks are the retriever's
-    retriever = Retriever(index, sample_kg, hash_encoder, RetrieverConfig(top_k=max(KS)))
+    retriever = Retriever(index, sample_kg, hash_encoder, RetrieverConfig(top_k=max(KS), selection="paper"))
     got = []
     for context, gold in ((["深夜来了个意式大饼", "看得我口水直流"], "有人买披萨"), (["今天好开心"], "开心")):
         texts = [h.text for h in retriever.retrieve(context).heads]

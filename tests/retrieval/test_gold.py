@@ -77,7 +77,7 @@ def test_index_and_retrieve_from_a_kb_read_like_gold(tmp_path) -> None:
     graph, encoder = kg.load_kg(path), HashEncoder(dim=64)
     index = build_head_index(graph, encoder, tmp_path / "index", progress=False)
     assert len(index) == 10 and set(index.heads["kind"].to_list()) == {"entity"}  # entities are the heads
-    retriever = Retriever(index, graph, encoder, RetrieverConfig(top_k=1), budget=KnowledgeBudget(69))
+    retriever = Retriever(index, graph, encoder, RetrieverConfig(top_k=1, selection="paper"), budget=KnowledgeBudget(69))
     result = retriever.retrieve(["你去过颐和园吗？", "去过，挺好玩的。"])
     assert [h.text for h in result.heads] == ["颐和园"]
     values = {a: v for _, a, v in mini_kb()["颐和园"]}
@@ -85,3 +85,51 @@ def test_index_and_retrieve_from_a_kb_read_like_gold(tmp_path) -> None:
     # the same pieces as the gold segment of a response that used that triple
     gold = gold_knowledge_frame({"x": [attr("颐和园", "门票", values["门票"])]}, None)["knowledge"][0]
     assert gold == f"颐和园，门票：{values['门票']}" and all(p in result.knowledge for p in gold.split("，"))
+
+
+# ------------------------------------------------------------------ gold_value_use (issue 20's measure)
+
+LONG = "故宫是明清两代的皇家宫殿。旧称紫禁城。位于北京中轴线的中心"  # 30 characters: no 20-character segment holds it
+
+
+def test_gold_value_use_on_hand_made_segments() -> None:
+    from retrieval.gold import gold_value_use
+
+    gold = {
+        "a": [attr("天坛", "门票", "15元")],
+        "b": [attr("故宫", "Information", LONG)],
+        "c": [attr("颐和园", "门票", "30元")],
+        "d": [],
+        "f": [attr("长城", "地址", "北京市，延庆区")],
+        "g": [attr("故宫", "Information", LONG), attr("故宫", "门票", "60元")],
+        "h": [attr("故宫", "Information", LONG)],
+    }
+    segments = {
+        "a": "天坛，门票：15元",  # the whole value
+        "b": "故宫，旧称紫禁城。；天坛，门票：15元",  # a sentence of the long value only
+        "c": "",  # empty
+        "d": "天坛，门票：15元",  # no gold: not counted, not empty
+        # "e": no segment at all: empty
+        "f": "长城，地址：北京市 延庆区",  # the value as linearised (its separator a space)
+        "g": f"故宫，{LONG}",  # the long value whole, not the short one that fits
+        "h": "故宫，故宫是",  # 3 characters of the long value: too short to count as a part
+    }
+    ids = ["a", "b", "c", "d", "e", "f", "g", "h"]
+    use = gold_value_use(segments, gold, ids)
+    assert use == {"dialogues": 8, "with_gold": 6, "gold_value_in_segment": round(3 / 6, 4),
+                   "gold_part_in_segment": round(4 / 6, 4), "empty_share": 2 / 8}
+    # with a budget: the same, plus the share over the responses with a used value that fits it
+    # on its own (a, c, f and g's 门票; b's and h's long value does not fit 20 characters)
+    fitted = gold_value_use(segments, gold, ids, KnowledgeBudget(20))
+    assert fitted == {**use, "with_fitting_value": 4, "gold_value_in_segment_fits": 2 / 4}
+    assert gold_value_use(segments, gold, ["d", "e"]) == {"dialogues": 2, "with_gold": 0, "gold_value_in_segment": 0.0,
+                                                         "gold_part_in_segment": 0.0, "empty_share": 0.5}
+    assert gold_value_use({}, gold, [])["empty_share"] == 0.0
+
+
+def test_gold_part_is_not_the_entity_name() -> None:
+    from retrieval.gold import gold_value_use
+
+    info = "798艺术区是北京的著名景点。历史悠久。"
+    use = gold_value_use({"x": "798艺术区，门票：10元"}, {"x": [attr("798艺术区", "Information", info)]}, ["x"])
+    assert use["gold_value_in_segment"] == 0.0 and use["gold_part_in_segment"] == 0.0

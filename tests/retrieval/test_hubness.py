@@ -141,8 +141,8 @@ def test_index_stores_and_retriever_applies(tmp_path, sample_kg, hash_encoder):
                                atol=1e-5)
 
     context = ["深夜来了个意式大饼，芝士拉丝拉老长", "看得我口水直流"]
-    on = Retriever(loaded, sample_kg, hash_encoder, RetrieverConfig(hub_weight=0.7))
-    off = Retriever(loaded, sample_kg, hash_encoder, RetrieverConfig(hub_correction=False))
+    on = Retriever(loaded, sample_kg, hash_encoder, RetrieverConfig(hub_weight=0.7, selection="paper"))
+    off = Retriever(loaded, sample_kg, hash_encoder, RetrieverConfig(hub_correction=False, selection="paper"))
     assert on.hub_corrected and not off.hub_corrected
     q = hash_encoder.encode(on.queries([context])[0], kind="query")
     penalty = 0.7 * loaded.hub_penalty
@@ -154,7 +154,7 @@ def test_index_stores_and_retriever_applies(tmp_path, sample_kg, hash_encoder):
     assert [h.score for h in plain] == sorted((h.score for h in plain), reverse=True)
 
     # per family: each family's own corrected top k
-    per = Retriever(loaded, sample_kg, hash_encoder, RetrieverConfig(per_family=True, top_k=2, hub_weight=0.7))
+    per = Retriever(loaded, sample_kg, hash_encoder, RetrieverConfig(per_family=True, top_k=2, hub_weight=0.7, selection="paper"))
     per = per.retrieve(context)
     for family, (lo, hi) in loaded.families.items():
         ref = literal_csls_topk(q, np.asarray(loaded.embeddings), penalty, 2, lo, hi)[1][0]
@@ -225,7 +225,7 @@ def test_cli_build_with_background_and_retrieve(tmp_path, capsys):
     turns = ["深夜来了个意式大饼", "看得我口水直流"]
     scores = {}
     for flag in ([], ["--no-hub-correction"]):
-        assert main(["retrieve", "--index", str(out), "--top-k", "3", *flag, "--json", *turns]) == 0
+        assert main(["retrieve", "--index", str(out), "--top-k", "3", "--selection", "paper", *flag, "--json", *turns]) == 0
         scores[bool(flag)] = [h["score"] for h in json.loads(capsys.readouterr().out)["heads"]]
     index = HeadIndex.load(out)
     q = HashEncoder(32).encode(["。".join(turns)])

@@ -31,7 +31,7 @@ def test_build_queries():
 
 def test_retrieve_matches_brute_force_and_kg(sample_index_dir, sample_kg, hash_encoder):
     index = HeadIndex.load(sample_index_dir)
-    config = RetrieverConfig(top_k=4, query=QueryConfig(last_turns=2))
+    config = RetrieverConfig(top_k=4, query=QueryConfig(last_turns=2), selection="paper")
     r = Retriever(index, sample_kg, hash_encoder, config)
     ctx = ["昨天", "这披萨看着好香", "半夜看饿了"]
     out = r.retrieve(ctx)
@@ -76,17 +76,17 @@ def test_merge_hits_against_a_literal_merge():
 def test_min_score_per_family_and_dedupe(sample_index_dir, sample_kg, hash_encoder):
     index = HeadIndex.load(sample_index_dir)
     ctx = ["这披萨看着好香"]
-    base = Retriever(index, sample_kg, hash_encoder, RetrieverConfig(top_k=5)).retrieve(ctx)
+    base = Retriever(index, sample_kg, hash_encoder, RetrieverConfig(top_k=5, selection="paper")).retrieve(ctx)
     cut = base.heads[2].score
-    kept = Retriever(index, sample_kg, hash_encoder, RetrieverConfig(top_k=5, min_score=cut)).retrieve(ctx)
+    kept = Retriever(index, sample_kg, hash_encoder, RetrieverConfig(top_k=5, min_score=cut, selection="paper")).retrieve(ctx)
     assert all(h.score >= cut for h in kept.heads) and len(kept.heads) < 5
-    fam = Retriever(index, sample_kg, hash_encoder, RetrieverConfig(top_k=2, per_family=True)).retrieve(ctx)
+    fam = Retriever(index, sample_kg, hash_encoder, RetrieverConfig(top_k=2, per_family=True, selection="paper")).retrieve(ctx)
     per = {f: [h for h in fam.heads if h.family == f] for f in index.families}
     assert all(len(v) == 2 for v in per.values())
     assert [h.score for h in fam.heads] == sorted((h.score for h in fam.heads), reverse=True)
     # per-turn queries: the same head reached from two turns appears once, with its best score
     turns = Retriever(index, sample_kg, hash_encoder,
-                      RetrieverConfig(top_k=6, query=QueryConfig(mode="per-turn"))).retrieve(["披萨", "披萨好吃"])
+                      RetrieverConfig(top_k=6, query=QueryConfig(mode="per-turn"), selection="paper")).retrieve(["披萨", "披萨好吃"])
     texts = [h.text for h in turns.heads]
     assert len(texts) == len(set(texts)) and texts[0] == "披萨"
 

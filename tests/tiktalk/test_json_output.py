@@ -25,6 +25,7 @@ ELSEWHERE = {
     "probe knowledge": "tests.models.test_probe::test_probe_command_on_the_sample",
     "index eval": "tests.retrieval.test_evaluate::test_index_eval_command",
     "data gold-knowledge": "tests.retrieval.test_gold::test_cli_gold_knowledge_of_an_imported_kdconv",
+    "select train": "tests.retrieval.test_selector::test_cli_select_train_then_annotate_with_the_selector",
 }
 SLOW = {"bench", "demo"}  # run in the slow tier, below
 
@@ -103,7 +104,8 @@ def test_index_build_and_info(capsys, tmp_path: Path) -> None:
 
 
 def test_retrieve_and_annotate(capsys, hash_index: Path, tmp_path: Path) -> None:
-    result = run_json(capsys, "retrieve", "--index", str(hash_index), "--top-k", "2", "我想吃披萨")
+    result = run_json(capsys, "retrieve", "--index", str(hash_index), "--top-k", "2", "--selection", "paper",
+                      "我想吃披萨")
     assert len(result["heads"]) == 2 and isinstance(result["knowledge"], str)
     out = tmp_path / "knowledge.parquet"
     annotated = run_json(capsys, "annotate", "--index", str(hash_index), "--data", "sample", "--out", str(out))

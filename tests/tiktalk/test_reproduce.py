@@ -157,7 +157,7 @@ def test_kdconv_suite_refuses_table3_flags(capsys) -> None:
     assert "--probe-limit apply to --suite kdconv only" in capsys.readouterr().err
 
 
-@pytest.mark.slow  # 12-45 s (13 s CPU): three tiny trainings, beam search, probes
+@pytest.mark.slow  # 15-60 s (16 s CPU): four tiny trainings and a selector, beam search, probes
 def test_kdconv_suite_end_to_end(tmp_path: Path, capsys) -> None:
     from tests.kdconv_mini import write_mini_kdconv
 
@@ -170,26 +170,51 @@ def test_kdconv_suite_end_to_end(tmp_path: Path, capsys) -> None:
     summary = json.loads(captured.out)
     assert "have no row" not in captured.err  # retrieval ran for every test dialogue the suite reads
     saved = json.loads((out / "kdconv.json").read_text(encoding="utf-8"))
-    assert saved["runs"] == summary["runs"] and set(saved["runs"]) == {"T", "T+K-retrieved", "T+K-gold"}
+    assert saved["runs"] == summary["runs"]
+    assert set(saved["runs"]) == {"T", "T+K-retrieved", "T+K-selected", "T+K-gold"}
     test = saved["test"]
     assert test["dialogues"] == 70 and test["with_gold_knowledge"] == 30
     assert test["metrics_on"] == {"dialogues": 12, "subset": True, "which": "the first dialogues of the test split"}
     assert test["probe_on"]["dialogues"] == 20 and test["probe_on"]["subset"]
     assert 0 <= test["gold_value_retrieved"] <= 1 and 0 <= test["gold_entity_retrieved"] <= 1
+    # what each knowledge cache holds of the values the probed responses used (dense: no run, reported beside)
+    use = test["knowledge_use"]
+    assert set(use) == {"retrieved", "selected", "gold", "dense"}
+    assert test["gold_value_retrieved"] == use["retrieved"]["gold_value_in_segment"]
+    for label, figures in use.items():
+        assert figures["dialogues"] == figures["with_gold"] == 20, label  # the probed dialogues all have gold
+        assert set(figures) == {"dialogues", "with_gold", "gold_value_in_segment", "gold_part_in_segment",
+                                "empty_share", "with_fitting_value", "gold_value_in_segment_fits"}
+        assert 0 <= figures["gold_value_in_segment"] <= figures["gold_part_in_segment"] <= 1
+    # the mini answers copy short values: gold holds every one; the selector learned to pick them
+    assert use["gold"]["gold_value_in_segment"] == 1.0 and use["gold"]["empty_share"] == 0.0
+    assert use["selected"]["gold_value_in_segment"] >= 0.8
+    assert use["selected"]["gold_value_in_segment"] > use["dense"]["gold_value_in_segment"]
+    selector = test["selector"]
+    assert selector["labels_from"] == "gold" and 0 <= selector["threshold"] <= 1
+    assert selector["validation"]["no_abstain"]["used_in_segment"] >= 0.8
     for run in saved["runs"].values():
         assert run["steps"] == 20 and run["metrics"]["dialogues"] == 12 and run["metrics"]["meteor"] is None
-        assert run["probe"]["n"] == 20
+        # a K run's probe leaves out the dialogues its cache gave no knowledge (the selector abstained)
+        assert run["probe"]["n"] + run["probe"].get("n_without_knowledge", 0) == 20
         assert set(run["metrics"]) >= {"bleu_2", "bleu_4", "rouge_l", "cider", "dist_2", "dist_3"}
     t, gold = saved["runs"]["T"], saved["runs"]["T+K-gold"]
+    assert t["probe"]["n"] == gold["probe"]["n"] == 20
+    assert saved["runs"]["T+K-selected"]["probe"]["n_without_knowledge"] == round(20 * use["selected"]["empty_share"])
     assert set(t["probe"]) == {"n", "nll_none", "nll_none_ci95", "note"} and t["knowledge"] is None
+    for name, label in (("T+K-retrieved", "retrieved"), ("T+K-selected", "selected"), ("T+K-gold", "gold")):
+        assert saved["runs"][name]["knowledge"] == {"source": label, **use[label]}
     p = gold["probe"]
     assert p["delta_shuffled"] == pytest.approx(p["nll_shuffled"] - p["nll_own"])
     assert p["delta_shuffled_ci95"][0] <= p["delta_shuffled"] <= p["delta_shuffled_ci95"][1]
     assert gold["metrics"]["knowledge_copy"]["references"] == 1.0  # every mini answer copies its value
     run_info = json.loads((out / "runs" / "T_K-gold" / "run.json").read_text(encoding="utf-8"))
     assert run_info["knowledge"]["path"] == str(out / "knowledge-gold.parquet")
+    run_info = json.loads((out / "runs" / "T_K-selected" / "run.json").read_text(encoding="utf-8"))
+    assert run_info["knowledge"]["path"] == str(out / "knowledge-selected.parquet")
+    assert (out / "selector" / "selector.json").is_file() and (out / "knowledge-dense.parquet").is_file()
     table = (out / "kdconv.md").read_text(encoding="utf-8")
-    assert "| T+K-gold |" in table and "**the first 12 of 70 test dialogues (a subset)**" in table
+    assert "| T+K-gold |" in table and "| T+K-selected |" in table and "**the first 12 of 70 test dialogues (a subset)**" in table
     assert table.endswith(f"Made by: `tiktalk reproduce --suite kdconv --data {folder} --out {out} --encoder hash "
                           "--max-steps 20 --batch-size 16 --limit 12 --probe-limit 20 --no-meteor`\n")
 
@@ -203,7 +228,7 @@ def _without_times(value):
     return value
 
 
-@pytest.mark.slow  # 2 x 12-45 s: the suite from the CLI and from Python
+@pytest.mark.slow  # 2 x 15-60 s: the suite from the CLI and from Python
 def test_kdconv_suite_from_python_writes_what_the_cli_writes(tmp_path: Path, capsys) -> None:
     from tests.kdconv_mini import write_mini_kdconv
     from tiktalk.runs.kdconv import run_kdconv_suite
@@ -218,7 +243,8 @@ def test_kdconv_suite_from_python_writes_what_the_cli_writes(tmp_path: Path, cap
     python = json.loads((py_out / "kdconv.json").read_text(encoding="utf-8"))
     assert python == json.loads(json.dumps(result.as_dict()))
     assert _without_times(python) == _without_times(cli)
-    assert list(result.runs) == ["T", "T+K-retrieved", "T+K-gold"]  # the order of kdconv_runs (the file sorts keys)
-    assert python["runs"]["T+K-gold"]["knowledge"] == "gold" and python["runs"]["T"]["knowledge"] is None
+    # the order of kdconv_runs (the file sorts keys)
+    assert list(result.runs) == ["T", "T+K-retrieved", "T+K-selected", "T+K-gold"]
+    assert python["runs"]["T+K-gold"]["knowledge"]["source"] == "gold" and python["runs"]["T"]["knowledge"] is None
     table = (py_out / "kdconv.md").read_text(encoding="utf-8")
     assert table.split("Made by:")[0] == (cli_out / "kdconv.md").read_text(encoding="utf-8").split("Made by:")[0]

@@ -181,6 +181,9 @@ def _retriever(args: argparse.Namespace):
     from retrieval.selection import DEFAULT_SELECTION
 
     config.selection = args.selection or ("learned" if args.selector else DEFAULT_SELECTION)
+    if config.selection != "paper" and (args.top_k is not None or args.per_family or args.min_score is not None):
+        raise UsageError(f"--top-k / --per-family / --min-score choose heads for --selection paper; selection "
+                         f"{config.selection!r} scores pieces of --candidate-heads and --named-heads heads")
     config.selector = args.selector
     if args.candidate_heads is not None or args.named_heads is not None:
         if args.selector:

@@ -90,7 +90,9 @@ def prepare_knowledge(out: Path, data: str, *, knowledge: str | None = None, ind
                       kg: str = "sample", encoder: str | None = None, model: str = "maria",
                       model_path: str | None = None) -> Path:
     """The knowledge cache: given, or annotated with a given index, or index built first (into
-    ``out/index``); linearised to ``model``'s knowledge budget (from ``model_path``, else its tiny preset)."""
+    ``out/index``); linearised to ``model``'s knowledge budget (from ``model_path``, else its tiny preset)
+    with the paper's head-major selection (what the Maria+C3KG row reproduces)."""
+    from retrieval.retriever import RetrieverConfig
     from tiktalk.runs.budget import knowledge_budget
     from tiktalk.runs.pipeline import annotate_with_index, build_index
 
@@ -102,7 +104,7 @@ def prepare_knowledge(out: Path, data: str, *, knowledge: str | None = None, ind
         build_index(kg, index, encoder=encoder, overwrite=True)
     cache = out / "knowledge.parquet"
     print(f"annotating {data} with {index} into {cache}", flush=True)
-    annotate_with_index(index, data, cache, knowledge_budget(model, model_path))
+    annotate_with_index(index, data, cache, knowledge_budget(model, model_path), config=RetrieverConfig(selection="paper"))
     return cache
 
 

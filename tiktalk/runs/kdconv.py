@@ -202,7 +202,12 @@ def kdconv_probe(run: Path, data: Path, knowledge: Path | None, ids: list[str], 
     by_id = {e.dialogue_id: e for e in examples}
     chosen = [by_id[i] for i in ids]
     if knowledge is not None:
-        return probe_knowledge(model, chosen, seed=seed).as_dict()
+        # the probe leaves out dialogues with an empty segment (an abstaining selection has them);
+        # ``nll_own_all`` scores every probed dialogue with its own segment, empty or not, so it
+        # compares with T's ``nll_none`` over the same dialogues
+        nll = per_token_nll(model, chosen, batch_size=32)
+        return {**probe_knowledge(model, chosen, seed=seed).as_dict(), "nll_own_all": float(nll.mean()),
+                "nll_own_all_ci95": bootstrap_ci(nll, 1000, seed), "n_all": len(chosen)}
     nll = per_token_nll(model, [dataclasses.replace(e, knowledge=None) for e in chosen], batch_size=32)
     return {"n": len(chosen), "nll_none": float(nll.mean()), "nll_none_ci95": bootstrap_ci(nll, 1000, seed),
             "note": "reads no knowledge: its NLL with none"}

@@ -96,5 +96,21 @@ def kdconv_markdown(result: dict[str, Any], command: str) -> str:
                  if metrics_on["subset"] else f"all {test['dialogues']} test dialogues")
               + f", one reference each. Of the probed dialogues, {test['gold_entity_retrieved']:.0%} have the gold "
               f"entity among the retrieved heads and {test['gold_value_retrieved']:.0%} a gold value in the retrieved "
-              "segment.", "", f"Made by: `{command}`"]
+              "segment."]
+    if test.get("knowledge_use"):
+        lines += ["", ("What each knowledge cache holds of the values the probed responses used (whole value in the "
+                       "segment; over the responses whose used value fits the budget; a value or a part of one; empty "
+                       "segments):"), "",
+                  "| knowledge | value in segment | when it fits | value or part | empty |", "|---|---:|---:|---:|---:|"]
+        for label, u in test["knowledge_use"].items():
+            lines.append(f"| {label} | {u['gold_value_in_segment']:.3f} | {u.get('gold_value_in_segment_fits', 0):.3f} "
+                         f"| {u['gold_part_in_segment']:.3f} | {u['empty_share']:.3f} |")
+    over_all = [f"{name} {run['probe']['nll_own_all']:.3f}" for name, run in result["runs"].items()
+                if "nll_own_all" in run["probe"]]
+    if over_all:
+        t = next((run["probe"]["nll_none"] for run in result["runs"].values() if not run.get("knowledge")), None)
+        lines += ["", "NLL/token over every probed dialogue with its own segment, empty ones included (the probe "
+                  "above leaves empty segments out): " + ", ".join(([f"T {t:.3f}"] if t is not None else []) + over_all)
+                  + "."]
+    lines += ["", f"Made by: `{command}`"]
     return "\n".join(lines)

@@ -1,0 +1,395 @@
+"""The learned selector: labels on hand-made candidates, the abstain threshold vs a brute-force
+search, training on the mini KdConv (it must learn "question about 门票 -> the 门票 piece of the
+named place"), the save/load round trip, refusals, and `tiktalk select train` / `annotate --selector`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+import kg
+from retrieval.encoders import HashEncoder
+from retrieval.index import build_head_index
+from retrieval.pieces import Piece, PieceConfig
+from retrieval.retriever import Retriever, RetrieverConfig
+from retrieval.selection import Candidates, SelectionConfig, piece_features
+from retrieval.selector import (
+    CONFIG_FILE,
+    FORMAT,
+    HEAD_LABEL,
+    OTHER_LABEL,
+    WEIGHTS_FILE,
+    LearnedScorer,
+    SelectorMismatchError,
+    TrainSettings,
+    built_for,
+    choose_threshold,
+    gold_piece_labels,
+    label_key,
+    piece_labels,
+    predict,
+    pseudo_piece_labels,
+    save_selector,
+    stack_examples,
+    train_model,
+)
+from tests.kdconv_mini import write_mini_kdconv
+from tiktalk.commands.main import main
+from tiktalk.errors import FormatError, MissingInputError
+from tiktalk.types import KnowledgeBudget
+
+# ------------------------------------------------------------------ labels on hand-made candidates
+
+LONG = "天坛是明清两代皇帝祭天的地方。始建于明朝永乐十八年。占地面积很大"
+PARTS = ["天坛是明清两代皇帝祭天的地方。", "始建于明朝永乐十八年。", "占地面积很大"]
+
+
+def head(name: str) -> Piece:
+    return Piece(name, name, "head", "", name, name)
+
+
+def attribute(name: str, label: str, value: str) -> Piece:
+    return Piece(name, name, "attribute", label, value, f"{label}：{value}")
+
+
+def part(i: int) -> Piece:
+    return Piece("天坛", "天坛", "attribute", "Information", PARTS[i], PARTS[i], value=LONG, part=i)
+
+
+PIECES = [head("天坛"), attribute("天坛", "门票", "15元"), attribute("天坛", "地址", "东城区 天坛路"), part(0), part(1),
+          part(2), head("故宫"), attribute("故宫", "门票", "15元"), attribute("故宫", "电话", "010-1"), head("颐和园"),
+          Piece("故宫", "故宫", "relation", "xNeed", "门票", "需要门票"), Piece("故宫", "故宫", "flow", "next", "好", "聊到好")]
+
+
+def candidates(context: list[str], pieces: list[Piece] = PIECES) -> Candidates:
+    n = len(pieces)
+    return Candidates(context=context, query=context[-1] if context else "", query_vector=np.zeros(4, np.float32),
+                      pieces=pieces, vectors=np.zeros((n, 4), np.float32), piece_penalty=np.zeros(n, np.float32),
+                      head_score=np.zeros(n, np.float32), head_rank=np.full(n, -1), named_ago=np.full(n, -1),
+                      named_order=np.full(n, -1))
+
+
+def used(*triples) -> list[dict]:
+    return [{"name": n, "attrname": a, "attrvalue": v} for n, a, v in triples]
+
+
+def labelled(labels: np.ndarray) -> list[str]:
+    return [f"{PIECES[i].head}/{PIECES[i].text}" for i in np.flatnonzero(labels)]
+
+
+def test_gold_piece_labels():
+    c = candidates(["天坛门票贵吗？"])
+    # a whole value: its piece only (not the same value of another entity, not the entity's head)
+    assert labelled(gold_piece_labels(c, used(("天坛", "门票", "15元")), "门票是15元。")) == ["天坛/门票：15元"]
+    # a value with a separator in it matches its piece, written with the separator as a space
+    assert labelled(gold_piece_labels(c, used(("天坛", "地址", "东城区，天坛路")), "在东城区")) == ["天坛/地址：东城区 天坛路"]
+    # a split value: the parts the response repeats
+    assert labelled(gold_piece_labels(c, used(("天坛", "Information", LONG)), "它始建于明朝永乐十八年呢")) == [
+        f"天坛/{PARTS[1]}"]
+    both = gold_piece_labels(c, used(("天坛", "Information", LONG)), PARTS[0] + PARTS[2])
+    assert labelled(both) == [f"天坛/{PARTS[0]}", f"天坛/{PARTS[2]}"]
+    # none repeated enough: the best part (占地面积很大 shares 很大, 1 of its 5 bigrams)
+    assert labelled(gold_piece_labels(c, used(("天坛", "Information", LONG)), "据说很大")) == [f"天坛/{PARTS[2]}"]
+    # an entity whose used value is not among the candidates: its head piece
+    assert labelled(gold_piece_labels(c, used(("颐和园", "门票", "30元")), "门票30元")) == ["颐和园/颐和园"]
+    # an entity not among the candidates at all, or no attrs: nothing
+    assert not gold_piece_labels(c, used(("长城", "门票", "40元")), "门票40元").any()
+    assert not gold_piece_labels(c, [], "随便").any()
+    both = gold_piece_labels(c, used(("天坛", "门票", "15元"), ("故宫", "电话", "010-1")), "x")
+    assert labelled(both) == ["天坛/门票：15元", "故宫/电话：010-1"]
+    assert gold_piece_labels(c, [], "").dtype == np.float32 and gold_piece_labels(c, [], "").shape == (len(PIECES),)
+
+
+def test_pseudo_piece_labels():
+    c = candidates(["天坛门票贵吗？", "还行"])
+    # what the response adds: contents it holds that the context does not (never a head; 2+ characters)
+    labels = pseudo_piece_labels(c, "天坛门票是15元，在东城区 天坛路，好")
+    assert labelled(labels) == ["天坛/门票：15元", "天坛/地址：东城区 天坛路", "故宫/门票：15元"]
+    assert not pseudo_piece_labels(c, "门票").any()  # in the context already
+    assert not pseudo_piece_labels(candidates([]), "").any()
+    # the response's cosine to each piece: its closest piece too, when the cosine reaches min_cosine
+    cosine = np.linspace(0.0, 0.5, len(PIECES))
+    cosine[9] = 0.8  # 颐和园's head piece
+    assert labelled(pseudo_piece_labels(c, "15元", cosine, 0.8)) == ["天坛/门票：15元", "故宫/门票：15元", "颐和园/颐和园"]
+    assert labelled(pseudo_piece_labels(c, "15元", cosine, 0.81)) == ["天坛/门票：15元", "故宫/门票：15元"]
+    assert labelled(pseudo_piece_labels(c, "15元", cosine, None)) == ["天坛/门票：15元", "故宫/门票：15元"]
+    # piece_labels: gold when given (even empty), else pseudo
+    assert labelled(piece_labels(c, "15元", used(("故宫", "门票", "15元")))) == ["故宫/门票：15元"]
+    assert not piece_labels(c, "15元", []).any()
+    assert labelled(piece_labels(c, "15元", None)) == ["天坛/门票：15元", "故宫/门票：15元"]
+
+
+# ------------------------------------------------------------------ the abstain threshold
+
+
+def brute_force_threshold(scores, targets, hits=None) -> tuple[float, float]:
+    """Every threshold on a grid through, between and above the best probabilities: the best
+    share of contexts decided right and the lowest threshold reaching it."""
+    best = [float(s.max()) if len(s) else 0.0 for s in scores]
+    if hits is None:
+        hits = [bool(len(s)) and bool(t[int(np.argmax(s))]) for s, t in zip(scores, targets)]
+    points = sorted({0.0, *best})
+    grid = sorted({*points, *((a + b) / 2 for a, b in pairwise(points)), points[-1] + 1.0})
+    results = []
+    for th in grid:
+        right = 0
+        for t, b, hit in zip(targets, best, hits):
+            if b >= th:  # a segment: right when it holds a used piece
+                right += bool(hit)
+            else:  # abstained: right when no candidate was used
+                right += not t.any()
+        results.append((right / len(scores), th))
+    top = max(r for r, _ in results)
+    return top, min(th for r, th in results if r == top)
+
+
+@pytest.mark.parametrize("given_hits", [False, True], ids=["best-piece", "segment-hits"])
+def test_choose_threshold_against_a_brute_force_search(given_hits):
+    rng = np.random.default_rng(0)
+    for case in range(200):
+        n = int(rng.integers(1, 25))
+        scores = [np.round(rng.random(int(rng.integers(1, 6))), 1).astype(np.float32) for _ in range(n)]  # ties
+        targets = [(rng.random(len(s)) < 0.25).astype(np.float32) for s in scores]
+        hits = [bool(t.any()) and rng.random() < 0.7 for t in targets] if given_hits else None
+        threshold, decided = choose_threshold(scores, targets, hits)
+        right, lowest = brute_force_threshold(scores, targets, hits)
+        best = np.array([float(s.max()) for s in scores])
+        assert decided["decided_right"] == round(right, 4), case
+        # the same contexts abstain as at the lowest threshold that decides the most right
+        np.testing.assert_array_equal(best < threshold, best < lowest, err_msg=str(case))
+        assert decided["abstain_share"] == round(float(np.mean(best < threshold)), 4)
+        if hits is None:
+            hits = [bool(t[int(np.argmax(s))]) for s, t in zip(scores, targets)]
+        with_used = [h for h, t in zip(hits, targets) if t.any()]
+        assert decided["kept_hit"] == (round(float(np.mean(with_used)), 4) if with_used else 0.0)
+
+
+def test_choose_threshold_edges():
+    # every context's best piece used: never abstain
+    threshold, decided = choose_threshold([np.array([0.2, 0.9]), np.array([0.4])], [np.array([0, 1]), np.ones(1)])
+    assert threshold == 0.0 and decided == {"decided_right": 1.0, "abstain_share": 0.0, "kept_hit": 1.0}
+    # the used context scores highest: abstain on the others only
+    threshold, decided = choose_threshold([np.array([0.2, 0.9]), np.array([0.4]), np.array([0.3])],
+                                          [np.array([0, 1]), np.zeros(1), np.zeros(1)])
+    assert threshold == pytest.approx(0.9) and decided["decided_right"] == 1.0
+    # nothing used anywhere: abstaining on everything decides every context right
+    threshold, decided = choose_threshold([np.array([0.2, 0.9]), np.array([0.4])], [np.zeros(2), np.zeros(1)])
+    assert threshold > 0.9 and decided == {"decided_right": 1.0, "abstain_share": 1.0, "kept_hit": 0.0}
+    assert choose_threshold([], []) == (0.0, {"decided_right": 0.0, "abstain_share": 0.0, "kept_hit": 0.0})
+
+
+# ------------------------------------------------------------------ training on the mini KdConv
+
+
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory) -> dict:
+    """The mini KdConv imported as a dataset, its KB, an index of the KB with pieces and a
+    selector trained on it (gold labels)."""
+    from tiktalk.runs.pipeline import import_dataset
+    from tiktalk.runs.select import train_dataset_selector
+
+    root = tmp_path_factory.mktemp("mini")
+    folder = write_mini_kdconv(root / "kdconv", n_dev=40, n_test=6)
+    import_dataset("kdconv", folder, root / "data")
+    kb = folder / "kb_travel.json"
+    build_head_index(kg.load_kg(kb), HashEncoder(64), root / "index", kg_source=str(kb), progress=False,
+                     pieces=PieceConfig())
+    summary = train_dataset_selector(root / "data", root / "index", root / "selector", model="none", max_tokens=69,
+                                     progress=False)
+    return {"root": root, "kb": kb, "data": root / "data", "index": root / "index", "selector": root / "selector",
+            "summary": summary}
+
+
+def test_pseudo_labels_from_the_responses(mini, tmp_path):
+    from tiktalk.runs.select import train_dataset_selector
+
+    summary = train_dataset_selector(mini["data"], mini["index"], tmp_path / "sel", labels="pseudo", model="none",
+                                     max_tokens=69, progress=False)
+    assert summary["labels_from"].startswith("pseudo: pieces whose content the response adds")
+    # every answer copies a value the context lacks; the closest-piece labels add to those
+    assert summary["train"]["contexts_with_label"] >= mini["summary"]["train"]["contexts_with_label"]
+    v = summary["validation"]
+    assert v["no_abstain"]["used_in_segment"] >= 0.8 > v["dense"]["used_in_segment"]
+
+
+def learned(mini: dict, index: Path | None = None, selector: Path | None = None) -> Retriever:
+    return Retriever.load(index or mini["index"], config=RetrieverConfig(selection="learned",
+                                                                         selector=str(selector or mini["selector"])),
+                          budget=KnowledgeBudget(69))
+
+
+def test_trained_selector_learns_the_asked_attribute(mini):
+    summary = mini["summary"]
+    assert summary["labels_from"] == "gold" and summary["train"]["contexts"] > 200
+    assert 0.3 < summary["train"]["contexts_with_label"] < 0.6  # 3 of a dialogue's 7 responses use a value
+    v = summary["validation"]
+    assert v["at_threshold"]["with_used_piece"] >= 10
+    assert v["at_threshold"]["used_in_segment"] >= 0.8 and v["no_abstain"]["used_in_segment"] >= 0.8
+    assert v["no_abstain"]["used_in_segment"] > v["dense"]["used_in_segment"] + 0.3
+    assert v["dense"]["abstain_share"] == 0.0 and v["no_abstain"]["abstain_share"] == 0.0
+    # the greetings and chit-chat use no value: abstaining on them is right
+    assert 0 < v["at_threshold"]["abstain_share"] < 1 and v["decided_right"] >= 0.8
+    meta = json.loads((mini["selector"] / CONFIG_FILE).read_text(encoding="utf-8"))
+    assert meta["format"] == FORMAT and meta["threshold"] == summary["threshold"]
+    assert meta["labels"][0] == HEAD_LABEL and meta["labels"][-1] == OTHER_LABEL
+    assert meta["built_for"] == summary["built_for"] and meta["built_for"]["encoder"]["name"] == "hash:64"
+    assert meta["data_sha256"] and meta["validation"] == v
+    # on the test split it fills the segment with the asked value of the named place
+    retriever = learned(mini)
+    turns = [["你去过天坛吗？", "去过，挺好玩的。", "需要门票吗？"], ["你去过长城吗？", "去过，挺好玩的。", "有电话吗？"]]
+    from tests.kdconv_mini import mini_kb
+
+    kb = {place: {a: v for _, a, v in triples} for place, triples in mini_kb().items()}
+    first = [r.pieces[0] for r in retriever.retrieve_batch(turns)]
+    assert (first[0].head, first[0].label, first[0].content) == ("天坛", "门票", kb["天坛"]["门票"])
+    assert (first[1].head, first[1].label, first[1].content) == ("长城", "电话", kb["长城"]["电话"])
+
+
+def test_save_load_round_trip_gives_identical_scores(mini, tmp_path):
+    from tiktalk.runs.select import dataset_turns
+
+    retriever = Retriever.load(mini["index"], config=RetrieverConfig(selection="dense"), budget=KnowledgeBudget(69))
+    turns = dataset_turns(mini["data"], "train")[:60]
+    contexts = [t.context for t in turns]
+    queries = retriever.queries(contexts)
+    batch = [c for c in retriever.candidates.build(contexts, queries, retriever.encode(queries)) if c is not None]
+    targets = [pseudo_piece_labels(c, t.response) for c, t in zip(batch, turns)]
+    vocab = {name: i for i, name in enumerate([HEAD_LABEL, *sorted({label_key(p) for c in batch for p in c.pieces}
+                                                                  - {HEAD_LABEL}), OTHER_LABEL])}
+    features = [piece_features(c) for c in batch]
+    examples = stack_examples(batch, features, vocab, targets)
+    model, record = train_model(examples, examples, vocab, TrainSettings(steps=20, hidden=8))
+    assert record["best_step"] in {s for s, _, _ in record["history"]}
+    config = SelectionConfig(candidate_heads=4)
+    out = save_selector(tmp_path / "sel", model, vocab, config, 0.25, {"built_for": built_for(retriever)})
+    assert sorted(p.name for p in out.iterdir()) == sorted([CONFIG_FILE, WEIGHTS_FILE])
+    loaded = LearnedScorer.load(out, retriever)
+    assert loaded.vocab == vocab and loaded.abstain_below == 0.25
+    assert loaded.config.as_dict() == config.as_dict()
+    assert set(loaded.model.state_dict()) == set(model.state_dict())
+    for key, value in model.state_dict().items():
+        assert torch_equal(loaded.model.state_dict()[key], value), key
+    for got, expected in zip(loaded.score(batch), predict(model, examples)):
+        np.testing.assert_array_equal(got, expected)
+    assert loaded.score([]) == []
+    with pytest.raises(Exception, match="exists"):
+        save_selector(out, model, vocab, config, 0.25, {"built_for": built_for(retriever)})
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
+
+
+def test_load_refuses_another_encoder_kg_or_index(mini, tmp_path):
+    kb_graph = kg.load_kg(mini["kb"])
+    others = {
+        "encoder": (kb_graph, HashEncoder(32), str(mini["kb"]), {}),
+        "KG": (kg.load_kg("sample"), HashEncoder(64), "sample", {}),
+        "index": (kb_graph, HashEncoder(64), str(mini["kb"]), {"views": "text"}),
+    }
+    messages = {
+        "encoder": r"selector was trained with encoder hash:64 \([0-9a-f]+\), the index uses hash:32 \([0-9a-f]+\)",
+        "KG": r"selector was trained on KG [0-9a-f]{64}, the index's KG is [0-9a-f]{64}",
+        "index": r"selector was trained on index [0-9a-f]{16}, this index is [0-9a-f]{16}",
+    }
+    for what, (graph, encoder, source, extra) in others.items():
+        index = tmp_path / what
+        build_head_index(graph, encoder, index, kg_source=source, progress=False, pieces=PieceConfig(), **extra)
+        with pytest.raises(SelectorMismatchError, match=messages[what]) as err:
+            learned(mini, index)
+        assert "\n" not in str(err.value) and str(mini["selector"]) in str(err.value)
+    # the same index rebuilt is the same index: accepted
+    build_head_index(kb_graph, HashEncoder(64), tmp_path / "again", kg_source=str(mini["kb"]), progress=False,
+                     pieces=PieceConfig())
+    assert learned(mini, tmp_path / "again").scorer.abstain_below == mini["summary"]["threshold"]
+
+
+def test_load_refuses_what_is_not_a_selector(mini, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(MissingInputError, match=r"not a selector directory \(selector.json is missing"):
+        LearnedScorer.load(empty)
+    half = tmp_path / "half"
+    half.mkdir()
+    shutil.copy(mini["selector"] / CONFIG_FILE, half / CONFIG_FILE)
+    with pytest.raises(MissingInputError, match=r"selector.safetensors is missing"):
+        LearnedScorer.load(half)
+    bad = tmp_path / "bad"
+    shutil.copytree(mini["selector"], bad)
+    meta = json.loads((bad / CONFIG_FILE).read_text(encoding="utf-8"))
+    (bad / CONFIG_FILE).write_text(json.dumps({**meta, "format": "pickle"}), encoding="utf-8")
+    with pytest.raises(FormatError, match=r"selector.json: field 'format' is 'pickle', not 'tiktalk-selector'"):
+        LearnedScorer.load(bad)
+    (bad / CONFIG_FILE).write_text(json.dumps({**meta, "features": ["piece_cos"]}), encoding="utf-8")
+    with pytest.raises(FormatError, match=r"its features \['piece_cos'\] are not this library's"):
+        LearnedScorer.load(bad)
+    (bad / CONFIG_FILE).write_text("{not json", encoding="utf-8")
+    with pytest.raises(FormatError, match="not valid JSON"):
+        LearnedScorer.load(bad)
+    with pytest.raises(MissingInputError, match="not a selector directory"):
+        learned(mini, selector=empty)
+
+
+# ------------------------------------------------------------------ the command line
+
+
+def test_cli_select_train_then_annotate_with_the_selector(mini, tmp_path, capsys):
+    out = tmp_path / "sel"
+    assert main(["select", "train", "--data", str(mini["data"]), "--index", str(mini["index"]), "--out", str(out),
+                 "--steps", "120", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["out"] == str(out) and result["labels_from"] == "gold" and 0 <= result["threshold"] <= 1
+    assert result["training"]["steps"] == 120 and result["budget"]["max_tokens"] == 69  # Maria's budget
+    assert result["validation"]["no_abstain"]["used_in_segment"] >= 0.8
+    assert result["built_for"]["encoder"]["name"] == "hash:64"
+    assert main(["select", "train", "--data", str(mini["data"]), "--index", str(mini["index"]), "--out", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err  # not overwritten without --overwrite
+
+    cache = tmp_path / "k.parquet"
+    assert main(["annotate", "--index", str(mini["index"]), "--data", str(mini["data"]), "--split", "test",
+                 "--out", str(cache), "--selector", str(out), "--json"]) == 0
+    annotated = json.loads(capsys.readouterr().out)
+    assert annotated["selection"]["name"] == "learned" and annotated["selection"]["path"] == str(out)
+    table = pl.read_parquet(cache)
+    assert table.columns[-2:] == ["pieces", "abstained"] and table.schema["abstained"] == pl.Boolean
+    assert annotated["abstained"] == int(table["abstained"].sum()) > 0
+    kept = table.filter(~pl.col("abstained"))
+    assert kept.height > 0 and (kept["knowledge"] != "").all() and (kept["pieces"].list.len() > 0).all()
+    assert (table.filter(pl.col("abstained"))["knowledge"] == "").all()
+    # every segment starts with its first piece's head, written as write_segment writes it
+    for knowledge, pieces in kept.select("knowledge", "pieces").iter_rows():
+        assert knowledge.startswith(pieces[0].split("，")[0]) and len(knowledge) <= 69
+    # a selector keeps its candidates
+    assert main(["annotate", "--index", str(mini["index"]), "--data", str(mini["data"]), "--out",
+                 str(tmp_path / "x.parquet"), "--selector", str(out), "--named-heads", "1"]) == 2
+    assert "a selector keeps the candidates it was trained on" in capsys.readouterr().err
+
+
+def test_select_train_refuses_an_existing_out_before_training(mini, tmp_path, monkeypatch):
+    import retrieval.select_train
+    from tiktalk.errors import OutputExistsError
+    from tiktalk.runs.select import train_dataset_selector
+
+    out = tmp_path / "sel"
+    out.mkdir()
+    monkeypatch.setattr(retrieval.select_train, "train_model",
+                        lambda *a, **k: pytest.fail("trained although --out exists"))
+    with pytest.raises(OutputExistsError, match="already exists"):
+        train_dataset_selector(mini["data"], mini["index"], out, model="none", max_tokens=69, progress=False)
+
+
+def test_cli_select_train_refusals(mini, tmp_path, capsys):
+    argv = ["select", "train", "--index", str(mini["index"]), "--out", str(tmp_path / "sel")]
+    assert main([*argv, "--data", str(mini["data"]), "--train-split", "nosuch"]) == 2
+    assert "split 'nosuch' has no dialogues" in capsys.readouterr().err
+    assert main([*argv, "--data", "sample", "--labels", "gold"]) == 2
+    assert "gold labels need gold_attrs.jsonl" in capsys.readouterr().err
+    assert not (tmp_path / "sel").exists()
