@@ -61,6 +61,7 @@ class RetrieverConfig:
     linearize: kg.LinearizeConfig = field(default_factory=kg.LinearizeConfig)
     selection: str = DEFAULT_SELECTION
     selector: str | None = None
+    abstain: bool = True  # False: a piece selection never abstains (its threshold is ignored)
     pieces: SelectionConfig = field(default_factory=SelectionConfig)
 
     def __post_init__(self) -> None:
@@ -181,6 +182,8 @@ class Retriever:
             else:
                 self.scorer = SELECTIONS.get(self.config.selection)(self.config.pieces)
             self.candidates = CandidateBuilder(self, self.scorer.config)
+            if not self.config.abstain:
+                self.scorer.abstain_below = None
 
     @property
     def selection_settings(self) -> dict:

@@ -50,6 +50,8 @@ def add_selection_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--selection", default=None, help=RegistryHelp(selections))
     p.add_argument("--selector", default=None, metavar="DIR", help="a selector from `tiktalk select train`")
+    p.add_argument("--no-abstain", action="store_true",
+                   help="write a segment for every context even where the selector's threshold would abstain")
     p.add_argument("--candidate-heads", type=int, default=None, help=RegistryHelp(lambda: heads("dense")))
     p.add_argument("--named-heads", type=int, default=None, help=RegistryHelp(lambda: heads("named")))
 
@@ -185,6 +187,7 @@ def _retriever(args: argparse.Namespace):
         raise UsageError(f"--top-k / --per-family / --min-score choose heads for --selection paper; selection "
                          f"{config.selection!r} scores pieces of --candidate-heads and --named-heads heads")
     config.selector = args.selector
+    config.abstain = not args.no_abstain
     if args.candidate_heads is not None or args.named_heads is not None:
         if args.selector:
             raise UsageError("--candidate-heads / --named-heads: a selector keeps the candidates it was trained on")
