@@ -125,13 +125,18 @@ def run_retrieval_demo(out_dir: str | Path, encoder: str | None = None, top_k: i
                              background=read_background("sample"))
     print(f"built {out}: {len(index)} heads {index.manifest['counts']}, {enc.name} d={enc.dim}")
     budget = knowledge_budget("maria")  # what the demo's Maria reads (its tiny preset's config)
-    retriever = Retriever(index, graph, enc, RetrieverConfig(top_k=top_k), budget=budget)
+    # the default piece selection, and the paper's head-major segment of its top_k heads beside it
+    retriever = Retriever(index, graph, enc, RetrieverConfig(), budget=budget)
+    paper = Retriever(index, graph, enc, RetrieverConfig(selection="paper", top_k=top_k), budget=budget)
     print(f"knowledge cut between pieces to Maria's budget: {budget.max_tokens} tokens ({budget.tokenizer})")
+    contexts = [list(c) for c in DEMO_CONTEXTS]
     results = []
-    for context, result in zip(DEMO_CONTEXTS, retriever.retrieve_batch([list(c) for c in DEMO_CONTEXTS])):
+    for context, result, head_major in zip(DEMO_CONTEXTS, retriever.retrieve_batch(contexts),
+                                           paper.retrieve_batch(contexts)):
         print(f"\ncontext: {' / '.join(context)}")
         for h in result.heads:
             print(f"  {h.score:.3f}  {h.text}  [{h.family}]")
-        print(f"  knowledge: {result.knowledge}")
+        print(f"  knowledge ({retriever.config.selection}): {result.knowledge}")
+        print(f"  knowledge (paper, top {top_k} heads): {head_major.knowledge}")
         results.append(result.as_dict())
     return {"index": str(out), "results": results}
