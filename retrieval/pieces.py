@@ -88,6 +88,8 @@ class PieceConfig:
         for key in ("relations", "families"):
             if key in fields:
                 fields[key] = tuple(fields[key])
+        if lin and "relation_order" in lin:
+            lin = {**lin, "relation_order": tuple(lin["relation_order"])}
         return cls(**fields, linearize=LinearizeConfig(**lin) if lin else LinearizeConfig())
 
 
