@@ -309,13 +309,13 @@ class LearnedScorer:
         try:
             meta = json.loads(config_file.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise FormatError(f"{config_file}: not valid JSON ({exc})") from None
+            raise FormatError(f"not valid JSON ({exc})", path=config_file) from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise FormatError(f"{config_file}: field 'format' is {meta.get('format') if isinstance(meta, dict) else meta!r}, "
-                              f"not {FORMAT!r}")
+            raise FormatError(f"not a selector (expected {FORMAT!r})", path=config_file, field="format",
+                              value=meta.get("format") if isinstance(meta, dict) else meta)
         if meta.get("features") != list(FEATURES):
-            raise FormatError(f"{config_file}: its features {meta.get('features')} are not this library's "
-                              f"{list(FEATURES)}; train the selector again")
+            raise FormatError(f"not this library's features {list(FEATURES)}; train the selector again",
+                              path=config_file, field="features", value=meta.get("features"))
         if retriever is not None:
             mine, theirs = built_for(retriever), meta.get("built_for", {})
             if theirs.get("encoder", {}).get("fingerprint") != mine["encoder"]["fingerprint"]:
