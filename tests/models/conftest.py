@@ -1,15 +1,3 @@
-"""Shared by the model-platform tests."""
+"""Shared by the model-platform tests: one torch thread, as for the fusion tests."""
 
-from __future__ import annotations
-
-import pytest
-import torch
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors on shared cores: torch's thread sync costs more than it gains (~20x here)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+from tests.fusion.conftest import _one_torch_thread  # noqa: F401  (an autouse fixture, registered here too)

@@ -13,14 +13,6 @@ import torch
 from tests.baselines.examples import make_examples
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _close(values, expected, tol=1e-4):
     assert [float(v) for v in values] == pytest.approx(expected, abs=tol)
 

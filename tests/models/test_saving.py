@@ -19,14 +19,6 @@ from tiktalk.models.modalities import parse_modalities
 from tiktalk.models.saving import MODEL_FILE, read_saved_model, saved_model_type
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _same_logits(a, b, batch) -> None:
     with torch.no_grad():
         torch.testing.assert_close(a.eval()(**batch).logits, b.eval()(**batch).logits, rtol=0, atol=0)

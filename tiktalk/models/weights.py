@@ -1,8 +1,8 @@
 """Reading weight files: every failure is one :class:`~tiktalk.errors.FormatError` naming the file.
 
 ``safetensors`` reports a corrupt file with its own ``SafetensorError``, and ``torch.load``
-refuses a hostile pickle with a message that advises re-running with
-``weights_only=False``, which would run the pickle's code. Neither reaches the user: the
+refuses a hostile pickle with a message that advises turning its weights-only check off,
+which would run the pickle's code. Neither reaches the user: the
 reason is kept (for torch, only the unpickler's own complaint) and the advice dropped.
 """
 
