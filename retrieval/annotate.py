@@ -104,8 +104,7 @@ def annotate(
     if dupes:
         raise UsageError(f"dialogue_id values repeat: {dupes[:5]}")
 
-    # a piece selection over an index without stored hub statistics: these rows are the background
-    # (before the run key, which records the background in use)
+    # a piece selection's hub background is these rows (set before the run key, which records it)
     retriever.prepare_background(rows["context"].to_list(), rows["title"].to_list(), progress=progress)
     key = _run_key(retriever, rows, chunk_size)
     parts = out.parent / f".{out.name}.parts-{key}"

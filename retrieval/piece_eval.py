@@ -55,12 +55,9 @@ def kdconv_piece_recall(retriever, data_dir: str | Path, *, split: str = "test",
     cases = kdconv_turns(data_dir, split, max_dialogues)
     contexts = [c for c, _, _ in cases]
     retriever.prepare_background(contexts)
-    queries = retriever.queries(contexts)
     batch, targets = [], []
-    for start in range(0, len(cases), 256):
-        part = slice(start, start + 256)
-        built = retriever.candidates.build(contexts[part], queries[part], retriever.encode(queries[part]))
-        for (_, response, attrs), c in zip(cases[part], built):
+    for start, built in retriever.candidate_chunks(contexts):
+        for (_, response, attrs), c in zip(cases[start : start + len(built)], built):
             if c is not None:
                 batch.append(c)
                 targets.append(gold_piece_labels(c, attrs, response))

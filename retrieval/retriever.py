@@ -8,7 +8,7 @@ ranked heads) and :meth:`Retriever.expand` (heads -> flows -> linearised text).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from retrieval.selection import (
     DEFAULT_SELECTION,
     SELECTIONS,
     CandidateBuilder,
+    Candidates,
     SelectionConfig,
     choose,
 )
@@ -43,7 +44,7 @@ class RetrieverConfig:
 
     ``selection`` (:data:`retrieval.selection.SELECTIONS`): ``paper`` writes the ``top_k``
     heads head-major as above (the paper's row); ``dense`` and ``learned`` score the pieces
-    of ``pieces.candidate_heads`` + ``pieces.named_heads`` candidate heads and fill the
+    of ``piece_selection.candidate_heads`` + ``.named_heads`` candidate heads and fill the
     segment best first (:mod:`retrieval.selection`); ``learned`` reads the selector at
     ``selector`` (``tiktalk select train``), whose own candidate settings then apply."""
 
@@ -62,7 +63,7 @@ class RetrieverConfig:
     selection: str = DEFAULT_SELECTION
     selector: str | None = None
     abstain: bool = True  # False: a piece selection never abstains (its threshold is ignored)
-    pieces: SelectionConfig = field(default_factory=SelectionConfig)
+    piece_selection: SelectionConfig = field(default_factory=SelectionConfig)
 
     def __post_init__(self) -> None:
         if self.selection not in SELECTIONS:
@@ -180,7 +181,7 @@ class Retriever:
 
                 self.scorer = LearnedScorer.load(self.config.selector, self)
             else:
-                self.scorer = SELECTIONS.get(self.config.selection)(self.config.pieces)
+                self.scorer = SELECTIONS.get(self.config.selection)(self.config.piece_selection)
             self.candidates = CandidateBuilder(self, self.scorer.config)
             if not self.config.abstain:
                 self.scorer.abstain_below = None
@@ -314,6 +315,15 @@ class Retriever:
             heads = self.search_heads(queries, vectors)
             return [Retrieval(q, h, self.expand(h)) for q, h in zip(queries, heads)]
         return self.select(contexts, queries, vectors)
+
+    def candidate_chunks(self, contexts: Sequence[Sequence[str]], chunk_size: int = 256
+                         ) -> Iterator[tuple[int, list[Candidates | None]]]:
+        """(start, the candidates of ``contexts[start : start + chunk_size]``) per chunk, one entry
+        per context (None: blank): what selector training and evaluation score."""
+        queries = self.queries(contexts)
+        for start in range(0, len(contexts), chunk_size):
+            part = slice(start, start + chunk_size)
+            yield start, self.candidates.build(contexts[part], queries[part], self.encode(queries[part]))
 
     def select(self, contexts: Sequence[Sequence[str]], queries: list[list[str]],
                vectors: np.ndarray) -> list[Retrieval]:

@@ -56,18 +56,14 @@ def _labelled(retriever, turns: Sequence[Turn], gold: Mapping[str, Sequence[Mapp
     the :data:`PSEUDO_CLOSEST_SHARE` closest of these contexts reach, returned)."""
     from tqdm.auto import tqdm
 
-    contexts = [t.context for t in turns]
-    queries = retriever.queries(contexts)
     kept: list[tuple[Turn, Candidates, np.ndarray | None]] = []
-    chunk = 256
     with tqdm(total=len(turns), desc=desc, unit="context", disable=not progress) as bar:
-        for start in range(0, len(turns), chunk):
-            part = slice(start, start + chunk)
-            built = retriever.candidates.build(contexts[part], queries[part], retriever.encode(queries[part]))
+        for start, built in retriever.candidate_chunks([t.context for t in turns]):
+            part = turns[start : start + len(built)]
             responses = None
             if gold is None:  # the posterior's other half: how close the response is to each piece
-                responses = retriever.encoder.encode([t.response or " " for t in turns[part]], kind="query")
-            for j, (turn, c) in enumerate(zip(turns[part], built)):
+                responses = retriever.encoder.encode([t.response or " " for t in part], kind="query")
+            for j, (turn, c) in enumerate(zip(part, built)):
                 if c is not None and c.pieces:
                     kept.append((turn, c, None if responses is None else c.vectors @ responses[j]))
             bar.update(len(built))

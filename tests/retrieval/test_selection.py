@@ -50,7 +50,7 @@ def indexes(sample_kg):
 
 def dense(index, graph, config: SelectionConfig | None = None, budget=None) -> Retriever:
     encoder = CountingEncoder(dim=32)
-    return Retriever(index, graph, encoder, RetrieverConfig(selection="dense", pieces=config or SelectionConfig()),
+    return Retriever(index, graph, encoder, RetrieverConfig(selection="dense", piece_selection=config or SelectionConfig()),
                      budget=budget)
 
 

@@ -393,3 +393,31 @@ def test_cli_select_train_refusals(mini, tmp_path, capsys):
     assert main([*argv, "--data", "sample", "--labels", "gold"]) == 2
     assert "gold labels need gold_attrs.jsonl" in capsys.readouterr().err
     assert not (tmp_path / "sel").exists()
+
+
+def test_kdconv_piece_recall_ranks_against_a_literal_rank(mini):
+    """index eval's piece-level recall on the mini KdConv's raw test split: the learned ranking
+    beats dense; recall@k and MRR equal a literal rank count over the same scores."""
+    from retrieval.piece_eval import kdconv_piece_recall, kdconv_turns, rank_metrics
+    from retrieval.selector import LearnedScorer, gold_piece_labels
+
+    retriever = Retriever.load(mini["index"], config=RetrieverConfig(selection="dense"), budget=KnowledgeBudget(69))
+    scorers = {"dense": retriever.scorer, "learned": LearnedScorer.load(mini["selector"], retriever)}
+    report = kdconv_piece_recall(retriever, mini["root"] / "kdconv", split="test", scorers=scorers)
+    cases = kdconv_turns(mini["root"] / "kdconv", "test")
+    assert report["utterances"] == len(cases) == report["scored"] > 0
+    assert report["candidates"] >= 0.9  # the asked place is named in the context
+    dense, learned_ = report["strategies"]["dense"], report["strategies"]["learned"]
+    assert learned_["recall@1"] >= 0.8 > dense["recall@1"] and learned_["mrr"] > dense["mrr"]
+    # the reference: rank of the first used piece, counted literally
+    _, batch = next(retriever.candidate_chunks([c for c, _, _ in cases]))  # one chunk: under 256 contexts
+    targets = [gold_piece_labels(c, attrs, response) for c, (_, response, attrs) in zip(batch, cases)]
+    scores = scorers["learned"].score(batch)
+    ranks = []
+    for s, t in zip(scores, targets):
+        if t.any():
+            order = sorted(range(len(s)), key=lambda i: (-float(s[i]), i))
+            ranks.append(next(r for r, i in enumerate(order, 1) if t[i]))
+    expected = {f"recall@{k}": round(sum(r <= k for r in ranks) / len(ranks), 4) for k in (1, 5, 10)}
+    assert {k: learned_[k] for k in expected} == expected == {k: rank_metrics(scores, targets)[k] for k in expected}
+    assert learned_["mrr"] == pytest.approx(sum(1 / r for r in ranks) / len(ranks), abs=1e-4)

@@ -191,7 +191,7 @@ def _retriever(args: argparse.Namespace):
     if args.candidate_heads is not None or args.named_heads is not None:
         if args.selector:
             raise UsageError("--candidate-heads / --named-heads: a selector keeps the candidates it was trained on")
-        config.pieces = replace(config.pieces, **{k: v for k, v in (("candidate_heads", args.candidate_heads),
+        config.piece_selection = replace(config.piece_selection, **{k: v for k, v in (("candidate_heads", args.candidate_heads),
                                                                     ("named_heads", args.named_heads)) if v is not None})
     if args.last_turns is not None:
         config.query = replace(config.query, last_turns=args.last_turns or None)

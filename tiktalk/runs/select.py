@@ -48,7 +48,7 @@ def train_dataset_selector(data: str | Path, index: str | Path, out: str | Path,
     if labels == "gold" and not has_gold:
         raise UsageError(f"{data}: gold labels need {GOLD_ATTRS_FILE} (from `tiktalk data import --from kdconv`)")
     gold = read_gold_attrs(root) if labels == "gold" or (labels == "auto" and has_gold) else None
-    config = RetrieverConfig(selection="dense", pieces=selection or SelectionConfig())
+    config = RetrieverConfig(selection="dense", piece_selection=selection or SelectionConfig())
     retriever = open_retriever(index, config=config, budget=knowledge_budget(model, None, max_tokens),
                                workers=workers, on_notice=on_notice)
     try:
