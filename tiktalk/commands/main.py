@@ -20,7 +20,8 @@ from tiktalk.registry import Registry
 # Every subcommand group, in the order of `tiktalk --help`.
 COMMANDS: Registry = Registry("command", {
     name: f"tiktalk.commands.{name}:register"
-    for name in ("kg", "retrieval", "select", "data", "demo", "evaluate", "bench", "reproduce", "train", "probe")
+    for name in ("kg", "retrieval", "select", "data", "demo", "evaluate", "bench", "reproduce", "train", "probe",
+                 "analyze", "label")
 })
 
 
