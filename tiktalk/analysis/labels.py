@@ -259,9 +259,9 @@ def score_label_sheets(task: LabelTask, paths: Sequence[str | Path], key: str | 
     used = [i for i in items if all(sheet[i] is not None for sheet in sheets)]
     ratings = np.array([[_indicators(task, sheet[i]) for sheet in sheets] for i in used],
                        dtype=np.int64).reshape(len(used), len(sheets), len(task.categories))
-    result: dict[str, Any] = {"task": task.name, "annotators": len(sheets), "items": len(items),
-                              "skipped": len(items) - len(used), "sheets": [str(p) for p in paths],
-                              "key": None if key is None else str(key), **_shares(task, ratings)}
+    result: dict[str, Any] = {"task": task.name, "annotators": len(sheets), "sheets": [str(p) for p in paths],
+                              "key": None if key is None else str(key), **_shares(task, ratings),
+                              "items": len(items), "scored": len(used), "skipped": len(items) - len(used)}
     kappa: dict[str, float | None] | float | None
     if len(sheets) < 2 or not used:
         kappa = None

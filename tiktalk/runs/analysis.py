@@ -313,12 +313,12 @@ def label_table(task: str, sheets: Sequence[str | Path], key: str | Path | None)
     if task == "context-source":
         result.update(table="Figure 2(b)", paper=paper_numbers.FIGURE2B_TIKTALK,
                       caveats=["the paper's text share is given only as 'close to 80%'"])
-        why_not = [] if result["items"] >= paper_numbers.FIGURE2B_SAMPLE["responses"] else [
-            (f"{result['items']} responses labelled, the paper {paper_numbers.FIGURE2B_SAMPLE['responses']:,} "
+        why_not = [] if result["scored"] >= paper_numbers.FIGURE2B_SAMPLE["responses"] else [
+            (f"{result['scored']} responses labelled, the paper {paper_numbers.FIGURE2B_SAMPLE['responses']:,} "
             f"(of {paper_numbers.FIGURE2B_SAMPLE['videos']} TikTalk videos)")]
     else:
         result.update(table="Appendix A.3", paper=paper_numbers.KNOWLEDGE_TYPES, caveats=[])
-        why_not = [] if result["items"] >= 100 else [f"{result['items']} responses labelled, the paper 100"]
+        why_not = [] if result["scored"] >= 100 else [f"{result['scored']} responses labelled, the paper 100"]
     if key is None:
         why_not.append("no key: the corpus of each item is unknown")
     result.update(comparable_to_paper=not why_not, why_not=why_not)
