@@ -33,7 +33,6 @@ def statsmodels_kappa(table: np.ndarray) -> float:
 
 
 def test_context_source_round_trip_matches_statsmodels(tmp_path: Path) -> None:
-    pytest.importorskip("statsmodels")
     sheet = tmp_path / "sheet.csv"
     exported = run_json("label", "export", "--task", "context-source", "--data", "sample", "--n", "12",
                         "--out", str(sheet), "--split", "train")
@@ -71,7 +70,6 @@ def test_context_source_round_trip_matches_statsmodels(tmp_path: Path) -> None:
 
 
 def test_knowledge_type_round_trip_with_skips_and_statsmodels_kappa(tmp_path: Path) -> None:
-    pytest.importorskip("statsmodels")
     sheet = tmp_path / "k.csv"
     run_json("label", "export", "--task", "knowledge-type", "--data", "sample", "--n", "10", "--out", str(sheet))
     items = sorted(json.loads((tmp_path / "k.key.json").read_text(encoding="utf-8"))["items"])

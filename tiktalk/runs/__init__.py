@@ -11,6 +11,7 @@ command.
   index build, annotate, gold knowledge) as the commands run them.
 - :mod:`tiktalk.runs.experiments`: the Table 3 rows (:func:`run_table3`, :func:`run_rows`).
 - :mod:`tiktalk.runs.kdconv`: the KdConv suite (:func:`run_kdconv_suite`).
+- :mod:`tiktalk.runs.analysis`: the paper's dataset analyses (Table 2, 5, 6, label sheets; :func:`run_analysis_all`).
 - :mod:`tiktalk.runs.demo`: the ``tiktalk demo`` pipeline (:func:`run_demo`).
 - :mod:`tiktalk.runs.reports`: the markdown those write.
 """

@@ -36,6 +36,17 @@ def stage_kg(out: Path) -> dict:
     return {"kg": str(out / "kg"), "content_sha256": manifest["content_sha256"]}
 
 
+def stage_analysis(out: Path) -> dict:
+    """Table 2 and Table 5 of the shipped sample (``tiktalk analyze all --data sample``), beside the paper's."""
+    from tiktalk.runs.analysis import render_stats, render_topics, run_analysis_all
+
+    _banner("0. The sample's data: Table 2 (data division) and Table 5 (topics), beside the paper")
+    summary = run_analysis_all("sample", out / "analysis", overwrite=True)
+    print(render_stats(summary["tables"]["table2"]) + "\n\n" + render_topics(summary["tables"]["table5"]))
+    return {"out": summary["out"], "table2": summary["tables"]["table2"]["splits"],
+            "table5": summary["tables"]["table5"]["counts"]}
+
+
 def stage_retrieval(out: Path) -> dict:
     _banner("2. Retrieval: encode the heads, FAISS index, knowledge for a few contexts")
     return run_retrieval_demo(out)
@@ -84,7 +95,7 @@ def run_demo(out: str | Path = "demo_out", *, all_rows: bool = False, steps: int
     out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {}
     start = time.perf_counter()
-    for stage in (stage_kg, stage_retrieval, stage_annotate):
+    for stage in (stage_analysis, stage_kg, stage_retrieval, stage_annotate):
         summary[stage.__name__.removeprefix("stage_")] = stage(out)
     summary["results"] = stage_train(out, all_rows, steps, meteor=meteor)
     probe = stage_probe(out)
