@@ -31,23 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from tiktalk.analysis.label_tasks import TASKS, LabelTask
 from tiktalk.errors import FormatError, MissingInputError, OutputExistsError, UsageError
 from tiktalk.human_eval import fleiss_kappa, key_path_for
 
-
-@dataclass(frozen=True)
-class LabelTask:
-    name: str
-    columns: tuple[str, ...]  # the columns annotators fill (besides skip)
-    categories: tuple[str, ...]  # what shares are reported for
-    multi: bool  # several categories per response (one 0/1 column each) or exactly one
-
-
-TASKS: dict[str, LabelTask] = {
-    "context-source": LabelTask("context-source", ("text", "vision", "audio", "knowledge"),
-                                ("text", "vision", "audio", "knowledge"), multi=True),
-    "knowledge-type": LabelTask("knowledge-type", ("knowledge_type",), ("general", "personalized"), multi=False),
-}
 INFO_COLUMNS: tuple[str, ...] = ("item", "video_id", "title", "context", "response")
 SKIP = "skip"
 KEY_FORMAT = "tiktalk-label-key"

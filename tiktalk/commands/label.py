@@ -10,7 +10,7 @@ from tiktalk.commands import add_group, add_json_flag, emit
 
 
 def _tasks() -> list[str]:
-    from tiktalk.analysis.labels import TASKS
+    from tiktalk.analysis.label_tasks import TASKS
 
     return list(TASKS)
 
