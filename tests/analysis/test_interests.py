@@ -159,3 +159,13 @@ def test_missing_frames_fail_in_one_line_naming_the_video(corpus: dict, clip_dir
                                "--clip", str(clip_dir), "--out", str(out))
     assert code == 2 and stdout == "" and stderr.count("\n") == 1
     assert "no frames for video 'v3'" in stderr and not out.exists()
+
+
+def test_analyze_all_runs_table6_when_given_frames_and_clip(corpus: dict, clip_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "all"
+    summary = run_json("analyze", "all", "--data", str(corpus["data"]), "--encoder", "hash", "--frames",
+                       str(corpus["frames"]), "--clip", str(clip_dir), "--out", str(out))
+    table6 = summary["tables"]["table6"]
+    assert table6["counts"] == dict.fromkeys(BUCKETS, 1) and table6["paper"]["0-20%"] == 224
+    assert pl.read_parquet(out / "interests.parquet").height == 5
+    assert "## Table 6" in (out / "analysis.md").read_text(encoding="utf-8")
