@@ -71,6 +71,7 @@ from baselines._common import (
 )
 from baselines.prompt_lm import (
     TINY_LLAMA,
+    TINY_PROMPT,
     PromptEncoder,
     PromptLMChat,
     PromptLMConfig,
@@ -130,7 +131,7 @@ class Blip2ChatOutput:
 TINY_QFORMER: dict[str, Any] = {
     "num_query_tokens": 32, "qformer_hidden_size": 32, "qformer_layers": 2, "qformer_heads": 4,
     "qformer_intermediate_size": 64, "encoder_hidden_size": 48, "qformer_dropout": 0.0,
-    "max_prompt_tokens": 96,
+    **TINY_PROMPT,
 }
 
 
@@ -176,15 +177,19 @@ class _Blip2Chat(PromptLMChat):
     presets: ClassVar[dict[str, dict[str, Any]]] = {"tiny": TINY_QFORMER}
     # BLIP-2 fine-tuning for captioning (its generation task), salesforce/LAVIS@506965b
     # lavis/projects/blip2/train/caption_coco_ft.yaml: init_lr 1e-5 (L36), warmup_steps 1000
-    # (L39), weight_decay 0.05 (L40), max_epoch 5 (L41), batch_size_train 16 (L42); AdamW, no
-    # gradient clipping (lavis/runners/runner_base.py L113-119).
+    # (L39), weight_decay 0.05 (L40), max_epoch 5 (L41), batch_size_train 16 (L42) on 16 GPUs
+    # (run_scripts/blip2/train/train_caption_coco.sh: --nproc_per_node=16), linear warmup then
+    # cosine decay (lr_sched: linear_warmup_cosine_lr, L35); AdamW, no gradient clipping
+    # (lavis/runners/runner_base.py L113-119).
     frozen_lm: ClassVar[bool] = True  # only the Q-Former and projection train (`tiktalk train` warns over a random LM)
     default_recipe: ClassVar[dict[str, Any]] = {
         "lr": 1e-5,
         "warmup_steps": 1000,
         "weight_decay": 0.05,
         "max_grad_norm": 0.0,
+        "lr_schedule": "cosine",
         "batch_size": 16,
+        "global_batch_size": 256,
         "epochs": 5,
     }
     frame_mode: ClassVar[str] = ""  # "one_random" | "all"

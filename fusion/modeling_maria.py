@@ -134,10 +134,13 @@ class MariaForDialogue(ChatModel):
     # (the tiny preset keeps BERT's tied head: its recipe and pinned outputs were measured with it)
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "tiny": {"backbone": dict(TINY_BACKBONE, vocab_size=CHAR_VOCAB_SIZE), "output_layer": "tied"}}
+    # Maria's own recipe is TrainConfig's defaults; its batch: 64 per GPU (run_*.py L435) under
+    # DataParallel on the paper's 4 V100s (L466), 256 examples per optimizer step.
+    default_recipe: ClassVar[dict[str, Any]] = {"global_batch_size": 256}
     preset_recipes: ClassVar[dict[str, dict[str, Any]]] = {
         # Measured on the sample (T+I+K, batch 16): 60 steps at 1e-3 and 300 at 3e-3 or 1e-2 give
         # one reply for all 7 test contexts; 600 steps at 3e-3 with 60 warmup give 4 distinct.
-        "tiny": {"lr": 3e-3, "warmup_steps": 60, "max_steps": 600, "batch_size": 16},
+        "tiny": {"lr": 3e-3, "warmup_steps": 60, "max_steps": 600, "batch_size": 16, "global_batch_size": None},
     }
     config_class = MariaConfig
 
