@@ -92,7 +92,7 @@ def test_knowledge_line_is_the_segment_linearised_for_the_budget(model):
 def test_an_overlong_prompt_keeps_its_start_as_chatglms_scripts_do(model):
     """``a_ids[: max_source_length - 1]``: the first round survives; ``prompt_keeps="end"`` keeps the query."""
     ex = DialogueExample("x", [f"第{i}句话" for i in range(40)])
-    tokens = lambda text: model.tokenizer.encode(text, add_special_tokens=False)  # noqa: E731
+    tokens = lambda text: model.tokenizer.encode(text, add_special_tokens=False)
     start = model.prompts.prompt_ids(ex)
     bos = [model.prompts.bos_id] if model.prompts.bos_id is not None else []
     assert len(start) == model.config.max_prompt_tokens
