@@ -384,7 +384,7 @@ class MariaForDialogue(ChatModel):
     @classmethod
     def _from_bert_dir(cls, path: Path, *, trust_pickle: bool = False, **overrides: Any) -> MariaForDialogue:
         data = json.loads((path / "config.json").read_text(encoding="utf-8"))
-        config = MariaConfig(backbone=data, **cls._config_overrides(overrides))
+        config = MariaConfig.from_dict({**cls._config_overrides(overrides), "backbone": data})  # unknown fields named
         tokenizer = _tokenizer_for(path, data.get("vocab_size"))
         model = cls(config, tokenizer=tokenizer)
         state = _read_bert_weights(path, trust_pickle)

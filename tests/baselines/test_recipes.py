@@ -103,3 +103,17 @@ def test_blip2_over_a_random_frozen_lm_warns(tmp_path, capsys):
     assert "random and frozen" not in capsys.readouterr().err  # causal-lm trains its own LM
     assert main([*args, "--model", "blip2-img", "--lm", str(tmp_path / "c"), "--out", str(tmp_path / "d")]) == 0
     assert "random and frozen" not in capsys.readouterr().err
+
+
+def test_model_options_reach_the_model_and_run_json(tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "--model", "maria", "--preset", "tiny", "--data", "sample", "--modalities", "T",
+                 "--model-option", "output_layer=maria", "--model-option", "response_budget=12",
+                 "--out", str(run), "--max-steps", "1", "--batch-size", "4", "--no-progress"]) == 0
+    info = read_json(run / "run.json")
+    assert info["cli"]["model_options"] == {"output_layer": "maria", "response_budget": 12}
+    assert (info["model_config"]["output_layer"], info["model_config"]["response_budget"]) == ("maria", 12)
+    assert (info["global_batch_size"], info["optimizer_steps"]) == (4, 1)
+    with pytest.raises(SystemExit) as exit_info:  # argparse's usage error
+        main(["train", "--model", "maria", "--preset", "tiny", "--model-option", "nope", "--out", str(tmp_path / "b")])
+    assert exit_info.value.code == 2

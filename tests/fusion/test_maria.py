@@ -297,6 +297,8 @@ def test_a_save_without_output_layer_loads_the_tied_head(tmp_path):
     assert loaded.cls.predictions.decoder.weight is loaded.bert.embeddings.word_embeddings.weight
     with pytest.raises(ValueError, match="output_layer must be one of"):
         MariaConfig(output_layer="shared")
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['output_layers'\]"):
+        MariaForDialogue.from_pretrained(tmp_path / "old", output_layers="tied")
 
 
 def test_from_pretrained_bare_bert_model_with_old_layernorm_names(tmp_path):

@@ -109,7 +109,7 @@ class ModelOptionAction(argparse.Action):
 
         name, sep, text = value.partition("=")
         if not sep or not name:
-            raise UsageError(f"--model-option {value!r} is not FIELD=VALUE")
+            parser.error(f"--model-option {value!r} is not FIELD=VALUE")
         try:
             parsed = json.loads(text)
         except json.JSONDecodeError:
