@@ -33,12 +33,17 @@ Frames, exactly:
   with a generator seeded by ``(frame_seed, dialogue_id)``, so an example always sees the
   same frame (reproducible runs and equal logits after save/load).
 * ``blip2-video`` (BLIP-2_Video, "extracts multiple frame features and averages them"):
-  ``video_pooling="query_outputs"`` (default) runs each frame's tokens through the Q-Former
-  alone and averages the 32 query outputs over the frames; ``"concat"`` keeps every frame's
-  32 outputs (F x 32 prefix tokens); ``"features"`` averages the frames' tokens position by
-  position before one Q-Former pass.
+  ``video_pooling="features"`` (default, the paper's words) averages the frames' tokens
+  position by position before one Q-Former pass; ``"query_outputs"`` runs each frame's
+  tokens through the Q-Former alone and averages the 32 query outputs over the frames;
+  ``"concat"`` keeps every frame's 32 outputs (F x 32 prefix tokens).
 
-Trainable: ``frame_proj``, ``query_tokens``, ``qformer``, ``language_projection``. The
+Before the Q-Former, the vision tokens pass ``ln_vision``, a LayerNorm, as in LAVIS
+(``blip2_opt.py`` L110: ``self.ln_vision(self.visual_encoder(image))``); it loads from a
+``Blip2ForConditionalGeneration`` checkpoint's ``vision_model.post_layernorm``, which is
+that LayerNorm under Hugging Face's names.
+
+Trainable: ``frame_proj``, ``ln_vision``, ``query_tokens``, ``qformer``, ``language_projection``. The
 LM (and a vision model, if any) is frozen and kept in eval mode.
 
 Saving writes the whole state dict (frozen LM and vision model included) so a directory is
@@ -71,6 +76,7 @@ from baselines._common import (
 )
 from baselines.prompt_lm import (
     TINY_LLAMA,
+    TINY_PROMPT,
     PromptEncoder,
     PromptLMChat,
     PromptLMConfig,
@@ -104,7 +110,8 @@ class Blip2ChatConfig(PromptLMConfig):
     frame_dim: int = 2048  # precomputed ResNet-101 features (pooled vectors or token grids)
     max_frames: int = 50
     frame_seed: int = 0  # blip2-img: seeds the per-example frame choice
-    video_pooling: str = "query_outputs"  # blip2-video: "query_outputs" | "concat" | "features"
+    video_pooling: str = "features"  # blip2-video: "features" (the paper's "averages them") | "query_outputs" | "concat"
+    ln_vision: bool = True  # LAVIS's LayerNorm over the vision tokens (saves from before it load without one)
     vision_model_path: str | None = None  # a local frozen vision model (pixel_values input)
 
     def validate(self) -> None:
@@ -130,7 +137,7 @@ class Blip2ChatOutput:
 TINY_QFORMER: dict[str, Any] = {
     "num_query_tokens": 32, "qformer_hidden_size": 32, "qformer_layers": 2, "qformer_heads": 4,
     "qformer_intermediate_size": 64, "encoder_hidden_size": 48, "qformer_dropout": 0.0,
-    "max_prompt_tokens": 96,
+    **TINY_PROMPT,
 }
 
 
@@ -176,15 +183,19 @@ class _Blip2Chat(PromptLMChat):
     presets: ClassVar[dict[str, dict[str, Any]]] = {"tiny": TINY_QFORMER}
     # BLIP-2 fine-tuning for captioning (its generation task), salesforce/LAVIS@506965b
     # lavis/projects/blip2/train/caption_coco_ft.yaml: init_lr 1e-5 (L36), warmup_steps 1000
-    # (L39), weight_decay 0.05 (L40), max_epoch 5 (L41), batch_size_train 16 (L42); AdamW, no
-    # gradient clipping (lavis/runners/runner_base.py L113-119).
+    # (L39), weight_decay 0.05 (L40), max_epoch 5 (L41), batch_size_train 16 (L42) on 16 GPUs
+    # (run_scripts/blip2/train/train_caption_coco.sh: --nproc_per_node=16), linear warmup then
+    # cosine decay (lr_sched: linear_warmup_cosine_lr, L35); AdamW, no gradient clipping
+    # (lavis/runners/runner_base.py L113-119).
     frozen_lm: ClassVar[bool] = True  # only the Q-Former and projection train (`tiktalk train` warns over a random LM)
     default_recipe: ClassVar[dict[str, Any]] = {
         "lr": 1e-5,
         "warmup_steps": 1000,
         "weight_decay": 0.05,
         "max_grad_norm": 0.0,
+        "lr_schedule": "cosine",
         "batch_size": 16,
+        "global_batch_size": 256,
         "epochs": 5,
     }
     frame_mode: ClassVar[str] = ""  # "one_random" | "all"
@@ -208,6 +219,8 @@ class _Blip2Chat(PromptLMChat):
             vcfg = self.vision_model.config
             encoder_width = getattr(vcfg, "hidden_size", None) or vcfg.hidden_sizes[-1]
         self.frame_proj = nn.Linear(c.frame_dim, encoder_width)
+        # LAVIS: nn.LayerNorm(visual_encoder.num_features), eps 1e-5 (blip2.py init_vision_encoder)
+        self.ln_vision = nn.LayerNorm(encoder_width) if c.ln_vision else nn.Identity()
         self.query_tokens = nn.Parameter(torch.randn(1, c.num_query_tokens,
                                                      c.qformer_hidden_size) * 0.02)
         self.qformer = Blip2QFormerModel(Blip2QFormerConfig(
@@ -237,9 +250,16 @@ class _Blip2Chat(PromptLMChat):
 
     @classmethod
     def from_saved(cls, saved: SavedModel, **overrides: Any):
+        """(A save from before ``ln_vision`` existed has none, and before ``"features"`` became
+        the default pooled per-frame query outputs: both kept.)"""
         if overrides.get("lm_path"):
             raise UsageError(f"{saved.path} is a saved {cls.name} model with its own LM; lm_path "
                              "(--lm) applies to a BLIP-2 checkpoint")
+        if "ln_vision" not in saved.config:
+            import dataclasses
+
+            saved = dataclasses.replace(saved, config={"video_pooling": "query_outputs", **saved.config,
+                                                       "ln_vision": False})
         return super().from_saved(saved, **overrides)
 
     @classmethod
@@ -265,7 +285,8 @@ class _Blip2Chat(PromptLMChat):
     def from_blip2(cls, path, **overrides: Any):
         """Q-Former, query tokens and language projection from a local
         ``Blip2ForConditionalGeneration`` directory; the LM from ``lm_path`` if given, else the
-        checkpoint's own (decoder-only) LM and tokenizer. The vision model is not read."""
+        checkpoint's own (decoder-only) LM and tokenizer; ``ln_vision`` from the vision model's
+        ``post_layernorm`` (LAVIS's ln_vision). The rest of the vision model is not read."""
         from transformers import AutoModelForCausalLM, Blip2Config
         from transformers.utils import logging as hf_logging
 
@@ -308,9 +329,13 @@ class _Blip2Chat(PromptLMChat):
             tokenizer = load_tokenizer(path)
             fields["lm_config"] = lm_config_dict(lm)
         model = cls(Blip2ChatConfig.from_dict({**fields, **overrides}), tokenizer=tokenizer, lm=lm)
-        tensors = read_checkpoint_tensors(path, ("qformer.", "query_tokens", "language_projection."))
+        tensors = read_checkpoint_tensors(path, ("qformer.", "query_tokens", "language_projection.",
+                                                 "vision_model.post_layernorm."))
         with torch.no_grad():
             model.query_tokens.copy_(tensors["query_tokens"])
+            if isinstance(model.ln_vision, nn.LayerNorm):
+                model.ln_vision.weight.copy_(tensors["vision_model.post_layernorm.weight"])
+                model.ln_vision.bias.copy_(tensors["vision_model.post_layernorm.bias"])
             model.qformer.load_state_dict(
                 {k.removeprefix("qformer."): v for k, v in tensors.items() if k.startswith("qformer.")},
                 strict=True)
@@ -356,7 +381,7 @@ class _Blip2Chat(PromptLMChat):
     def _qformer(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         # tokens: (N, S, enc) vision tokens, mask: (N, S) 1 = valid -> (N, Q, dq)
         queries = self.query_tokens.expand(tokens.size(0), -1, -1)
-        return self.qformer(query_embeds=queries, encoder_hidden_states=tokens,
+        return self.qformer(query_embeds=queries, encoder_hidden_states=self.ln_vision(tokens),
                             encoder_attention_mask=mask.long()).last_hidden_state
 
     def query_outputs(self, frames: torch.Tensor | None = None,

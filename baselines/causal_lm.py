@@ -3,7 +3,10 @@
 Modern transformers cannot load ChatGLM-6B natively (its remote code breaks), so this is
 any ``AutoModelForCausalLM`` + ``AutoTokenizer`` from a local directory, fine-tuned on
 ChatGLM-style prompts (see :mod:`baselines.prompt_lm`), with labels masked over the prompt
-and optional LoRA through peft (``lora_r > 0``: only the LoRA matrices train).
+and optional LoRA through peft (``lora_r > 0``: only the LoRA matrices train; alpha 32,
+dropout 0.1 and the attention's fused query/key/value projection, ``query_key_value`` on
+ChatGLM, as the community LoRA fine-tune of ChatGLM-6B sets them; other architectures get
+their own projections from :data:`LORA_TARGETS`).
 ``trust_remote_code`` stays off unless the config asks for it.
 
 ``--init`` / :meth:`CausalLMChat.from_pretrained` takes a saved causal-lm directory, a run
@@ -32,13 +35,14 @@ import torch
 from baselines._common import decode, has_responses, load_tokenizer
 from baselines.prompt_lm import (
     TINY_LLAMA,
+    TINY_PROMPT,
     PromptEncoder,
     PromptLMChat,
     PromptLMConfig,
     build_lm,
     lm_config_dict,
 )
-from tiktalk.errors import MissingInputError
+from tiktalk.errors import MissingInputError, UsageError
 from tiktalk.io import atomic_directory
 from tiktalk.models.saving import (
     MODEL_FILE,
@@ -53,10 +57,10 @@ from tiktalk.types import DialogueExample
 
 @dataclass
 class CausalLMConfig(PromptLMConfig):
-    lora_r: int = 0  # 0: full fine-tuning; > 0: LoRA rank (base LM frozen)
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    lora_target_modules: list[str] | None = None  # None: peft's default for the model type
+    lora_r: int = 0  # 0: full fine-tuning; > 0: LoRA rank (base LM frozen; the LoRA source: 8)
+    lora_alpha: int = 32
+    lora_dropout: float = 0.1
+    lora_target_modules: list[str] | None = None  # None: LORA_TARGETS of the LM's architecture
 
     def validate(self) -> None:
         super().validate()
@@ -76,13 +80,41 @@ class CausalLMOutput:
 
 LORA_FILE = "lora.safetensors"
 
+# LoRA's target modules per architecture (the LM config's ``model_type``): the attention's
+# query/key/value projections, ChatGLM's fused ``query_key_value`` being the source's choice
+# (yuanzhoulvpi2017/zero_nlp simple_thu_chatglm6b/train_chatglm6b.py: r 8, alpha 32, dropout 0.1).
+_FUSED_QKV = ["query_key_value"]
+_SPLIT_QKV = ["q_proj", "k_proj", "v_proj"]
+LORA_TARGETS: dict[str, list[str]] = {
+    "chatglm": _FUSED_QKV, "glm": _FUSED_QKV, "bloom": _FUSED_QKV, "gpt_neox": _FUSED_QKV, "falcon": _FUSED_QKV,
+    "gpt2": ["c_attn"], "qwen": ["c_attn"], "baichuan": ["W_pack"], "phi3": ["qkv_proj"], "internlm2": ["wqkv"],
+    **{name: _SPLIT_QKV for name in ("llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text",
+                                     "opt", "gptj", "phi", "olmo", "olmo2", "stablelm", "starcoder2")},
+}
+
+
+def lora_target_modules(lm, config: CausalLMConfig) -> list[str]:
+    """The module names LoRA adapts in ``lm``: ``config.lora_target_modules``, else
+    :data:`LORA_TARGETS` of its ``model_type``; an error names the model type and its linear
+    layers when none is known or none matches."""
+    linear_names = sorted({name.rsplit(".", 1)[-1] for name, module in lm.named_modules()
+                           if type(module).__name__ in ("Linear", "Conv1D")})
+    model_type = getattr(lm.config, "model_type", None)
+    targets = config.lora_target_modules or LORA_TARGETS.get(model_type)
+    if targets is None:
+        raise UsageError(f"CausalLMConfig.lora_target_modules: no LoRA targets known for model type {model_type!r}; "
+                         f"name its attention projections (its linear layers: {linear_names})")
+    if not set(targets) & set(linear_names):
+        raise UsageError(f"CausalLMConfig.lora_target_modules = {targets!r}: no such layer in this {model_type} "
+                         f"model (its linear layers: {linear_names})")
+    return list(targets)
+
 
 def apply_lora(lm, config: CausalLMConfig):
     from peft import LoraConfig, get_peft_model
 
     lora = LoraConfig(task_type="CAUSAL_LM", r=config.lora_r, lora_alpha=config.lora_alpha,
-                      lora_dropout=config.lora_dropout,
-                      target_modules=config.lora_target_modules)
+                      lora_dropout=config.lora_dropout, target_modules=lora_target_modules(lm, config))
     return get_peft_model(lm, lora)
 
 
@@ -105,17 +137,38 @@ def merged_lora_state(peft_model) -> dict[str, torch.Tensor]:
 class CausalLMChat(PromptLMChat):
     name = "causal-lm"
     config_class = CausalLMConfig
-    presets: ClassVar[dict[str, dict[str, Any]]] = {"tiny": {"lm_config": TINY_LLAMA, "max_prompt_tokens": 96}}
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"tiny": {"lm_config": TINY_LLAMA, **TINY_PROMPT}}
     # ChatGLM-6B full fine-tuning, THUDM/ChatGLM-6B@401bf3a ptuning/README.md: max_steps=3000
-    # (L98), learning_rate=1e-4 and per_device_train_batch_size=4 on 4 GPUs (L111-118), with the
-    # Hugging Face Trainer's defaults (AdamW, no weight decay, clip 1.0, linear decay, no warmup).
-    # Its LoRA row (L121-128) is lr 5e-4, batch 16: pass those flags with lora_r > 0.
+    # (L98), learning_rate=1e-4 and per_device_train_batch_size=4 on 4 GPUs (L111-118): 16 per
+    # step, with the Hugging Face Trainer's defaults (AdamW, no weight decay, clip 1.0, linear
+    # decay, no warmup).
     default_recipe: ClassVar[dict[str, Any]] = {
         "lr": 1e-4,
         "weight_decay": 0.0,
         "batch_size": 4,
+        "global_batch_size": 16,
         "max_steps": 3000,
     }
+    # With lora_r > 0: the community LoRA fine-tune (zero_nlp simple_thu_chatglm6b/train_chatglm6b.py):
+    # per_device_train_batch_size 4 x gradient_accumulation_steps 8 on one GPU, lr 5e-4, weight
+    # decay 0.1, 1,000 warmup steps, cosine schedule, one epoch (Trainer defaults: clip 1.0).
+    lora_recipe: ClassVar[dict[str, Any]] = {
+        "lr": 5e-4,
+        "weight_decay": 0.1,
+        "warmup_steps": 1000,
+        "lr_schedule": "cosine",
+        "batch_size": 4,
+        "global_batch_size": 32,
+        "epochs": 1,
+    }
+
+    @classmethod
+    def recipe(cls, preset: str | None = None, model_options: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The full fine-tuning recipe, or with ``lora_r > 0`` among ``model_options`` the LoRA
+        source's (:attr:`lora_recipe`); a preset's own recipe on top as for every model."""
+        if not (model_options or {}).get("lora_r"):
+            return super().recipe(preset, model_options)
+        return {**cls.lora_recipe, **(cls.preset_recipes.get(preset, {}) if preset else {})}
 
     def __init__(self, config: CausalLMConfig, tokenizer=None, lm=None):
         super().__init__()

@@ -123,6 +123,7 @@ class DialoGPTChat(ChatModel):
         "max_grad_norm": 2.0,
         "batch_size": 4,
         "grad_accum_steps": 4,
+        "global_batch_size": 16,  # one GPU: 4 x 4 accumulation
         "epochs": 100,
     }
 

@@ -137,12 +137,14 @@ class LivebotChat(ChatModel):
     required_modalities: ClassVar[tuple[str, ...]] = ("text", "vision")  # always reads frame features
     presets: ClassVar[dict[str, dict[str, Any]]] = {"tiny": TINY_PRESET}
     # lancopku/livebot@866be2f codes/transformer.py: -batch_size 64 (L33), -epoch 50 (L35),
-    # -lr 3e-4 (L37); plain Adam at a constant rate, no weight decay, no clipping (L263).
+    # -lr 3e-4 (L37); plain Adam at a constant rate, no weight decay, no clipping (L263); one GPU.
     default_recipe: ClassVar[dict[str, Any]] = {
         "lr": 3e-4,
+        "lr_schedule": "constant",
         "weight_decay": 0.0,
         "max_grad_norm": 0.0,
         "batch_size": 64,
+        "global_batch_size": 64,
         "epochs": 50,
     }
 

@@ -16,7 +16,12 @@ the first comment as an answer to the video itself. Rounds count from ``round_of
 The knowledge line holds at most ``max_knowledge_tokens`` LM tokens of knowledge (the
 model's :class:`~tiktalk.types.KnowledgeBudget`, what ``tiktalk annotate --model`` cuts
 to); a longer segment loses whole trailing pieces (``kg.fit_knowledge``). A prompt over
-``max_prompt_tokens`` loses the start of its dialogue rounds, never knowledge.
+``max_prompt_tokens`` loses the end of its dialogue rounds, never knowledge, as the
+ChatGLM-6B fine-tuning scripts cut (``a_ids[: max_source_length - 1]``: the start is kept);
+``prompt_keeps="end"`` keeps the latest turns instead.
+
+Lengths follow the ChatGLM-6B fine-tuning the paper's row cites (``ptuning/main.py`` and the
+community LoRA project): 64 source tokens, 64 target tokens, generation up to 128 tokens.
 
 Labels are -100 over the prompt (and padding): only the response and its closing EOS
 are learned.
@@ -51,6 +56,9 @@ TINY_LLAMA: dict[str, Any] = {
     "model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
     "num_attention_heads": 4, "num_key_value_heads": 4, "max_position_embeddings": 512,
 }
+# What the tiny presets change of the prompt defaults: room for a few turns, short replies
+# (a random LM rarely ends one, and tests generate often).
+TINY_PROMPT: dict[str, Any] = {"max_prompt_tokens": 96, "max_new_tokens": 25}
 
 
 @dataclass
@@ -67,10 +75,11 @@ class PromptLMConfig(ModelConfig):
     round_offset: int = 0
     use_knowledge: bool = True  # put DialogueExample.knowledge (when set) into the prompt
     knowledge_template: str = KNOWLEDGE_TEMPLATE  # field {knowledge}
-    max_prompt_tokens: int = 256  # longer prompts keep the knowledge line and the end of the rounds
-    max_knowledge_tokens: int = 48  # knowledge budget in LM tokens, at most max_prompt_tokens // 2
-    max_response_tokens: int = 32  # training target length before EOS
-    max_new_tokens: int = 25
+    max_prompt_tokens: int = 64  # ChatGLM-6B's max_source_length (its [gMASK] / our BOS included)
+    prompt_keeps: str = "start"  # an over-long prompt keeps its knowledge line and the "start" (source) or "end" of its rounds
+    max_knowledge_tokens: int = 32  # knowledge budget in LM tokens, at most max_prompt_tokens // 2
+    max_response_tokens: int = 63  # training target before EOS: ChatGLM-6B's max_target_length 64 with its end token
+    max_new_tokens: int = 128  # ChatGLM-6B's generation max_length
     do_sample: bool = True  # ChatGLM-6B chat() defaults: sampling, top_p 0.7, temperature 0.95
     top_p: float = 0.7
     top_k: int = 0
@@ -79,6 +88,7 @@ class PromptLMConfig(ModelConfig):
     def validate(self) -> None:
         super().validate()
         self._positive("max_prompt_tokens", "max_response_tokens", "max_new_tokens", "max_knowledge_tokens")
+        self._choice("prompt_keeps", ("start", "end"))
         if self.max_knowledge_tokens > self.max_prompt_tokens // 2:
             self._fail("max_knowledge_tokens", self.max_knowledge_tokens,
                        f"must be at most half of max_prompt_tokens ({self.max_prompt_tokens}), "
@@ -211,12 +221,14 @@ class PromptEncoder:
         return self._budget
 
     def prompt_ids(self, ex: DialogueExample) -> list[int]:
-        """[BOS] + knowledge line (whole pieces within the budget) + the end of the rounds."""
+        """[BOS] + knowledge line (whole pieces within the budget) + the rounds, cut to
+        ``max_prompt_tokens`` at their end (``prompt_keeps="start"``) or start (``"end"``)."""
         knowledge = ex.knowledge and fit_knowledge(ex.knowledge, self.knowledge_budget())
         head = self.tokenizer.encode(knowledge_prompt(knowledge, self.config), add_special_tokens=False)
         ids = self.tokenizer.encode(dialogue_prompt(ex, self.config), add_special_tokens=False)
         budget = max(0, self.config.max_prompt_tokens - (self.bos_id is not None) - len(head))
-        ids = ids[len(ids) - budget:] if len(ids) > budget else ids
+        if len(ids) > budget:
+            ids = ids[:budget] if self.config.prompt_keeps == "start" else ids[len(ids) - budget:]
         return ([self.bos_id] if self.bos_id is not None else []) + head + ids
 
     def target_ids(self, ex: DialogueExample) -> list[int]:

@@ -38,6 +38,7 @@ SEGMENT_IDS: dict[str, int] = {
     "audio": AUDIO,
 }
 TYPE_VOCAB_SIZE = 5
+OUTPUT_LAYERS = ("maria", "tied")
 
 # A tiny random BERT for tests / smoke runs (vocab size filled in from the char tokenizer).
 TINY_BACKBONE: dict[str, Any] = {
@@ -103,6 +104,14 @@ class MariaConfig(ModelConfig):
     random_token_prob: float = 0.1
     """Of the chosen positions: share replaced by a random vocabulary character
     (the rest, 1 - mask - random, stays unchanged)."""
+    output_layer: str = "maria"
+    """The layer from hidden states to vocabulary logits. ``"maria"`` (Maria's own,
+    ``modeling_bert.py`` L491-496, re-created after loading in ``run_dialog_generate.py``
+    L1000-1001): a fresh transform (dense, GELU, LayerNorm) and a fresh decoder without bias,
+    untied from the word embeddings, both at PyTorch's default init even when BERT weights are
+    loaded (BERT's MLM head is ignored). ``"tied"``: BERT's pretrained MLM head
+    (``cls.predictions``), decoder tied to the word embeddings, with its bias. Saved models
+    from before this option had the tied head and load as ``"tied"``."""
     attn_implementation: str = "sdpa"
     """Attention kernel of the BERT layers: "sdpa" or "eager"."""
     tokenizer_vocab_size: int | None = None
@@ -138,6 +147,8 @@ class MariaConfig(ModelConfig):
             raise UsageError(
                 f"mask_token_prob ({self.mask_token_prob}) + random_token_prob ({self.random_token_prob}) exceeds 1"
             )
+        if self.output_layer not in OUTPUT_LAYERS:
+            raise UsageError(f"output_layer must be one of {list(OUTPUT_LAYERS)}, got {self.output_layer!r}")
         if self.attn_implementation not in ("sdpa", "eager"):
             raise UsageError(f"attn_implementation must be 'sdpa' or 'eager', got {self.attn_implementation!r}")
         if isinstance(self.backbone, dict):

@@ -6,8 +6,11 @@ Parameter names (what ``state_dict`` holds):
   same keys as bert-base-chinese's ``BertForPreTraining`` / ``BertForMaskedLM``;
   ``bert.embeddings.token_type_embeddings.weight`` has 5 rows instead of 2 (see
   ``configuration_maria``).
-* ``cls.predictions.*``: ``BertOnlyMLMHead``, decoder weight tied to the word embeddings as
-  in BERT (the tied copy is not written to disk).
+* ``cls.*``: the output layer (``MariaConfig.output_layer``). ``"maria"`` (default):
+  ``cls.transform.*`` and ``cls.decoder.weight``, fresh and untied, no bias, as Maria builds
+  them (BERT's ``cls.predictions.*`` are ignored on load); ``"tied"``: ``cls.predictions.*``,
+  BERT's ``BertOnlyMLMHead``, decoder weight tied to the word embeddings (the tied copy is
+  not written to disk).
 * ``fusion.*``: everything new (frame / audio projections, optional frame positions).
 
 The batch comes from :mod:`fusion.collator`; decoding lives in :mod:`fusion.generation`.
@@ -104,6 +107,22 @@ def _init_like_bert(module: nn.Module, std: float) -> None:
             nn.init.zeros_(m.bias)
 
 
+class MariaOutputLayer(nn.Module):
+    """Maria's output layer (``modeling_bert.py`` L491-496): ``transform`` then a decoder
+    without bias, its own weights (not the word embeddings'), PyTorch's default init."""
+
+    def __init__(self, bert_config):
+        super().__init__()
+        from transformers.models.bert.modeling_bert import BertPredictionHeadTransform
+
+        self.transform = BertPredictionHeadTransform(bert_config)
+        self.decoder = nn.Linear(bert_config.hidden_size, bert_config.vocab_size, bias=False)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        # hidden (..., H) -> logits (..., V)
+        return self.decoder(self.transform(hidden))
+
+
 class MariaForDialogue(ChatModel):
     """Maria (UniLM on BERT) with MRP / MCP / MKP objectives and cached decoding."""
 
@@ -112,11 +131,16 @@ class MariaForDialogue(ChatModel):
     required_modalities: ClassVar[tuple[str, ...]] = ()
     optional_modalities: ClassVar[tuple[str, ...]] = MODALITIES
     # ``tiny``: a random tiny BERT (hidden 32, 2 layers, 2 heads) + the generated char vocab.
-    presets: ClassVar[dict[str, dict[str, Any]]] = {"tiny": {"backbone": dict(TINY_BACKBONE, vocab_size=CHAR_VOCAB_SIZE)}}
+    # (the tiny preset keeps BERT's tied head: its recipe and pinned outputs were measured with it)
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "tiny": {"backbone": dict(TINY_BACKBONE, vocab_size=CHAR_VOCAB_SIZE), "output_layer": "tied"}}
+    # Maria's own recipe is TrainConfig's defaults; its batch: 64 per GPU (run_*.py L435) under
+    # DataParallel on the paper's 4 V100s (L466), 256 examples per optimizer step.
+    default_recipe: ClassVar[dict[str, Any]] = {"global_batch_size": 256}
     preset_recipes: ClassVar[dict[str, dict[str, Any]]] = {
         # Measured on the sample (T+I+K, batch 16): 60 steps at 1e-3 and 300 at 3e-3 or 1e-2 give
         # one reply for all 7 test contexts; 600 steps at 3e-3 with 60 warmup give 4 distinct.
-        "tiny": {"lr": 3e-3, "warmup_steps": 60, "max_steps": 600, "batch_size": 16},
+        "tiny": {"lr": 3e-3, "warmup_steps": 60, "max_steps": 600, "batch_size": 16, "global_batch_size": None},
     }
     config_class = MariaConfig
 
@@ -130,8 +154,11 @@ class MariaForDialogue(ChatModel):
         self.bert_config = bert_config
         self.bert = BertModel(bert_config, add_pooling_layer=False)
         self.bert.config._attn_implementation = config.attn_implementation
-        self.cls = BertOnlyMLMHead(bert_config)
-        _init_like_bert(self.cls, bert_config.initializer_range)
+        if config.output_layer == "tied":
+            self.cls = BertOnlyMLMHead(bert_config)
+            _init_like_bert(self.cls, bert_config.initializer_range)
+        else:  # Maria initialises nothing of it (no init_weights call): PyTorch's defaults
+            self.cls = MariaOutputLayer(bert_config)
         self.fusion = MariaFeatureEmbeddings(config, bert_config.hidden_size)
         _init_like_bert(self.fusion, bert_config.initializer_range)
         self.tie_weights()
@@ -141,7 +168,10 @@ class MariaForDialogue(ChatModel):
 
     # -- weights ----------------------------------------------------------------------------
     def tie_weights(self) -> None:
-        """MLM decoder shares the word embeddings and the head's bias, as BERT does."""
+        """With the ``"tied"`` output layer, the MLM decoder shares the word embeddings and the
+        head's bias, as BERT does; Maria's own layer ties nothing."""
+        if self.config.output_layer != "tied":
+            return
         self.cls.predictions.decoder.weight = self.bert.embeddings.word_embeddings.weight
         self.cls.predictions.decoder.bias = self.cls.predictions.bias
 
@@ -326,7 +356,10 @@ class MariaForDialogue(ChatModel):
 
     @classmethod
     def from_saved(cls, saved: SavedModel, *, trust_pickle: bool = False, **overrides: Any) -> MariaForDialogue:
-        """(``trust_pickle`` is for BERT directories; a saved Maria is safetensors.)"""
+        """(``trust_pickle`` is for BERT directories; a saved Maria is safetensors.) A save from
+        before ``output_layer`` existed had BERT's tied head."""
+        if "output_layer" not in saved.config:
+            saved = dataclasses.replace(saved, config={**saved.config, "output_layer": "tied"})
         model = super().from_saved(saved, **overrides)
         model.load_report = {"loaded": sorted(k for k in model.state_dict() if k not in TIED_KEYS),
                              "initialised": [], "ignored": []}
@@ -351,7 +384,7 @@ class MariaForDialogue(ChatModel):
     @classmethod
     def _from_bert_dir(cls, path: Path, *, trust_pickle: bool = False, **overrides: Any) -> MariaForDialogue:
         data = json.loads((path / "config.json").read_text(encoding="utf-8"))
-        config = MariaConfig(backbone=data, **cls._config_overrides(overrides))
+        config = MariaConfig.from_dict({**cls._config_overrides(overrides), "backbone": data})  # unknown fields named
         tokenizer = _tokenizer_for(path, data.get("vocab_size"))
         model = cls(config, tokenizer=tokenizer)
         state = _read_bert_weights(path, trust_pickle)
@@ -359,13 +392,17 @@ class MariaForDialogue(ChatModel):
         return model
 
     def load_bert_state_dict(self, state: dict[str, torch.Tensor], source: str = "state dict") -> dict[str, list[str]]:
-        """Copy a BERT checkpoint into the model; returns {loaded, initialised, ignored} key lists."""
+        """Copy a BERT checkpoint into the model; returns {loaded, initialised, ignored} key lists.
+
+        With Maria's output layer, BERT's MLM head (``cls.predictions.*``) is ignored: the
+        layer stays fresh, as Maria re-creates its decoder after loading."""
         state = normalise_bert_keys(state)
         own = self.state_dict()
+        ignored_prefixes = IGNORED_PREFIXES + (("cls.predictions.",) if self.config.output_layer != "tied" else ())
         loaded, ignored = [], []
         with torch.no_grad():
             for key, value in state.items():
-                if key.startswith(IGNORED_PREFIXES) or key.endswith("position_ids") or key in TIED_KEYS:
+                if key.startswith(ignored_prefixes) or key.endswith("position_ids") or key in TIED_KEYS:
                     ignored.append(key)
                     continue
                 if key not in own:

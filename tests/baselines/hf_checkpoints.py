@@ -78,6 +78,8 @@ def save_blip2(path: Path, text_kind: str = "llama", text_width: int = 32, seed:
     model = Blip2ForConditionalGeneration(config)
     with torch.no_grad():  # Blip2 initialises its query tokens to zero: make them tell apart
         model.query_tokens.normal_()
+        model.vision_model.post_layernorm.weight.normal_(1.0, 0.1)  # LAVIS's ln_vision: not the identity
+        model.vision_model.post_layernorm.bias.normal_(0.0, 0.1)
     kwargs = {"max_shard_size": max_shard_size} if max_shard_size else {}
     model.save_pretrained(path, **kwargs)
     tokenizer.save_pretrained(path)

@@ -10,7 +10,7 @@ from baselines.blip2 import Blip2ChatConfig, Blip2ImgChat, Blip2VideoChat
 from tests.baselines.examples import make_examples
 from tiktalk.types import DialogueExample
 
-TRAINABLE = {"frame_proj", "query_tokens", "qformer", "language_projection"}
+TRAINABLE = {"frame_proj", "ln_vision", "query_tokens", "qformer", "language_projection"}
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def img() -> Blip2ImgChat:
 def test_defaults_are_blip2s():
     c = Blip2ChatConfig(lm_path="unused")
     assert (c.num_query_tokens, c.qformer_hidden_size, c.cross_attention_frequency) == (32, 768, 2)
-    assert c.video_pooling == "query_outputs"
+    assert c.video_pooling == "features" and c.ln_vision  # the paper's "averages them"; LAVIS's LayerNorm
 
 
 def test_only_qformer_queries_and_projections_train(video):
@@ -81,6 +81,7 @@ def frames_of(ex, dim=2048):
 
 
 def test_video_averages_per_frame_query_outputs(video):
+    video = variant(video, video_pooling="query_outputs")
     examples = make_examples()
     batch = video.collate(examples)
     with torch.no_grad():
@@ -90,6 +91,22 @@ def test_video_averages_per_frame_query_outputs(video):
             per_frame = [video._qformer(video.frame_proj(f)[None, None], torch.ones(1, 1))[0]
                          for f in frames_of(ex)]
             assert torch.allclose(fast[row], torch.stack(per_frame).mean(0), atol=1e-5)
+
+
+def test_vision_tokens_pass_ln_vision_before_the_qformer(video):
+    """LAVIS blip2_opt.py L110: the Q-Former cross-attends to LayerNorm-ed vision tokens."""
+    tokens = torch.randn(2, 3, video.config.encoder_hidden_size) * 5 + 2
+    mask = torch.ones(2, 3)
+    with torch.no_grad():
+        video.ln_vision.weight.mul_(1.5)  # not the identity
+        queries = video.query_tokens.expand(2, -1, -1)
+        direct = video.qformer(query_embeds=queries, encoder_hidden_states=video.ln_vision(tokens),
+                               encoder_attention_mask=mask.long()).last_hidden_state
+        raw = video.qformer(query_embeds=queries, encoder_hidden_states=tokens,
+                            encoder_attention_mask=mask.long()).last_hidden_state
+        assert torch.allclose(video._qformer(tokens, mask), direct, atol=1e-6)
+        assert not torch.allclose(direct, raw, atol=1e-3)
+        video.ln_vision.weight.div_(1.5)
 
 
 def test_video_features_pooling_averages_before_the_qformer(video):
@@ -135,6 +152,7 @@ def grid_examples(tokens=4, seed=1, scale=30.0):
 def test_token_grids_reach_the_qformer_token_by_token(video, img):
     """Each frame of a grid is many vision tokens: the Q-Former cross-attends to all of them
     (not to their mean), and Livebot/Maria-style pooling of the same grid is its mean."""
+    video = variant(video, video_pooling="query_outputs")
     examples = grid_examples()
     batch = video.collate(examples)
     assert batch["frames"].shape[2] == 4 and batch["token_mask"][0, :5].all()  # example 0: 5 frames

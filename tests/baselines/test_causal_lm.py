@@ -72,7 +72,7 @@ def test_knowledge_line_is_the_segment_linearised_for_the_budget(model):
     graph = kg.load_kg("sample")
     items = [graph.flows(h, fanout=2, top_k_tails=2) for h in ("有人买披萨", "火锅", "有人养仓鼠")]
     budget = model.knowledge_budget()
-    assert budget.max_tokens == model.config.max_knowledge_tokens == 48
+    assert budget.max_tokens == model.config.max_knowledge_tokens == 32
     assert budget.count_tokens("有人买披萨") == len(model.tokenizer.encode("有人买披萨", add_special_tokens=False))
     full = kg.linearize(items).text
     cut = kg.linearize(items, budget=budget)
@@ -83,10 +83,72 @@ def test_knowledge_line_is_the_segment_linearised_for_the_budget(model):
         head = tokens(knowledge_prompt(cut.text, model.config), add_special_tokens=False)
         bos = [model.prompts.bos_id] if model.prompts.bos_id is not None else []
         assert ids[: len(bos) + len(head)] == bos + head
-        assert len(ids) == model.config.max_prompt_tokens  # the long dialogue lost its start instead
+        assert len(ids) == model.config.max_prompt_tokens  # the long dialogue lost its end instead
     assert model.knowledge_budget() is not None
     off = CausalLMChat(model.config.replace(use_knowledge=False), tokenizer=model.tokenizer, lm=model.lm)
     assert off.knowledge_budget() is None
+
+
+def test_an_overlong_prompt_keeps_its_start_as_chatglms_scripts_do(model):
+    """``a_ids[: max_source_length - 1]``: the first round survives; ``prompt_keeps="end"`` keeps the query."""
+    ex = DialogueExample("x", [f"第{i}句话" for i in range(40)])
+    tokens = lambda text: model.tokenizer.encode(text, add_special_tokens=False)
+    start = model.prompts.prompt_ids(ex)
+    bos = [model.prompts.bos_id] if model.prompts.bos_id is not None else []
+    assert len(start) == model.config.max_prompt_tokens
+    assert start[len(bos):len(bos) + 8] == tokens("[Round 0]\n问：")[:8]
+    end_model = CausalLMChat(model.config.replace(prompt_keeps="end"), tokenizer=model.tokenizer, lm=model.lm)
+    end = end_model.prompts.prompt_ids(ex)
+    query = tokens("问：第39句话\n答：")
+    assert len(end) == model.config.max_prompt_tokens and end[-len(query):] == query
+    assert start[-len(query):] != query
+    defaults = CausalLMConfig(lm_path="x")
+    assert (defaults.max_prompt_tokens, defaults.max_response_tokens + 1, defaults.max_new_tokens,
+            defaults.prompt_keeps) == (64, 64, 128, "start")
+    with pytest.raises(ValueError, match=r"prompt_keeps = 'middle'"):
+        CausalLMConfig(lm_path="x", prompt_keeps="middle")
+
+
+def test_lora_targets_the_attention_projections_of_each_architecture():
+    """The source's r 8 / alpha 32 / dropout 0.1 over each architecture's query/key/value layers."""
+    from baselines.causal_lm import LORA_TARGETS
+
+    torch.manual_seed(0)
+    llama = CausalLMChat.from_preset("tiny", lora_r=8)
+    lora = llama.lm.peft_config["default"]
+    assert (lora.r, lora.lora_alpha, lora.lora_dropout) == (8, 32, 0.1)
+    assert set(lora.target_modules) == {"q_proj", "k_proj", "v_proj"}
+    adapted = {n.split(".lora_A.")[0].rsplit(".", 1)[-1] for n, _ in llama.named_parameters() if "lora_A" in n}
+    assert adapted == {"q_proj", "k_proj", "v_proj"}
+    gpt2 = {"model_type": "gpt2", "n_embd": 32, "n_layer": 1, "n_head": 2, "n_positions": 256}
+    model = CausalLMChat.from_preset("tiny", lm_config=gpt2, lora_r=8)
+    assert list(model.lm.peft_config["default"].target_modules) == ["c_attn"]
+    assert LORA_TARGETS["chatglm"] == ["query_key_value"]  # the source's target
+    with pytest.raises(ValueError, match=r"lora_target_modules = \['query_key_value'\]: no such layer in this "
+                       r"gpt2 model \(its linear layers: .*'c_attn'"):
+        CausalLMChat.from_preset("tiny", lm_config=gpt2, lora_r=8, lora_target_modules=["query_key_value"])
+    with pytest.raises(ValueError, match=r"no LoRA targets known for model type 'bert'"):
+        from baselines.causal_lm import lora_target_modules
+
+        lora_target_modules(_FakeLM(), CausalLMConfig(lm_path="x", lora_r=8))
+
+
+class _FakeLM(torch.nn.Module):
+    """An LM of an architecture LORA_TARGETS does not list."""
+
+    def __init__(self):
+        super().__init__()
+        self.config = type("Config", (), {"model_type": "bert"})()
+        self.query = torch.nn.Linear(2, 2)
+
+
+def test_lora_rows_train_with_the_lora_sources_recipe():
+    cls = CausalLMChat
+    full, lora = cls.recipe(None), cls.recipe(None, {"lora_r": 8})
+    assert (full["lr"], full["global_batch_size"], full.get("lr_schedule", "linear")) == (1e-4, 16, "linear")
+    assert (lora["lr"], lora["weight_decay"], lora["warmup_steps"], lora["lr_schedule"],
+            lora["global_batch_size"], lora["epochs"]) == (5e-4, 0.1, 1000, "cosine", 32, 1)
+    assert cls.recipe("tiny", {"lora_r": 8})["max_steps"] == 300  # a preset's own recipe still rules
 
 
 def test_batched_generation_matches_one_by_one(model):

@@ -110,6 +110,10 @@ def test_blip2_loads_qformer_queries_projection_and_lm_from_the_checkpoint(ckpt,
     assert torch.equal(model.query_tokens.data, checkpoint_tensors(ckpt[which], "query_tokens")[""])
     assert_same_state(model.lm, checkpoint_tensors(ckpt[which], "language_model."))
     assert model.frame_proj.in_features == 2048 and model.frame_proj.out_features == 48
+    # LAVIS's ln_vision is Hugging Face's vision_model.post_layernorm
+    post = checkpoint_tensors(ckpt[which], "vision_model.post_layernorm.")
+    assert torch.equal(model.ln_vision.weight, post["weight"]) and torch.equal(model.ln_vision.bias, post["bias"])
+    assert not torch.equal(post["weight"], torch.ones_like(post["weight"]))  # a load, not a fresh LayerNorm
 
 
 def test_blip2_checkpoint_with_another_lm(ckpt, tmp_path):

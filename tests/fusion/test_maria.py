@@ -202,13 +202,15 @@ def _tiny_bert_config():
 
 
 def test_from_pretrained_bert_masked_lm_keeps_keys(tmp_path, tokenizer):
+    """The ``"tied"`` output layer: BERT's MLM head loaded and tied (Maria's own is the default)."""
     from transformers import BertForMaskedLM
 
     torch.manual_seed(1)
     bert = BertForMaskedLM(_tiny_bert_config())
     bert.save_pretrained(tmp_path / "bert")
     tokenizer.save_pretrained(str(tmp_path / "bert"))
-    model = MariaForDialogue.from_pretrained(tmp_path / "bert", modalities=parse_modalities("T+I+A+K"), **SMALL)
+    model = MariaForDialogue.from_pretrained(tmp_path / "bert", modalities=parse_modalities("T+I+A+K"),
+                                             output_layer="tied", **SMALL)
     bert_state = bert.state_dict()
     maria_state = model.state_dict()
     bert_keys = {k for k in bert_state if not k.endswith("position_ids")}
@@ -237,6 +239,66 @@ def test_from_pretrained_bert_masked_lm_keeps_keys(tmp_path, tokenizer):
         expected = bert(input_ids=ids).logits
         hidden = model.encode(model.embed(ids, torch.zeros_like(ids), torch.arange(7)[None]), torch.ones(1, 7, 7, dtype=torch.bool))
         torch.testing.assert_close(model.cls(hidden), expected)
+
+
+def test_init_from_bert_builds_marias_own_output_layer(tmp_path, tokenizer):
+    """Maria's layer (modeling_bert.py L491-496): a fresh transform and a fresh decoder with no
+    bias, untied from the word embeddings; BERT's MLM head is ignored, the backbone loads."""
+    from transformers import BertForMaskedLM
+
+    torch.manual_seed(1)
+    bert = BertForMaskedLM(_tiny_bert_config())
+    with torch.no_grad():  # a head that a load would visibly copy
+        bert.cls.predictions.transform.dense.weight.fill_(0.5)
+        bert.cls.predictions.bias.fill_(3.0)
+    bert.save_pretrained(tmp_path / "bert")
+    tokenizer.save_pretrained(str(tmp_path / "bert"))
+    model = MariaForDialogue.from_pretrained(tmp_path / "bert", modalities=parse_modalities("T+K"), **SMALL)
+    assert model.config.output_layer == "maria"
+    state = model.state_dict()
+    head = {k for k in state if k.startswith("cls.")}
+    assert head == {"cls.transform.dense.weight", "cls.transform.dense.bias", "cls.transform.LayerNorm.weight",
+                    "cls.transform.LayerNorm.bias", "cls.decoder.weight"}
+    assert model.cls.decoder.bias is None
+    assert model.cls.decoder.weight is not model.bert.embeddings.word_embeddings.weight
+    assert not torch.equal(model.cls.decoder.weight, model.bert.embeddings.word_embeddings.weight)
+    assert not (model.cls.transform.dense.weight == 0.5).any()  # fresh, not BERT's
+    assert {k for k in model.load_report["ignored"] if k.startswith("cls.predictions.")} >= {
+        "cls.predictions.bias", "cls.predictions.transform.dense.weight"}
+    assert sorted(head) == [k for k in model.load_report["initialised"] if k.startswith("cls.")]
+    torch.testing.assert_close(model.bert.encoder.layer[0].attention.self.query.weight,
+                               bert.bert.encoder.layer[0].attention.self.query.weight)
+    # training moves the decoder and leaves the word embeddings' other rows alone
+    model.train()
+    batch = model.collate(make_examples(2), train=True, generator=torch.Generator().manual_seed(0))
+    model(**batch).loss.backward()
+    assert model.cls.decoder.weight.grad is not None and model.cls.decoder.weight.grad.abs().sum() > 0
+    # saved and loaded: the same layer, equal logits
+    model.save_pretrained(tmp_path / "run")
+    loaded = MariaForDialogue.from_pretrained(tmp_path / "run")
+    assert loaded.config.output_layer == "maria"
+    model.eval()
+    batch = model.collate(make_examples(2), train=False)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(**batch).logits, model(**batch).logits, rtol=0, atol=0)
+
+
+def test_a_save_without_output_layer_loads_the_tied_head(tmp_path):
+    """Saves from before the option had BERT's tied head: they load as ``"tied"``."""
+    torch.manual_seed(0)
+    model = MariaForDialogue.from_preset("tiny", modalities=parse_modalities("T"), **SMALL)
+    model.save_pretrained(tmp_path / "old")
+    config_file = tmp_path / "old" / "tiktalk_model.json"
+    saved = json.loads(config_file.read_text())
+    del saved["config"]["output_layer"]
+    config_file.write_text(json.dumps(saved))
+    loaded = MariaForDialogue.from_pretrained(tmp_path / "old")
+    assert loaded.config.output_layer == "tied"
+    assert loaded.cls.predictions.decoder.weight is loaded.bert.embeddings.word_embeddings.weight
+    with pytest.raises(ValueError, match="output_layer must be one of"):
+        MariaConfig(output_layer="shared")
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['output_layers'\]"):
+        MariaForDialogue.from_pretrained(tmp_path / "old", output_layers="tied")
 
 
 def test_from_pretrained_bare_bert_model_with_old_layernorm_names(tmp_path):

@@ -66,6 +66,56 @@ def test_linear_schedule_decays_to_zero_after_warmup():
     assert [LinearSchedule(0, 4)(i) for i in range(5)] == [1.0, 0.75, 0.5, 0.25, 0.0]
 
 
+def test_cosine_and_constant_schedules():
+    cosine = LinearSchedule(warmup_steps=1, total_steps=5, shape="cosine")
+    assert [round(cosine(i), 4) for i in range(6)] == [0.5, 1.0, 0.8536, 0.5, 0.1464, 0.0]
+    assert [LinearSchedule(2, 6, "constant")(i) for i in (0, 2, 5, 9)] == [1 / 3, 1.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="lr_schedule must be one of"):
+        TrainConfig(lr_schedule="step")
+
+
+def test_global_batch_fixes_the_accumulation_steps():
+    config = TrainConfig(batch_size=64, global_batch_size=256)
+    assert [config.accumulation_steps(w) for w in (1, 2, 4)] == [4, 2, 1]
+    with pytest.raises(ValueError, match=r"global_batch_size \(256\) is not a multiple of batch_size \(64\) x "
+                       r"processes \(3\) = 192"):
+        config.accumulation_steps(3)
+    with pytest.raises(ValueError, match=r"grad_accum_steps \(2\) contradicts global_batch_size \(256\)"):
+        TrainConfig(batch_size=64, grad_accum_steps=2, global_batch_size=256).accumulation_steps(1)
+    assert TrainConfig(batch_size=4, grad_accum_steps=4, global_batch_size=16).accumulation_steps(1) == 4
+    assert TrainConfig(batch_size=4, grad_accum_steps=3).accumulation_steps(2) == 3
+
+
+def same_length_examples(n: int) -> list:
+    """Every context and response the same byte length: a token mean over a micro-batch is then
+    the mean over its examples, so accumulation must reproduce the whole batch exactly."""
+    from tiktalk.types import DialogueExample
+
+    words = ["你好", "好的", "晚安", "早安", "再见", "谢谢"]
+    return [DialogueExample(dialogue_id=f"g{i}", context=[words[i % 6], words[(i + 2) % 6]],
+                            response=words[(i * 5 + 1) % 6]) for i in range(n)]
+
+
+def test_global_batch_by_accumulation_gives_the_weights_of_the_whole_batch(tmp_path):
+    """float64, no dropout, no masking: micro-batches of 2 accumulated to a global batch of 8
+    end where one pass over batches of 8 ends (same examples per step, same gradients)."""
+    weights = {}
+    for name, options in (("whole", {"batch_size": 8}), ("accumulated", {"batch_size": 2, "global_batch_size": 8})):
+        torch.manual_seed(0)
+        model = ToyChatModel.from_preset("tiny", dropout=0.0, mask_prob=0.0).double()
+        config = TrainConfig(max_steps=3, log_every=1, save_every=None, seed=4, weight_decay=0.01, **FAST, **options)
+        train(model, same_length_examples(16), config, tmp_path / name)
+        weights[name] = model.state_dict()
+        info = json.loads((tmp_path / name / "run.json").read_text())
+        assert (info["global_batch_size"], info["optimizer_steps"]) == (8, 3)
+        assert info["grad_accum_steps"] == (4 if name == "accumulated" else 1)
+    for key, value in weights["whole"].items():
+        torch.testing.assert_close(weights["accumulated"][key], value, rtol=0, atol=1e-12, msg=key)
+    torch.manual_seed(0)
+    start = ToyChatModel.from_preset("tiny").double().state_dict()
+    assert not torch.allclose(start["head.weight"], weights["whole"]["head.weight"])  # it trained
+
+
 def test_train_config_rejects_bad_values():
     with pytest.raises(ValueError, match="batch_size must be positive, got 0"):
         TrainConfig(batch_size=0)

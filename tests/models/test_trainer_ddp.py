@@ -70,3 +70,52 @@ def test_two_gloo_processes_end_with_identical_weights(tmp_path):
     # metrics gathered over both ranks: 9 examples padded to 10, micro-batches of 2 per rank
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3]
+
+
+GLOBAL_BATCH_SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    import torch
+    from safetensors.torch import save_file
+    from tiktalk.models.trainer import TrainConfig, train
+    from tests.models.test_trainer import same_length_examples
+    from tests.models.toy_chat_model import ToyChatModel
+
+    out = sys.argv[1]
+    torch.manual_seed(0)
+    model = ToyChatModel.from_preset("tiny", dropout=0.0, mask_prob=0.0).double()
+    config = TrainConfig(cpu=True, progress=False, lr=1e-2, batch_size=2, global_batch_size=8, max_steps=3,
+                         save_every=None, log_every=1, seed=4, weight_decay=0.01)
+    train(model, same_length_examples(16), config, out)
+    if os.environ["RANK"] == "0":
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, f"{out}/../ddp.safetensors")
+    """
+)
+
+
+@pytest.mark.slow
+def test_global_batch_over_two_processes_gives_the_weights_of_one_process_with_the_whole_batch(tmp_path):
+    """2 processes x micro-batches of 2 x 2 accumulation steps = one process taking batches of 8."""
+    from tests.models.test_trainer import same_length_examples
+    from tests.models.toy_chat_model import ToyChatModel
+    from tiktalk.models.trainer import TrainConfig, train
+
+    script = tmp_path / "ddp_global.py"
+    script.write_text(GLOBAL_BATCH_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    torchrun = Path(sys.executable).with_name("torchrun")
+    proc = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node=2", str(script), str(tmp_path / "run")],
+        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert (run["world_size"], run["grad_accum_steps"], run["global_batch_size"]) == (2, 2, 8)
+    torch.manual_seed(0)
+    model = ToyChatModel.from_preset("tiny", dropout=0.0, mask_prob=0.0).double()
+    config = TrainConfig(cpu=True, progress=False, lr=1e-2, batch_size=8, max_steps=3, save_every=None,
+                         log_every=1, seed=4, weight_decay=0.01)
+    train(model, same_length_examples(16), config, tmp_path / "one")
+    ddp = load_file(str(tmp_path / "ddp.safetensors"))
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(ddp[key], value, rtol=0, atol=1e-12, msg=key)

@@ -39,13 +39,20 @@ def test_table3_rows_from_python_match_the_cli_before_the_run_layer(tmp_path: Pa
                         meteor=False)
     saved = json.loads((tmp_path / "table3.json").read_text(encoding="utf-8"))
     assert saved == json.loads(json.dumps(result.as_dict()))  # the file is the typed result
-    for row in saved["ours"].values():
+    for key, row in saved["ours"].items():
         assert row.pop("seconds") >= 0
+        # recorded since the fixture was made: how the row trained against its source's recipe
+        recipe = {k: row["provenance"].pop(k) for k in
+                  ("global_batch_size", "optimizer_steps", "follows_paper_recipe", "recipe_deviations")}
+        assert recipe["optimizer_steps"] == 2 and recipe["follows_paper_recipe"] is False
+        assert recipe["global_batch_size"] == 8 * (4 if key == "dialogpt" else 1)  # DialoGPT accumulates 4
+        assert recipe["recipe_deviations"][0].startswith("random-initialised preset tiny")
     predictions = {key: [json.loads(line) for line in (tmp_path / "preds" / f"{key.replace('+', '_')}.jsonl")
                          .read_text(encoding="utf-8").splitlines()] for key in saved["ours"]}
     _close({**saved, "predictions": predictions}, {k: v for k, v in expected.items() if k != "_made_by"})
     assert result.rows["maria+c3kg"].train["steps"] == 2
     assert (tmp_path / "table3.md").read_text(encoding="utf-8") == result.table + "\n"
+    assert result.table.count("**no**") == 2 and "**Not the paper's recipe**: Maria+C" in result.table
     assert "Ours: `tiktalk reproduce --data sample --models maria+c3kg,dialogpt`" in result.table
 
 

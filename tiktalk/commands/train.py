@@ -49,6 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trust-pickle", action="store_true",
                    help="allow --init to read a pytorch_model.bin (a pickle) when no model.safetensors exists")
     p.add_argument("--preset", default=None, help="random-initialised preset, e.g. tiny")
+    p.add_argument("--model-option", dest="model_options", action=ModelOptionAction, default=None,
+                   metavar="FIELD=VALUE", help="a field of the model's config (repeatable; VALUE read as JSON, else "
+                   "text), e.g. output_layer=tied (maria), lora_r=8 (causal-lm: also its LoRA recipe); "
+                   "recorded in run.json")
     p.add_argument("--allow-missing-features", action="store_true", default=None,
                    help="train even if some examples lack the frame/audio features the model reads "
                    "(they get zero-filled rows); run.json records the fraction present per modality")
@@ -95,6 +99,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     add_json_flag(p)
     p.set_defaults(func=_features_extract)
+
+
+class ModelOptionAction(argparse.Action):
+    """``--model-option FIELD=VALUE`` into a dict (VALUE parsed as JSON: 8, true, "x"; else text)."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        import json
+
+        name, sep, text = value.partition("=")
+        if not sep or not name:
+            parser.error(f"--model-option {value!r} is not FIELD=VALUE")
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError:
+            parsed = text
+        options = dict(getattr(namespace, self.dest) or {})
+        options[name.strip()] = parsed
+        setattr(namespace, self.dest, options)
 
 
 # ---------------------------------------------------------------- TrainConfig <-> flags
@@ -166,7 +188,7 @@ def _train_locked(args: argparse.Namespace) -> int:
         options = RunOptions(**explicit_run_options(args))
         check_new_run(options)
         config = train_config_from_args(args, get_model_class(options.model).recipe(
-            None if options.init else options.preset))
+            None if options.init else options.preset, options.model_options))
     summary = train_run(options, config, run, resume=args.resume, overwrite=args.overwrite,
                         trust_pickle=args.trust_pickle, on_notice=print_notice).as_dict()
     emit(args, summary, lambda s: f"trained {s['model']} for {s['steps']} steps in {s['seconds']} s "

@@ -57,15 +57,45 @@ class ChatModel(torch.nn.Module):
         # memorise the 147 training dialogues). BLIP-2 freezes its LM, so over a random tiny LM
         # it stays at ln(vocab) = 9.94 whatever the recipe; over a causal-lm run (``--lm``) it
         # reached 7.16 at 300 steps. Maria measured its own (fusion/modeling_maria.py).
-        "tiny": {"lr": 3e-3, "warmup_steps": 30, "max_steps": 300, "batch_size": 16},
+        # (no global batch and a linear schedule, whatever the source's: measured so)
+        "tiny": {"lr": 3e-3, "warmup_steps": 30, "max_steps": 300, "batch_size": 16, "global_batch_size": None,
+                 "lr_schedule": "linear"},
     }
     """Per random-initialised preset, TrainConfig fields over ``default_recipe``: a source's
     recipe is made for pretrained weights (lr 3e-5 does not move a random tiny model)."""
+    paper_recipe_fields: ClassVar[tuple[str, ...]] = (
+        "lr", "adam_eps", "adam_beta1", "adam_beta2", "weight_decay", "warmup_steps", "lr_schedule",
+        "max_grad_norm", "epochs", "max_steps", "global_batch_size")
+    """The TrainConfig fields that make a run follow its source's recipe (:meth:`recipe_deviations`):
+    the global batch, not how processes and micro-batches reach it."""
 
     @classmethod
-    def recipe(cls, preset: str | None = None) -> dict[str, Any]:
-        """The TrainConfig defaults of a run from ``preset`` (None: from pretrained weights)."""
+    def recipe(cls, preset: str | None = None, model_options: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The TrainConfig defaults of a run from ``preset`` (None: from pretrained weights);
+        ``model_options``: config fields of the run (a model whose source trains a variant with
+        another recipe, e.g. causal-lm's LoRA, picks it from them)."""
         return {**cls.default_recipe, **(cls.preset_recipes.get(preset, {}) if preset else {})}
+
+    @classmethod
+    def recipe_deviations(cls, train_config: dict[str, Any], global_batch_size: int | None,
+                          model_options: dict[str, Any] | None = None) -> list[str]:
+        """How a run's ``train_config`` (run.json's) departs from the source's recipe for
+        pretrained weights, one phrase per field of :attr:`paper_recipe_fields` (the global
+        batch compared as the run reached it, ``global_batch_size``); empty: it follows it."""
+        from tiktalk.models.train_config import TrainConfig
+
+        recipe = TrainConfig(**cls.recipe(None, model_options))
+        out = []
+        for name in cls.paper_recipe_fields:
+            want = getattr(recipe, name)
+            have = global_batch_size if name == "global_batch_size" else train_config.get(name)
+            if name == "global_batch_size" and want is None:
+                continue  # the source states none
+            if name == "epochs" and recipe.max_steps is not None:
+                continue  # a step count rules
+            if have != want:
+                out.append(f"{name} {have} (recipe {want})")
+        return out
 
     def collate(
         self,

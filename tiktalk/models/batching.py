@@ -52,9 +52,12 @@ def steps_per_epoch(n_examples: int, batch_size: int, world_size: int, grad_accu
 
 
 def total_steps(config: TrainConfig, n_examples: int, world_size: int) -> int:
+    """Optimizer steps of a run: ``max_steps``, else ``epochs`` passes (accumulation as
+    :meth:`TrainConfig.accumulation_steps` resolves it)."""
     if config.max_steps is not None:
         return config.max_steps
-    return config.epochs * steps_per_epoch(n_examples, config.batch_size, world_size, config.grad_accum_steps)
+    accumulation = config.accumulation_steps(world_size)
+    return config.epochs * steps_per_epoch(n_examples, config.batch_size, world_size, accumulation)
 
 
 def collate_seed(seed: int, epoch: int, micro_index: int, rank: int) -> int:

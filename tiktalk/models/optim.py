@@ -1,8 +1,9 @@
-"""Optimisation pieces of the trainer: AdamW's decay groups, the linear schedule, named losses."""
+"""Optimisation pieces of the trainer: AdamW's decay groups, the lr schedules, named losses."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import torch
@@ -35,16 +36,26 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[s
 
 
 class LinearSchedule:
-    """lr multiplier: linear warmup to 1, then linear decay to 0 at ``total_steps``."""
+    """lr multiplier: linear warmup to 1, then linear decay to 0 at ``total_steps``
+    (``shape="cosine"``: half a cosine down to 0, as Hugging Face's
+    ``get_cosine_schedule_with_warmup``; ``"constant"``: 1 after the warmup)."""
 
-    def __init__(self, warmup_steps: int, total_steps: int):
+    def __init__(self, warmup_steps: int, total_steps: int, shape: str = "linear"):
+        if shape not in ("linear", "cosine", "constant"):
+            raise ValueError(f"schedule shape must be linear, cosine or constant, got {shape!r}")
         self.warmup_steps = warmup_steps
         self.total_steps = total_steps
+        self.shape = shape
 
     def __call__(self, step: int) -> float:
         if step < self.warmup_steps:
             return (step + 1) / (self.warmup_steps + 1)
-        return max(0.0, (self.total_steps - step) / max(1, self.total_steps - self.warmup_steps))
+        if self.shape == "constant":
+            return 1.0
+        remaining = max(0.0, (self.total_steps - step) / max(1, self.total_steps - self.warmup_steps))
+        if self.shape == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * (1.0 - remaining)))
+        return remaining
 
 
 def named_losses(output: Any) -> dict[str, torch.Tensor]:

@@ -10,6 +10,7 @@ from typing import Any
 from tiktalk.errors import UsageError
 
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
+LR_SCHEDULES = ("linear", "cosine", "constant")
 # Options that may change between an interrupted run and its resumption; any other
 # difference would change data order or the optimisation and is refused.
 RESUMABLE_CHANGES = frozenset(
@@ -26,10 +27,15 @@ class TrainConfig:
     adam_beta1: float = field(default=0.9, metadata={"help": "AdamW beta1"})
     adam_beta2: float = field(default=0.999, metadata={"help": "AdamW beta2"})
     weight_decay: float = field(default=0.05, metadata={"help": "weight decay (none on biases and norm weights)"})
-    warmup_steps: int = field(default=0, metadata={"help": "linear warmup steps before the linear decay"})
+    warmup_steps: int = field(default=0, metadata={"help": "linear warmup steps before the schedule"})
+    lr_schedule: str = field(default="linear", metadata={
+        "help": "after the warmup: linear (decay to 0), cosine (decay to 0, Hugging Face's), constant"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm (0 disables)"})
     batch_size: int = field(default=64, metadata={"help": "examples per micro-batch per process"})
     grad_accum_steps: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
+    global_batch_size: int | None = field(default=None, metadata={
+        "help": "examples per optimizer step over all processes; reached by accumulating micro-batches "
+        "(batch_size x processes x accumulation steps, which it fixes)"})
     epochs: int = field(default=20, metadata={"help": "passes over the training examples"})
     max_steps: int | None = field(default=None, metadata={"help": "optimizer steps in all (overrides epochs)"})
     seed: int = field(default=42, metadata={"help": "seed of init, data order, masking and dropout"})
@@ -47,15 +53,37 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise UsageError(f"TrainConfig.{name} must be positive, got {getattr(self, name)!r}")
-        for name in ("max_steps", "save_every", "keep_checkpoints"):
+        for name in ("max_steps", "save_every", "keep_checkpoints", "global_batch_size"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise UsageError(f"TrainConfig.{name} must be positive or None, got {value!r}")
         for name in ("weight_decay", "warmup_steps", "max_grad_norm", "num_workers", "adam_eps"):
             if getattr(self, name) < 0:
                 raise UsageError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise UsageError(f"TrainConfig.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.mixed_precision not in MIXED_PRECISION:
             raise UsageError(f"TrainConfig.mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}")
+
+    def accumulation_steps(self, world_size: int) -> int:
+        """Micro-batches per optimizer step on ``world_size`` processes: ``global_batch_size /
+        (batch_size x world_size)`` when a global batch is set (``grad_accum_steps`` must then
+        be 1 or that number), else ``grad_accum_steps``."""
+        if self.global_batch_size is None:
+            return self.grad_accum_steps
+        per_pass = self.batch_size * world_size
+        if self.global_batch_size % per_pass:
+            raise UsageError(
+                f"global_batch_size ({self.global_batch_size}) is not a multiple of batch_size ({self.batch_size}) "
+                f"x processes ({world_size}) = {per_pass}; choose a batch size that divides it"
+            )
+        steps = self.global_batch_size // per_pass
+        if self.grad_accum_steps not in (1, steps):
+            raise UsageError(
+                f"grad_accum_steps ({self.grad_accum_steps}) contradicts global_batch_size ({self.global_batch_size}) "
+                f"= batch_size ({self.batch_size}) x processes ({world_size}) x {steps}; give one of them"
+            )
+        return steps
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -115,6 +115,8 @@ class _Plan:
     world_size: int
     total_steps: int
     steps_per_epoch: int
+    grad_accum_steps: int  # micro-batches per optimizer step (TrainConfig.accumulation_steps)
+    global_batch_size: int  # examples per optimizer step over every process (an epoch's last may take fewer)
     features_present: dict[str, float]  # feature modality -> fraction of examples carrying it
 
 
@@ -180,11 +182,14 @@ def _plan_run(
         type(model).name, examples, model.feature_modalities(),
         allow_missing=allow_missing_features, sources=feature_sources,
     )
+    accumulation = config.accumulation_steps(world_size)
     return _Plan(
         n_examples=len(examples),
         world_size=world_size,
         total_steps=total_steps(config, len(examples), world_size),
-        steps_per_epoch=steps_per_epoch(len(examples), config.batch_size, world_size, config.grad_accum_steps),
+        steps_per_epoch=steps_per_epoch(len(examples), config.batch_size, world_size, accumulation),
+        grad_accum_steps=accumulation,
+        global_batch_size=config.batch_size * world_size * accumulation,
         features_present=present,
     )
 
@@ -248,7 +253,7 @@ def _start_session(
         betas=(config.adam_beta1, config.adam_beta2),
         eps=config.adam_eps,
     )
-    schedule = LinearSchedule(config.warmup_steps, plan.total_steps)
+    schedule = LinearSchedule(config.warmup_steps, plan.total_steps, config.lr_schedule)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     wrapped, optimizer = accelerator.prepare(model, optimizer)
     return _Session(
@@ -282,6 +287,9 @@ def _write_run_files(
         "model_config": model_config_dict(session.model),
         "train_config": session.config.to_dict(),
         "world_size": session.plan.world_size,
+        "grad_accum_steps": session.plan.grad_accum_steps,
+        "global_batch_size": session.plan.global_batch_size,
+        "optimizer_steps": session.plan.total_steps,
         "n_train_examples": session.plan.n_examples,
         "features_present": session.plan.features_present,
         "versions": library_versions(),
@@ -300,7 +308,7 @@ def _epoch_micro_batches(session: _Session, state: TrainerState) -> tuple[int, I
     batches = rank_micro_batches(
         session.plan.n_examples, config.seed, state.epoch, config.batch_size, session.rank, session.plan.world_size
     )
-    start = state.step_in_epoch * config.grad_accum_steps
+    start = state.step_in_epoch * session.plan.grad_accum_steps
     loader = torch.utils.data.DataLoader(
         MicroBatches(batches, start, config.seed, state.epoch, session.rank),
         batch_size=None,
@@ -314,17 +322,23 @@ def _epoch_micro_batches(session: _Session, state: TrainerState) -> tuple[int, I
 
 
 def _train_step(session: _Session, micro_batches: Iterator, n_micro: int) -> tuple[dict[str, torch.Tensor], torch.Tensor, int]:
-    """One optimizer step over ``n_micro`` micro-batches (gradients averaged over them).
+    """One optimizer step over ``n_micro`` micro-batches.
 
-    Returns (each named loss averaged over the micro-batches, 0-d tensors; the gradient norm
-    before clipping; examples used).
+    Each micro-batch's loss is weighted by its share of the step's examples (equal shares
+    when the micro-batches are equal, as all but an epoch's last are), and DDP averages over
+    processes, whose shards are equally long: for a loss that is a mean over examples the
+    step's gradient is that of one process taking the whole global batch.
+
+    Returns (each named loss averaged over the micro-batches the same way, 0-d tensors; the
+    gradient norm before clipping; examples used).
     """
     accelerator, wrapped, config = session.accelerator, session.wrapped, session.config
     wrapped.train()
     step_losses: dict[str, torch.Tensor] = {}
-    n_examples = 0
-    for m in range(n_micro):
-        n_ex, batch = next(micro_batches)
+    items = [next(micro_batches) for _ in range(n_micro)]  # collated on the CPU; sizes first
+    n_examples = sum(n_ex for n_ex, _ in items)
+    for m, (n_ex, batch) in enumerate(items):
+        share = n_ex / n_examples
         batch = to_device(batch, accelerator.device)
         # Only the last micro-batch of a step all-reduces gradients.
         sync = contextlib.nullcontext() if m == n_micro - 1 else accelerator.no_sync(wrapped)
@@ -332,10 +346,9 @@ def _train_step(session: _Session, micro_batches: Iterator, n_micro: int) -> tup
             losses = named_losses(wrapped(**batch))
             if "loss" not in losses:
                 raise UsageError(f"{type(session.model).__name__}.forward returned no `loss` tensor in training")
-            accelerator.backward(losses["loss"] / n_micro)
+            accelerator.backward(losses["loss"] * share)
         for name, value in losses.items():
-            step_losses[name] = step_losses.get(name, 0.0) + value.detach().float() / n_micro
-        n_examples += n_ex
+            step_losses[name] = step_losses.get(name, 0.0) + value.detach().float() * share
     if config.max_grad_norm > 0:
         grad_norm = accelerator.clip_grad_norm_(wrapped.parameters(), config.max_grad_norm)
     else:
@@ -381,7 +394,7 @@ def _run_epochs(
     from tqdm.auto import tqdm
 
     config, plan = session.config, session.plan
-    ga = config.grad_accum_steps
+    ga = plan.grad_accum_steps
     bar = tqdm(total=plan.total_steps, initial=state.global_step, disable=not (session.is_main and config.progress),
                desc="train", unit="step")
     window = MetricsWindow(session.accelerator.device)

@@ -9,7 +9,10 @@ actually had each (run.json's ``features_present`` when the trainer recorded it,
 from the dataset and the knowledge cache; the lower of the training and the scored split),
 steps, distinct responses, and ``comparable_to_paper``: true only on the TikTalk release (its
 published split sizes, 5 references per val/test dialogue) with every modality present for
-every dialogue.
+every dialogue. Each row also states how it trained against its source's recipe
+(:func:`recipe_facts`): the global batch, the optimizer steps, and ``follows_paper_recipe``
+(pretrained weights and every recipe field as the source's, ``recipe_deviations`` naming the
+rest); table3.md flags the rows that do not.
 """
 
 from __future__ import annotations
@@ -46,6 +49,23 @@ def data_facts(data: str, split: str) -> dict[str, Any]:
     }
 
 
+def recipe_facts(row: PaperRow, info: dict[str, Any]) -> dict[str, Any]:
+    """From a row's run.json: its global batch, optimizer steps, and whether it follows its
+    source's recipe (``follows_paper_recipe``; None when run.json holds no train_config)."""
+    from tiktalk.models.base import get_model_class
+
+    cli = info.get("cli") or {}
+    facts: dict[str, Any] = {"global_batch_size": info.get("global_batch_size"),
+                             "optimizer_steps": info.get("optimizer_steps")}
+    if "train_config" not in info:
+        return {**facts, "follows_paper_recipe": None, "recipe_deviations": ["run.json records no train_config"]}
+    deviations = get_model_class(row.model).recipe_deviations(
+        info["train_config"], info.get("global_batch_size"), cli.get("model_options"))
+    if cli.get("preset"):
+        deviations.insert(0, f"random-initialised preset {cli['preset']} with its own recipe, not pretrained weights")
+    return {**facts, "follows_paper_recipe": not deviations, "recipe_deviations": deviations}
+
+
 def row_provenance(row: PaperRow, run: Path, data: str, split: str, facts: dict[str, Any],
                    steps: int | None) -> dict[str, Any]:
     """The row's data, references, modalities read and present, steps and comparability."""
@@ -77,7 +97,7 @@ def row_provenance(row: PaperRow, run: Path, data: str, split: str, facts: dict[
         "presence": presence,
         "presence_source": ("run.json features_present; knowledge from its cache" if recorded is not None
                             else "derived from the dataset and the knowledge cache"),
-        "steps": steps,
+        "steps": steps, **recipe_facts(row, info),
         "comparable_to_paper": not reasons, "not_comparable_because": reasons,
     }
 

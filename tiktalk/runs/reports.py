@@ -36,16 +36,24 @@ def _provenance_lines(results: dict[str, dict]) -> tuple[list[str], list[str]]:
         text += "".join(f" {TABLE3[k].label}: {'; '.join(r for r in reasons if r not in shared)}."
                         for k, reasons in bad.items() if any(r not in shared for r in reasons))
         caveat = [text, ""]
-    header = ("| system | data (manifest sha256) | refs/dialogue | reads | present | steps | distinct responses "
-              "| comparable to paper |")
-    table = ["", header, "|---|---|---:|---|---|---:|---:|---|"]
+    off_recipe = {key: p.get("recipe_deviations") or [] for key, p in rows.items()
+                  if p.get("follows_paper_recipe") is False}
+    if off_recipe:
+        caveat += ["**Not the paper's recipe**: " + " ".join(
+            f"{TABLE3[k].label}: {'; '.join(reasons)}." for k, reasons in off_recipe.items()), ""]
+    header = ("| system | data (manifest sha256) | refs/dialogue | reads | present | steps | global batch "
+              "| distinct responses | paper's recipe | comparable to paper |")
+    table = ["", header, "|---|---|---:|---|---|---:|---:|---:|---|---|"]
+    recipe_mark = {True: "yes", False: "**no**", None: "?"}
     for key, p in rows.items():
         missing = ", ".join(f"{m} {share:.0%}" for m, share in p["presence"].items() if share < 1)
         present = p["modalities_present"] + (f" ({missing})" if missing else "")
         steps = "-" if p["steps"] is None else str(p["steps"])
+        batch = "-" if p.get("global_batch_size") is None else str(p["global_batch_size"])
         table.append(f"| {TABLE3[key].label} | {p['dataset']} ({p['dataset_sha256'][:12]}) | "
-                     f"{p['references_per_dialogue']} | {p['modalities_read']} | {present} | {steps} | "
-                     f"{results[key]['distinct_responses']:.1f}% | {'yes' if p['comparable_to_paper'] else 'no'} |")
+                     f"{p['references_per_dialogue']} | {p['modalities_read']} | {present} | {steps} | {batch} | "
+                     f"{results[key]['distinct_responses']:.1f}% | {recipe_mark[p.get('follows_paper_recipe')]} | "
+                     f"{'yes' if p['comparable_to_paper'] else 'no'} |")
     return caveat, table
 
 

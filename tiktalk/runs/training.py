@@ -26,9 +26,11 @@ class RunOptions:
     """What a run trains, beside :class:`TrainConfig`; the defaults live here only.
 
     ``modalities`` is the canonical tuple of :func:`tiktalk.models.modalities.parse_modalities`
-    (parsed once, where the value enters). Recorded in run.json (``model``, ``data``: path +
-    split, ``knowledge``, ``cli``: modalities, init, preset, allow_missing_features) and
-    restored from there by :func:`plan_resume`.
+    (parsed once, where the value enters). ``model_options``: fields of the model's config
+    (e.g. Maria's ``output_layer``, causal-lm's ``lora_r``) passed to ``from_pretrained`` /
+    ``from_preset``; they also pick a model's recipe variant (``ChatModel.recipe``). Recorded in
+    run.json (``model``, ``data``: path + split, ``knowledge``, ``cli``: modalities, init,
+    preset, allow_missing_features, model_options) and restored from there by :func:`plan_resume`.
     """
 
     model: str | None = None
@@ -40,6 +42,7 @@ class RunOptions:
     preset: str | None = None
     allow_missing_features: bool = False
     lm: str | None = None
+    model_options: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         from tiktalk.models.modalities import parse_modalities
@@ -105,6 +108,7 @@ def saved_run_options(info: dict[str, Any], where: Path) -> RunOptions:
         preset=cli.get("preset"),
         allow_missing_features=cli.get("allow_missing_features", False),  # older runs had no such flag
         lm=cli.get("lm"),
+        model_options=cli.get("model_options"),
     )
 
 
@@ -296,7 +300,9 @@ def train_run(options: RunOptions, config, out: str | Path, *, resume: bool = Fa
         if options.reads_knowledge() and not options.knowledge:
             raise UsageError(f"--modalities {modalities} includes K (knowledge) but no --knowledge file was given")
         cls = get_model_class(options.model)
-        overrides: dict[str, Any] = {"modalities": options.modalities} if options.modalities else {}
+        overrides: dict[str, Any] = dict(options.model_options or {})
+        if options.modalities:
+            overrides["modalities"] = options.modalities
         if options.lm:
             if not _has_lm_path(cls):
                 raise UsageError(f"--lm applies to models over a causal LM (blip2-*), not {options.model}")
@@ -323,11 +329,12 @@ def train_run(options: RunOptions, config, out: str | Path, *, resume: bool = Fa
             model = cls.from_preset(options.preset, **overrides)
 
         check_knowledge_budget(model, info)
-        recipe = cls.recipe(None if options.init else options.preset)
+        recipe = cls.recipe(None if options.init else options.preset, options.model_options)
         info["cli"] = {"model": options.model, "modalities": modalities,
                        "init": str(Path(options.init).resolve()) if options.init else None,
                        "preset": options.preset, "allow_missing_features": options.allow_missing_features,
-                       "lm": str(Path(options.lm).resolve()) if options.lm else None, "recipe": recipe}
+                       "lm": str(Path(options.lm).resolve()) if options.lm else None,
+                       "model_options": options.model_options, "recipe": recipe}
         result = train(model, examples, config, run, run_info=info, resume=resume, overwrite=overwrite,
                        allow_missing_features=options.allow_missing_features,
                        feature_sources=info["data"]["feature_files"])
