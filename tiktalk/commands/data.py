@@ -12,6 +12,7 @@ from tiktalk.commands import (
     importer_option_help,
     writing,
 )
+from tiktalk.options import COUNT, FRACTION, POSITIVE_INT
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,14 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("raw", metavar="RAW", help="raw directory, or 'sample'")
     p.add_argument("--out", required=True, help="output directory (written atomically)")
     p.add_argument("--config", default=None, help="build config JSON (default: RAW/build_config.json if present)")
-    p.add_argument("--video-min-likes", type=int, default=None)
-    p.add_argument("--comment-min-likes", type=int, default=None)
+    p.add_argument("--video-min-likes", type=COUNT.parse("--video-min-likes"), default=None)
+    p.add_argument("--comment-min-likes", type=COUNT.parse("--comment-min-likes"), default=None)
     p.add_argument("--blocklist", default=None, help="file with one blocked word per line (replaces the list)")
-    p.add_argument("--min-references", type=int, default=None, help="responses needed by a val/test dialogue")
-    p.add_argument("--val-fraction", type=float, default=None)
-    p.add_argument("--test-fraction", type=float, default=None)
+    p.add_argument("--min-references", type=POSITIVE_INT.parse("--min-references"), default=None, help="responses needed by a val/test dialogue")
+    p.add_argument("--val-fraction", type=FRACTION.parse("--val-fraction"), default=None)
+    p.add_argument("--test-fraction", type=FRACTION.parse("--test-fraction"), default=None)
     p.add_argument("--split-seed", default=None)
-    p.add_argument("--synthetic-features", type=int, default=None, metavar="N",
+    p.add_argument("--synthetic-features", type=COUNT.parse("--synthetic-features"), default=None, metavar="N",
                    help="write N seeded random frames and audio patches per video")
     p.add_argument("--features", default=None, metavar="DIR",
                    help="DIR/frames.safetensors and DIR/audio.safetensors keyed by video_id")
@@ -64,8 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--from", dest="source_format", choices=IMPORTERS.names(), default=IMPORTERS.names()[0],
                    help=f"format of SOURCE (default {IMPORTERS.names()[0]})")
     p.add_argument("--out", required=True, help="output directory (written atomically)")
-    p.add_argument("--val-fraction", type=float, default=None, help=importer_option_help("val_fraction"))
-    p.add_argument("--test-fraction", type=float, default=None, help=importer_option_help("test_fraction"))
+    p.add_argument("--val-fraction", type=FRACTION.parse("--val-fraction"), default=None, help=importer_option_help("val_fraction"))
+    p.add_argument("--test-fraction", type=FRACTION.parse("--test-fraction"), default=None, help=importer_option_help("test_fraction"))
     p.add_argument("--split-seed", default=None, help=importer_option_help("split_seed"))
     p.add_argument("--expand-turns", action="store_true", help=importer_option_help("expand_turns"))
     p.add_argument("--features", default=None, metavar="DIR",

@@ -23,12 +23,14 @@ from tiktalk.commands import (
     add_group,
     add_json_flag,
     add_run_input_arguments,
+    device_arg,
     emit,
     modalities_arg,
     model_help,
     print_notice,
 )
 from tiktalk.errors import UsageError
+from tiktalk.options import COUNT, FINITE, POSITIVE, POSITIVE_INT, field_bounds
 from tiktalk.runs.training import RunOptions
 
 
@@ -63,18 +65,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="write one response per dialogue of a split as JSONL")
     add_run_input_arguments(p)
     p.add_argument("--out", required=True, metavar="JSONL", help='predictions: {"dialogue_id", "response"} per line')
-    p.add_argument("--batch-size", type=int, default=16, help="examples per generate call (default 16)")
-    p.add_argument("--limit", type=int, default=None, help="only the first N dialogues")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    for flag, kind, text in (
-        ("--beam", int, "beam size (model argument num_beams)"),
-        ("--max-length", int, "maximum response tokens"),
-        ("--min-length", int, "minimum response tokens"),
-        ("--length-penalty", float, "beam length penalty"),
-        ("--repetition-penalty", float, "CTRL-style repetition penalty"),
-        ("--no-repeat-ngram-size", int, "forbid repeating n-grams of this size"),
+    p.add_argument("--batch-size", type=POSITIVE_INT.parse("--batch-size"), default=16, help="examples per generate call (default 16)")
+    p.add_argument("--limit", type=POSITIVE_INT.parse("--limit"), default=None, help="only the first N dialogues")
+    p.add_argument("--device", default=None, type=device_arg, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    for flag, bounds, text in (
+        ("--beam", POSITIVE_INT, "beam size (model argument num_beams)"),
+        ("--max-length", POSITIVE_INT, "maximum response tokens"),
+        ("--min-length", COUNT, "minimum response tokens"),
+        ("--length-penalty", FINITE, "beam length penalty"),
+        ("--repetition-penalty", POSITIVE, "CTRL-style repetition penalty"),
+        ("--no-repeat-ngram-size", COUNT, "forbid repeating n-grams of this size"),
     ):
-        p.add_argument(flag, type=kind, default=None, help=f"{text} (default: the model's)")
+        p.add_argument(flag, type=bounds.parse(flag), default=None, help=f"{text} (default: the model's)")
     add_json_flag(p)
     p.set_defaults(func=_generate)
 
@@ -84,14 +86,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="FEATURES", help="output directory (written atomically)")
     p.add_argument("--resnet", default=None, metavar="DIR", help="local transformers ResNetModel directory")
     p.add_argument("--vggish", default=None, metavar="FILE", help="VGGish weights (safetensors)")
-    p.add_argument("--max-frames", type=int, default=50, help="frames sampled uniformly per video (default 50)")
-    p.add_argument("--grid", type=int, nargs="?", const=7, default=None, metavar="N",
+    p.add_argument("--max-frames", type=POSITIVE_INT.parse("--max-frames"), default=50, help="frames sampled uniformly per video (default 50)")
+    p.add_argument("--grid", type=POSITIVE_INT.parse("--grid"), nargs="?", const=7, default=None, metavar="N",
                    help="keep an N x N token grid of ResNet's last stage per frame (default N: 7, the whole "
                    "ResNet-101 map) instead of its pooled vector; BLIP-2 reads the tokens, Maria and Livebot their mean")
-    p.add_argument("--max-audio", type=int, default=50, help="0.96 s audio patches kept per video, sampled "
+    p.add_argument("--max-audio", type=POSITIVE_INT.parse("--max-audio"), default=50, help="0.96 s audio patches kept per video, sampled "
                    "uniformly (default 50)")
-    p.add_argument("--batch-size", type=int, default=16, help="frames / patches per network call")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--batch-size", type=POSITIVE_INT.parse("--batch-size"), default=16, help="frames / patches per network call")
+    p.add_argument("--device", default=None, type=device_arg, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     add_json_flag(p)
     p.set_defaults(func=_features_extract)
@@ -127,7 +129,9 @@ def add_train_config_arguments(parser: argparse.ArgumentParser) -> None:
             else:
                 group.add_argument(f"--{flag}", dest=f.name, action="store_true", default=None, help=text)
         else:
-            group.add_argument(f"--{flag}", dest=f.name, type=kind, default=None,
+            bounds = field_bounds(f)
+            group.add_argument(f"--{flag}", dest=f.name, type=kind if bounds is None else bounds.parse(f"--{flag}"),
+                               default=None,
                                help=f"{text} (default {f.default})")
 
 
