@@ -32,7 +32,9 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> typing.NoReturn:
         text = " ".join(part.strip() for part in message.splitlines() if part.strip())
-        self.exit(2, f"{self.prog}: error: {text}\n")
+        words = self.prog.split()
+        sub = " ".join(words[2:])  # `tiktalk CMD: error: SUB: ...`, like the library's errors
+        self.exit(2, f"{' '.join(words[:2])}: error: {sub + ': ' if sub else ''}{text}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
