@@ -560,11 +560,14 @@ def open_input(path: str | Path, mode: str = "rb", **kwargs: Any) -> Iterator[An
 
 
 def refuse_overlap(out: str | Path, inputs: Iterable[tuple[str, str | Path | None]], *,
-                   out_flag: str = "--out") -> None:
+                   out_flag: str = "--out", may_write_inside: Iterable[str] = ()) -> None:
     """Refuse, before anything is written, an output that is, contains or lies inside one of
     ``inputs`` (``(flag, path)`` pairs; ``None`` paths and the word ``sample`` are skipped):
-    ``--overwrite`` would otherwise delete the input, or write into what is being read."""
+    ``--overwrite`` would otherwise delete the input, or write into what is being read.
+    ``may_write_inside``: flags of directories a new file may be written into (a run
+    directory receiving its predictions); being or containing them is still refused."""
     target = Path(os.path.realpath(out))
+    inside_ok = set(may_write_inside)
     for flag, given in inputs:
         if given is None or str(given) == "sample":
             continue
@@ -573,7 +576,7 @@ def refuse_overlap(out: str | Path, inputs: Iterable[tuple[str, str | Path | Non
             how = "is"
         elif target in source.parents:
             how = "contains"
-        elif source in target.parents:
+        elif source in target.parents and flag not in inside_ok:
             how = "lies inside"
         else:
             continue

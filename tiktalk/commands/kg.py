@@ -43,7 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _convert(args: argparse.Namespace) -> int:
+    from tiktalk.io import refuse_overlap
     from tiktalk.runs.pipeline import convert_kg
+
+    refuse_overlap(args.out, [("SRC", source) for source in args.sources])
 
     manifest = convert_kg(args.sources, args.out, trust_pickle=args.trust_pickle, overwrite=args.overwrite,
                           on_notice=print_notice)

@@ -218,7 +218,11 @@ def _hub_k(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     from retrieval.search import SearchParams
+    from tiktalk.io import refuse_overlap
     from tiktalk.runs.pipeline import build_index
+
+    background = args.background if args.background not in (None, "none") else None
+    refuse_overlap(args.out, [("--kg", args.kg), ("--background", background)])
 
     params = SearchParams()
     if args.nprobe is not None or args.ef_search is not None:
@@ -281,7 +285,11 @@ def _retrieve(args: argparse.Namespace) -> int:
 
 
 def _annotate(args: argparse.Namespace) -> int:
+    from tiktalk.io import refuse_overlap
     from tiktalk.runs.pipeline import annotate_dialogues
+
+    refuse_overlap(args.out, [("--data", args.data), ("--index", args.index), ("--kg", args.kg),
+                              ("--selector", args.selector)])
 
     result = annotate_dialogues(_retriever(args), args.data, args.out, split=args.split, chunk_size=args.chunk_size,
                                 allow_empty=args.allow_empty, overwrite=args.overwrite, progress=not args.json,

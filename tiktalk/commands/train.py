@@ -30,6 +30,7 @@ from tiktalk.commands import (
     print_notice,
 )
 from tiktalk.errors import UsageError
+from tiktalk.io import refuse_overlap
 from tiktalk.options import COUNT, FINITE, POSITIVE, POSITIVE_INT, field_bounds
 from tiktalk.runs.training import RunOptions
 
@@ -162,6 +163,8 @@ def _train_locked(args: argparse.Namespace) -> int:
     from tiktalk.runs.training import check_new_run, plan_resume, train_run
 
     run = Path(args.out)
+    refuse_overlap(run, [("--data", args.data), ("--init", args.init), ("--knowledge", args.knowledge),
+                         ("--lm", args.lm)])
     if args.resume:
         if args.overwrite:
             raise UsageError("pass either --resume (continue RUN) or --overwrite (replace it), not both")
@@ -192,6 +195,8 @@ GENERATE_OPTIONS = {  # CLI dest -> ChatModel.generate keyword
 def _generate(args: argparse.Namespace) -> int:
     from tiktalk.runs.training import generate_responses
 
+    refuse_overlap(args.out, [("--run", args.run), ("--data", args.data), ("--knowledge", args.knowledge)],
+                   may_write_inside=("--run",))
     kwargs = {kw: getattr(args, dest) for dest, kw in GENERATE_OPTIONS.items() if getattr(args, dest) is not None}
     result = generate_responses(args.run, args.out, data=args.data, split=args.split, knowledge=args.knowledge,
                                 step=args.step, limit=args.limit, batch_size=args.batch_size, device=args.device,
@@ -207,6 +212,7 @@ def _features_extract(args: argparse.Namespace) -> int:
         raise UsageError("nothing to extract: pass --resnet DIR and/or --vggish FILE")
     config = FeatureConfig(max_frames=args.max_frames, max_audio_patches=args.max_audio, batch_size=args.batch_size,
                            grid=args.grid)
+    refuse_overlap(args.out, [("VIDEO", video) for video in args.videos])
     videos = find_videos(args.videos)
     summary = extract_features(videos, args.out, resnet_dir=args.resnet, vggish_path=args.vggish,
                                config=config, device=args.device, overwrite=args.overwrite)
