@@ -67,7 +67,7 @@ from tiktalk.lock_holder import LockHolder
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_input(path) as fh:  # a FIFO would block: refused at once
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
