@@ -15,7 +15,7 @@ import pytest
 
 from retrieval.index import HUB_FILE, INDEX_FILE, MANIFEST_FILE, HeadIndex
 from tests.cli_contract import expect_error, run_cli
-from tests.tamper import reseal_dataset, reseal_index
+from tests.tamper import reseal_index
 from tiktalk.dataset import load_dataset, sample_dir
 from tiktalk.io import output_lock, sibling_stem
 
@@ -84,7 +84,7 @@ def test_overlapping_family_ranges_are_refused(index_copy):
 def test_family_ranges_must_be_the_family_rows(index_copy):
     manifest = _manifest(index_copy)
     ranges = manifest["family_ranges"]
-    family = sorted(ranges, key=lambda f: ranges[f][0])[0]
+    family = min(ranges, key=lambda f: ranges[f][0])
     ranges[family] = [ranges[family][0], ranges[family][1] - 1]
     _write_manifest(index_copy, manifest)
     with pytest.raises(ValueError, match=rf"gives {family} rows .* not exactly the {family} rows"):
