@@ -271,7 +271,7 @@ def _lccc(args: argparse.Namespace) -> int:
 def _gold_knowledge(args: argparse.Namespace) -> int:
     from tiktalk.io import refuse_overlap
 
-    refuse_overlap(args.out, [("DIR", args.data)])
+    refuse_overlap(args.out, [("DIR", args.data)], may_write_inside=("DIR",))
     from tiktalk.runs.budget import knowledge_budget
     from tiktalk.runs.pipeline import gold_knowledge
 

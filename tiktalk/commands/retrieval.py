@@ -222,7 +222,7 @@ def _build(args: argparse.Namespace) -> int:
     from tiktalk.runs.pipeline import build_index
 
     background = args.background if args.background not in (None, "none") else None
-    refuse_overlap(args.out, [("--kg", args.kg), ("--background", background)])
+    refuse_overlap(args.out, [("--kg", args.kg), ("--background", background)], may_write_inside=("--kg",))
 
     params = SearchParams()
     if args.nprobe is not None or args.ef_search is not None:
@@ -289,7 +289,7 @@ def _annotate(args: argparse.Namespace) -> int:
     from tiktalk.runs.pipeline import annotate_dialogues
 
     refuse_overlap(args.out, [("--data", args.data), ("--index", args.index), ("--kg", args.kg),
-                              ("--selector", args.selector)])
+                              ("--selector", args.selector)], may_write_inside=("--data", "--index", "--kg", "--selector"))
 
     result = annotate_dialogues(_retriever(args), args.data, args.out, split=args.split, chunk_size=args.chunk_size,
                                 allow_empty=args.allow_empty, overwrite=args.overwrite, progress=not args.json,

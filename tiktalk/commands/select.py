@@ -63,7 +63,7 @@ def _train(args: argparse.Namespace) -> int:
     from tiktalk.io import refuse_overlap
     from tiktalk.runs.select import train_dataset_selector
 
-    refuse_overlap(args.out, [("--data", args.data), ("--index", args.index)])
+    refuse_overlap(args.out, [("--data", args.data), ("--index", args.index)], may_write_inside=("--data", "--index"))
     given = {"steps": args.steps, "lr": args.lr, "seed": args.seed}
     settings = dataclasses.replace(TrainSettings(), **{k: v for k, v in given.items() if v is not None})
     heads = {"candidate_heads": args.candidate_heads, "named_heads": args.named_heads}

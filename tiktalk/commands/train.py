@@ -164,7 +164,7 @@ def _train_locked(args: argparse.Namespace) -> int:
 
     run = Path(args.out)
     refuse_overlap(run, [("--data", args.data), ("--init", args.init), ("--knowledge", args.knowledge),
-                         ("--lm", args.lm)])
+                         ("--lm", args.lm)], may_write_inside=("--data", "--init", "--lm"))
     if args.resume:
         if args.overwrite:
             raise UsageError("pass either --resume (continue RUN) or --overwrite (replace it), not both")
