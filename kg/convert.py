@@ -11,6 +11,7 @@ same sources twice gives byte-identical files.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 from collections import Counter
@@ -33,7 +34,15 @@ from kg.schema import (
     family_of,
     is_known_type,
 )
-from tiktalk.io import atomic_directory, canonical_json, recover_directory, sha256_file
+from tiktalk.errors import FormatError
+from tiktalk.io import (
+    atomic_directory,
+    canonical_json,
+    read_generation,
+    read_json,
+    recover_directory,
+    sha256_file,
+)
 
 NODES_FILE, EDGES_FILE, MANIFEST_FILE = "nodes.parquet", "edges.parquet", "manifest.json"
 NODE_SCHEMA = {
@@ -317,32 +326,76 @@ def read_canonical(path: str | Path) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     A directory left missing by an interrupted replacement is restored first."""
     path = Path(path)
     recover_directory(path)
+    # a concurrent `kg convert --overwrite` may swap the directory mid-read: read it again
+    return read_generation(path, lambda: _read_canonical_files(path))
+
+
+def _read_canonical_files(path: Path) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     manifest_path = path / MANIFEST_FILE
     if not manifest_path.is_file():
         raise KGFormatError(f"no {MANIFEST_FILE}: not a converted KG directory", path=path)
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise KGFormatError(f"unreadable manifest: {err}", path=manifest_path) from None
+        manifest = read_json(manifest_path)
+    except FormatError as err:
+        raise KGFormatError(err.reason, path=manifest_path, line=err.line) from None
+    if not isinstance(manifest, dict):
+        raise KGFormatError(f"expected a JSON object, got {type(manifest).__name__}", path=manifest_path)
     if manifest.get("format_version") != FORMAT_VERSION:
         raise KGFormatError(
             f"format version {manifest.get('format_version')!r} is not {FORMAT_VERSION}",
             path=manifest_path, field="format_version", value=manifest.get("format_version"),
         )
+    recorded = manifest.get("tables")
+    if not isinstance(recorded, dict):
+        raise KGFormatError("expected an object of table sha256s", path=manifest_path, field="tables",
+                            value=recorded)
     tables = []
     for name, schema in ((NODES_FILE, NODE_SCHEMA), (EDGES_FILE, EDGE_SCHEMA)):
         file = path / name
         if not file.is_file():
             raise KGFormatError("missing table", path=file)
-        expected = manifest.get("tables", {}).get(name)
-        actual = sha256_file(file)
+        expected = recorded.get(name)
+        if not isinstance(expected, str):
+            raise KGFormatError("no sha256 recorded for the table; refusing to read it unchecked",
+                                path=manifest_path, field=f"tables.{name}", value=expected)
+        data = file.read_bytes()  # hashed and parsed from the same bytes
+        actual = hashlib.sha256(data).hexdigest()
         if actual != expected:
             raise KGFormatError(
                 f"sha256 {actual[:12]}... differs from the manifest's {str(expected)[:12]}... "
                 "(corrupt or edited)", path=file,
             )
-        table = pl.read_parquet(file)
+        try:
+            table = pl.read_parquet(io.BytesIO(data))
+        except (pl.exceptions.PolarsError, OSError, ValueError) as err:
+            raise KGFormatError(f"not a readable Parquet table ({str(err).splitlines()[0][:200]})",
+                                path=file) from None
         if dict(table.schema) != schema:
             raise KGFormatError(f"schema {dict(table.schema)} is not {schema}", path=file)
         tables.append(table)
+    check_tables(tables[0], tables[1], path)
     return tables[0], tables[1], manifest
+
+
+def check_tables(nodes: pl.DataFrame, edges: pl.DataFrame, where: Path) -> None:
+    """Structural checks a matching hash cannot give: unique node ids, every edge between
+    known nodes, weights from 0 to the int64 maximum, no null ids or types."""
+    nodes_file, edges_file = where / NODES_FILE, where / EDGES_FILE
+    if nodes["id"].null_count() or nodes["kind"].null_count():
+        raise KGFormatError("a node has no id or kind", path=nodes_file)
+    duplicated = nodes.filter(pl.col("id").is_duplicated())
+    if duplicated.height:
+        raise KGFormatError("duplicate node id", path=nodes_file, field="id", value=duplicated["id"][0])
+    for column in ("source", "target", "type", "weight"):
+        if edges[column].null_count():
+            raise KGFormatError(f"an edge has no {column}", path=edges_file, field=column)
+    known = nodes["id"]
+    for column in ("source", "target"):
+        dangling = edges.filter(~pl.col(column).is_in(known.implode()))
+        if dangling.height:
+            raise KGFormatError(f"edge {column} is not a node of {NODES_FILE} ({dangling.height} dangling edges)",
+                                path=edges_file, field=column, value=dangling[column][0])
+    negative = edges.filter(pl.col("weight") < 0)
+    if negative.height:
+        raise KGFormatError(f"negative edge weight ({negative.height} edges)", path=edges_file, field="weight",
+                            value=int(negative["weight"][0]))

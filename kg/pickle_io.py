@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 from kg.errors import KGFormatError
 from kg.schema import MAX_WEIGHT
+from tiktalk.errors import MissingInputError
+from tiktalk.io import open_input
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -70,10 +72,10 @@ def read_gpickle(path: str | Path, *, trust_pickle: bool = False) -> nx.DiGraph:
             path=path,
         )
     try:
-        with open(path, "rb") as fh:
+        with open_input(path) as fh:
             graph = _DiGraphUnpickler(fh, path).load()
-    except FileNotFoundError:
-        raise KGFormatError("file not found", path=path) from None
+    except MissingInputError as err:  # missing, or a FIFO / device / directory
+        raise KGFormatError(str(err).removeprefix(f"{path} ").removeprefix(f"{path}: "), path=path) from None
     except UnsafePickleError:
         raise
     except Exception as err:  # noqa: BLE001 (hostile bytes can make the unpickler raise anything)

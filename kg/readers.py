@@ -30,6 +30,8 @@ from pathlib import Path
 
 from kg.errors import KGFormatError
 from kg.schema import MAX_WEIGHT, NodeKind
+from tiktalk.errors import MissingInputError
+from tiktalk.io import open_input
 from tiktalk.registry import Registry
 
 NONE_TAILS = frozenset({"", "none"})  # ATOMIC's "no inference" marker
@@ -86,9 +88,10 @@ def read_text(path: str | Path) -> str:
     """Whole file as text, utf-8 with or without BOM; anything else is an error with its line."""
     path = Path(path)
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise KGFormatError("file not found", path=path) from None
+        with open_input(path) as fh:
+            data = fh.read()
+    except MissingInputError as err:  # missing, or a FIFO / device / directory: never block on it
+        raise KGFormatError(str(err).removeprefix(f"{path} ").removeprefix(f"{path}: "), path=path) from None
     if not data.removeprefix(b"\xef\xbb\xbf").strip():
         raise KGFormatError("file is empty (truncated?)", path=path, line=1)
     if b"\x00" in data:  # text files never hold NUL; it marks binary or corrupt data
@@ -462,10 +465,10 @@ def sniff_format(path: str | Path) -> str:
             return n
     if any(fmt.header_hint is not None for _, fmt in candidates):
         try:
-            with open(path, "rb") as fh:
+            with open_input(path) as fh:
                 first = fh.readline().decode("utf-8-sig", errors="replace").rstrip("\r\n")
-        except FileNotFoundError:
-            raise KGFormatError("file not found", path=path) from None
+        except MissingInputError as err:
+            raise KGFormatError(str(err).removeprefix(f"{path} ").removeprefix(f"{path}: "), path=path) from None
         cells = [c.strip() for c in first.split("\t")]
         for n, fmt in candidates:
             if fmt.header_hint is not None and fmt.header_hint(cells):

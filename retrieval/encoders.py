@@ -475,8 +475,24 @@ def usable_cores() -> int:
 _WORKER_ENCODER: Encoder | None = None
 
 
-def _worker_start(name: str, kwargs: dict) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Exit when the process that started this worker is gone: a ``kill -9`` of the command
+    must leave no orphan holding its stdout (a watch on the parent pid, every 0.2 s)."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _worker_start(name: str, kwargs: dict, parent: int | None = None) -> None:
     global _WORKER_ENCODER
+    if parent is not None:
+        _die_with_parent(parent)
     _WORKER_ENCODER = get_encoder(name, **kwargs)
     if "torch" in sys.modules:  # a sentence-transformers member: one thread per worker
         sys.modules["torch"].set_num_threads(1)
@@ -523,7 +539,7 @@ class ParallelEncoder:
             from concurrent.futures import ProcessPoolExecutor
 
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_worker_start, initargs=self._spec)
+                                             initializer=_worker_start, initargs=(*self._spec, os.getpid()))
         return self._pool
 
     def encode(self, texts: Sequence[str], kind: Kind = "query") -> np.ndarray:

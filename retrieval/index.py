@@ -25,6 +25,8 @@ event flow, phrase heads and entities the concept flow, emotion nodes the emotio
 
 from __future__ import annotations
 
+import itertools
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -58,13 +60,21 @@ from tiktalk.errors import (
     TiktalkError,
     UsageError,
 )
-from tiktalk.io import atomic_directory, read_json, recover_directory, sha256_file, write_json
+from tiktalk.io import (
+    atomic_directory,
+    read_generation,
+    read_json,
+    recover_directory,
+    sha256_file,
+    write_json,
+)
 from tiktalk.versions import library_versions
 
 FORMAT_VERSION = 1
 PIECE_PASSAGES_FILE, PIECE_EMB_FILE = "piece_passages.parquet", "piece_embeddings.npy"
 INDEX_FILE, HEADS_FILE, EMB_FILE, MANIFEST_FILE = "index.faiss", "heads.parquet", "embeddings.npy", "manifest.json"
 HUB_FILE = "hub_penalty.npy"
+_SHA256 = re.compile("[0-9a-f]{64}")
 
 # short name -> (KG node kind, flow family it starts), as kg defines them. Order = row order.
 KINDS: dict[str, tuple[str, str]] = {short: (kind.value, family) for short, (kind, family) in FLOW_START_KINDS.items()}
@@ -215,6 +225,13 @@ class HeadIndex:
         note = recover_directory(path)
         if note and on_notice is not None:
             on_notice(note)
+        # a concurrent `index build --overwrite` may swap the directory mid-read: load again
+        out = read_generation(path, lambda: cls._load_files(path, verify=verify, use_gpu=use_gpu))
+        out.check_compatible(encoder, kg_sha256)
+        return out
+
+    @classmethod
+    def _load_files(cls, path: Path, *, verify: bool, use_gpu: bool) -> HeadIndex:
         if not path.is_dir():
             raise MissingInputError(f"index directory {path} does not exist")
         for name in (MANIFEST_FILE, INDEX_FILE, HEADS_FILE, EMB_FILE):
@@ -227,8 +244,6 @@ class HeadIndex:
         _check_manifest(manifest, path / MANIFEST_FILE)
         if verify:
             for name, expected in manifest["files"].items():
-                if name not in (INDEX_FILE, HEADS_FILE, EMB_FILE, HUB_FILE, PIECE_PASSAGES_FILE, PIECE_EMB_FILE):
-                    raise IndexFileError(f"{path / MANIFEST_FILE}: field 'files' names an unknown file {name!r}")
                 actual = sha256_file(path / name)
                 if actual != expected:
                     raise IndexFileError(f"{path / name}: sha256 {actual} differs from the manifest's {expected} "
@@ -253,7 +268,6 @@ class HeadIndex:
                   hub_penalty=_read_hub_penalty(path, manifest, heads.height))
         if "pieces" in manifest:
             out.piece_passages, out.piece_embeddings = _read_pieces(path, manifest)
-        out.check_compatible(encoder, kg_sha256)
         return out
 
 
@@ -279,6 +293,25 @@ def _check_manifest(manifest: object, file: Path) -> None:
     files = manifest["files"]
     if not (isinstance(files, dict) and all(isinstance(v, str) for v in files.values())):
         raise IndexFileError(f"{file}: field 'files' must map file names to sha256 strings (value {files!r})")
+    known = (INDEX_FILE, HEADS_FILE, EMB_FILE, HUB_FILE, PIECE_PASSAGES_FILE, PIECE_EMB_FILE)
+    for name, digest in files.items():
+        if name not in known:  # also keeps every path a plain name inside the directory
+            raise IndexFileError(f"{file}: field 'files' names an unknown file {name!r}")
+        if not _SHA256.fullmatch(digest):
+            raise IndexFileError(f"{file}: field 'files' holds no sha256 for {name!r} (value {digest!r})")
+    # every file the index reads must have its hash recorded: a key deleted must not switch its check off
+    needed = [INDEX_FILE, HEADS_FILE, EMB_FILE]
+    if "hub_correction" in manifest:
+        hub = manifest["hub_correction"]
+        if not (isinstance(hub, dict) and hub.get("file") == HUB_FILE):
+            raise IndexFileError(f"{file}: field 'hub_correction' must name its file {HUB_FILE!r} inside the "
+                                 f"index directory (value {hub!r})")
+        needed.append(HUB_FILE)
+    if "pieces" in manifest:
+        needed += [PIECE_PASSAGES_FILE, PIECE_EMB_FILE]
+    lacking = [name for name in needed if name not in files]
+    if lacking:
+        raise IndexFileError(f"{file}: field 'files' lacks the sha256 of {lacking}; refusing to read them unchecked")
     ranges = manifest["family_ranges"]
     ok = isinstance(ranges, dict) and all(
         f in FAMILIES and isinstance(r, list) and len(r) == 2 and all(type(x) is int for x in r) and 0 <= r[0] <= r[1]
@@ -286,8 +319,21 @@ def _check_manifest(manifest: object, file: Path) -> None:
     )
     if not ok:
         raise IndexFileError(f"{file}: field 'family_ranges' must map families to [lo, hi) rows (value {ranges!r})")
-    if not isinstance(manifest.get("search_params", {}), dict):
+    spans = sorted(ranges.values())
+    for (lo1, hi1), (lo2, hi2) in itertools.pairwise(spans):
+        if lo2 < hi1:
+            raise IndexFileError(f"{file}: field 'family_ranges' overlap: rows [{lo1}, {hi1}) and [{lo2}, {hi2}) "
+                                 f"(value {ranges!r})")
+    params = manifest.get("search_params", {})
+    if not isinstance(params, dict):
         raise IndexFileError(f"{file}: field 'search_params' is not an object")
+    unknown = sorted(set(params) - {"nprobe", "ef_search"})
+    if unknown:
+        raise IndexFileError(f"{file}: field 'search_params' has unknown keys {unknown}")
+    try:
+        SearchParams(**params)
+    except UsageError as err:
+        raise IndexFileError(f"{file}: field 'search_params': {err}") from None
 
 
 def _check_sizes(path: Path, manifest: dict, heads: pl.DataFrame, embeddings: np.ndarray,
@@ -306,6 +352,11 @@ def _check_sizes(path: Path, manifest: dict, heads: pl.DataFrame, embeddings: np
     hi = max((r[1] for r in manifest["family_ranges"].values()), default=0)
     if hi > n:
         raise IndexFileError(f"{mf}: field 'family_ranges' reaches row {hi}, but {HEADS_FILE} has {n} rows")
+    families = heads["family"].to_list() if heads["family"].dtype == pl.String else None
+    for family, (lo, hi) in manifest["family_ranges"].items():
+        if families is None or families[lo:hi].count(family) != hi - lo or families.count(family) != hi - lo:
+            raise IndexFileError(f"{mf}: field 'family_ranges' gives {family} rows [{lo}, {hi}), but those are not "
+                                 f"exactly the {family} rows of {HEADS_FILE}")
     if embeddings.ndim != 2 or embeddings.shape[0] != n:
         raise IndexFileError(f"{path / EMB_FILE}: shape {embeddings.shape}, but {HEADS_FILE} has {n} rows "
                              f"(expected ({n}, {dim}))")
@@ -314,6 +365,10 @@ def _check_sizes(path: Path, manifest: dict, heads: pl.DataFrame, embeddings: np
                              f"dimension is {dim}")
     if embeddings.dtype != np.float32:
         raise IndexFileError(f"{path / EMB_FILE}: dtype {embeddings.dtype}, expected float32")
+    finite = np.isfinite(embeddings).all(axis=1)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise IndexFileError(f"{path / EMB_FILE}: row {row} holds a non-finite value")
     if cpu_index.ntotal != n:
         raise IndexFileError(f"{path / INDEX_FILE}: ntotal {cpu_index.ntotal}, but {HEADS_FILE} has {n} rows")
     if cpu_index.d != dim:
@@ -324,13 +379,17 @@ def _check_sizes(path: Path, manifest: dict, heads: pl.DataFrame, embeddings: np
 def _read_hub_penalty(path: Path, manifest: dict, n: int) -> np.ndarray | None:
     if "hub_correction" not in manifest:
         return None
-    file = path / manifest["hub_correction"]["file"]
+    file = path / HUB_FILE  # the manifest must name this one (_check_manifest)
     try:
         penalty = np.load(file, allow_pickle=False)
     except (ValueError, OSError) as err:
         raise IndexFileError(f"{file}: cannot read ({err})") from None
     if penalty.shape != (n,) or penalty.dtype != np.float32:
         raise IndexFileError(f"{file}: shape {penalty.shape} {penalty.dtype}, expected ({n},) float32")
+    bad = np.flatnonzero(~np.isfinite(penalty))
+    if bad.size:
+        raise IndexFileError(f"{file}: hub penalty of row {int(bad[0])} is {penalty[bad[0]]} "
+                             f"({bad.size} non-finite values); scores would be NaN")
     return penalty
 
 

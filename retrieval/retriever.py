@@ -29,6 +29,7 @@ from retrieval.selection import (
     choose,
 )
 from tiktalk.errors import MissingInputError, UsageError
+from tiktalk.options import FINITE, NON_NEGATIVE, POSITIVE_INT, bounded, check_fields
 from tiktalk.types import KnowledgeBudget
 
 
@@ -48,17 +49,17 @@ class RetrieverConfig:
     segment best first (:mod:`retrieval.selection`); ``learned`` reads the selector at
     ``selector`` (``tiktalk select train``), whose own candidate settings then apply."""
 
-    top_k: int = 3
+    top_k: int = field(default=3, metadata=bounded(POSITIVE_INT))
     per_family: bool = False
-    min_score: float | None = None
+    min_score: float | None = field(default=None, metadata=bounded(FINITE))
     hub_correction: bool = True
-    hub_weight: float = DEFAULT_HUB_WEIGHT
+    hub_weight: float = field(default=DEFAULT_HUB_WEIGHT, metadata=bounded(NON_NEGATIVE))
     query: QueryConfig = field(default_factory=QueryConfig)
     families: tuple[str, ...] = tuple(kg.FLOW_FAMILIES)
     relations: tuple[str, ...] = kg.DEFAULT_RELATIONS
-    depth: int = 1
-    fanout: int | None = 2
-    top_k_tails: int | None = 2
+    depth: int = field(default=1, metadata=bounded(POSITIVE_INT))
+    fanout: int | None = field(default=2, metadata=bounded(POSITIVE_INT))
+    top_k_tails: int | None = field(default=2, metadata=bounded(POSITIVE_INT))
     linearize: kg.LinearizeConfig = field(default_factory=kg.LinearizeConfig)
     selection: str = DEFAULT_SELECTION
     selector: str | None = None
@@ -71,14 +72,7 @@ class RetrieverConfig:
         if (self.selection == "learned") != (self.selector is not None):
             raise UsageError("selection 'learned' needs a selector (tiktalk select train) and only it takes one "
                              f"(selection {self.selection!r}, selector {self.selector!r})")
-        if self.top_k < 1:
-            raise UsageError(f"top_k ({self.top_k}) must be at least 1")
-        for name in ("fanout", "top_k_tails"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise UsageError(f"{name} ({value}) must be at least 1 or None (no limit)")
-        if not self.hub_weight >= 0:
-            raise UsageError(f"hub_weight ({self.hub_weight}) must be >= 0")
+        check_fields(self)  # numeric ranges, declared with the fields (tiktalk.options)
         unknown = [f for f in self.families if f not in kg.FLOW_FAMILIES]
         if unknown:
             raise UsageError(f"families {unknown} are not flow families {list(kg.FLOW_FAMILIES)}")
@@ -266,7 +260,8 @@ class Retriever:
         if vectors.shape[0] == 0:  # only blank contexts: no query, no heads
             return [[] for _ in queries]
         # fetch a few extra so merging duplicate texts / per-turn hits still leaves top_k
-        fetch = cfg.top_k * 2
+        # (at most the index: memory asked for is bounded by the data, whatever top_k says)
+        fetch = min(cfg.top_k * 2, len(self.index))
         weight = cfg.hub_weight if self.hub_corrected else None
         if cfg.per_family:
             parts = [self.index.search(vectors, fetch, family=f, hub_weight=weight) for f in self.index.families]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Each of torch and FAISS loads its own OpenMP runtime; spinning workers of one starve the
 # other on a small machine. PASSIVE measured faster here (issue 3). Must precede the import.
@@ -23,6 +23,7 @@ import faiss
 import numpy as np
 
 from tiktalk.errors import UsageError
+from tiktalk.options import POSITIVE_INT, bounded, check_fields
 
 # FAISS 1.15 takes its BLAS path when nq * d >= faiss.cvar.distance_compute_blas_threshold
 # (default 128,000, so a batch of 256 queries at d = 384 scanned directly, 7x slower: issue
@@ -37,8 +38,11 @@ BLAS_MIN_QUERIES = 4
 class SearchParams:
     """Search-time knobs, stored in the index manifest. ``nprobe`` for IVF, ``ef_search`` for HNSW."""
 
-    nprobe: int = 32
-    ef_search: int = 128
+    nprobe: int = field(default=32, metadata=bounded(POSITIVE_INT))
+    ef_search: int = field(default=128, metadata=bounded(POSITIVE_INT))
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
     def as_dict(self) -> dict:
         return {"nprobe": self.nprobe, "ef_search": self.ef_search}

@@ -68,6 +68,7 @@ from tiktalk.dataset import (
 )
 from tiktalk.errors import EmptyResultError, MissingInputError, UsageError
 from tiktalk.io import read_json, sha256_file
+from tiktalk.options import COUNT, FRACTION, POSITIVE_INT, SEED, bounded, check_fields
 from tiktalk.raw import (
     RAW_COMMENTS,
     RAW_VIDEOS,
@@ -88,22 +89,23 @@ class BuildConfig:
     """Every option of ``tiktalk data build``; defaults live here and only here (the text rules'
     two: :mod:`tiktalk.cleaning`)."""
 
-    video_min_likes: int = 100  # keep videos with at least this many likes
-    comment_min_likes: int = 1  # keep comments with at least this many likes
+    video_min_likes: int = field(default=100, metadata=bounded(COUNT))  # keep videos with at least this many likes
+    comment_min_likes: int = field(default=1, metadata=bounded(COUNT))  # keep comments with at least this many likes
     blocklist: tuple[str, ...] = DEFAULT_BLOCKLIST  # a comment containing one is dropped
     repeat_min_run: int = REPEAT_MIN_RUN  # a character repeated this often or more is merged ...
     repeat_keep: int = REPEAT_KEEP  # ... into this many copies (哈哈哈哈 -> 哈哈)
-    min_references: int = EVAL_REFERENCES  # genuine responses needed by a val/test dialogue
-    val_fraction: float = PAPER_VAL_FRACTION  # share of videos hashed to val (paper: 1,000 of 38,703)
-    test_fraction: float = PAPER_TEST_FRACTION  # share hashed to test (paper: 2,000 of 38,703)
+    min_references: int = field(default=EVAL_REFERENCES, metadata=bounded(POSITIVE_INT))  # genuine responses needed by a val/test dialogue
+    val_fraction: float = field(default=PAPER_VAL_FRACTION, metadata=bounded(FRACTION))  # share of videos hashed to val (paper: 1,000 of 38,703)
+    test_fraction: float = field(default=PAPER_TEST_FRACTION, metadata=bounded(FRACTION))  # share hashed to test (paper: 2,000 of 38,703)
     split_seed: str = DEFAULT_SPLIT_SEED  # salt of the video_id hash that picks the split
-    synthetic_frames: int = 0  # > 0: write seeded random frame features, this many per video
-    synthetic_audio: int = 0  # > 0: same for audio patches
-    feature_seed: int = 0  # seed of the synthetic features
+    synthetic_frames: int = field(default=0, metadata=bounded(COUNT))  # > 0: write seeded random frame features, this many per video
+    synthetic_audio: int = field(default=0, metadata=bounded(COUNT))  # > 0: same for audio patches
+    feature_seed: int = field(default=0, metadata=bounded(SEED))  # seed of the synthetic features
     feature_dtype: str = "float16"  # storage dtype of features (read back as float32)
     table_format: str = "jsonl"  # jsonl or parquet
 
     def __post_init__(self) -> None:
+        check_fields(self)  # numeric ranges, declared with the fields (tiktalk.options)
         TextRules(self.repeat_min_run, self.repeat_keep)  # checks the two text-rule settings
         if not (0 <= self.val_fraction and 0 <= self.test_fraction and self.val_fraction + self.test_fraction <= 1):
             raise UsageError(f"val_fraction ({self.val_fraction}) and test_fraction ({self.test_fraction}) "

@@ -41,6 +41,10 @@ class EmptyResultError(TiktalkError, ValueError):
     """A step would leave a dataset split or an output empty; names the rule or flag responsible."""
 
 
+class NonFiniteError(TiktalkError, FloatingPointError):
+    """A value that must be finite is NaN or infinite (a training loss, a feature tensor)."""
+
+
 class FormatError(TiktalkError, ValueError):
     """Malformed input. ``str(err)`` reads ``file:line: field 'f': message (value ...)``.
 

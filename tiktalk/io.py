@@ -44,22 +44,30 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from tiktalk.errors import FormatError, OutputExistsError, OutputLockedError
+from tiktalk.errors import (
+    FormatError,
+    MissingInputError,
+    OutputExistsError,
+    OutputLockedError,
+    TiktalkError,
+    UsageError,
+)
 from tiktalk.lock_holder import LockHolder
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_input(path) as fh:  # a FIFO would block: refused at once
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
@@ -81,8 +89,25 @@ def _notify(on_notice: Callable[[str], None] | None, message: str | None) -> Non
         on_notice(message)
 
 
+# Our longest sibling suffix is ``.lock.json`` plus a temporary's ``.<8>.tmp`` around it; a
+# name that would not fit the 255-byte limit of a file name is shortened with its hash.
+_NAME_MAX = 255
+_SUFFIX_ROOM = 40
+
+
+def sibling_stem(name: str) -> str:
+    """``name`` as the hidden siblings of a target spell it: itself, or when ``.NAME.lock.json``
+    (and its temporary) would pass 255 bytes, a prefix of it plus ``~`` and 12 hex digits of its
+    sha256 (so two long names sharing a prefix still get two locks)."""
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) + _SUFFIX_ROOM <= _NAME_MAX:
+        return name
+    keep = raw[: _NAME_MAX - _SUFFIX_ROOM - 13].decode("utf-8", "ignore")
+    return f"{keep}~{hashlib.sha256(raw).hexdigest()[:12]}"
+
+
 def _sibling(target: Path, suffix: str) -> Path:
-    return target.parent / f".{target.name}{suffix}"
+    return target.parent / f".{sibling_stem(target.name)}{suffix}"
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -278,7 +303,7 @@ def _temporaries(target: Path, kinds: str) -> list[Path]:
     parent = target.parent
     if not parent.is_dir():
         return []
-    name = re.escape(target.name)
+    name = re.escape(sibling_stem(target.name))
     patterns = []
     dirs = [k for k in ("tmp", "new", "old") if k in kinds]
     if dirs:
@@ -393,7 +418,7 @@ def atomic_write_bytes(
     path.parent.mkdir(parents=True, exist_ok=True)
     if _holds_lock(path):
         _tidy(path, on_notice)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{sibling_stem(path.name)}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -426,7 +451,7 @@ def read_json(path: str | Path) -> Any:
     """Parse a UTF-8 JSON file. Malformed content (bad UTF-8, bad JSON, nesting past the
     recursion limit, an integer of more than 4300 digits) raises
     :class:`~tiktalk.errors.FormatError` naming the file and line; a missing file, OSError."""
-    with open(path, "rb") as fh:
+    with open_input(path) as fh:
         data = fh.read()
     try:
         return json.loads(data.decode("utf-8"))
@@ -500,3 +525,109 @@ def atomic_directory(
     if moved_old:
         with contextlib.suppress(OSError):
             _remove_path(old)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory"))
+
+
+def check_regular_file(path: str | Path) -> None:
+    """Refuse at once what is not a regular file (a FIFO or device would block a reader, or
+    stream for ever), naming the path; a missing file raises :class:`MissingInputError`."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise MissingInputError(f"{path} does not exist") from None
+    except OSError as err:
+        raise MissingInputError(f"{path}: cannot be read ({err.strerror or err})") from None
+    if not stat.S_ISREG(mode):
+        what = next((text for test, text in _KINDS if test(mode)), "not a regular file")
+        raise MissingInputError(f"{path} is {what}, not a regular file")
+
+
+@contextlib.contextmanager
+def open_input(path: str | Path, mode: str = "rb", **kwargs: Any) -> Iterator[Any]:
+    """``open(path, mode)`` for reading an input, refusing a FIFO, device, socket or directory
+    before it could block (see :func:`check_regular_file`)."""
+    check_regular_file(path)
+    with open(path, mode, **kwargs) as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):  # swapped in after the check
+            raise MissingInputError(f"{path} is not a regular file")
+        yield fh
+
+
+def refuse_overlap(out: str | Path, inputs: Iterable[tuple[str, str | Path | None]], *,
+                   out_flag: str = "--out", may_write_inside: Iterable[str] = ()) -> None:
+    """Refuse, before anything is written, an output that is, contains or lies inside one of
+    ``inputs`` (``(flag, path)`` pairs; ``None`` paths and the word ``sample`` are skipped):
+    ``--overwrite`` would otherwise delete the input, or write into what is being read.
+    ``may_write_inside``: flags of directories a new file may be written into (a run
+    directory receiving its predictions); being or containing them is still refused."""
+    target = Path(os.path.realpath(out))
+    inside_ok = set(may_write_inside)
+    for flag, given in inputs:
+        if given is None or str(given) == "sample":
+            continue
+        source = Path(os.path.realpath(given))
+        if source == target:
+            how = "is"
+        elif target in source.parents:
+            how = "contains"
+        elif source in target.parents and flag not in inside_ok:
+            how = "lies inside"
+        else:
+            continue
+        raise UsageError(f"{out_flag} {out} {how} the input {flag} {given}: writing it would destroy or "
+                         "change what is being read; choose another output")
+
+
+# --------------------------------------------------------------------------- one generation
+
+T = TypeVar("T")
+
+
+def directory_generation(path: str | Path) -> tuple[int, int, int] | None:
+    """Which copy of directory ``path`` is in place: (device, inode, ctime). Every
+    :func:`atomic_directory` write swaps in a new directory, so this changes with each
+    generation; ``None`` while there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_ctime_ns)
+
+
+def read_generation(path: str | Path, load: Callable[[], T], *, wait_s: float = 10.0) -> T:
+    """``load()`` (which reads files of directory ``path``) so that what it returns comes from
+    one complete generation of ``path``.
+
+    An :func:`atomic_directory` writer may replace ``path`` while ``load`` runs; then the
+    files read may belong to two builds, or vanish (the old copy is deleted). The generation
+    is taken before and after; when it changed, or ``path`` was missing because a swap was
+    under way, ``load`` runs again (up to ``wait_s`` seconds). An error of ``load`` within
+    one unchanged generation is its own.
+    """
+    deadline = time.monotonic() + wait_s
+    path = Path(path)
+    pause = 0.005
+    while True:
+        before = directory_generation(path)
+        try:
+            result = load()
+        except (OSError, TiktalkError):
+            if time.monotonic() >= deadline:
+                raise
+            after = directory_generation(path)
+            swapping = before is None and (after is not None or bool(_temporaries(path, ("new", "old"))))
+            if after == before and not swapping:
+                raise
+        else:
+            if before is not None and directory_generation(path) == before:
+                return result
+            if time.monotonic() >= deadline:
+                raise UsageError(f"{path} kept being replaced while it was read ({wait_s:g} s); try again")
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)

@@ -20,13 +20,13 @@ The build (:mod:`tiktalk.build`) reads a raw directory with these.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tiktalk.dataset import SPLITS, DatasetFormatError, read_jsonl_rows, require_fields
-from tiktalk.errors import MissingInputError
+from tiktalk.errors import FormatError, MissingInputError
+from tiktalk.io import open_input, read_json
 
 RAW_VIDEOS, RAW_COMMENTS = "videos.jsonl", "comments.jsonl"
 
@@ -133,14 +133,20 @@ def read_split_file(path: str | Path) -> dict[str, str]:
     entries: list[tuple[int | None, Any, Any]] = []
     if path.suffix == ".json":
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise DatasetFormatError(f"not valid JSON ({err.msg})", path=path, line=err.lineno) from None
+            data = read_json(path)
+        except FormatError as err:
+            raise DatasetFormatError(err.reason, path=path, line=err.line) from None
         if not isinstance(data, dict):
             raise DatasetFormatError("expected a JSON object video_id -> split", path=path)
         entries = [(None, vid, split) for vid, split in data.items()]
     else:
-        for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        with open_input(path) as fh:
+            data = fh.read()
+        try:
+            lines = data.decode("utf-8-sig").splitlines()
+        except UnicodeDecodeError as err:
+            raise DatasetFormatError(f"not valid UTF-8 at byte {err.start}", path=path) from None
+        for number, text in enumerate(lines, start=1):
             if not text.strip() or text.startswith("#"):
                 continue
             parts = text.rstrip("\r").split("\t")

@@ -235,5 +235,5 @@ def test_grid_features_keep_tokens_whose_mean_is_the_pooled_feature(assets, tmp_
     assert rc == 0, capsys.readouterr().err
     assert load_file(str(tmp_path / "cli" / "frames.safetensors"))["clip_b"].shape == (2, 49, 16)  # --grid: 7 x 7
     assert "16 x 49 tokens" in capsys.readouterr().out
-    with pytest.raises(ValueError, match=r"FeatureConfig.grid must be positive or None, got 0"):
+    with pytest.raises(ValueError, match=r"FeatureConfig.grid must be an integer in \[1, 2147483647\], got 0"):
         FeatureConfig(grid=0)

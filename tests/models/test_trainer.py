@@ -117,7 +117,7 @@ def test_global_batch_by_accumulation_gives_the_weights_of_the_whole_batch(tmp_p
 
 
 def test_train_config_rejects_bad_values():
-    with pytest.raises(ValueError, match="batch_size must be positive, got 0"):
+    with pytest.raises(ValueError, match=r"TrainConfig.batch_size must be an integer in \[1, 2147483647\], got 0"):
         TrainConfig(batch_size=0)
     with pytest.raises(ValueError, match="mixed_precision must be one of .* got 'fp8'"):
         TrainConfig(mixed_precision="fp8")
@@ -261,3 +261,29 @@ def test_dataloader_workers_give_the_same_weights_as_inline_collate(tmp_path):
     train(fresh_model(), examples, TrainConfig(num_workers=1, **base), tmp_path / "worker")
     a, b = _weights(tmp_path / "inline"), _weights(tmp_path / "worker")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_non_finite_loss_stops_the_run_keeping_the_last_finite_step(tmp_path):
+    """Issue 22.1: `train --lr inf` used to end 'final loss nan' with every weight NaN, exit 0."""
+    from tiktalk.errors import NonFiniteError
+
+    config = TrainConfig(batch_size=2, max_steps=6, save_every=100, log_every=1, seed=3, **FAST)
+    model = fresh_model()
+    snapshot = {}
+
+    def snap_then_poison(step):
+        if step == 3:  # then what a diverging run does: the next forward gives NaN
+            snapshot.update({k: v.clone() for k, v in model.state_dict().items()})
+            with torch.no_grad():
+                next(model.parameters()).fill_(math.nan)
+
+    with pytest.raises(NonFiniteError, match=r"step 4: the training loss is not finite \(loss nan.*step 3 is saved"):
+        train(model, toy_examples(10), config, tmp_path / "run", on_step=snap_then_poison)
+    assert latest_checkpoint(tmp_path / "run").name == "step-3"
+    assert not (tmp_path / "run" / "model").exists()
+    saved = load_file(str(latest_checkpoint(tmp_path / "run") / "model" / "model.safetensors"))
+    # no optimizer step ran on the NaN loss: every weight the test did not poison is as after step 3
+    unpoisoned = [k for k in saved if not torch.isnan(saved[k]).any()]
+    assert unpoisoned and len(unpoisoned) < len(saved)
+    for key in unpoisoned:
+        assert torch.equal(saved[key], snapshot[key]), key

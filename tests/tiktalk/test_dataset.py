@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import shared_path
+from tests.tamper import reseal_dataset
 from tiktalk.build import build_dataset
 from tiktalk.commands.main import main
 from tiktalk.dataset import (
@@ -216,8 +217,11 @@ def test_load_errors(sample, tmp_path):
     row = json.loads(lines[2])
     lines[2] = json.dumps({**row, "video_id": "v404"})
     (out / "dialogues.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DatasetFormatError, match=r"field 'tables.dialogues.sha256': dialogues.jsonl has sha256 "):
+        load_dataset(out)  # an edited table is caught by its hash ...
+    reseal_dataset(out)
     with pytest.raises(DatasetFormatError, match=r"dialogues.jsonl row 3: field 'video_id': video_id not in"):
-        load_dataset(out)
+        load_dataset(out)  # ... and, edited with a matching hash, by the structural checks
 
 
 def test_feature_shape_errors(sample, tmp_path):
@@ -230,6 +234,9 @@ def test_feature_shape_errors(sample, tmp_path):
     from safetensors.numpy import save_file
 
     save_file({"v01": np.zeros((4, 100), np.float16)}, str(out / "features" / "frames.safetensors"))
+    with pytest.raises(DatasetFormatError, match=r"field 'features.files.features/frames.safetensors': "):
+        load_dataset(out).features("v01")
+    reseal_dataset(out)
     ds = load_dataset(out)
     with pytest.raises(DatasetFormatError, match=r"frames.safetensors: field 'v01': frames tensor has shape"):
         ds.features("v01")

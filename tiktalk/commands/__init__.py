@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Self
 
+from tiktalk.options import COUNT, POSITIVE_INT
+
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -74,10 +76,19 @@ def modalities_arg(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def device_arg(text: str) -> str:
+    """``--device``: cpu, cuda, cuda:N or mps, checked at the boundary (torch is not imported)."""
+    import re
+
+    if not re.fullmatch(r"cpu|cuda(:[0-9]{1,3})?|mps", text):
+        raise argparse.ArgumentTypeError(f"must be cpu, cuda, cuda:N or mps, got {text[:40]!r}")
+    return text
+
+
 def add_run_input_arguments(p: argparse.ArgumentParser) -> None:
     """A trained run and the split it reads (generate, probe): --run, --step, --data, --split, --knowledge."""
     p.add_argument("--run", required=True, metavar="RUN", help="run directory written by `tiktalk train`")
-    p.add_argument("--step", type=int, default=None, help="use checkpoint step-N instead of RUN/model")
+    p.add_argument("--step", type=COUNT.parse("--step"), default=None, help="use checkpoint step-N instead of RUN/model")
     p.add_argument("--data", default="sample", help="built dataset directory, or 'sample' (default)")
     p.add_argument("--split", default="test", help="split (default test)")
     p.add_argument("--knowledge", default=None, metavar="PARQUET",
@@ -92,7 +103,7 @@ def add_budget_options(p: argparse.ArgumentParser, default_model: str | None) ->
     p.add_argument("--model-path", default=None, metavar="DIR",
                    help="the saved model (e.g. RUN/model) or init directory whose budget to use "
                         "(default: the model's tiny preset, i.e. its default config)")
-    p.add_argument("--max-tokens", type=int, default=None,
+    p.add_argument("--max-tokens", type=POSITIVE_INT.parse("--max-tokens"), default=None,
                    help="knowledge budget in tokens of --model's tokenizer, or characters without a model "
                         "(default: the model's budget; no model: uncut)")
 

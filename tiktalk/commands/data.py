@@ -12,6 +12,7 @@ from tiktalk.commands import (
     importer_option_help,
     writing,
 )
+from tiktalk.options import COUNT, FRACTION, POSITIVE_INT
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,14 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("raw", metavar="RAW", help="raw directory, or 'sample'")
     p.add_argument("--out", required=True, help="output directory (written atomically)")
     p.add_argument("--config", default=None, help="build config JSON (default: RAW/build_config.json if present)")
-    p.add_argument("--video-min-likes", type=int, default=None)
-    p.add_argument("--comment-min-likes", type=int, default=None)
+    p.add_argument("--video-min-likes", type=COUNT.parse("--video-min-likes"), default=None)
+    p.add_argument("--comment-min-likes", type=COUNT.parse("--comment-min-likes"), default=None)
     p.add_argument("--blocklist", default=None, help="file with one blocked word per line (replaces the list)")
-    p.add_argument("--min-references", type=int, default=None, help="responses needed by a val/test dialogue")
-    p.add_argument("--val-fraction", type=float, default=None)
-    p.add_argument("--test-fraction", type=float, default=None)
+    p.add_argument("--min-references", type=POSITIVE_INT.parse("--min-references"), default=None, help="responses needed by a val/test dialogue")
+    p.add_argument("--val-fraction", type=FRACTION.parse("--val-fraction"), default=None)
+    p.add_argument("--test-fraction", type=FRACTION.parse("--test-fraction"), default=None)
     p.add_argument("--split-seed", default=None)
-    p.add_argument("--synthetic-features", type=int, default=None, metavar="N",
+    p.add_argument("--synthetic-features", type=COUNT.parse("--synthetic-features"), default=None, metavar="N",
                    help="write N seeded random frames and audio patches per video")
     p.add_argument("--features", default=None, metavar="DIR",
                    help="DIR/frames.safetensors and DIR/audio.safetensors keyed by video_id")
@@ -64,8 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--from", dest="source_format", choices=IMPORTERS.names(), default=IMPORTERS.names()[0],
                    help=f"format of SOURCE (default {IMPORTERS.names()[0]})")
     p.add_argument("--out", required=True, help="output directory (written atomically)")
-    p.add_argument("--val-fraction", type=float, default=None, help=importer_option_help("val_fraction"))
-    p.add_argument("--test-fraction", type=float, default=None, help=importer_option_help("test_fraction"))
+    p.add_argument("--val-fraction", type=FRACTION.parse("--val-fraction"), default=None, help=importer_option_help("val_fraction"))
+    p.add_argument("--test-fraction", type=FRACTION.parse("--test-fraction"), default=None, help=importer_option_help("test_fraction"))
     p.add_argument("--split-seed", default=None, help=importer_option_help("split_seed"))
     p.add_argument("--expand-turns", action="store_true", help=importer_option_help("expand_turns"))
     p.add_argument("--features", default=None, metavar="DIR",
@@ -143,12 +144,23 @@ def _build(args: argparse.Namespace) -> int:
 
     from tiktalk.build import build_dataset, load_build_config
     from tiktalk.dataset import SAMPLE_NAME, sample_raw_dir
+    from tiktalk.io import open_input, refuse_overlap
+
+    refuse_overlap(args.out, [("RAW", args.raw), ("--config", args.config), ("--blocklist", args.blocklist),
+                              ("--features", args.features), ("--split-file", args.split_file)])
 
     raw = sample_raw_dir() if args.raw == SAMPLE_NAME else Path(args.raw)
     blocklist = None
     if args.blocklist is not None:
-        with open(args.blocklist, encoding="utf-8") as fh:
-            blocklist = tuple(w.strip() for w in fh if w.strip() and not w.startswith("#"))
+        from tiktalk.errors import FormatError
+
+        with open_input(args.blocklist, "rb") as fh:
+            raw_words = fh.read()
+        try:
+            words = raw_words.decode("utf-8-sig").splitlines()
+        except UnicodeDecodeError as err:
+            raise FormatError(f"not valid UTF-8 at byte {err.start}", path=args.blocklist) from None
+        blocklist = tuple(w.strip() for w in words if w.strip() and not w.startswith("#"))
     n = args.synthetic_features
     config = load_build_config(
         raw, args.config, video_min_likes=args.video_min_likes, comment_min_likes=args.comment_min_likes,
@@ -231,15 +243,19 @@ def _import(args: argparse.Namespace) -> int:
 
     from tiktalk.dataset import load_features_dir
     from tiktalk.importers import ImportOptions
+    from tiktalk.io import refuse_overlap
     from tiktalk.runs.pipeline import import_dataset
 
     options = ImportOptions(val_fraction=args.val_fraction, test_fraction=args.test_fraction,
                             split_seed=args.split_seed, expand_turns=args.expand_turns,
                             allow_empty_split=args.allow_empty_split)
+    refuse_overlap(args.out, [("SOURCE", args.source), ("--features", args.features)])
     features = load_features_dir(args.features) if args.features is not None else None
     warnings: list[str] = []
-    manifest = import_dataset(args.source_format, args.source, args.out, options, features=features,
-                              table_format=args.table_format, overwrite=args.overwrite, on_warning=warnings.append)
+    with writing(args.out):  # the same output lock as every other writer of a directory
+        manifest = import_dataset(args.source_format, args.source, args.out, options, features=features,
+                                  table_format=args.table_format, overwrite=args.overwrite,
+                                  on_warning=warnings.append)
     emit(args, manifest, lambda m: _render_import(m, args.out))
     for line in warnings:
         print(f"warning: {line}", file=sys.stderr)
@@ -253,6 +269,9 @@ def _lccc(args: argparse.Namespace) -> int:
 
 
 def _gold_knowledge(args: argparse.Namespace) -> int:
+    from tiktalk.io import refuse_overlap
+
+    refuse_overlap(args.out, [("DIR", args.data)], may_write_inside=("DIR",))
     from tiktalk.runs.budget import knowledge_budget
     from tiktalk.runs.pipeline import gold_knowledge
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import argparse
 
 from tiktalk.commands import add_json_flag, emit
+from tiktalk.options import POSITIVE_INT
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the whole pipeline on the shipped samples (offline)")
     p.add_argument("--out", default="demo_out", help="working directory (default: demo_out)")
-    p.add_argument("--steps", type=int, default=None,
+    p.add_argument("--steps", type=POSITIVE_INT.parse("--steps"), default=None,
                    help="training steps of the tiny model(s) (default: each model's tiny-preset recipe)")
     p.add_argument("--all", action="store_true",
                    help="train and evaluate every registered model, then print one Table-3-style comparison")

@@ -12,6 +12,7 @@ from typing import Any
 
 from tiktalk.commands import add_group, add_json_flag, emit
 from tiktalk.errors import UsageError
+from tiktalk.options import POSITIVE_INT, SEED
 from tiktalk.runs.predictions import (  # noqa: F401 - read_generate_jsonl: part of this command's API
     load_eval_inputs,
     read_generate_jsonl,
@@ -54,8 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="one file per system (plain text in split order, or `tiktalk generate` JSONL)")
     e.add_argument("--out", required=True, metavar="SHEET.csv", help="sheet to write (+ SHEET.key.json)")
     e.add_argument("--split", default="test")
-    e.add_argument("--n", type=int, default=100, help="dialogues to sample (default 100)")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--n", type=POSITIVE_INT.parse("--n"), default=100, help="dialogues to sample (default 100)")
+    e.add_argument("--seed", type=SEED.parse("--seed"), default=0)
     e.add_argument("--overwrite", action="store_true")
     add_json_flag(e)
     e.set_defaults(func=_human_export)

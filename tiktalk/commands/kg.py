@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from tiktalk.commands import add_group, add_json_flag, emit, kg_formats_help, print_notice
+from tiktalk.options import POSITIVE_INT
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,11 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = kg_sub.add_parser("flows", help="tails per relation and flow edges per family of a head")
     p.add_argument("kg", metavar="DIR", help="converted KG directory, release files, or 'sample'")
     p.add_argument("head", metavar="HEAD", nargs="+", help="head text(s), e.g. 有人买披萨")
-    p.add_argument("--depth", type=int, default=1, help="flow depth (default 1)")
-    p.add_argument("--fanout", type=int, default=None, help="best edges kept per node and family")
-    p.add_argument("--top-k-tails", type=int, default=None, help="tails kept per relation")
+    p.add_argument("--depth", type=POSITIVE_INT.parse("--depth"), default=1, help="flow depth (default 1)")
+    p.add_argument("--fanout", type=POSITIVE_INT.parse("--fanout"), default=None, help="best edges kept per node and family")
+    p.add_argument("--top-k-tails", type=POSITIVE_INT.parse("--top-k-tails"), default=None, help="tails kept per relation")
     p.add_argument("--families", default=None, help="comma-separated: event,concept,emotion")
-    p.add_argument("--max-tokens", type=int, default=None,
+    p.add_argument("--max-tokens", type=POSITIVE_INT.parse("--max-tokens"), default=None,
                    help="knowledge-segment budget in characters, cut between pieces (default: uncut)")
     p.add_argument("--trust-pickle", action="store_true")
     add_json_flag(p)
@@ -42,7 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _convert(args: argparse.Namespace) -> int:
+    from tiktalk.io import refuse_overlap
     from tiktalk.runs.pipeline import convert_kg
+
+    refuse_overlap(args.out, [("SRC", source) for source in args.sources])
 
     manifest = convert_kg(args.sources, args.out, trust_pickle=args.trust_pickle, overwrite=args.overwrite,
                           on_notice=print_notice)

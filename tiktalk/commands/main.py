@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+import typing
 from collections.abc import Sequence
 
 from tiktalk.registry import Registry
@@ -25,8 +26,20 @@ COMMANDS: Registry = Registry("command", {
 })
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (``tiktalk index build: error:
+    argument --batch-size: must be an integer in [1, 2147483647], got '0'``) and exit 2, like
+    every other refusal; subcommand parsers inherit the class."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        text = " ".join(part.strip() for part in message.splitlines() if part.strip())
+        words = self.prog.split()
+        sub = " ".join(words[2:])  # `tiktalk CMD: error: SUB: ...`, like the library's errors
+        self.exit(2, f"{' '.join(words[:2])}: error: {sub + ': ' if sub else ''}{text}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="tiktalk",
         description="tiktalk-kg: C3KG knowledge retrieval, Maria fusion and baselines for "
         "video-grounded Chinese chit-chat. The word 'sample' names the shipped sample "

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tiktalk.commands import add_group, add_json_flag, add_run_input_arguments, emit
+from tiktalk.commands import add_group, add_json_flag, add_run_input_arguments, device_arg, emit
 from tiktalk.errors import UsageError
+from tiktalk.options import POSITIVE_INT, SEED
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,10 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_run_input_arguments(p)
     p.add_argument("--generated", default=None, metavar="JSONL",
                    help="`tiktalk generate` output: also report how often responses copy knowledge spans")
-    p.add_argument("--seed", type=int, default=0, help="seed of the shuffle and the bootstrap (default 0)")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
-    p.add_argument("--limit", type=int, default=None, help="only the first N dialogues")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    p.add_argument("--seed", type=SEED.parse("--seed"), default=0, help="seed of the shuffle and the bootstrap (default 0)")
+    p.add_argument("--bootstrap", type=POSITIVE_INT.parse("--bootstrap"), default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument("--limit", type=POSITIVE_INT.parse("--limit"), default=None, help="only the first N dialogues")
+    p.add_argument("--device", default=None, type=device_arg, help="cpu, cuda, ... (default: cuda if available)")
     add_json_flag(p)
     p.set_defaults(func=_probe_knowledge)
 

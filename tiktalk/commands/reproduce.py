@@ -14,6 +14,7 @@ from typing import Any
 
 from tiktalk.commands import add_json_flag, emit, encoder_help
 from tiktalk.errors import UsageError
+from tiktalk.options import COUNT, POSITIVE, POSITIVE_INT, SEED
 from tiktalk.paper import TABLE3
 from tiktalk.runs.experiments import DEFAULT_ROWS
 from tiktalk.runs.kdconv import KDCONV_LIMIT, KDCONV_PROBE_LIMIT, KDCONV_TRAIN
@@ -41,17 +42,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kg", default=None, help="KG to index when neither --knowledge nor --index is given (default sample)")
     p.add_argument("--encoder", default=None, help=encoder_help("for a new index"))
     p.add_argument("--split", default=None, help="split to generate and score (default test)")
-    p.add_argument("--max-steps", type=int, default=None, help="training steps per row")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--max-steps", type=POSITIVE_INT.parse("--max-steps"), default=None, help="training steps per row")
+    p.add_argument("--epochs", type=POSITIVE_INT.parse("--epochs"), default=None)
+    p.add_argument("--batch-size", type=POSITIVE_INT.parse("--batch-size"), default=None)
+    p.add_argument("--lr", type=POSITIVE.parse("--lr"), default=None)
+    p.add_argument("--seed", type=SEED.parse("--seed"), default=None)
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (it needs Java)")
-    p.add_argument("--limit", type=int, default=None,
+    p.add_argument("--limit", type=COUNT.parse("--limit"), default=None,
                    help=f"kdconv: generate and score the first N test dialogues (default {KDCONV_LIMIT}; 0: all)")
-    p.add_argument("--probe-limit", type=int, default=None,
+    p.add_argument("--probe-limit", type=COUNT.parse("--probe-limit"), default=None,
                    help=f"kdconv: probe the first N test dialogues with gold knowledge (default {KDCONV_PROBE_LIMIT}; 0: all)")
-    p.add_argument("--threads", type=int, default=None, help="kdconv: torch threads (default: torch's)")
+    p.add_argument("--threads", type=POSITIVE_INT.parse("--threads"), default=None, help="kdconv: torch threads (default: torch's)")
     add_json_flag(p)
     p.set_defaults(func=_reproduce)
 

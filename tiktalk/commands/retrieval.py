@@ -15,16 +15,17 @@ from tiktalk.commands import (
     print_notice,
     views_help,
 )
+from tiktalk.options import COUNT, FINITE, POSITIVE_INT
 
 
 def _add_retriever_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", required=True, help="index directory from `tiktalk index build`")
     p.add_argument("--kg", default=None, help="KG to expand heads with (default: the one the index names)")
-    p.add_argument("--top-k", type=int, default=None, help="heads kept (per family with --per-family)")
+    p.add_argument("--top-k", type=POSITIVE_INT.parse("--top-k"), default=None, help="heads kept (per family with --per-family)")
     p.add_argument("--per-family", action="store_true", help="top k of each flow family instead of overall")
-    p.add_argument("--min-score", type=float, default=None, help="drop heads scoring below this cosine")
-    p.add_argument("--last-turns", type=int, default=None, help="context turns used for the query (0 = all)")
-    p.add_argument("--threads", type=int, default=None, help="FAISS/torch threads (default: usable cores)")
+    p.add_argument("--min-score", type=FINITE.parse("--min-score"), default=None, help="drop heads scoring below this cosine")
+    p.add_argument("--last-turns", type=COUNT.parse("--last-turns"), default=None, help="context turns used for the query (0 = all)")
+    p.add_argument("--threads", type=POSITIVE_INT.parse("--threads"), default=None, help="FAISS/torch threads (default: usable cores)")
     p.add_argument("--trust-pickle", action="store_true",
                    help="allow the KG (--kg, or the one the index names) to be a C3KG.GRAPH pickle")
     p.add_argument("--no-hub-correction", action="store_true",
@@ -52,12 +53,12 @@ def add_selection_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--selector", default=None, metavar="DIR", help="a selector from `tiktalk select train`")
     p.add_argument("--no-abstain", action="store_true",
                    help="write a segment for every context even where the selector's threshold would abstain")
-    p.add_argument("--candidate-heads", type=int, default=None, help=RegistryHelp(lambda: heads("dense")))
-    p.add_argument("--named-heads", type=int, default=None, help=RegistryHelp(lambda: heads("named")))
+    p.add_argument("--candidate-heads", type=COUNT.parse("--candidate-heads"), default=None, help=RegistryHelp(lambda: heads("dense")))
+    p.add_argument("--named-heads", type=COUNT.parse("--named-heads"), default=None, help=RegistryHelp(lambda: heads("named")))
 
 
 def _add_workers_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=POSITIVE_INT.parse("--workers"), default=None,
                    help="encoder worker processes, one encoder thread each (default: every usable core; 1: in process)")
 
 
@@ -69,7 +70,7 @@ def _add_background_option(p: argparse.ArgumentParser, default: str | None) -> N
     p.add_argument("--background", default=default, metavar="SOURCE",
                    help="chit-chat contexts for the hub statistics: LCCC's JSON, a dataset directory, 'sample' "
                         f"(the shipped dataset's contexts), a JSONL of contexts, or 'none' (default: {default})")
-    p.add_argument("--hub-k", type=int, default=None, help="background contexts nearest each head that its "
+    p.add_argument("--hub-k", type=POSITIVE_INT.parse("--hub-k"), default=None, help="background contexts nearest each head that its "
                    "hub penalty averages (default 10)")
 
 
@@ -84,11 +85,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--factory", default="Flat", help="FAISS factory: Flat, HNSW32, IVF4096,Flat, IVF4096,PQ48, ...")
     p.add_argument("--kinds", default=None, help="comma-separated subset of event,phrase,entity,emotion "
                    "(default: every kind the KG has; 'event' = C3KG's own matcher)")
-    p.add_argument("--nprobe", type=int, default=None, help="IVF lists probed per query")
-    p.add_argument("--ef-search", type=int, default=None, help="HNSW efSearch")
+    p.add_argument("--nprobe", type=POSITIVE_INT.parse("--nprobe"), default=None, help="IVF lists probed per query")
+    p.add_argument("--ef-search", type=POSITIVE_INT.parse("--ef-search"), default=None, help="HNSW efSearch")
     p.add_argument("--reuse-from", default=None, help="index whose stored embeddings to reuse (default: --out)")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--batch-size", type=POSITIVE_INT.parse("--batch-size"), default=256)
+    p.add_argument("--threads", type=POSITIVE_INT.parse("--threads"), default=None)
     p.add_argument("--no-gpu", action="store_true", help="stay on the CPU even when FAISS sees a GPU")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     _add_views_option(p, "each head is encoded from")
@@ -138,7 +139,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "known: " + ", ".join(QUERY_VARIANTS))
     p.add_argument("--check", default=None, metavar="JSONL", help="paraphrase-check file (default: the shipped one)")
     p.add_argument("--cache", default=None, metavar="DIR", help="embedding cache directory")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=POSITIVE_INT.parse("--threads"), default=None)
     add_json_flag(p)
     p.set_defaults(func=_eval)
 
@@ -156,7 +157,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default=None, help="only this split of a dataset directory")
     p.add_argument("--use-title", action="store_true", help="put each dialogue's video title in front of its query")
     p.add_argument("--out", required=True, help="output Parquet (written atomically; resumable)")
-    p.add_argument("--chunk-size", type=int, default=256, help="dialogues per resumable chunk")
+    p.add_argument("--chunk-size", type=POSITIVE_INT.parse("--chunk-size"), default=256, help="dialogues per resumable chunk")
     _add_workers_option(p)
     add_budget_options(p, default_model="maria")
     p.add_argument("--allow-empty", action="store_true", help="write a 0-row table when --data has no "
@@ -217,7 +218,11 @@ def _hub_k(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     from retrieval.search import SearchParams
+    from tiktalk.io import refuse_overlap
     from tiktalk.runs.pipeline import build_index
+
+    background = args.background if args.background not in (None, "none") else None
+    refuse_overlap(args.out, [("--kg", args.kg), ("--background", background)], may_write_inside=("--kg",))
 
     params = SearchParams()
     if args.nprobe is not None or args.ef_search is not None:
@@ -280,7 +285,11 @@ def _retrieve(args: argparse.Namespace) -> int:
 
 
 def _annotate(args: argparse.Namespace) -> int:
+    from tiktalk.io import refuse_overlap
     from tiktalk.runs.pipeline import annotate_dialogues
+
+    refuse_overlap(args.out, [("--data", args.data), ("--index", args.index), ("--kg", args.kg),
+                              ("--selector", args.selector)], may_write_inside=("--data", "--index", "--kg", "--selector"))
 
     result = annotate_dialogues(_retriever(args), args.data, args.out, split=args.split, chunk_size=args.chunk_size,
                                 allow_empty=args.allow_empty, overwrite=args.overwrite, progress=not args.json,

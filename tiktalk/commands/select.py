@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from tiktalk.commands import RegistryHelp, add_group, add_json_flag, emit, print_notice
+from tiktalk.options import COUNT, POSITIVE, POSITIVE_INT, SEED
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,15 +31,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "response contains and the context does not; auto: gold when the dataset has it")
     p.add_argument("--train-split", default="train")
     p.add_argument("--val-split", default="val")
-    for name in ("candidate_heads", "named_heads", "steps"):
-        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=None,
+    for name, bounds in (("candidate_heads", COUNT), ("named_heads", COUNT), ("steps", POSITIVE_INT)):
+        flag = f"--{name.replace('_', '-')}"
+        p.add_argument(flag, type=bounds.parse(flag), default=None,
                        help=RegistryHelp(lambda name=name: defaults(name)))
-    p.add_argument("--lr", type=float, default=None, help=RegistryHelp(lambda: defaults("lr")))
-    p.add_argument("--seed", type=int, default=None, help=RegistryHelp(lambda: defaults("seed")))
+    p.add_argument("--lr", type=POSITIVE.parse("--lr"), default=None, help=RegistryHelp(lambda: defaults("lr")))
+    p.add_argument("--seed", type=SEED.parse("--seed"), default=None, help=RegistryHelp(lambda: defaults("seed")))
     p.add_argument("--model", default="maria", help="the model whose knowledge budget the validation segments are "
                    "cut to (default maria; 'none' with --max-tokens: characters)")
-    p.add_argument("--max-tokens", type=int, default=None, help="another budget length")
-    p.add_argument("--workers", type=int, default=1, help="encoder worker processes (default 1)")
+    p.add_argument("--max-tokens", type=POSITIVE_INT.parse("--max-tokens"), default=None, help="another budget length")
+    p.add_argument("--workers", type=POSITIVE_INT.parse("--workers"), default=1, help="encoder worker processes (default 1)")
     p.add_argument("--overwrite", action="store_true")
     add_json_flag(p)
     p.set_defaults(func=_train)
@@ -58,8 +60,10 @@ def _train(args: argparse.Namespace) -> int:
 
     from retrieval.selection import SelectionConfig
     from retrieval.selector import TrainSettings
+    from tiktalk.io import refuse_overlap
     from tiktalk.runs.select import train_dataset_selector
 
+    refuse_overlap(args.out, [("--data", args.data), ("--index", args.index)], may_write_inside=("--data", "--index"))
     given = {"steps": args.steps, "lr": args.lr, "seed": args.seed}
     settings = dataclasses.replace(TrainSettings(), **{k: v for k, v in given.items() if v is not None})
     heads = {"candidate_heads": args.candidate_heads, "named_heads": args.named_heads}

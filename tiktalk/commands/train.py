@@ -23,12 +23,15 @@ from tiktalk.commands import (
     add_group,
     add_json_flag,
     add_run_input_arguments,
+    device_arg,
     emit,
     modalities_arg,
     model_help,
     print_notice,
 )
 from tiktalk.errors import UsageError
+from tiktalk.io import refuse_overlap
+from tiktalk.options import COUNT, FINITE, POSITIVE, POSITIVE_INT, field_bounds
 from tiktalk.runs.training import RunOptions
 
 
@@ -67,18 +70,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="write one response per dialogue of a split as JSONL")
     add_run_input_arguments(p)
     p.add_argument("--out", required=True, metavar="JSONL", help='predictions: {"dialogue_id", "response"} per line')
-    p.add_argument("--batch-size", type=int, default=16, help="examples per generate call (default 16)")
-    p.add_argument("--limit", type=int, default=None, help="only the first N dialogues")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    for flag, kind, text in (
-        ("--beam", int, "beam size (model argument num_beams)"),
-        ("--max-length", int, "maximum response tokens"),
-        ("--min-length", int, "minimum response tokens"),
-        ("--length-penalty", float, "beam length penalty"),
-        ("--repetition-penalty", float, "CTRL-style repetition penalty"),
-        ("--no-repeat-ngram-size", int, "forbid repeating n-grams of this size"),
+    p.add_argument("--batch-size", type=POSITIVE_INT.parse("--batch-size"), default=16, help="examples per generate call (default 16)")
+    p.add_argument("--limit", type=POSITIVE_INT.parse("--limit"), default=None, help="only the first N dialogues")
+    p.add_argument("--device", default=None, type=device_arg, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    for flag, bounds, text in (
+        ("--beam", POSITIVE_INT, "beam size (model argument num_beams)"),
+        ("--max-length", POSITIVE_INT, "maximum response tokens"),
+        ("--min-length", COUNT, "minimum response tokens"),
+        ("--length-penalty", FINITE, "beam length penalty"),
+        ("--repetition-penalty", POSITIVE, "CTRL-style repetition penalty"),
+        ("--no-repeat-ngram-size", COUNT, "forbid repeating n-grams of this size"),
     ):
-        p.add_argument(flag, type=kind, default=None, help=f"{text} (default: the model's)")
+        p.add_argument(flag, type=bounds.parse(flag), default=None, help=f"{text} (default: the model's)")
     add_json_flag(p)
     p.set_defaults(func=_generate)
 
@@ -88,14 +91,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="FEATURES", help="output directory (written atomically)")
     p.add_argument("--resnet", default=None, metavar="DIR", help="local transformers ResNetModel directory")
     p.add_argument("--vggish", default=None, metavar="FILE", help="VGGish weights (safetensors)")
-    p.add_argument("--max-frames", type=int, default=50, help="frames sampled uniformly per video (default 50)")
-    p.add_argument("--grid", type=int, nargs="?", const=7, default=None, metavar="N",
+    p.add_argument("--max-frames", type=POSITIVE_INT.parse("--max-frames"), default=50, help="frames sampled uniformly per video (default 50)")
+    p.add_argument("--grid", type=POSITIVE_INT.parse("--grid"), nargs="?", const=7, default=None, metavar="N",
                    help="keep an N x N token grid of ResNet's last stage per frame (default N: 7, the whole "
                    "ResNet-101 map) instead of its pooled vector; BLIP-2 reads the tokens, Maria and Livebot their mean")
-    p.add_argument("--max-audio", type=int, default=50, help="0.96 s audio patches kept per video, sampled "
+    p.add_argument("--max-audio", type=POSITIVE_INT.parse("--max-audio"), default=50, help="0.96 s audio patches kept per video, sampled "
                    "uniformly (default 50)")
-    p.add_argument("--batch-size", type=int, default=16, help="frames / patches per network call")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--batch-size", type=POSITIVE_INT.parse("--batch-size"), default=16, help="frames / patches per network call")
+    p.add_argument("--device", default=None, type=device_arg, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     add_json_flag(p)
     p.set_defaults(func=_features_extract)
@@ -149,7 +152,9 @@ def add_train_config_arguments(parser: argparse.ArgumentParser) -> None:
             else:
                 group.add_argument(f"--{flag}", dest=f.name, action="store_true", default=None, help=text)
         else:
-            group.add_argument(f"--{flag}", dest=f.name, type=kind, default=None,
+            bounds = field_bounds(f)
+            group.add_argument(f"--{flag}", dest=f.name, type=kind if bounds is None else bounds.parse(f"--{flag}"),
+                               default=None,
                                help=f"{text} (default {f.default})")
 
 
@@ -180,6 +185,8 @@ def _train_locked(args: argparse.Namespace) -> int:
     from tiktalk.runs.training import check_new_run, plan_resume, train_run
 
     run = Path(args.out)
+    refuse_overlap(run, [("--data", args.data), ("--init", args.init), ("--knowledge", args.knowledge),
+                         ("--lm", args.lm)], may_write_inside=("--data", "--init", "--lm"))
     if args.resume:
         if args.overwrite:
             raise UsageError("pass either --resume (continue RUN) or --overwrite (replace it), not both")
@@ -210,6 +217,8 @@ GENERATE_OPTIONS = {  # CLI dest -> ChatModel.generate keyword
 def _generate(args: argparse.Namespace) -> int:
     from tiktalk.runs.training import generate_responses
 
+    refuse_overlap(args.out, [("--run", args.run), ("--data", args.data), ("--knowledge", args.knowledge)],
+                   may_write_inside=("--run",))
     kwargs = {kw: getattr(args, dest) for dest, kw in GENERATE_OPTIONS.items() if getattr(args, dest) is not None}
     result = generate_responses(args.run, args.out, data=args.data, split=args.split, knowledge=args.knowledge,
                                 step=args.step, limit=args.limit, batch_size=args.batch_size, device=args.device,
@@ -225,6 +234,7 @@ def _features_extract(args: argparse.Namespace) -> int:
         raise UsageError("nothing to extract: pass --resnet DIR and/or --vggish FILE")
     config = FeatureConfig(max_frames=args.max_frames, max_audio_patches=args.max_audio, batch_size=args.batch_size,
                            grid=args.grid)
+    refuse_overlap(args.out, [("VIDEO", video) for video in args.videos])
     videos = find_videos(args.videos)
     summary = extract_features(videos, args.out, resnet_dir=args.resnet, vggish_path=args.vggish,
                                config=config, device=args.device, overwrite=args.overwrite)

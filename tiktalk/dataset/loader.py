@@ -11,7 +11,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tiktalk.dataset.features import as_feature, save_features
+from tiktalk.dataset.features import (
+    as_feature,
+    check_stored,
+    open_safetensors,
+    read_tensor,
+    save_features,
+)
 from tiktalk.dataset.schema import (
     AUDIO_DIM,
     DEFAULT_SPLIT_SEED,
@@ -32,7 +38,15 @@ from tiktalk.dataset.schema import (
 )
 from tiktalk.dataset.tables import read_jsonl_rows, read_table, table_frame, write_table
 from tiktalk.errors import EmptyResultError, MissingInputError, UnknownNameError, UsageError
-from tiktalk.io import atomic_directory, read_json, recover_directory, sha256_file, write_json
+from tiktalk.io import (
+    atomic_directory,
+    check_regular_file,
+    read_generation,
+    read_json,
+    recover_directory,
+    sha256_file,
+    write_json,
+)
 from tiktalk.types import DialogueExample
 
 
@@ -78,16 +92,30 @@ class TikTalkDataset:
         path = self.root / rel
         handle = self._feature_files.get(path)
         if handle is None:
-            from safetensors import safe_open
-
+            self._check_feature_file(rel, name, video_id)
             if not path.exists():
                 raise MissingInputError(f"{path}: {name} feature file of video {video_id!r} is missing")
-            opened = safe_open(str(path), framework="numpy")
+            check_regular_file(path)
+            recorded = self.manifest.get("features", {}).get("files", {}).get(rel) if self.manifest else None
+            if recorded is not None:  # verified once, when first opened (feature files are large)
+                _verify_sha(path, recorded, self.root / "manifest.json", f"features.files.{rel}")
+            opened = open_safetensors(path)
             handle = self._feature_files[path] = (opened, set(opened.keys()))
         handle, keys = handle
         if video_id not in keys:
             raise DatasetFormatError(f"no {name} tensor for this video", path=path, field=video_id)
-        return as_feature(name, handle.get_tensor(video_id), path=path, key=video_id)
+        return as_feature(name, read_tensor(handle, video_id, path), path=path, key=video_id)
+
+    def _check_feature_file(self, rel: str, name: str, video_id: str) -> None:
+        """A loaded dataset's feature path must be one its manifest lists with a hash, inside the directory."""
+        if not self.manifest:
+            return  # an in-memory dataset: no manifest to hold it to
+        where = self.root / "manifest.json"
+        check_relative(rel, where, f"videos.{name}_path of {video_id!r}")
+        files = self.manifest.get("features", {}).get("files", {})
+        if not isinstance(files, dict) or rel not in files:
+            raise DatasetFormatError(f"video {video_id!r} names {name} file {rel!r}, which the manifest does not "
+                                     "list with a sha256", path=where, field="features.files")
 
     def features(self, video_id: str) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(frames (n <= 50, 2048) or grids (n, tokens, 2048) float32 | None, audio (m <= 50, 128) float32 | None)."""
@@ -229,10 +257,40 @@ def resolve_path(path: str | Path) -> Path:
     return sample_dir() if str(path) == SAMPLE_NAME else Path(path)
 
 
+def check_relative(name: object, manifest_path: Path, field: str) -> str:
+    """A manifest's file name: relative, and inside the manifest's directory (no ``..``)."""
+    if not isinstance(name, str) or not name or "\\" in name:
+        raise DatasetFormatError("expected a relative file name", path=manifest_path, field=field, value=name)
+    rel = Path(name)
+    if rel.is_absolute() or ".." in rel.parts or rel.parts[0] == "":
+        raise DatasetFormatError("file must be a relative path inside the dataset directory",
+                                 path=manifest_path, field=field, value=name)
+    return name
+
+
+def _verify_sha(path: Path, expected: object, manifest_path: Path, field: str) -> None:
+    if not isinstance(expected, str) or len(expected) != 64:
+        raise DatasetFormatError("expected a sha256", path=manifest_path, field=field, value=expected)
+    actual = sha256_file(path)
+    if actual != expected:
+        raise DatasetFormatError(f"{path.name} has sha256 {actual}, not the manifest's (the file is corrupt or "
+                                 "was edited after the build)", path=manifest_path, field=field, value=expected)
+
+
 def load_dataset(path: str | Path) -> TikTalkDataset:
-    """Load a built dataset directory (with manifest.json), or ``"sample"``."""
+    """Load a built dataset directory (with manifest.json), or ``"sample"``.
+
+    Every table's recorded sha256 is verified (a table without one is refused), table and
+    feature paths must lie inside the directory, and the reader sees one complete generation
+    of it even while ``data build --overwrite`` replaces it (:func:`tiktalk.io.read_generation`).
+    Feature files are verified when first opened.
+    """
     root = resolve_path(path)
     recover_directory(root)  # a dataset left missing by an interrupted replacement
+    return read_generation(root, lambda: _load_dataset_files(root))
+
+
+def _load_dataset_files(root: Path) -> TikTalkDataset:
     manifest_path = root / "manifest.json"
     if not manifest_path.exists():
         raise MissingInputError(f"{root}: not a built dataset (no manifest.json); build one with "
@@ -252,7 +310,14 @@ def load_dataset(path: str | Path) -> TikTalkDataset:
         entry = manifest.get("tables", {}).get(table)
         if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
             raise DatasetFormatError("missing table entry", path=manifest_path, field=f"tables.{table}")
-        paths[table] = root / entry["file"]
+        paths[table] = root / check_relative(entry["file"], manifest_path, f"tables.{table}.file")
+        if "sha256" not in entry:
+            raise DatasetFormatError("no sha256 recorded for the table; refusing to read it unchecked",
+                                     path=manifest_path, field=f"tables.{table}.sha256")
+        if not paths[table].exists():
+            raise MissingInputError(f"{paths[table]}: table {table} of the dataset is missing")
+        check_regular_file(paths[table])
+        _verify_sha(paths[table], entry["sha256"], manifest_path, f"tables.{table}.sha256")
     videos = read_table("videos", paths["videos"])
     dialogues = read_table("dialogues", paths["dialogues"])
     _check_cross_references(videos, dialogues, paths)
@@ -262,6 +327,10 @@ def load_dataset(path: str | Path) -> TikTalkDataset:
             raise DatasetFormatError(f"manifest says {rows} rows but {paths[table].name} has {frame.height}",
                                      path=manifest_path, field=f"tables.{table}.rows", value=rows)
     return TikTalkDataset(videos, dialogues, root, manifest)
+
+
+def rel_name(name: str) -> str:
+    return f"features/{name}.safetensors"
 
 
 def write_dataset(
@@ -304,9 +373,10 @@ def write_dataset(
             frames, audio = get_features(vid) if get_features is not None else (None, None)
             for name, arr in (("frames", frames), ("audio", audio)):
                 if arr is not None:
-                    tensors[name][vid] = arr.astype(dtype)
+                    arr = as_feature(name, arr, path=Path(f"<{name} of the source>"), key=vid)
+                    tensors[name][vid] = check_stored(name, arr.astype(dtype), arr, path=rel_name(name), key=vid)
                     index.setdefault(vid, {})[name] = list(arr.shape)
-        rel = {name: f"features/{name}.safetensors" for name in tensors}
+        rel = {name: rel_name(name) for name in tensors}
         videos = videos.with_columns(
             pl.Series("frames_path", [rel["frames"] if v in tensors["frames"] else None
                                       for v in videos["video_id"]], dtype=pl.String),
@@ -374,6 +444,14 @@ def read_gold_attrs(dataset_dir: str | Path) -> dict[str, list[dict]]:
     path = resolve_path(dataset_dir) / GOLD_ATTRS_FILE
     if not path.exists():
         raise MissingInputError(f"{path}: no gold attrs (written by `tiktalk data import --from kdconv`)")
+    manifest_path = path.parent / "manifest.json"
+    if manifest_path.exists():
+        recorded = read_json(manifest_path)
+        recorded = recorded.get("extra_files", {}) if isinstance(recorded, dict) else {}
+        if not isinstance(recorded, dict) or GOLD_ATTRS_FILE not in recorded:
+            raise DatasetFormatError(f"no sha256 recorded for {GOLD_ATTRS_FILE}", path=manifest_path,
+                                     field="extra_files")
+        _verify_sha(path, recorded[GOLD_ATTRS_FILE], manifest_path, f"extra_files.{GOLD_ATTRS_FILE}")
     out: dict[str, list[dict]] = {}
     for line, row in read_jsonl_rows(path):
         if not (isinstance(row, dict) and isinstance(row.get("dialogue_id"), str)

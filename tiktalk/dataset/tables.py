@@ -11,6 +11,7 @@ import polars as pl
 
 from tiktalk.dataset.schema import OPTIONAL_FIELDS, TABLE_SCHEMAS, DatasetFormatError, validate_row
 from tiktalk.errors import MissingInputError, UsageError
+from tiktalk.io import check_regular_file, open_input
 
 MAX_JSON_DEPTH = 64  # no schema nests deeper than 3; this only stops hostile input early
 
@@ -44,7 +45,7 @@ def read_jsonl_rows(path: Path | str) -> Iterator[tuple[int, Any]]:
     holding a lone surrogate (``\\ud800``), which no UTF-8 writer could store.
     """
     path = Path(path)
-    with open(path, "rb") as fh:
+    with open_input(path) as fh:
         for number, raw in enumerate(fh, start=1):
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
@@ -81,8 +82,13 @@ def read_table(table: str, path: Path | str) -> pl.DataFrame:
     path = Path(path)
     if not path.exists():
         raise MissingInputError(f"{path}: no such {table} file")
+    check_regular_file(path)
     if path.suffix == ".parquet":
-        raw = pl.read_parquet(path)
+        try:
+            raw = pl.read_parquet(path)
+        except (pl.exceptions.PolarsError, OSError, ValueError) as err:
+            raise DatasetFormatError(f"not a readable Parquet table ({str(err).splitlines()[0][:200]})",
+                                     path=path) from None
         missing = [c for c in TABLE_SCHEMAS[table] if c not in raw.columns
                    and c not in OPTIONAL_FIELDS[table]]
         if missing:

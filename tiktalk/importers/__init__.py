@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tiktalk.errors import UsageError
+from tiktalk.options import FRACTION, bounded, check_fields
 from tiktalk.registry import Registry
 
 if TYPE_CHECKING:
@@ -34,11 +35,14 @@ class ImportOptions:
     """The options of ``tiktalk data import`` an importer may read; ``None``/``False``: not given
     (the importer's own default applies)."""
 
-    val_fraction: float | None = None
-    test_fraction: float | None = None
+    val_fraction: float | None = dataclasses.field(default=None, metadata=bounded(FRACTION))
+    test_fraction: float | None = dataclasses.field(default=None, metadata=bounded(FRACTION))
     split_seed: str | None = None
     expand_turns: bool = False
     allow_empty_split: bool = False  # every importer honours it
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
     def given(self) -> list[str]:
         """The names of the importer-specific options that were set."""

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,8 @@ from tiktalk.dataset import (
     split_of,
     validate_row,
 )
-from tiktalk.errors import MissingInputError
+from tiktalk.errors import FormatError, MissingInputError
+from tiktalk.io import read_json
 
 # The JSONL format of `tiktalk data import`: field -> kind (see tiktalk.dataset.check_value). The first four
 # are required (video_id may be null: a text-only corpus); the others are optional.
@@ -158,7 +158,6 @@ def read_json_file(path: Path) -> Any:
     if not path.exists():
         raise MissingInputError(f"{path}: no such file")
     try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except json.JSONDecodeError as err:
-        raise DatasetFormatError(f"not valid JSON ({err.msg})", path=path, line=err.lineno) from None
+        return read_json(path)  # the safe reader: bad UTF-8, deep nesting, a FIFO are one-line errors
+    except FormatError as err:
+        raise DatasetFormatError(err.reason, path=path, line=err.line) from None

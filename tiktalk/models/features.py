@@ -29,7 +29,7 @@ import dataclasses
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ import torch
 
 from tiktalk.errors import MissingInputError, UsageError
 from tiktalk.models import vggish as vg
+from tiktalk.options import POSITIVE_INT, bounded, check_fields
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".flv", ".m4v", ".ts")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -46,20 +47,16 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass
 class FeatureConfig:
-    max_frames: int = 50  # frames sampled uniformly per video
-    max_audio_patches: int = 50  # 0.96 s VGGish patches kept uniformly per video
-    resize_shorter: int = 256  # shorter side before the centre crop (ResNet recipe)
-    image_size: int = 224  # centre crop
-    batch_size: int = 16  # frames / patches per network call
-    sample_rate: int = vg.SAMPLE_RATE
-    grid: int | None = None  # N: an N x N token grid per frame (None: one pooled vector)
+    max_frames: int = field(default=50, metadata=bounded(POSITIVE_INT, "frames sampled uniformly per video"))
+    max_audio_patches: int = field(default=50, metadata=bounded(POSITIVE_INT, "0.96 s VGGish patches kept uniformly per video"))
+    resize_shorter: int = field(default=256, metadata=bounded(POSITIVE_INT, "shorter side before the centre crop (ResNet recipe)"))
+    image_size: int = field(default=224, metadata=bounded(POSITIVE_INT, "centre crop"))
+    batch_size: int = field(default=16, metadata=bounded(POSITIVE_INT, "frames / patches per network call"))
+    sample_rate: int = field(default=vg.SAMPLE_RATE, metadata=bounded(POSITIVE_INT, "audio sample rate"))
+    grid: int | None = field(default=None, metadata=bounded(POSITIVE_INT, "N: an N x N token grid per frame (None: one pooled vector)"))
 
     def __post_init__(self) -> None:
-        for name in ("max_frames", "max_audio_patches", "resize_shorter", "image_size", "batch_size"):
-            if getattr(self, name) <= 0:
-                raise UsageError(f"FeatureConfig.{name} must be positive, got {getattr(self, name)!r}")
-        if self.grid is not None and self.grid <= 0:
-            raise UsageError(f"FeatureConfig.grid must be positive or None, got {self.grid!r}")
+        check_fields(self)
         if self.image_size > self.resize_shorter:
             raise UsageError(f"crop {self.image_size} is larger than the resized shorter side {self.resize_shorter}")
 

@@ -8,6 +8,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tiktalk.errors import UsageError
+from tiktalk.options import (
+    BETA,
+    COUNT,
+    NON_NEGATIVE,
+    POSITIVE,
+    POSITIVE_INT,
+    SEED,
+    bounded,
+    check_fields,
+)
 
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
 LR_SCHEDULES = ("linear", "cosine", "constant")
@@ -22,44 +32,34 @@ RESUMABLE_CHANGES = frozenset(
 class TrainConfig:
     """Every trainer option, once (the CLI builds its flags from these fields)."""
 
-    lr: float = field(default=3e-5, metadata={"help": "peak learning rate (AdamW)"})
-    adam_eps: float = field(default=1e-8, metadata={"help": "AdamW epsilon"})
-    adam_beta1: float = field(default=0.9, metadata={"help": "AdamW beta1"})
-    adam_beta2: float = field(default=0.999, metadata={"help": "AdamW beta2"})
-    weight_decay: float = field(default=0.05, metadata={"help": "weight decay (none on biases and norm weights)"})
-    warmup_steps: int = field(default=0, metadata={"help": "linear warmup steps before the schedule"})
+    lr: float = field(default=3e-5, metadata=bounded(POSITIVE, "peak learning rate (AdamW)"))
+    adam_eps: float = field(default=1e-8, metadata=bounded(POSITIVE, "AdamW epsilon"))
+    adam_beta1: float = field(default=0.9, metadata=bounded(BETA, "AdamW beta1"))
+    adam_beta2: float = field(default=0.999, metadata=bounded(BETA, "AdamW beta2"))
+    weight_decay: float = field(default=0.05, metadata=bounded(NON_NEGATIVE, "weight decay (none on biases and norm weights)"))
+    warmup_steps: int = field(default=0, metadata=bounded(COUNT, "linear warmup steps before the schedule"))
     lr_schedule: str = field(default="linear", metadata={
         "help": "after the warmup: linear (decay to 0), cosine (decay to 0, Hugging Face's), constant"})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm (0 disables)"})
-    batch_size: int = field(default=64, metadata={"help": "examples per micro-batch per process"})
-    grad_accum_steps: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
-    global_batch_size: int | None = field(default=None, metadata={
-        "help": "examples per optimizer step over all processes; reached by accumulating micro-batches "
-        "(batch_size x processes x accumulation steps, which it fixes)"})
-    epochs: int = field(default=20, metadata={"help": "passes over the training examples"})
-    max_steps: int | None = field(default=None, metadata={"help": "optimizer steps in all (overrides epochs)"})
-    seed: int = field(default=42, metadata={"help": "seed of init, data order, masking and dropout"})
+    max_grad_norm: float = field(default=1.0, metadata=bounded(NON_NEGATIVE, "gradient clipping norm (0 disables)"))
+    batch_size: int = field(default=64, metadata=bounded(POSITIVE_INT, "examples per micro-batch per process"))
+    grad_accum_steps: int = field(default=1, metadata=bounded(POSITIVE_INT, "micro-batches per optimizer step"))
+    global_batch_size: int | None = field(default=None, metadata=bounded(
+        POSITIVE_INT, "examples per optimizer step over all processes; reached by accumulating micro-batches "
+        "(batch_size x processes x accumulation steps, which it fixes)"))
+    epochs: int = field(default=20, metadata=bounded(POSITIVE_INT, "passes over the training examples"))
+    max_steps: int | None = field(default=None, metadata=bounded(POSITIVE_INT, "optimizer steps in all (overrides epochs)"))
+    seed: int = field(default=42, metadata=bounded(SEED, "seed of init, data order, masking and dropout"))
     mixed_precision: str = field(default="auto", metadata={"help": "auto (bf16 on a capable GPU, else no), no, bf16, fp16"})
     cpu: bool = field(default=False, metadata={"help": "train on CPU even if a GPU is present"})
-    log_every: int = field(default=10, metadata={"help": "steps between metrics lines"})
-    save_every: int | None = field(default=500, metadata={"help": "steps between checkpoints (and one at the end)"})
-    keep_checkpoints: int | None = field(default=3, metadata={"help": "most recent checkpoints kept (None: all)"})
-    num_workers: int = field(default=0, metadata={"help": "DataLoader workers running collate"})
+    log_every: int = field(default=10, metadata=bounded(POSITIVE_INT, "steps between metrics lines"))
+    save_every: int | None = field(default=500, metadata=bounded(POSITIVE_INT, "steps between checkpoints (and one at the end)"))
+    keep_checkpoints: int | None = field(default=3, metadata=bounded(POSITIVE_INT, "most recent checkpoints kept (None: all)"))
+    num_workers: int = field(default=0, metadata=bounded(COUNT, "DataLoader workers running collate"))
     find_unused_parameters: bool = field(default=True, metadata={"help": "DDP: allow parameters without gradient (modality subsets)"})
     progress: bool = field(default=True, metadata={"help": "show a tqdm progress bar"})
 
     def __post_init__(self) -> None:
-        positive = ("lr", "batch_size", "grad_accum_steps", "epochs", "log_every")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise UsageError(f"TrainConfig.{name} must be positive, got {getattr(self, name)!r}")
-        for name in ("max_steps", "save_every", "keep_checkpoints", "global_batch_size"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise UsageError(f"TrainConfig.{name} must be positive or None, got {value!r}")
-        for name in ("weight_decay", "warmup_steps", "max_grad_norm", "num_workers", "adam_eps"):
-            if getattr(self, name) < 0:
-                raise UsageError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        check_fields(self)  # every numeric field's range, declared with it (tiktalk.options)
         if self.lr_schedule not in LR_SCHEDULES:
             raise UsageError(f"TrainConfig.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.mixed_precision not in MIXED_PRECISION:

@@ -51,7 +51,7 @@ from typing import Any
 
 import torch
 
-from tiktalk.errors import MissingInputError, OutputExistsError, UsageError
+from tiktalk.errors import MissingInputError, NonFiniteError, OutputExistsError, UsageError
 from tiktalk.io import atomic_directory, read_json, write_json
 from tiktalk.models.base import ChatModel
 from tiktalk.models.batching import (
@@ -349,6 +349,7 @@ def _train_step(session: _Session, micro_batches: Iterator, n_micro: int) -> tup
             accelerator.backward(losses["loss"] * share)
         for name, value in losses.items():
             step_losses[name] = step_losses.get(name, 0.0) + value.detach().float() * share
+    _stop_on_non_finite(session, step_losses)
     if config.max_grad_norm > 0:
         grad_norm = accelerator.clip_grad_norm_(wrapped.parameters(), config.max_grad_norm)
     else:
@@ -360,6 +361,17 @@ def _train_step(session: _Session, micro_batches: Iterator, n_micro: int) -> tup
         session.scheduler.step()
     session.optimizer.zero_grad(set_to_none=True)
     return step_losses, grad_norm, n_examples
+
+
+def _stop_on_non_finite(session: _Session, step_losses: dict[str, torch.Tensor]) -> None:
+    """Refuse a step whose loss is NaN or infinite, before the optimizer applies it (every
+    rank agrees, so none waits for the others)."""
+    bad = torch.stack([~torch.isfinite(v) for v in step_losses.values()]).any().float()
+    if session.accelerator.num_processes > 1:
+        bad = session.accelerator.reduce(bad, reduction="sum")
+    if bad.item():
+        shown = ", ".join(f"{name} {float(v):g}" for name, v in step_losses.items())
+        raise NonFiniteError(f"the training loss is not finite ({shown}); the optimizer step was not taken")
 
 
 def _save_checkpoint(session: _Session, state: TrainerState) -> None:
@@ -404,7 +416,15 @@ def _run_epochs(
         n_batches, micro_batches = _epoch_micro_batches(session, state)
         while state.step_in_epoch < plan.steps_per_epoch and state.global_step < plan.total_steps:
             n_micro = min(ga, n_batches - state.step_in_epoch * ga)
-            step_losses, grad_norm, n_examples = _train_step(session, micro_batches, n_micro)
+            try:
+                step_losses, grad_norm, n_examples = _train_step(session, micro_batches, n_micro)
+            except NonFiniteError as err:  # keep the last finite step, then stop (exit 2)
+                if last_saved != state.global_step and state.global_step > 0:
+                    _save_checkpoint(session, state)
+                kept = (f"step {state.global_step} is saved in {session.out / 'checkpoints'}"
+                        if state.global_step > 0 else "no step was finite; nothing was saved")
+                raise NonFiniteError(f"step {state.global_step + 1}: {err}; {kept} (lower --lr, check the data)"
+                                     ) from None
             state.global_step += 1
             state.step_in_epoch += 1
             state.examples_seen += n_examples

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from tiktalk.errors import UsageError
+from tiktalk.io import open_input
 
 JSONL_FIELDS = ("dialogue_id", "response")
 
@@ -22,8 +23,10 @@ JSONL_FIELDS = ("dialogue_id", "response")
 def read_text_lines(path: str | Path) -> list[str]:
     """One response per line (a trailing newline adds no line; '\\r\\n' is accepted)."""
     path = Path(path)
+    with open_input(path) as fh:  # a FIFO or device is refused at once, not read for ever
+        data = fh.read()
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise UsageError(f"{path}: not UTF-8 text ({err})") from None
     return text.splitlines()
