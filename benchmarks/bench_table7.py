@@ -143,7 +143,7 @@ def _write(step_s: dict[str, float], widths: dict, load_start: float, backbone: 
         ratios[name] = ours
         ratios[f"{name}_paper"] = paper
         table.append({"ratio": name, "row": row, "vs": base, "ours": round(ours, 3), "paper": round(paper, 3),
-                      "ours_pct": f"{100 * (ours - 1):+.0f}%", "paper_pct": f"{100 * (paper - 1):+.0f}%"})
+                      "ours_pct": f"{round(100 * (ours - 1)):+d}%", "paper_pct": f"{round(100 * (paper - 1)):+d}%"})
     rows = [{"model": m, "modalities": r, "sequence_rows": widths[r], "step_ms": round(1e3 * step_s[r], 2),
              "epoch_equivalent_min": round(epoch_min[r], 1), "paper_min": PAPER_MINUTES[r]}
             for m, r in ROWS.items()]
