@@ -285,7 +285,8 @@ _RULES: dict[str, BatchRule] = {}  # per process: calibration file -> rule
 
 def batch_rule(recalibrate: bool = False) -> BatchRule:
     """This machine's rule: from this process's memory, else its calibration file, else
-    measured now (:func:`measure_paths`) and written atomically. ``recalibrate`` measures anew."""
+    measured now (:func:`measure_paths`) and written atomically (where the cache directory
+    cannot be written, the rule lives for this process). ``recalibrate`` measures anew."""
     from tiktalk.io import read_json, write_json
 
     machine = machine_key()
@@ -303,8 +304,11 @@ def batch_rule(recalibrate: bool = False) -> BatchRule:
     rule = rule_from_timings(timings, bs, machine, {
         "n": CALIBRATION_N, "d": CALIBRATION_D, "k": 10, "rounds": CALIBRATION_ROUNDS,
         "load_avg_1min": None if load is None else round(load, 2), "unix_time": int(time.time())})
-    file.parent.mkdir(parents=True, exist_ok=True)
-    write_json(file, rule.as_dict())
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        write_json(file, rule.as_dict())
+    except OSError:  # an unwritable cache costs a measurement per process, not the search
+        pass
     _RULES[key] = rule
     return rule
 

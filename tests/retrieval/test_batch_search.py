@@ -189,3 +189,12 @@ def test_single_query_never_measures(cache, monkeypatch):
     db = unit(np.random.default_rng(0).standard_normal((400, 16)))
     _scores, ids = search(build_index(db, "Flat"), db[:1], 3)
     assert ids[0, 0] == 0 and not any(cache.iterdir())
+
+
+def test_unwritable_cache_keeps_the_rule_in_process(cache, monkeypatch):
+    blocker = cache / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("TIKTALK_CACHE", str(blocker))  # mkdir under a file fails
+    monkeypatch.setattr(bs, "measure_paths", lambda: ({4: {"faiss": 1.0, "numpy": 2.0, "torch": 2.0}}, 1024))
+    rule = bs.batch_rule()
+    assert rule.gemm_min_queries is None and bs.batch_rule() is rule
