@@ -22,6 +22,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import faiss
 import numpy as np
 
+from retrieval.batch_search import batch_rule, flat_vectors, gemm_topk, requested_path
 from tiktalk.errors import UsageError
 from tiktalk.options import POSITIVE_INT, bounded, check_fields
 
@@ -213,11 +214,33 @@ def _range_params(index: faiss.Index, lo: int, hi: int):
     return params
 
 
+def batch_path(index: faiss.Index, nq: int, override: str | None = None) -> tuple[str, int | None]:
+    """(who answers a batch of ``nq`` queries on ``index``, FAISS's database block or None).
+
+    ``faiss`` for any index but a CPU inner-product Flat; for a Flat index the override
+    (``override`` or ``$TIKTALK_SEARCH_BATCH``: ``faiss``, ``numpy``, ``torch``) or, by
+    default (``auto``), this machine's measured rule (:func:`retrieval.batch_search.batch_rule`);
+    one query never triggers the measurement and stays on FAISS.
+    """
+    wanted = requested_path(override)
+    if on_gpu(index) or flat_vectors(index) is None:
+        return "faiss", None
+    if wanted != "auto":
+        return wanted, None
+    if nq < 2:
+        return "faiss", None
+    rule = batch_rule()
+    return rule.path_for(nq), rule.faiss_database_bs
+
+
 def search(index: faiss.Index, queries: np.ndarray, k: int, *, id_range: tuple[int, int] | None = None,
-           single_query_threads: int | None = 1) -> tuple[np.ndarray, np.ndarray]:
+           single_query_threads: int | None = 1, path: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` of ``queries`` (nq, d) -> (scores (nq, k), ids (nq, k)), ties by lower id.
 
-    ``id_range=(lo, hi)`` restricts the search to rows lo..hi-1. Exactness of ties: the
+    ``id_range=(lo, hi)`` restricts the search to rows lo..hi-1. On a CPU Flat index a batch
+    goes to FAISS or to a chunked GEMM (:func:`retrieval.batch_search.gemm_topk`) as
+    :func:`batch_path` decides (``path`` overrides: ``auto``, ``faiss``, ``numpy``,
+    ``torch``); both are exact with the same tie rule. Exactness of ties on FAISS: the
     index is asked for more than ``k`` until the k-th score is strictly above the last one
     fetched (or everything was fetched), so a tie that straddles ``k`` is seen whole.
     One query runs on ``single_query_threads`` threads (1 measured fastest: FAISS splits
@@ -235,11 +258,18 @@ def search(index: faiss.Index, queries: np.ndarray, k: int, *, id_range: tuple[i
     ids = np.full((nq, k), -1, dtype=np.int64)
     if n == 0 or nq == 0:
         return scores, ids
+    chosen, database_bs = batch_path(index, nq, path)
+    if chosen != "faiss":
+        scores, ids = gemm_topk(queries, flat_vectors(index)[lo:hi], k, engine=chosen)
+        ids[ids >= 0] += lo
+        return scores, ids
     params = None if id_range is None or (lo, hi) == (0, index.ntotal) else _range_params(index, lo, hi)
     if params is not None and on_gpu(index):
         raise UsageError("per-range search is not supported on a GPU index; search the CPU copy")
 
     faiss.cvar.distance_compute_blas_threshold = BLAS_MIN_QUERIES * index.d  # BLAS from 4 queries on
+    if database_bs is not None:
+        faiss.cvar.distance_compute_blas_database_bs = database_bs
     saved_threads = None
     if nq == 1 and single_query_threads is not None and not on_gpu(index):
         saved_threads = faiss.omp_get_max_threads()
@@ -266,7 +296,8 @@ def search(index: faiss.Index, queries: np.ndarray, k: int, *, id_range: tuple[i
 
 
 def search_penalized(index: faiss.Index, queries: np.ndarray, k: int, penalty: np.ndarray, *,
-                     id_range: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     id_range: tuple[int, int] | None = None, path: str | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` by ``score - penalty[row]`` (hub correction, :mod:`retrieval.hubness`), exactly.
 
     queries (nq, d), penalty (ntotal,) -> (scores (nq, k) = inner product - penalty, ids
@@ -274,7 +305,9 @@ def search_penalized(index: faiss.Index, queries: np.ndarray, k: int, penalty: n
     for the best ``fetch`` rows by plain score, re-ranked, and asked again (twice as many)
     until the k-th corrected score beats what any row not fetched could reach: its score is
     at most the last fetched score, its penalty at least the range's smallest. Exact for Flat;
-    an approximate index (IVF, HNSW) is re-ranked over what its own search returns.
+    an approximate index (IVF, HNSW) is re-ranked over what its own search returns. A batch
+    that :func:`batch_path` (``path``: the override) gives to a GEMM is answered in one
+    exact pass: every row's corrected score, then the top ``k`` (same tie rule).
     """
     queries = check_vectors(queries, index.d, "queries")
     penalty = np.asarray(penalty, dtype=np.float32)
@@ -283,16 +316,23 @@ def search_penalized(index: faiss.Index, queries: np.ndarray, k: int, penalty: n
     if k < 1:
         raise UsageError(f"k ({k}) must be at least 1")
     lo, hi = (0, index.ntotal) if id_range is None else id_range
+    if not 0 <= lo <= hi <= index.ntotal:
+        raise UsageError(f"id_range ({lo}, {hi}) is outside the index's {index.ntotal} rows")
     n, nq = hi - lo, queries.shape[0]
     scores = np.full((nq, k), -np.inf, dtype=np.float32)
     ids = np.full((nq, k), -1, dtype=np.int64)
     if n <= 0 or nq == 0:
         return scores, ids
+    chosen, _ = batch_path(index, nq, path)
+    if chosen != "faiss":
+        scores, ids = gemm_topk(queries, flat_vectors(index)[lo:hi], k, penalty=penalty[lo:hi], engine=chosen)
+        ids[ids >= 0] += lo
+        return scores, ids
     floor = float(penalty[lo:hi].min())
     kk = min(k, n)
     todo, fetch = np.arange(nq), min(n, 2 * k + 16)
     while todo.size:
-        d, i = search(index, queries[todo], fetch, id_range=id_range)
+        d, i = search(index, queries[todo], fetch, id_range=id_range, path="faiss")
         last = d[:, -1].astype(np.float64)
         adjusted = np.where(i < 0, -np.inf, d - penalty[np.maximum(i, 0)])
         adjusted, i = _sort_rows(adjusted.astype(np.float32), i)

@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# Batch search on a Flat index follows a rule measured once per machine; tests time nothing,
+# so they take FAISS's path unless they choose one (retrieval.batch_search).
+os.environ.setdefault("TIKTALK_SEARCH_BATCH", "faiss")
 SHARED_DATA = Path(os.environ.get("TIKTALK_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
