@@ -7,7 +7,7 @@ linearisation is head-major, :func:`kg.linearize`, and stays as the ``paper`` se
 - each (relation, tail) of an ATOMIC head     kind ``relation``   ``目的是填饱肚子``
 - each (attribute, value) of a KB entity      kind ``attribute``  ``门票：60元``; a value longer
   than ``split_over`` characters (KdConv's ``Information`` descriptions, median 246) becomes
-  one piece per part (sentences, clauses packed up to ``split_over``), written bare
+  one piece per part (sentences, clauses packed up to ``part_chars``), written bare
 - each dialogue-flow edge (family, target)    kind ``flow``       ``接话有人流口水了``
 
 A piece is written into a segment after its head, as :func:`kg.linearize` writes it:
@@ -64,18 +64,25 @@ class Piece:
 class PieceConfig:
     """Which pieces a head expands into. ``relations`` / ``top_k_tails`` / ``families`` /
     ``fanout``: as :class:`retrieval.RetrieverConfig` (the flows query); ``split_over``: a KB
-    value longer than this many characters is split into parts of at most this many."""
+    value longer than this many characters is split into parts of at most ``part_chars``.
+
+    Chosen on KdConv's training split: a used value of up to 60 characters fits Maria's 69-token
+    budget with its entity and attribute (47 of 49 of 41-60 characters do, 3 of 13 of 61-80), so
+    it stays one piece a segment can hold whole; a longer one (descriptions) becomes parts of a
+    sentence or so (40), which a response repeats one at a time."""
 
     relations: tuple[str, ...] = DEFAULT_RELATIONS
     top_k_tails: int | None = 2
     families: tuple[str, ...] = tuple(FLOW_FAMILIES)
     fanout: int | None = 2
-    split_over: int = 40
+    split_over: int = 60
+    part_chars: int = 40
     linearize: LinearizeConfig = field(default_factory=LinearizeConfig)
 
     def __post_init__(self) -> None:
-        if self.split_over < 4:
-            raise UsageError(f"split_over ({self.split_over}) must be at least 4 characters")
+        if self.part_chars < 4 or self.split_over < self.part_chars:
+            raise UsageError(f"part_chars ({self.part_chars}) must be at least 4 characters and split_over "
+                             f"({self.split_over}) at least part_chars")
 
     def as_dict(self) -> dict:
         """JSON-ready settings (an index's or a selector's manifest records them)."""
@@ -164,7 +171,7 @@ def head_pieces(graph: C3KG, head_id: str, config: PieceConfig | None = None) ->
                 text = _clean(lin.attribute_template.format(attribute=attribute, values=value.text))
                 add(Piece(head_id, head, "attribute", attribute, _clean(value.text), text))
             else:
-                for i, part in enumerate(split_value(value.text, cfg.split_over)):
+                for i, part in enumerate(split_value(value.text, cfg.part_chars)):
                     add(Piece(head_id, head, "attribute", attribute, _clean(part), _clean(part).strip(),
                               value=_clean(value.text), part=i))
     for family in [f for f in FLOW_FAMILIES if f in flows.flows]:

@@ -26,6 +26,7 @@ from retrieval.selector import (
     built_for,
     choose_threshold,
     gold_piece_labels,
+    gram_vocabulary,
     label_key,
     predict,
     pseudo_piece_labels,
@@ -121,8 +122,9 @@ def train_selector(retriever, train: Sequence[Turn], val: Sequence[Turn], out: s
     counts = Counter(label_key(p) for c in tr for p in c.pieces)
     names = [name for name, _ in counts.most_common(settings.max_labels) if name != HEAD_LABEL]
     vocab = {name: i for i, name in enumerate([HEAD_LABEL, *names, OTHER_LABEL])}
-    train_x = stack_examples(tr, tr_features, vocab, tr_targets)
-    val_x = stack_examples(va, va_features, vocab, va_targets)
+    grams = gram_vocabulary(tr, settings.max_grams)
+    train_x = stack_examples(tr, tr_features, vocab, tr_targets, grams)
+    val_x = stack_examples(va, va_features, vocab, va_targets, grams)
     labelled_at = time.perf_counter()
     model, record = train_model(train_x, val_x, vocab, settings)
     val_scores = predict(model, val_x)
@@ -153,7 +155,7 @@ def train_selector(retriever, train: Sequence[Turn], val: Sequence[Turn], out: s
         "seconds": {"label": round(labelled_at - start, 1), "fit": round(time.perf_counter() - labelled_at, 1)},
     }
     config: SelectionConfig = retriever.scorer.config
-    save_selector(out, model, vocab, config, threshold, summary, overwrite=overwrite)
+    save_selector(out, model, vocab, grams, config, threshold, summary, overwrite=overwrite)
     summary["threshold"] = threshold
     summary["out"] = str(out)
     return summary

@@ -80,13 +80,15 @@ def test_split_value_properties_on_random_values():
 
 
 def test_piece_config_round_trip_and_refusal():
-    config = PieceConfig(top_k_tails=3, families=("event",), split_over=25)
+    config = PieceConfig(top_k_tails=3, families=("event",), split_over=25, part_chars=20)
     entry = json.loads(json.dumps(config.as_dict()))
     back = PieceConfig.from_dict(entry)
-    assert back.as_dict() == entry and back.families == ("event",) and back.split_over == 25
+    assert back.as_dict() == entry and back.families == ("event",) and back.split_over == 25 and back.part_chars == 20
     assert head_pieces(kg.load_kg("sample"), "KTV", back) == head_pieces(kg.load_kg("sample"), "KTV", config)
-    with pytest.raises(UsageError, match=r"split_over \(3\) must be at least 4"):
-        PieceConfig(split_over=3)
+    with pytest.raises(UsageError, match=r"part_chars \(3\) must be at least 4"):
+        PieceConfig(part_chars=3)
+    with pytest.raises(UsageError, match=r"split_over \(30\) at least part_chars"):
+        PieceConfig(split_over=30, part_chars=40)
 
 
 # ------------------------------------------------------------------ head_pieces
@@ -143,7 +145,7 @@ def test_head_pieces_of_the_sample_kg(sample_kg):
 
 def test_head_pieces_of_a_kdconv_kb(kb_graph):
     kb = mini_kb()
-    config = PieceConfig(split_over=40)
+    config = PieceConfig(split_over=40, part_chars=40)
     for place, triples in kb.items():
         pieces = head_pieces(kb_graph, place, config)
         assert pieces[0].kind == "head" and pieces[0].text == place
@@ -164,6 +166,20 @@ def test_head_pieces_of_a_kdconv_kb(kb_graph):
         # every distinct part text is there once (repeats of a part are dropped as repeated texts)
         assert {p.text for p in parts} == {clean_piece(r).strip() for r in raw}
         assert not any(p.kind in ("relation", "flow") for p in pieces)
+
+
+def test_a_value_up_to_split_over_stays_whole_and_a_longer_one_splits_into_part_chars(kb_graph):
+    kb = mini_kb()
+    place, triples = next(iter(kb.items()))
+    info = next(v for _, a, v in triples if a == "Information")
+    shortest_split = min(len(p) for p in split_value(info, 20))
+    # split_over at the value's length: one whole piece; one below it: parts of at most part_chars
+    whole = head_pieces(kb_graph, place, PieceConfig(split_over=len(info), part_chars=20))
+    assert [p.content for p in whole if p.label == "Information"] == [clean_piece(info)]
+    assert all(p.part < 0 for p in whole)
+    split = head_pieces(kb_graph, place, PieceConfig(split_over=len(info) - 1, part_chars=20))
+    parts = [p for p in split if p.label == "Information"]
+    assert len(parts) > 1 and all(p.part >= 0 and len(p.content) <= 20 for p in parts) and shortest_split <= 20
 
 
 def test_catalog_builds_each_head_once(sample_kg, monkeypatch):

@@ -76,7 +76,7 @@ def test_registry_default_and_config_checks():
     with pytest.raises(UsageError, match=r"hub_k \(0\)"):
         SelectionConfig(hub_k=0)
     config = SelectionConfig(candidate_heads=2, named_heads=1, abstain_below=0.3,
-                             pieces=PieceConfig(split_over=20))
+                             pieces=PieceConfig(split_over=20, part_chars=20))
     back = SelectionConfig.from_dict(config.as_dict())
     assert back.as_dict() == config.as_dict() and back.pieces.split_over == 20
 
@@ -283,7 +283,7 @@ def test_index_stores_every_piece_passage_and_its_vector(tmp_path, sample_kg, ca
     from tiktalk.commands.main import main
 
     encoder = CountingEncoder(dim=32)
-    config = PieceConfig(split_over=30)
+    config = PieceConfig(split_over=30, part_chars=30)
     built = build_head_index(sample_kg, encoder, tmp_path / "idx", kg_source="sample", progress=False,
                              views="text", pieces=config)
     loaded = HeadIndex.load(tmp_path / "idx")

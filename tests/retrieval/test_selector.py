@@ -31,6 +31,7 @@ from retrieval.selector import (
     built_for,
     choose_threshold,
     gold_piece_labels,
+    gram_vocabulary,
     label_key,
     piece_labels,
     predict,
@@ -263,14 +264,15 @@ def test_save_load_round_trip_gives_identical_scores(mini, tmp_path):
     vocab = {name: i for i, name in enumerate([HEAD_LABEL, *sorted({label_key(p) for c in batch for p in c.pieces}
                                                                   - {HEAD_LABEL}), OTHER_LABEL])}
     features = [piece_features(c) for c in batch]
-    examples = stack_examples(batch, features, vocab, targets)
+    grams = gram_vocabulary(batch, 50)
+    examples = stack_examples(batch, features, vocab, targets, grams)
     model, record = train_model(examples, examples, vocab, TrainSettings(steps=20, hidden=8))
     assert record["best_step"] in {s for s, _, _ in record["history"]}
     config = SelectionConfig(candidate_heads=4)
-    out = save_selector(tmp_path / "sel", model, vocab, config, 0.25, {"built_for": built_for(retriever)})
+    out = save_selector(tmp_path / "sel", model, vocab, grams, config, 0.25, {"built_for": built_for(retriever)})
     assert sorted(p.name for p in out.iterdir()) == sorted([CONFIG_FILE, WEIGHTS_FILE])
     loaded = LearnedScorer.load(out, retriever)
-    assert loaded.vocab == vocab and loaded.abstain_below == 0.25
+    assert loaded.vocab == vocab and loaded.grams == grams and loaded.abstain_below == 0.25
     assert loaded.config.as_dict() == config.as_dict()
     assert set(loaded.model.state_dict()) == set(model.state_dict())
     for key, value in model.state_dict().items():
@@ -279,7 +281,36 @@ def test_save_load_round_trip_gives_identical_scores(mini, tmp_path):
         np.testing.assert_array_equal(got, expected)
     assert loaded.score([]) == []
     with pytest.raises(Exception, match="exists"):
-        save_selector(out, model, vocab, config, 0.25, {"built_for": built_for(retriever)})
+        save_selector(out, model, vocab, grams, config, 0.25, {"built_for": built_for(retriever)})
+    # a selector of an earlier format (no last-turn adapter) is refused, naming the field
+    meta = json.loads((out / CONFIG_FILE).read_text(encoding="utf-8"))
+    (out / CONFIG_FILE).write_text(json.dumps({**meta, "format_version": 1}), encoding="utf-8")
+    with pytest.raises(FormatError, match=r"format_version.*train the selector again"):
+        LearnedScorer.load(out, retriever)
+
+
+def test_last_turn_gram_indicators_match_a_plain_count(mini):
+    from tiktalk.runs.select import dataset_turns
+
+    retriever = Retriever.load(mini["index"], config=RetrieverConfig(selection="dense"), budget=KnowledgeBudget(69))
+    contexts = [t.context for t in dataset_turns(mini["data"], "train")[:40]]
+    queries = retriever.queries(contexts)
+    batch = [c for c in retriever.candidates.build(contexts, queries, retriever.encode(queries)) if c is not None]
+    grams = gram_vocabulary(batch, 30)
+    counts = {}
+    for c in batch:
+        last = c.context[-1]
+        for g in {last[i : i + 2] for i in range(len(last) - 1)}:
+            counts[g] = counts.get(g, 0) + 1
+    assert len(grams) == 30 and sorted(grams.values()) == list(range(30))
+    # the vocabulary is the 30 most frequent (a gram left out is no more frequent than any kept)
+    assert min(counts[g] for g in grams) >= max((n for g, n in counts.items() if g not in grams), default=0)
+    indicators = stack_examples(batch, [piece_features(c) for c in batch], {HEAD_LABEL: 0, OTHER_LABEL: 1},
+                                grams=grams).grams
+    for row, c in enumerate(batch):
+        last = c.context[-1]
+        expected = [float(any(last[i : i + 2] == g for i in range(len(last) - 1))) for g in grams]
+        assert indicators[row].tolist() == expected
 
 
 def torch_equal(a, b) -> bool:
