@@ -38,7 +38,7 @@ from fusion.configuration_maria import (
 )
 from kg.linearize import fit_knowledge
 from tiktalk.errors import UsageError
-from tiktalk.models.tokenization import CharEncoder
+from tiktalk.models.tokenization import TextEncoder
 from tiktalk.types import DialogueExample, KnowledgeBudget
 
 IGNORE_INDEX = -100
@@ -54,7 +54,7 @@ class SpecialIds:
     first_regular: int  # random replacement tokens are drawn from [first_regular, vocab_size)
 
     @classmethod
-    def from_encoder(cls, encoder: CharEncoder) -> SpecialIds:
+    def from_encoder(cls, encoder: TextEncoder) -> SpecialIds:
         v = encoder.vocab
         specials = [i for t, i in v.items() if t.startswith("[") and t.endswith("]")]
         return cls(
@@ -78,12 +78,12 @@ class EncodedExample:
     audio: np.ndarray | None  # (A, audio_dim) float32
 
 
-def knowledge_budget(encoder: CharEncoder, config: MariaConfig) -> KnowledgeBudget:
-    """Maria's knowledge budget: ``config.knowledge_tokens`` characters as ``encoder`` counts them."""
+def knowledge_budget(encoder: TextEncoder, config: MariaConfig) -> KnowledgeBudget:
+    """Maria's knowledge budget: ``config.knowledge_tokens`` tokens as ``encoder`` counts them."""
     return KnowledgeBudget(config.knowledge_tokens, lambda text: len(encoder.encode(text)), encoder.fingerprint)
 
 
-def encode_knowledge(text: str, encoder: CharEncoder, config: MariaConfig) -> list[int]:
+def encode_knowledge(text: str, encoder: TextEncoder, config: MariaConfig) -> list[int]:
     """Knowledge ids (no [SEP]) within ``config.knowledge_tokens``: a segment linearised for
     this budget as it is; a longer one (made under another budget) loses whole trailing
     pieces (``kg.fit_knowledge``), never part of one."""
@@ -114,7 +114,7 @@ def _check_features(array, dim: int, name: str, example: DialogueExample) -> np.
 
 
 def encode_example(
-    example: DialogueExample, encoder: CharEncoder, config: MariaConfig, special: SpecialIds
+    example: DialogueExample, encoder: TextEncoder, config: MariaConfig, special: SpecialIds
 ) -> EncodedExample:
     """Characters -> ids within the budgets: knowledge whole pieces (see :func:`encode_knowledge`),
     the context its latest tokens, the response its first ones."""
@@ -320,7 +320,7 @@ def build_batch(
 
 def collate_examples(
     examples: Sequence[DialogueExample],
-    encoder: CharEncoder,
+    encoder: TextEncoder,
     config: MariaConfig,
     train: bool = True,
     generator: torch.Generator | None = None,

@@ -27,6 +27,7 @@ from typing import Any
 from tiktalk.errors import UsageError
 from tiktalk.models.config import ModelConfig
 from tiktalk.models.modalities import modality_string
+from tiktalk.models.tokenization import TOKENIZATIONS
 
 RESPONSE, CONTEXT, KNOWLEDGE, VISION, AUDIO = 0, 1, 2, 3, 4
 PAD_SEGMENT = -1
@@ -112,6 +113,13 @@ class MariaConfig(ModelConfig):
     loaded (BERT's MLM head is ignored). ``"tied"``: BERT's pretrained MLM head
     (``cls.predictions``), decoder tied to the word embeddings, with its bias. Saved models
     from before this option had the tied head and load as ``"tied"``."""
+    tokenization: str = "wordpiece"
+    """How text becomes ids over the tokenizer's vocabulary (``tiktalk.models.tokenization``).
+    ``"wordpiece"``: the BERT tokenizer's own tokenisation, as Maria's ``BertTokenizer`` over
+    bert-base-chinese (one token per Chinese character, WordPiece for runs of Latin letters and
+    digits: "666", "hhh"). ``"char"``: one id per character, Latin letters and digits too (the
+    ``tiny`` preset's, over the generated vocabulary). The knowledge budget counts with the
+    same one. Saved models from before this option used ``"char"`` and load so."""
     attn_implementation: str = "sdpa"
     """Attention kernel of the BERT layers: "sdpa" or "eager"."""
     tokenizer_vocab_size: int | None = None
@@ -149,6 +157,8 @@ class MariaConfig(ModelConfig):
             )
         if self.output_layer not in OUTPUT_LAYERS:
             raise UsageError(f"output_layer must be one of {list(OUTPUT_LAYERS)}, got {self.output_layer!r}")
+        if self.tokenization not in TOKENIZATIONS:
+            raise UsageError(f"tokenization must be one of {list(TOKENIZATIONS)}, got {self.tokenization!r}")
         if self.attn_implementation not in ("sdpa", "eager"):
             raise UsageError(f"attn_implementation must be 'sdpa' or 'eager', got {self.attn_implementation!r}")
         if isinstance(self.backbone, dict):

@@ -164,7 +164,7 @@ def banned_token_ids(model: MariaForDialogue, config: GenerationConfig) -> torch
     if not config.ban_special_tokens:
         return torch.zeros(0, dtype=torch.long)
     ends = {model.special_ids.sep, model.special_ids.pad}
-    return torch.tensor(sorted(i for i in model.char_encoder.special_ids if i not in ends), dtype=torch.long)
+    return torch.tensor(sorted(i for i in model.text_encoder.special_ids if i not in ends), dtype=torch.long)
 
 
 @torch.no_grad()
@@ -226,7 +226,7 @@ def response_nll(model: MariaForDialogue, examples: Sequence[DialogueExample]) -
     device = next(model.parameters()).device
     special = model.special_ids
     budget = model.config.response_budget
-    targets = [model.char_encoder.encode(e.response)[: budget - 2] + [special.sep] for e in examples]
+    targets = [model.text_encoder.encode(e.response)[: budget - 2] + [special.sep] for e in examples]
     length = max(len(t) for t in targets)
     target = torch.full((len(examples), length), special.pad, dtype=torch.long, device=device)
     for row, ids in enumerate(targets):

@@ -37,9 +37,10 @@ from tiktalk.models.base import ChatModel
 from tiktalk.models.modalities import MODALITIES
 from tiktalk.models.tokenization import (
     CHAR_VOCAB_SIZE,
-    CharEncoder,
+    TextEncoder,
     build_char_tokenizer,
     load_tokenizer,
+    text_encoder,
 )
 from tiktalk.types import DialogueExample, KnowledgeBudget
 
@@ -48,6 +49,8 @@ if TYPE_CHECKING:
 
 # Tied copies: not saved, re-tied on load.
 TIED_KEYS = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
+# Config fields newer than some saves, and what those saves had.
+OLD_SAVE_DEFAULTS = {"output_layer": "tied", "tokenization": "char"}
 # BERT checkpoint keys Maria has no use for.
 IGNORED_PREFIXES = ("bert.pooler.", "cls.seq_relationship.")
 
@@ -130,10 +133,12 @@ class MariaForDialogue(ChatModel):
     # Any non-empty subset (Table 7's rows): the config's ``modalities`` says which.
     required_modalities: ClassVar[tuple[str, ...]] = ()
     optional_modalities: ClassVar[tuple[str, ...]] = MODALITIES
-    # ``tiny``: a random tiny BERT (hidden 32, 2 layers, 2 heads) + the generated char vocab.
-    # (the tiny preset keeps BERT's tied head: its recipe and pinned outputs were measured with it)
+    # ``tiny``: a random tiny BERT (hidden 32, 2 layers, 2 heads) + the generated char vocab, one
+    # id per character. (It keeps BERT's tied head and the char tokenisation: its recipe and
+    # pinned outputs were measured with them.)
     presets: ClassVar[dict[str, dict[str, Any]]] = {
-        "tiny": {"backbone": dict(TINY_BACKBONE, vocab_size=CHAR_VOCAB_SIZE), "output_layer": "tied"}}
+        "tiny": {"backbone": dict(TINY_BACKBONE, vocab_size=CHAR_VOCAB_SIZE), "output_layer": "tied",
+                 "tokenization": "char"}}
     # Maria's own recipe is TrainConfig's defaults; its batch: 64 per GPU (run_*.py L435) under
     # DataParallel on the paper's 4 V100s (L466), 256 examples per optimizer step.
     default_recipe: ClassVar[dict[str, Any]] = {"global_batch_size": 256}
@@ -163,7 +168,7 @@ class MariaForDialogue(ChatModel):
         _init_like_bert(self.fusion, bert_config.initializer_range)
         self.tie_weights()
         self.tokenizer = tokenizer
-        self._encoder: CharEncoder | None = None
+        self._encoder: TextEncoder | None = None
         self._special: SpecialIds | None = None
 
     # -- weights ----------------------------------------------------------------------------
@@ -181,11 +186,12 @@ class MariaForDialogue(ChatModel):
 
     # -- text side ---------------------------------------------------------------------------
     @property
-    def char_encoder(self) -> CharEncoder:
+    def text_encoder(self) -> TextEncoder:
+        """Text <-> ids as ``config.tokenization`` says, over ``self.tokenizer``'s vocabulary."""
         if self.tokenizer is None:
             raise UsageError("this MariaForDialogue has no tokenizer; pass one or load with from_pretrained")
         if self._encoder is None:
-            self._encoder = CharEncoder(self.tokenizer)
+            self._encoder = text_encoder(self.tokenizer, self.config.tokenization)
             self._special = SpecialIds.from_encoder(self._encoder)
             if self._special.vocab_size > self.vocab_size:
                 raise UsageError(
@@ -194,8 +200,13 @@ class MariaForDialogue(ChatModel):
         return self._encoder
 
     @property
+    def char_encoder(self) -> TextEncoder:
+        """The old name of :attr:`text_encoder` (it was one id per character)."""
+        return self.text_encoder
+
+    @property
     def special_ids(self) -> SpecialIds:
-        self.char_encoder  # noqa: B018 - builds the cache
+        self.text_encoder  # noqa: B018 - builds the cache
         assert self._special is not None
         return self._special
 
@@ -208,9 +219,9 @@ class MariaForDialogue(ChatModel):
         return {"modalities": modalities}
 
     def knowledge_budget(self) -> KnowledgeBudget | None:
-        """``config.knowledge_tokens`` characters of this model's vocabulary (None without the
-        knowledge modality)."""
-        return knowledge_budget(self.char_encoder, self.config) if self.config.has("knowledge") else None
+        """``config.knowledge_tokens`` tokens as this model's text encoder counts them (None
+        without the knowledge modality)."""
+        return knowledge_budget(self.text_encoder, self.config) if self.config.has("knowledge") else None
 
     def collate(
         self,
@@ -222,7 +233,7 @@ class MariaForDialogue(ChatModel):
         """Examples -> batch for ``forward`` (train=True: masked inputs, labels, objective masks)."""
         return collate_examples(
             examples,
-            self.char_encoder,
+            self.text_encoder,
             self.config,
             train=train,
             generator=generator,
@@ -321,7 +332,7 @@ class MariaForDialogue(ChatModel):
         elif kwargs:
             gen_config = dataclasses.replace(gen_config, **kwargs)
         sequences = generate_ids(self, examples, gen_config, show_progress=show_progress)
-        return [self.char_encoder.decode(seq) for seq in sequences]
+        return [self.text_encoder.decode(seq) for seq in sequences]
 
     def score_batch(self, examples: Sequence[DialogueExample]) -> list[tuple[float, int]]:
         """Teacher-forced NLL (nats) and token count of each example's response (decoding layout)."""
@@ -357,9 +368,9 @@ class MariaForDialogue(ChatModel):
     @classmethod
     def from_saved(cls, saved: SavedModel, *, trust_pickle: bool = False, **overrides: Any) -> MariaForDialogue:
         """(``trust_pickle`` is for BERT directories; a saved Maria is safetensors.) A save from
-        before ``output_layer`` existed had BERT's tied head."""
-        if "output_layer" not in saved.config:
-            saved = dataclasses.replace(saved, config={**saved.config, "output_layer": "tied"})
+        before ``output_layer`` / ``tokenization`` existed had BERT's tied head and one id per
+        character (:data:`OLD_SAVE_DEFAULTS`)."""
+        saved = _with_old_defaults(saved)
         model = super().from_saved(saved, **overrides)
         model.load_report = {"loaded": sorted(k for k in model.state_dict() if k not in TIED_KEYS),
                              "initialised": [], "ignored": []}
@@ -443,15 +454,22 @@ class MariaForDialogue(ChatModel):
     @classmethod
     def config_knowledge_budget(cls, fields: dict[str, Any], saved: SavedModel | None,
                                 preset: str) -> KnowledgeBudget | None:
-        """``knowledge_tokens`` characters of the vocabulary a preset builds or a save holds."""
+        """``knowledge_tokens`` tokens of the vocabulary a preset builds or a save holds, counted
+        with the config's ``tokenization``, as the model counts them."""
         if saved is None:
             config, tokenizer = cls._preset_config(cls.presets[preset], fields)
         else:
-            config = MariaConfig.from_dict(saved.config)
+            config = MariaConfig.from_dict(_with_old_defaults(saved).config)
             if fields:
                 config = config.replace(**fields)
             tokenizer = cls.saved_tokenizer(saved.path, config)
-        return knowledge_budget(CharEncoder(tokenizer), config) if config.has("knowledge") else None
+        return knowledge_budget(text_encoder(tokenizer, config.tokenization), config) if config.has("knowledge") else None
+
+
+def _with_old_defaults(saved: SavedModel) -> SavedModel:
+    """``saved`` with :data:`OLD_SAVE_DEFAULTS` for the fields its config predates."""
+    missing = {k: v for k, v in OLD_SAVE_DEFAULTS.items() if k not in saved.config}
+    return dataclasses.replace(saved, config={**saved.config, **missing}) if missing else saved
 
 
 def expand_token_type_rows(rows: torch.Tensor, n_rows: int) -> torch.Tensor:

@@ -99,11 +99,11 @@ def test_decoding_is_not_trivial():
 def test_banning_specials_keeps_them_out():
     model = lively_model("T+I")
     with torch.no_grad():  # make [MASK] and [UNK] the likeliest tokens
-        model.cls.predictions.bias[[model.special_ids.mask, model.char_encoder.unk_id]] = 50.0
+        model.cls.predictions.bias[[model.special_ids.mask, model.text_encoder.unk_id]] = 50.0
     source = source_batch(model, make_examples())
     free = decode_batch(model, source, GenerationConfig(num_beams=2, max_length=8))
     banned = decode_batch(model, source, GenerationConfig(num_beams=2, max_length=8, ban_special_tokens=True))
-    specials = model.char_encoder.special_ids
+    specials = model.text_encoder.special_ids
     assert any(t in specials for seq in free for t in seq)  # Maria's default bans nothing
     assert not any(t in specials for seq in banned for t in seq) and all(banned)
 

@@ -30,7 +30,7 @@ def knowledge_seen(model: MariaForDialogue, knowledge: str) -> tuple[list[int], 
     batch = model.collate([DialogueExample("x", ["这披萨看着好香"], knowledge=knowledge)], train=False)
     ids = batch["input_ids"][0][batch["segment_ids"][0, : batch["input_ids"].shape[1]] == KNOWLEDGE].tolist()
     assert ids[-1] == model.special_ids.sep
-    return ids[:-1], model.char_encoder.decode(ids[:-1])
+    return ids[:-1], model.text_encoder.decode(ids[:-1])
 
 
 def test_the_collator_sees_exactly_the_linearised_segment(model, items):
@@ -41,7 +41,7 @@ def test_the_collator_sees_exactly_the_linearised_segment(model, items):
     cut = kg.linearize(items, budget=budget)
     assert cut.truncated and 0 < budget.count_tokens(cut.text) <= budget.max_tokens
     ids, text = knowledge_seen(model, cut.text)
-    assert text == cut.text and ids == model.char_encoder.encode(cut.text)
+    assert text == cut.text and ids == model.text_encoder.encode(cut.text)
     # cut at a piece boundary: the text is whole leading pieces of the full segment
     pieces = split_pieces(full)
     assert cut.text == "".join(pieces[: cut.pieces])

@@ -301,6 +301,71 @@ def test_a_save_without_output_layer_loads_the_tied_head(tmp_path):
         MariaForDialogue.from_pretrained(tmp_path / "old", output_layers="tied")
 
 
+def test_init_from_bert_tokenises_with_its_own_wordpiece(tmp_path):
+    """Under ``--init`` Maria's text goes through the BERT directory's own tokenizer (WordPiece
+    for Latin letters and digits), the knowledge budget counts with it, a save keeps it; the
+    ``char`` option restores one id per character."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    from tests.bert_vocab import CHINESE, WORDPIECE_VOCAB, write_wordpiece_vocab
+    from tiktalk.runs.budget import knowledge_budget
+
+    torch.manual_seed(1)
+    BertForMaskedLM(BertConfig(**dict(TINY_BACKBONE, vocab_size=len(WORDPIECE_VOCAB)))).save_pretrained(tmp_path / "bert")
+    write_wordpiece_vocab(tmp_path / "bert")
+    model = MariaForDialogue.from_pretrained(tmp_path / "bert", modalities=parse_modalities("T+K"), **SMALL)
+    assert model.config.tokenization == "wordpiece"
+    vocab = model.text_encoder.vocab
+    example = DialogueExample("w", ["你好666hhh", "哈哈"], response="HHH好笑", knowledge="哈哈2333333")
+    batch = model.collate([example], train=False)
+    ids = batch["input_ids"][0].tolist()
+    response = [vocab[t] for t in ("[CLS]", "hh", "##h", "好", "笑", "[SEP]")]
+    context = [vocab[t] for t in ("你", "好", "666", "##hh", "##h", "[SEP]", "哈", "哈", "[SEP]")]
+    knowledge = [vocab[t] for t in ("哈", "哈", "233", "##33", "##33", "[SEP]")]
+    R = SMALL["response_budget"]
+    assert ids[:6] == response and ids[R:] == context + knowledge
+    budget = model.knowledge_budget()
+    assert budget.tokenizer == model.text_encoder.fingerprint and budget.tokenizer.startswith("wordpiece:")
+    assert budget.count_tokens("哈哈2333333") == 5
+    # the budget read without building the model, from the BERT directory and from a save, agrees
+    from_dir = knowledge_budget("maria", str(tmp_path / "bert"), modalities=("text", "knowledge"), **SMALL)
+    assert from_dir.as_dict() == budget.as_dict() and from_dir.count_tokens("哈哈2333333") == 5
+    model.save_pretrained(tmp_path / "run")
+    loaded = MariaForDialogue.from_pretrained(tmp_path / "run")
+    assert loaded.config.tokenization == "wordpiece"
+    assert loaded.collate([example], train=False)["input_ids"].tolist() == batch["input_ids"].tolist()
+    from_save = knowledge_budget("maria", str(tmp_path / "run"))
+    assert from_save.as_dict() == budget.as_dict() and from_save.count_tokens("哈哈2333333") == 5
+    assert model.eval().generate([example], max_length=6)[0] == loaded.eval().generate([example], max_length=6)[0]
+    # the char option: one id per character over the same vocabulary
+    chars = MariaForDialogue.from_pretrained(tmp_path / "bert", modalities=parse_modalities("T+K"),
+                                             tokenization="char", **SMALL)
+    assert chars.text_encoder.encode("666hhh") == [vocab["6"]] * 3 + [vocab["h"]] * 3
+    assert chars.knowledge_budget().count_tokens("哈哈2333333") == 9
+    assert set(CHINESE) <= set(vocab)
+    with pytest.raises(ValueError, match=r"tokenization must be one of \['wordpiece', 'char'\], got 'bpe'"):
+        MariaConfig(tokenization="bpe")
+
+
+def test_a_save_without_tokenization_keeps_one_id_per_character(tmp_path):
+    """Saves from before the option counted characters: they load (and budget) as ``"char"``."""
+    from tiktalk.runs.budget import knowledge_budget
+
+    model = MariaForDialogue.from_preset("tiny", modalities=parse_modalities("T+K"), tokenization="wordpiece", **SMALL)
+    assert model.config.tokenization == "wordpiece"
+    assert MariaForDialogue.from_preset("tiny").config.tokenization == "char"
+    model.save_pretrained(tmp_path / "old")
+    config_file = tmp_path / "old" / "tiktalk_model.json"
+    saved = json.loads(config_file.read_text())
+    del saved["config"]["tokenization"]
+    config_file.write_text(json.dumps(saved))
+    loaded = MariaForDialogue.from_pretrained(tmp_path / "old")
+    assert loaded.config.tokenization == "char"
+    assert loaded.text_encoder.encode("hello") == [loaded.text_encoder.vocab[c] for c in "hello"]
+    assert knowledge_budget("maria", str(tmp_path / "old")).tokenizer.startswith("char:")
+    assert model.knowledge_budget().tokenizer.startswith("wordpiece:")
+
+
 def test_from_pretrained_bare_bert_model_with_old_layernorm_names(tmp_path):
     from safetensors.torch import save_file
     from transformers import BertModel

@@ -45,7 +45,7 @@ def train_tiny(examples, modalities: str, steps: int = 500, seed: int = 0) -> Ma
 def reference_nll(model: MariaForDialogue, example: DialogueExample) -> float:
     """Slow path: the full-recompute scorer, one example, one step per token."""
     special = model.special_ids
-    target = model.char_encoder.encode(example.response) + [special.sep]
+    target = model.text_encoder.encode(example.response) + [special.sep]
     source = model.collate([example], train=False, include_response=False)
     scorer = FullRecomputeScorer(model, source, 1)
     tokens = torch.tensor([[special.cls]])

@@ -1,4 +1,5 @@
-"""The generated bert-base-chinese-like character vocabulary and the char-level fast path."""
+"""The generated bert-base-chinese-like character vocabulary, the char-level fast path and the
+WordPiece path of a real BERT vocabulary."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from tiktalk.models.tokenization import (
     CJK_LAST,
     FULLWIDTH_PUNCTUATION,
     CharEncoder,
+    WordPieceEncoder,
     build_char_tokenizer,
     char_vocab,
     load_tokenizer,
+    text_encoder,
 )
 
 
@@ -72,3 +75,71 @@ def test_load_tokenizer_checks_size_and_presence(tokenizer, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="neither vocab.txt nor tokenizer.json"):
         load_tokenizer(tmp_path / "empty")
+
+
+# -- the WordPiece path (a real BERT vocabulary under --init) -------------------------------------
+@pytest.fixture(scope="module")
+def wordpiece_tokenizer(tmp_path_factory):
+    from tests.bert_vocab import write_wordpiece_vocab
+
+    return load_tokenizer(write_wordpiece_vocab(tmp_path_factory.mktemp("wordpiece")))
+
+
+WORDPIECE_TEXTS = [
+    "你好666hhh", "哈哈哈HHH hhhh 6666", "Hello！666，你呢", "ok abc123 2333333", "Café 好",
+    "xyz你好", "哈\t哈\u3000呵呵。", "he hello hellooo", "666hhh666", "  ", "",
+]
+
+
+@pytest.mark.parametrize("text", WORDPIECE_TEXTS)
+def test_wordpiece_encoder_tokenises_as_bert_base_chinese(wordpiece_tokenizer, text):
+    """Google's BasicTokenizer + WordpieceTokenizer (what bert-base-chinese and Maria's
+    pytorch_transformers 1.0 use), ported literally in tests/bert_vocab.py, gives the same ids."""
+    from tests.bert_vocab import reference_tokenize
+
+    encoder = WordPieceEncoder(wordpiece_tokenizer)
+    expected = [encoder.vocab[t] for t in reference_tokenize(text)]
+    assert encoder.encode(text) == expected
+    assert encoder.encode(text) == wordpiece_tokenizer.convert_tokens_to_ids(wordpiece_tokenizer.tokenize(text))
+
+
+def test_wordpiece_encoder_splits_latin_and_digits_into_pieces_and_round_trips(wordpiece_tokenizer):
+    encoder = WordPieceEncoder(wordpiece_tokenizer)
+    tokens = lambda text: [encoder.id_to_token[i] for i in encoder.encode(text)]
+    assert tokens("666") == ["666"]
+    assert tokens("6666") == ["666", "##6"]
+    assert tokens("hhh") == ["hh", "##h"] == tokens("HHH")
+    assert tokens("2333333") == ["233", "##33", "##33"]
+    assert tokens("哈哈666hhh") == ["哈", "哈", "666", "##hh", "##h"]
+    assert tokens("hello你好") == ["hello", "你", "好"]
+    assert tokens("xyz") == ["[UNK]"]  # a word no pieces spell is one [UNK], as BERT's
+    # the char path spends one id per character on the same text
+    assert len(encoder.encode("哈哈666hhh")) == 5 < len(CharEncoder(wordpiece_tokenizer).encode("哈哈666hhh")) == 8
+    # decode glues ## pieces; a space only between Latin/digit words, as the text had them
+    for text in ("哈哈666hhh", "hello 2333333你好", "ok，hello！", "666 hhh哈"):
+        assert encoder.decode(encoder.encode(text)) == text
+    assert encoder.decode(encoder.encode("HHH 哈哈")) == "hhh哈哈"
+    assert encoder.decode(encoder.encode("xyz你好")) == "你好"  # [UNK] dropped with the specials
+    assert encoder.decode([encoder.vocab["[CLS]"], *encoder.encode("你好"), encoder.vocab["[SEP]"]]) == "你好"
+
+
+def test_encoders_fingerprint_their_counting(wordpiece_tokenizer, tokenizer):
+    wordpiece, char = WordPieceEncoder(wordpiece_tokenizer), CharEncoder(wordpiece_tokenizer)
+    assert wordpiece.fingerprint.startswith("wordpiece:") and char.fingerprint.startswith("char:")
+    assert wordpiece.fingerprint.split(":")[1:3] == char.fingerprint.split(":")[1:3]  # same vocabulary
+    assert "lowercase=True" in wordpiece.fingerprint
+    assert CharEncoder(tokenizer).fingerprint != char.fingerprint
+    assert isinstance(text_encoder(tokenizer, "char"), CharEncoder)
+    assert isinstance(text_encoder(tokenizer, "wordpiece"), WordPieceEncoder)
+    with pytest.raises(ValueError, match=r"tokenization must be one of \['wordpiece', 'char'\], got 'bpe'"):
+        text_encoder(tokenizer, "bpe")
+
+
+def test_wordpiece_encoder_ignores_a_saved_truncation(wordpiece_tokenizer, tmp_path):
+    """A tokenizer.json saved with truncation on still encodes whole texts."""
+    wordpiece_tokenizer.backend_tokenizer.enable_truncation(3)
+    try:
+        encoder = WordPieceEncoder(wordpiece_tokenizer)
+    finally:
+        wordpiece_tokenizer.backend_tokenizer.no_truncation()
+    assert len(encoder.encode("你好你好你好")) == 6

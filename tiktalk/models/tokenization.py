@@ -1,4 +1,4 @@
-"""A generated character vocabulary shaped like bert-base-chinese, and fast char-level encoding.
+"""A generated character vocabulary shaped like bert-base-chinese, and text encoders over BERT vocabularies.
 
 No bert-base-chinese vocab ships in a wheel, so tiny presets and smoke runs use a generated
 one with the same layout: ``[PAD]``, ``[unused1..99]``, ``[UNK] [CLS] [SEP] [MASK]``, then
@@ -11,9 +11,15 @@ In transformers 5.24 ``BertTokenizer(vocab_file=...)`` silently ignores the file
 vocab is written to a directory and loaded with ``BertTokenizer.from_pretrained(dir)``;
 the loaded size is asserted.
 
-``encode_chars`` / ``decode_chars`` are the character-level fast path the Maria collator
-uses (one id per character, as bert-base-chinese tokenises Chinese); they agree with
-``tokenizer.tokenize`` on Chinese text and are ~50x faster on short utterances.
+Two ways to turn text into ids (``TOKENIZATIONS``, :func:`text_encoder`), behind one interface
+(:class:`TextEncoder`: ``encode``, ``decode``, ``vocab``, ``special_ids``, ``fingerprint``):
+
+* :class:`WordPieceEncoder` (``"wordpiece"``): the directory's own BERT tokenizer, as
+  bert-base-chinese tokenises (one token per Chinese character, WordPiece for runs of Latin
+  letters and digits: "666", "hhh", "hello"). What a real BERT vocabulary (``--init``) gets.
+* :class:`CharEncoder` (``"char"``): one id per character (Latin letters and digits too), the
+  tiny preset's fast path; agrees with ``tokenizer.tokenize`` on Chinese text and is ~50x
+  faster on short utterances.
 """
 
 from __future__ import annotations
@@ -21,14 +27,17 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from functools import cached_property
 from pathlib import Path
-
-from transformers import BertTokenizer
+from typing import TYPE_CHECKING
 
 from tiktalk.errors import UsageError
 from tiktalk.io import atomic_directory
+
+if TYPE_CHECKING:  # transformers is imported where a tokenizer is loaded (it costs a second)
+    from transformers import BertTokenizer
 
 SPECIAL_TOKENS: tuple[str, ...] = ("[UNK]", "[CLS]", "[SEP]", "[MASK]")
 N_UNUSED = 99
@@ -58,6 +67,8 @@ CHAR_VOCAB_SIZE = len(char_vocab())
 
 def write_char_vocab(directory: str | os.PathLike) -> Path:
     """Write vocab.txt + tokenizer_config.json into ``directory`` (atomically); returns it."""
+    from transformers import BertTokenizer
+
     directory = Path(directory)
     with atomic_directory(directory, overwrite=True) as tmp:
         (Path(tmp) / "vocab.txt").write_text("\n".join(char_vocab()) + "\n", encoding="utf-8")
@@ -68,6 +79,8 @@ def write_char_vocab(directory: str | os.PathLike) -> Path:
 
 def load_tokenizer(path: str | os.PathLike, expected_vocab_size: int | None = None) -> BertTokenizer:
     """BertTokenizer from a directory holding vocab.txt (or tokenizer.json)."""
+    from transformers import BertTokenizer
+
     path = Path(path)
     if not (path / "vocab.txt").exists() and not (path / "tokenizer.json").exists():
         raise UsageError(f"tokenizer directory {path} has neither vocab.txt nor tokenizer.json")
@@ -100,11 +113,13 @@ def build_char_tokenizer(cache_dir: str | os.PathLike | None = None) -> BertToke
     return load_tokenizer(directory, expected_vocab_size=CHAR_VOCAB_SIZE)
 
 
-class CharEncoder:
-    """Character-level ids with a bert-base-chinese-like vocab (whitespace dropped, ASCII lowercased).
+class TextEncoder(ABC):
+    """Text <-> ids over a BERT tokenizer's vocabulary; built once per tokenizer.
 
-    Built once per tokenizer; ``encode`` is a dict lookup per character.
-    """
+    ``vocab`` token -> id; ``special_ids`` the bracketed tokens (``[PAD]``, ``[unusedN]``,
+    ``[CLS]`` ...); ``fingerprint`` names the counting (a knowledge cache records it)."""
+
+    kind: str = ""
 
     def __init__(self, tokenizer: BertTokenizer):
         self.vocab: dict[str, int] = dict(tokenizer.get_vocab())
@@ -115,12 +130,43 @@ class CharEncoder:
             i for t, i in self.vocab.items() if t.startswith("[") and t.endswith("]") and len(t) > 2
         )
 
+    def _counting(self) -> str:
+        """What besides the vocabulary decides the ids (part of the fingerprint)."""
+        return "lower" if self.lowercase else ""
+
     @cached_property
     def fingerprint(self) -> str:
-        """Names the counting: vocabulary size and a hash of the tokens in id order, lowercasing."""
+        """Names the counting: kind, vocabulary size, a hash of the tokens in id order, options."""
         tokens = "\n".join(self.id_to_token[i] for i in sorted(self.id_to_token))
         digest = hashlib.sha256(tokens.encode()).hexdigest()[:16]
-        return f"char:{len(self.vocab)}:{digest}{':lower' if self.lowercase else ''}"
+        counting = self._counting()
+        return f"{self.kind}:{len(self.vocab)}:{digest}{':' + counting if counting else ''}"
+
+    @abstractmethod
+    def encode(self, text: str) -> list[int]:
+        """Ids of ``text``, no special tokens added."""
+
+    def decode(self, ids: Iterable[int], skip_special: bool = True) -> str:
+        """Tokens glued together (``##`` continuations to the previous token); bracketed
+        specials (``[UNK]`` included) dropped unless ``skip_special`` is False."""
+        pieces = []
+        for i in ids:
+            i = int(i)
+            if skip_special and i in self.special_ids:
+                continue
+            pieces.append(self.id_to_token.get(i, "[UNK]"))
+        return self._join(pieces)
+
+    def _join(self, tokens: list[str]) -> str:
+        return "".join(token.removeprefix("##") for token in tokens)
+
+
+class CharEncoder(TextEncoder):
+    """Character-level ids with a bert-base-chinese-like vocab (whitespace dropped, ASCII
+    lowercased): one id per character, Latin letters and digits too. ``encode`` is a dict
+    lookup per character."""
+
+    kind = "char"
 
     def encode(self, text: str) -> list[int]:
         if self.lowercase:
@@ -128,15 +174,69 @@ class CharEncoder:
         vocab, unk = self.vocab, self.unk_id
         return [vocab.get(ch, unk) for ch in text if not ch.isspace()]
 
-    def decode(self, ids: Iterable[int], skip_special: bool = True) -> str:
-        pieces = []
-        for i in ids:
-            i = int(i)
-            if skip_special and i in self.special_ids:
+
+def _is_word_char(ch: str) -> bool:
+    return ch.isascii() and ch.isalnum()
+
+
+class WordPieceEncoder(TextEncoder):
+    """The BERT tokenizer's own ids (``tokenizer.tokenize`` then the vocabulary), as
+    bert-base-chinese tokenises: its normaliser (lowercasing, accents, a space around every
+    CJK character), whitespace and punctuation splits, then WordPiece, greedy longest match
+    first with ``##`` continuations ("666hhh" -> ``666 ##h ##h ##h`` where those are the
+    vocabulary's pieces); a word no piece sequence spells is one ``[UNK]``.
+
+    ``decode`` glues ``##`` pieces and puts a space only between two tokens that both touch
+    Latin letters or digits ("hello 666"), as the text had them; Chinese stays unspaced."""
+
+    kind = "wordpiece"
+
+    def __init__(self, tokenizer: BertTokenizer):
+        super().__init__(tokenizer)
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            raise UsageError(f"{type(tokenizer).__name__} has no tokenizers backend; wordpiece needs one "
+                             "(load the directory with BertTokenizer.from_pretrained)")
+        if backend.truncation is not None or backend.padding is not None:
+            from tokenizers import Tokenizer
+
+            backend = Tokenizer.from_str(backend.to_str())  # a copy: ids of whole texts, unpadded
+            backend.no_truncation()
+            backend.no_padding()
+        self._backend = backend
+        normalizer = backend.normalizer
+        self.lowercase = bool(getattr(normalizer, "lowercase", self.lowercase))
+        self._options = ":".join(
+            f"{name}={getattr(normalizer, name)}" for name in ("lowercase", "strip_accents", "handle_chinese_chars")
+            if hasattr(normalizer, name))
+
+    def _counting(self) -> str:
+        return self._options or super()._counting()
+
+    def encode(self, text: str) -> list[int]:
+        return self._backend.encode(text, add_special_tokens=False).ids
+
+    def _join(self, tokens: list[str]) -> str:
+        out: list[str] = []
+        for token in tokens:
+            if token.startswith("##"):
+                out.append(token[2:])
                 continue
-            token = self.id_to_token.get(i, "[UNK]")
-            pieces.append(token.removeprefix("##"))
-        return "".join(pieces)
+            if out and out[-1] and token and _is_word_char(out[-1][-1]) and _is_word_char(token[0]):
+                out.append(" ")
+            out.append(token)
+        return "".join(out)
+
+
+TEXT_ENCODERS: dict[str, type[TextEncoder]] = {"wordpiece": WordPieceEncoder, "char": CharEncoder}
+TOKENIZATIONS: tuple[str, ...] = tuple(TEXT_ENCODERS)
+
+
+def text_encoder(tokenizer: BertTokenizer, tokenization: str) -> TextEncoder:
+    """The encoder of ``tokenization`` (one of ``TOKENIZATIONS``) over ``tokenizer``."""
+    if tokenization not in TEXT_ENCODERS:
+        raise UsageError(f"tokenization must be one of {list(TOKENIZATIONS)}, got {tokenization!r}")
+    return TEXT_ENCODERS[tokenization](tokenizer)
 
 
 def encode_chars(tokenizer: BertTokenizer, texts: Sequence[str]) -> list[list[int]]:
