@@ -143,3 +143,20 @@ def test_wordpiece_encoder_ignores_a_saved_truncation(wordpiece_tokenizer, tmp_p
     finally:
         wordpiece_tokenizer.backend_tokenizer.no_truncation()
     assert len(encoder.encode("你好你好你好")) == 6
+
+
+def test_wordpiece_encoder_lowercases_like_maria_whatever_the_directory_says(tmp_path):
+    """The Hugging Face copy of bert-base-chinese says ``do_lower_case: false``; Maria passes
+    ``--do_lower_case`` (and the vocabulary has no capital letters), so the encoder lowercases."""
+    from tests.bert_vocab import write_wordpiece_vocab
+
+    directory = write_wordpiece_vocab(tmp_path / "cased")
+    (directory / "tokenizer_config.json").write_text('{"do_lower_case": false}', encoding="utf-8")
+    cased = load_tokenizer(directory)
+    assert cased.tokenize("HHH Hello") == ["[UNK]", "[UNK]"]
+    encoder = WordPieceEncoder(cased)
+    assert [encoder.id_to_token[i] for i in encoder.encode("HHH Hello")] == ["hh", "##h", "hello"]
+    assert encoder.lowercase and "lowercase=True" in encoder.fingerprint
+    assert cased.tokenize("HHH") == ["[UNK]"]  # the model's tokenizer itself is left as loaded
+    as_saved = WordPieceEncoder(cased, lowercase=None)
+    assert as_saved.encode("HHH") == [as_saved.unk_id] and "lowercase=False" in as_saved.fingerprint

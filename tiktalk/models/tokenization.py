@@ -181,31 +181,49 @@ def _is_word_char(ch: str) -> bool:
 
 class WordPieceEncoder(TextEncoder):
     """The BERT tokenizer's own ids (``tokenizer.tokenize`` then the vocabulary), as
-    bert-base-chinese tokenises: its normaliser (lowercasing, accents, a space around every
+    bert-base-chinese tokenises: its normaliser (lowercasing and accents, a space around every
     CJK character), whitespace and punctuation splits, then WordPiece, greedy longest match
     first with ``##`` continuations ("666hhh" -> ``666 ##h ##h ##h`` where those are the
     vocabulary's pieces); a word no piece sequence spells is one ``[UNK]``.
+
+    ``lowercase`` (default True) overrides the directory's ``do_lower_case``: Google's Chinese
+    BERT is uncased and Maria passes ``--do_lower_case`` (its README), while the Hugging Face
+    copy of bert-base-chinese says ``do_lower_case: false`` over a vocabulary without capital
+    letters (cased Latin words would be ``[UNK]``). None keeps the directory's setting.
 
     ``decode`` glues ``##`` pieces and puts a space only between two tokens that both touch
     Latin letters or digits ("hello 666"), as the text had them; Chinese stays unspaced."""
 
     kind = "wordpiece"
 
-    def __init__(self, tokenizer: BertTokenizer):
+    def __init__(self, tokenizer: BertTokenizer, lowercase: bool | None = True):
         super().__init__(tokenizer)
         backend = getattr(tokenizer, "backend_tokenizer", None)
         if backend is None:
             raise UsageError(f"{type(tokenizer).__name__} has no tokenizers backend; wordpiece needs one "
                              "(load the directory with BertTokenizer.from_pretrained)")
-        if backend.truncation is not None or backend.padding is not None:
-            from tokenizers import Tokenizer
+        from tokenizers import Tokenizer, normalizers
 
-            backend = Tokenizer.from_str(backend.to_str())  # a copy: ids of whole texts, unpadded
-            backend.no_truncation()
-            backend.no_padding()
-        self._backend = backend
         normalizer = backend.normalizer
-        self.lowercase = bool(getattr(normalizer, "lowercase", self.lowercase))
+        relower = lowercase is not None and getattr(normalizer, "lowercase", None) != lowercase
+        if relower or backend.truncation is not None or backend.padding is not None:
+            backend = Tokenizer.from_str(backend.to_str())  # a copy: the model's tokenizer stays as saved
+            backend.no_truncation()  # ids of whole texts, unpadded
+            backend.no_padding()
+        if relower:
+            if isinstance(normalizer, normalizers.BertNormalizer):
+                normalizer = normalizers.BertNormalizer(
+                    clean_text=normalizer.clean_text, handle_chinese_chars=normalizer.handle_chinese_chars,
+                    strip_accents=normalizer.strip_accents, lowercase=lowercase)
+            elif lowercase:
+                normalizer = normalizers.Sequence([normalizer, normalizers.Lowercase()] if normalizer
+                                                  else [normalizers.Lowercase()])
+            else:
+                raise UsageError(f"{type(tokenizer).__name__}: cannot turn off the lowercasing of its normaliser "
+                                 f"({type(normalizer).__name__}); pass lowercase=None")
+            backend.normalizer = normalizer
+        self._backend = backend
+        self.lowercase = bool(getattr(normalizer, "lowercase", self.lowercase if lowercase is None else lowercase))
         self._options = ":".join(
             f"{name}={getattr(normalizer, name)}" for name in ("lowercase", "strip_accents", "handle_chinese_chars")
             if hasattr(normalizer, name))
