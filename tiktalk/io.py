@@ -517,22 +517,66 @@ def write_json(
     atomic_write_text(path, canonical_json(obj), on_notice=on_notice)
 
 
+class DuplicateKeyError(ValueError):
+    """A JSON object names one key twice (``json`` would silently keep the last value)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"key {key!r} appears twice in one object")
+        self.key = key
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` refusing a key given twice (:class:`DuplicateKeyError`)."""
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise DuplicateKeyError(key)
+        obj[key] = value
+    return obj
+
+
+def lone_surrogate(obj: Any) -> str | None:
+    """The first string (key or value) in ``obj`` holding a lone surrogate (``"\\ud800"`` in
+    JSON decodes to one; no UTF-8 writer could store it), else None. Walked without recursion."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return item
+    return None
+
+
 def read_json(path: str | Path) -> Any:
-    """Parse a UTF-8 JSON file. Malformed content (bad UTF-8, bad JSON, nesting past the
-    recursion limit, an integer of more than 4300 digits) raises
-    :class:`~tiktalk.errors.FormatError` naming the file and line; a missing file, OSError."""
+    """Parse a UTF-8 JSON file. Malformed content (bad UTF-8, bad JSON, a key given twice in
+    one object, a string holding a lone surrogate, nesting past the recursion limit, an
+    integer of more than 4300 digits) raises :class:`~tiktalk.errors.FormatError` naming the
+    file and line; a missing file, OSError."""
     with open_input(path) as fh:
         data = fh.read()
     try:
-        return json.loads(data.decode("utf-8"))
+        obj = json.loads(data.decode("utf-8"), object_pairs_hook=unique_keys)
     except UnicodeDecodeError as err:
         raise FormatError(f"not valid UTF-8 at byte {err.start}", path=path,
                           line=data.count(b"\n", 0, err.start) + 1) from None
     except json.JSONDecodeError as err:
         raise FormatError(f"not valid JSON ({err.msg}, column {err.colno})", path=path,
                           line=err.lineno) from None
+    except DuplicateKeyError as err:
+        raise FormatError(f"not valid here: {err}", path=path) from None
     except (ValueError, RecursionError) as err:
         raise FormatError(f"not valid JSON ({type(err).__name__}: {err})", path=path) from None
+    bad = lone_surrogate(obj)
+    if bad is not None:
+        raise FormatError("a string holds a lone surrogate (not encodable as UTF-8)", path=path, value=bad)
+    return obj
 
 
 @contextlib.contextmanager

@@ -76,9 +76,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _undecodable_argument(args: argparse.Namespace) -> tuple[str, str] | None:
+    """(option, value) of the first argument that is not valid UTF-8: Python hands such
+    bytes of the command line over as lone surrogates, which no file can hold."""
+    for name, value in vars(args).items():
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, str):
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return name, item
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    undecodable = _undecodable_argument(args)
+    if undecodable is not None:
+        name, value = undecodable
+        print(f"tiktalk {args.command}: error: argument {name}: not valid UTF-8 text ({value[:80]!a})",
+              file=sys.stderr)
+        return 2
     from tiktalk.errors import TiktalkError
 
     # Under --json, stdout carries exactly one JSON document, written by `emit` to the stdout

@@ -437,6 +437,12 @@ class GenerateResult:
         return dataclasses.asdict(self)
 
 
+def _has_input(example) -> bool:
+    """Whether a dialogue gives a model anything to respond to."""
+    return (any(turn.strip() for turn in example.context) or bool(example.knowledge and example.knowledge.strip())
+            or example.frames is not None or example.audio is not None)
+
+
 def generate_responses(run: str | Path, out: str | Path, *, data: str = "sample", split: str = "test",
                        knowledge: str | None = None, step: int | None = None, limit: int | None = None,
                        batch_size: int = 16, device: str | None = None,
@@ -457,6 +463,11 @@ def generate_responses(run: str | Path, out: str | Path, *, data: str = "sample"
     examples, knowledge_info = load_examples(data, split, knowledge, limit)
     if not examples:
         raise EmptyResultError(f"split {split!r} of {data} has no dialogues: nothing to generate")
+    silent = [ex.dialogue_id for ex in examples if not _has_input(ex)]
+    if silent:  # a model would be handed an empty sequence
+        raise EmptyResultError(f"{len(silent)} of {len(examples)} dialogues of split {split!r} of {data} have "
+                               f"nothing to respond to (no context turn, knowledge or video features), e.g. "
+                               f"{silent[0]!r}; drop them from the dataset")
     examples = [dataclasses.replace(ex, response=None) for ex in examples]  # never show the target
     check_knowledge_budget(model, knowledge_info)
     kwargs = dict(options or {})
