@@ -135,6 +135,17 @@ def test_filesystem_message_names_both_paths_of_a_rename():
     assert filesystem_message(OSError(errno.EFBIG, os.strerror(errno.EFBIG))) == "File too large"
 
 
+def test_an_io_error_keeps_its_traceback(monkeypatch, tmp_path):
+    """EIO is not something the user did: it propagates (tests/reliability/test_recovery.py
+    relies on it too)."""
+    def fail(*args, **kwargs):
+        raise OSError(errno.EIO, "injected failure", "x")
+
+    monkeypatch.setattr(os, "rename", fail)
+    with pytest.raises(OSError, match="injected failure"):
+        run_cli(["kg", "convert", "sample", "--out", str(tmp_path / "kg")])
+
+
 def test_a_missing_file_is_one_line(tmp_path):
     missing = tmp_path / "nope.tsv"
     expect_error("kg stats", run_cli(["kg", "stats", str(missing)]), [], re.escape(str(missing)))

@@ -31,11 +31,12 @@ COMMANDS: Registry = Registry("command", {
 
 
 # OSErrors that say what the filesystem refused, not that the program is wrong: the user can
-# act on them (free space, fix permissions, name another path).
+# act on them (free space, fix permissions, name another path). An I/O error (EIO), a rename
+# across devices (EXDEV) and the like are not among them: they keep their traceback.
 FILESYSTEM_ERRNOS = frozenset({
     errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG,
     errno.ELOOP, errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.ENOTEMPTY,
-    errno.EIO, errno.EBUSY, errno.ETXTBSY, errno.EMLINK, errno.EXDEV,
+    errno.EBUSY,
 })
 
 
