@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tiktalk.errors import MissingInputError, UsageError
+from tiktalk.errors import FormatError, MissingInputError, UsageError
 from tiktalk.io import read_json
 from tiktalk.models.saving import WEIGHTS_FILE
 from tiktalk.types import DialogueExample
@@ -33,10 +33,26 @@ def char_tokenizer():
     return build_char_tokenizer()
 
 
+# what a Hugging Face tokenizer directory holds, one file of these at least
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "tokenizer.model",
+                   "spiece.model", "sentencepiece.bpe.model")
+
+
 def load_tokenizer(path: str | Path, trust_remote_code: bool = False):
+    """The Hugging Face tokenizer saved in directory ``path``; a directory holding none (a
+    model saved without its tokenizer), or one transformers cannot build, is one error naming it."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+    path = Path(path)
+    if path.is_dir() and not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise MissingInputError(f"{path} holds no tokenizer (none of {', '.join(TOKENIZER_FILES)}); save the "
+                                "tokenizer beside the weights (tokenizer.save_pretrained(DIR))")
+    try:
+        return AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:  # transformers' words for missing or unusable tokenizer files
+        text = " ".join(str(err).split())
+        raise FormatError(f"cannot build a tokenizer from it ({type(err).__name__}: {text[:200]})",
+                          path=path) from None
 
 
 def default_tokenizer(path: str | Path | None, trust_remote_code: bool = False):

@@ -314,8 +314,16 @@ def write_canonical(
 
 def convert(sources, out: str | Path, *, trust_pickle: bool = False, overwrite: bool = False,
             on_notice: Callable[[str], None] | None = None) -> dict:
-    """Convert release files into the canonical directory ``out``; returns the manifest."""
+    """Convert release files into the canonical directory ``out``; returns the manifest.
+    Relation types outside the C3KG schema are kept (family ``unknown``) and ``on_notice``
+    hears of them, besides the manifest's ``report.unknown_types``."""
     nodes, edges, report = build_tables(sources, trust_pickle=trust_pickle)
+    if report.unknown_types and on_notice is not None:
+        shown = ", ".join(f"{name!r} ({n})" for name, n in sorted(report.unknown_types.items())[:10])
+        more = len(report.unknown_types) - 10
+        on_notice(f"{sum(report.unknown_types.values())} edges have relation types outside the C3KG schema, "
+                  f"kept in family 'unknown' (manifest.json report.unknown_types): {shown}"
+                  + (f" and {more} more" if more > 0 else ""))
     write_canonical(nodes, edges, out, report, overwrite=overwrite, on_notice=on_notice)
     return json.loads((Path(out) / MANIFEST_FILE).read_text(encoding="utf-8"))
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from kg.errors import KGFormatError
 from kg.schema import MAX_WEIGHT, NodeKind
 from tiktalk.errors import MissingInputError
-from tiktalk.io import open_input
+from tiktalk.io import DuplicateKeyError, lone_surrogate, open_input, unique_keys
 from tiktalk.registry import Registry
 
 NONE_TAILS = frozenset({"", "none"})  # ATOMIC's "no inference" marker
@@ -103,7 +103,7 @@ def read_text(path: str | Path) -> str:
             value=data[max(0, at - 8) : at + 8],
         )
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         raise KGFormatError(
@@ -113,6 +113,12 @@ def read_text(path: str | Path) -> str:
             line=line,
             value=data[max(0, err.start - 8) : err.start + 8],
         ) from None
+    if "\ufeff" in text:  # a second file's BOM (files concatenated): it would start a node's text
+        at = text.index("\ufeff")
+        raise KGFormatError("a byte-order mark (U+FEFF) inside the file (files concatenated?); only the first "
+                            "byte may carry one", path=path, line=text.count("\n", 0, at) + 1,
+                            value=text[max(0, at - 8) : at + 8])
+    return text
 
 
 def _rows(path: Path, text: str, delimiter: str, quoting: int) -> csv.reader:
@@ -131,6 +137,10 @@ def _header(path: Path, reader) -> list[str]:
 
 def _header_index(path: Path, header: list[str], required: tuple[str, ...]) -> dict[str, int]:
     names = [h.strip() for h in header]
+    twice = sorted({n for n in names if n and names.count(n) > 1})
+    if twice:  # which of the two columns holds the values would be a guess
+        raise KGFormatError(f"column {twice[0]!r} appears {names.count(twice[0])} times in the header",
+                            path=path, line=1, value=names)
     where: dict[str, int] = {}
     for name in required:
         if name not in names:
@@ -293,9 +303,16 @@ def read_kb_json(path: str | Path) -> TripleTable:
     path = Path(path)
     text = read_text(path)
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=unique_keys)
     except json.JSONDecodeError as err:
         raise KGFormatError(f"not valid JSON ({err.msg})", path=path, line=err.lineno) from None
+    except DuplicateKeyError as err:  # the second entity would silently replace the first
+        raise KGFormatError(str(err), path=path, value=err.key) from None
+    except (ValueError, RecursionError) as err:
+        raise KGFormatError(f"not valid JSON ({type(err).__name__})", path=path) from None
+    bad = lone_surrogate(data)
+    if bad is not None:
+        raise KGFormatError("a string holds a lone surrogate (not encodable as UTF-8)", path=path, value=bad)
     if not isinstance(data, dict) or not data:
         raise KGFormatError(
             f"expected a non-empty object entity -> triples or attributes (a KB like KdConv's kb_*.json), "

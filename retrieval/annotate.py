@@ -98,6 +98,8 @@ def annotate(
         raise UsageError(f"chunk_size ({chunk_size}) must be at least 1")
     if out.exists() and not overwrite:
         raise OutputExistsError(f"{out} already exists (pass overwrite=True / --overwrite)")
+    if out.is_dir():  # checked before any part is written; --overwrite replaces files only
+        raise UsageError(f"{out} is a directory; a file is written there")
     if "title" not in rows.columns:
         rows = rows.with_columns(pl.lit(None, dtype=pl.String).alias("title"))
     dupes = rows.filter(pl.col("dialogue_id").is_duplicated())["dialogue_id"].unique().sort().to_list()

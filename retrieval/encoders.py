@@ -42,7 +42,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from tiktalk.errors import UsageError
+from tiktalk.errors import MissingInputError, UsageError
 from tiktalk.registry import Registry
 
 Kind = Literal["query", "passage"]
@@ -168,6 +168,13 @@ class USEEncoder:
 _ST_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model")
 
 
+def _names_a_path(model: str) -> bool:
+    """Whether an ``st:`` argument can only be a path (absolute, ``./``, ``../``, ``~``, or
+    an existing file), not a hub name such as ``org/name``."""
+    return (os.path.isabs(model) or model.startswith(("./", "../", "~", ".\\")) or model in (".", "..")
+            or os.path.exists(model) or os.sep + os.sep in model or model.count("/") > 1)
+
+
 class SentenceTransformerEncoder:
     """Any sentence-transformers model: a local directory, or a hub name when online.
 
@@ -179,6 +186,9 @@ class SentenceTransformerEncoder:
                  query_prefix: str = "", passage_prefix: str = "", max_seq_length: int | None = None,
                  name: str | None = None) -> None:
         self._path = Path(model) if Path(model).is_dir() else None
+        if self._path is None and _names_a_path(str(model)):
+            raise MissingInputError(f"encoder directory {model} does not exist"
+                                    + (" (it is a file)" if Path(model).exists() else ""))
         if self._path is not None and not any((self._path / f).is_file() for f in ("modules.json", "config.json")):
             raise UsageError(f"encoder directory {model} holds no modules.json or config.json: "
                              "not a sentence-transformers or transformers model")
@@ -188,7 +198,14 @@ class SentenceTransformerEncoder:
             import torch
 
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        self._model = SentenceTransformer(str(model), device=device)
+        try:
+            self._model = SentenceTransformer(str(model), device=device)
+        except OSError as err:  # what transformers raises for a name neither on disk nor in the cache
+            if self._path is not None:
+                raise
+            raise MissingInputError(f"encoder {model!r} is neither a model directory nor a model in the local "
+                                    f"Hugging Face cache (nothing is downloaded at run time): "
+                                    f"{' '.join(str(err).split())[:200]}") from None
         if max_seq_length is not None:
             self._model.max_seq_length = max_seq_length
         get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension

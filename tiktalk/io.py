@@ -39,6 +39,7 @@ The holder record and the process facts behind it are in :mod:`tiktalk.lock_hold
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -233,7 +234,7 @@ def output_lock(
     import filelock
 
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(target)
     lock_path = _sibling(target, ".lock")
     info_path = _sibling(target, ".lock.json")
     key = _lock_key(target)
@@ -403,6 +404,72 @@ def _tidy(target: Path, on_notice: Callable[[str], None] | None) -> None:
 # --------------------------------------------------------------------------- atomic writes
 
 
+def make_parent(path: str | Path) -> None:
+    """Create the directory ``path`` goes into. A part of the way that is a file, or a
+    symlink that loops or dangles, is a :class:`~tiktalk.errors.UsageError` naming it
+    (``mkdir`` would only say "File exists")."""
+    parent = Path(path).parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        for part in [*reversed(parent.parents), parent]:
+            if os.path.isdir(part):
+                continue
+            if os.path.islink(part):
+                why = "is a symlink that loops or leads nowhere" if not os.path.exists(part) else \
+                    "is a symlink to something that is not a directory"
+            elif os.path.lexists(part):
+                why = "is a file, not a directory"
+            else:
+                continue
+            raise UsageError(f"cannot write {path}: {part} {why}") from None
+        raise
+
+
+_OS_ERROR_TEXT = re.compile(r"\(os error (\d+)\)")
+
+
+def filesystem_cause(err: BaseException, target: Path, written: Path | None = None) -> OSError | None:
+    """The filesystem refusal behind a failed write of ``target``, as an ``OSError`` naming
+    ``target``, or ``None`` when the failure is something else (then it is a bug or the
+    caller's own error, and keeps its type).
+
+    An ``OSError`` without a file name (``write`` past the file size limit, EFBIG; a full
+    disk, ENOSPC) gets ``target``'s. Writers in other languages lose the type: Rust's
+    (Polars, safetensors) keep ``(os error N)`` in their message, and C++'s (FAISS) keep
+    nothing, so the files under ``written`` are compared with the file size limit, and the
+    free space of its filesystem is looked at.
+    """
+    if isinstance(err, OSError):
+        if err.filename is None:
+            err.filename = str(target)
+        return None  # already the right type
+    if not isinstance(err, Exception) or isinstance(err, TiktalkError):
+        return None
+    match = _OS_ERROR_TEXT.search(str(err))
+    if match:
+        code = int(match[1])
+        return OSError(code, os.strerror(code), str(target))
+    if written is None or not os.path.isdir(written):
+        return None
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    except (ImportError, OSError, ValueError):
+        limit = -1
+    if limit not in (-1, getattr(resource, "RLIM_INFINITY", -1)):
+        for root, _, files in os.walk(written):
+            if any(os.path.getsize(os.path.join(root, f)) >= limit for f in files):
+                return OSError(errno.EFBIG, os.strerror(errno.EFBIG) + f" (the file size limit is {limit} bytes)",
+                               str(target))
+    with contextlib.suppress(OSError):
+        if os.statvfs(written).f_bavail == 0:
+            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target))
+    return None
+
+
+
 def atomic_write_bytes(
     path: str | Path, data: bytes, *, on_notice: Callable[[str], None] | None = None
 ) -> None:
@@ -415,7 +482,9 @@ def atomic_write_bytes(
     are left alone (another writer may own them).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(path)
+    if os.path.isdir(path):
+        raise UsageError(f"{path} is a directory; a file is written there")
     if _holds_lock(path):
         _tidy(path, on_notice)
     fd, tmp = tempfile.mkstemp(prefix=f".{sibling_stem(path.name)}.", suffix=".tmp", dir=path.parent)
@@ -426,9 +495,10 @@ def atomic_write_bytes(
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        filesystem_cause(err, path)
         raise
     _fsync_dir(path.parent)
 
@@ -447,22 +517,66 @@ def write_json(
     atomic_write_text(path, canonical_json(obj), on_notice=on_notice)
 
 
+class DuplicateKeyError(ValueError):
+    """A JSON object names one key twice (``json`` would silently keep the last value)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"key {key!r} appears twice in one object")
+        self.key = key
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` refusing a key given twice (:class:`DuplicateKeyError`)."""
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise DuplicateKeyError(key)
+        obj[key] = value
+    return obj
+
+
+def lone_surrogate(obj: Any) -> str | None:
+    """The first string (key or value) in ``obj`` holding a lone surrogate (``"\\ud800"`` in
+    JSON decodes to one; no UTF-8 writer could store it), else None. Walked without recursion."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return item
+    return None
+
+
 def read_json(path: str | Path) -> Any:
-    """Parse a UTF-8 JSON file. Malformed content (bad UTF-8, bad JSON, nesting past the
-    recursion limit, an integer of more than 4300 digits) raises
-    :class:`~tiktalk.errors.FormatError` naming the file and line; a missing file, OSError."""
+    """Parse a UTF-8 JSON file. Malformed content (bad UTF-8, bad JSON, a key given twice in
+    one object, a string holding a lone surrogate, nesting past the recursion limit, an
+    integer of more than 4300 digits) raises :class:`~tiktalk.errors.FormatError` naming the
+    file and line; a missing file, OSError."""
     with open_input(path) as fh:
         data = fh.read()
     try:
-        return json.loads(data.decode("utf-8"))
+        obj = json.loads(data.decode("utf-8"), object_pairs_hook=unique_keys)
     except UnicodeDecodeError as err:
         raise FormatError(f"not valid UTF-8 at byte {err.start}", path=path,
                           line=data.count(b"\n", 0, err.start) + 1) from None
     except json.JSONDecodeError as err:
         raise FormatError(f"not valid JSON ({err.msg}, column {err.colno})", path=path,
                           line=err.lineno) from None
+    except DuplicateKeyError as err:
+        raise FormatError(f"not valid here: {err}", path=path) from None
     except (ValueError, RecursionError) as err:
         raise FormatError(f"not valid JSON ({type(err).__name__}: {err})", path=path) from None
+    bad = lone_surrogate(obj)
+    if bad is not None:
+        raise FormatError("a string holds a lone surrogate (not encodable as UTF-8)", path=path, value=bad)
+    return obj
 
 
 @contextlib.contextmanager
@@ -487,7 +601,7 @@ def atomic_directory(
     hears of recoveries and removals.
     """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(out)
     if _holds_lock(out):
         _tidy(out, on_notice)
     else:
@@ -510,7 +624,8 @@ def atomic_directory(
         os.rename(new, out)
         current = None
         _fsync_dir(out.parent)
-    except BaseException:
+    except BaseException as err:
+        cause = filesystem_cause(err, out, current)
         if current is not None:
             restored = True
             if moved_old and not os.path.lexists(out):
@@ -521,6 +636,8 @@ def atomic_directory(
                     restored = False  # keep .X.new and .X.old for recover_directory
             if restored:
                 shutil.rmtree(current, ignore_errors=True)
+        if cause is not None:
+            raise cause from err
         raise
     if moved_old:
         with contextlib.suppress(OSError):

@@ -4,14 +4,18 @@ Each entry of :data:`COMMANDS` is a ``register(subparsers)`` function of a modul
 ``tiktalk.commands``; it adds its subcommands and sets ``func`` (returning an exit code) on
 them. Heavy imports happen inside the handlers, so ``tiktalk --help`` stays fast.
 
-Only the library's own errors (:class:`tiktalk.errors.TiktalkError`) become a one-line
-message with exit code 2; anything else is a bug and keeps its traceback.
+Only the library's own errors (:class:`tiktalk.errors.TiktalkError`) and the filesystem's
+refusals (:data:`FILESYSTEM_ERRNOS`: a missing file, a read-only directory, a full disk, a
+file past the size limit, a symlink loop, ...) become a one-line message with exit code 2;
+anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
+import os
 import sys
 import typing
 from collections.abc import Sequence
@@ -24,6 +28,24 @@ COMMANDS: Registry = Registry("command", {
     for name in ("kg", "retrieval", "select", "data", "demo", "evaluate", "bench", "reproduce", "train", "probe",
                  "analyze", "label")
 })
+
+
+# OSErrors that say what the filesystem refused, not that the program is wrong: the user can
+# act on them (free space, fix permissions, name another path). An I/O error (EIO), a rename
+# across devices (EXDEV) and the like are not among them: they keep their traceback.
+FILESYSTEM_ERRNOS = frozenset({
+    errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG,
+    errno.ELOOP, errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.ENOTEMPTY,
+    errno.EBUSY,
+})
+
+
+def filesystem_message(err: OSError) -> str:
+    """``PATH: what the system said`` (``SRC -> DST`` for a rename), e.g.
+    ``out/kg: File too large``."""
+    where = " -> ".join(str(name) for name in (err.filename, err.filename2) if name is not None)
+    what = err.strerror or os.strerror(err.errno or 0)
+    return f"{where}: {what}" if where else what
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -55,9 +77,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _undecodable_argument(args: argparse.Namespace) -> tuple[str, str] | None:
+    """(option, value) of the first argument that is not valid UTF-8: Python hands such
+    bytes of the command line over as lone surrogates, which no file can hold."""
+    for name, value in vars(args).items():
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, str):
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return name, item
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    undecodable = _undecodable_argument(args)
+    if undecodable is not None:
+        name, value = undecodable
+        print(f"tiktalk {args.command}: error: argument {name}: not valid UTF-8 text ({value[:80]!a})",
+              file=sys.stderr)
+        return 2
     from tiktalk.errors import TiktalkError
 
     # Under --json, stdout carries exactly one JSON document, written by `emit` to the stdout
@@ -71,6 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # one line, whatever a wrapped message (a parser's, a library's) held
         text = " ".join(part.strip() for part in str(err).splitlines() if part.strip())
         print(f"tiktalk {args.command}: error: {text}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.errno not in FILESYSTEM_ERRNOS:
+            raise
+        print(f"tiktalk {args.command}: error: {filesystem_message(err)}", file=sys.stderr)
         return 2
 
 

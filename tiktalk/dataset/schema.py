@@ -59,7 +59,7 @@ class DatasetFormatError(FormatError):
 
 # ---------------------------------------------------------------------------- validation
 
-# Field kinds: "str" (non-empty string), "text" (any string), "str?" (string or null),
+# Field kinds: "str" (a string not empty nor only whitespace), "text" (any string), "str?" (string or null),
 # "float", "split", "list[str]", "turns" (list of non-empty strings). One table per schema,
 # so the JSONL and Parquet readers check the same rules.
 _FIELD_KINDS: dict[str, dict[str, str]] = {
@@ -77,7 +77,9 @@ _DEFAULTS: dict[str, Any] = {"frames_path": None, "audio_path": None,
 def check_value(kind: str, value: Any) -> str | None:
     """The reason ``value`` is not of ``kind``, or None when it is."""
     if kind == "str":
-        return None if isinstance(value, str) and value != "" else "expected a non-empty string"
+        if isinstance(value, str) and value.strip():
+            return None
+        return "expected a non-empty string" + (" (it is only whitespace)" if isinstance(value, str) and value else "")
     if kind == "text":
         return None if isinstance(value, str) else "expected a string"
     if kind == "str?":

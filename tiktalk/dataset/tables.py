@@ -11,7 +11,7 @@ import polars as pl
 
 from tiktalk.dataset.schema import OPTIONAL_FIELDS, TABLE_SCHEMAS, DatasetFormatError, validate_row
 from tiktalk.errors import MissingInputError, UsageError
-from tiktalk.io import check_regular_file, open_input
+from tiktalk.io import DuplicateKeyError, check_regular_file, open_input, unique_keys
 
 MAX_JSON_DEPTH = 64  # no schema nests deeper than 3; this only stops hostile input early
 
@@ -41,8 +41,8 @@ def read_jsonl_rows(path: Path | str) -> Iterator[tuple[int, Any]]:
     """(line number, parsed JSON) for each non-blank line of a UTF-8 file (a BOM is accepted).
 
     Every problem names file and line: bad UTF-8, bad JSON (a raw control character such
-    as NUL inside a string is one), nesting deeper than :data:`MAX_JSON_DEPTH`, and strings
-    holding a lone surrogate (``\\ud800``), which no UTF-8 writer could store.
+    as NUL inside a string is one), a key given twice in one object, nesting deeper than
+    :data:`MAX_JSON_DEPTH`, and strings holding a lone surrogate (``\\ud800``), which no UTF-8 writer could store.
     """
     path = Path(path)
     with open_input(path) as fh:
@@ -57,7 +57,9 @@ def read_jsonl_rows(path: Path | str) -> Iterator[tuple[int, Any]]:
             if not text.strip():
                 continue
             try:
-                obj = json.loads(text)
+                obj = json.loads(text, object_pairs_hook=unique_keys)
+            except DuplicateKeyError as err:
+                raise DatasetFormatError(str(err), path=path, line=number, value=err.key) from None
             except json.JSONDecodeError as err:
                 raise DatasetFormatError(f"not valid JSON ({err.msg}, column {err.colno})",
                                          path=path, line=number, value=text.strip()) from None

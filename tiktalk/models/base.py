@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
-from tiktalk.errors import MissingInputError, UsageError
+from tiktalk.errors import FormatError, MissingInputError, UsageError
 from tiktalk.models.modalities import FEATURE_FIELDS, check_supported
 from tiktalk.registry import Registry
 from tiktalk.types import DialogueExample, KnowledgeBudget
@@ -254,7 +254,12 @@ class ChatModel(torch.nn.Module):
             return None
         from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(str(path), trust_remote_code=getattr(config, "trust_remote_code", False))
+        try:
+            return AutoTokenizer.from_pretrained(str(path),
+                                                 trust_remote_code=getattr(config, "trust_remote_code", False))
+        except (OSError, ValueError) as err:  # transformers' words for missing or unusable tokenizer files
+            raise FormatError(f"cannot build the saved tokenizer ({type(err).__name__}: "
+                              f"{' '.join(str(err).split())[:200]})", path=path) from None
 
     @classmethod
     def from_external(cls, path: Path, saved: SavedModel | None, **overrides: Any) -> ChatModel:

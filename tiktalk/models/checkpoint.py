@@ -17,17 +17,19 @@ never leaves a checkpoint that looks complete. (``accelerate.save_state`` pickle
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from tiktalk.errors import MissingInputError, UsageError
+from tiktalk.errors import FormatError, MissingInputError, TiktalkError, UsageError
 from tiktalk.io import atomic_write_text, read_json
 
 _TENSOR = "__tensor__"
@@ -102,13 +104,60 @@ def save_state(directory: str | Path, name: str, state: Any) -> None:
 
 
 def load_state(directory: str | Path, name: str) -> Any:
+    """What :func:`save_state` wrote; a damaged or hand-edited file (unreadable safetensors, a
+    tensor reference to nothing, a tree that is not one) is a :class:`FormatError` naming it."""
+    from tiktalk.models.weights import read_safetensors
+
     directory = Path(directory)
     json_path = directory / f"{name}.json"
     if not json_path.exists():
         raise MissingInputError(f"checkpoint state {json_path} is missing")
     st_path = directory / f"{name}.safetensors"
-    tensors = load_file(str(st_path)) if st_path.exists() else {}
-    return unflatten_state(read_json(json_path), tensors)
+    tensors = read_safetensors(st_path) if st_path.exists() else {}
+    with restoring(json_path):
+        return unflatten_state(read_json(json_path), tensors)
+
+
+@contextlib.contextmanager
+def restoring(path: Path) -> Iterator[None]:
+    """Decoding or applying the state stored in ``path`` (a checkpoint's optimizer, scheduler,
+    generators): the errors torch, numpy and ``random`` raise for a state of the wrong shape
+    become one :class:`FormatError` naming the file, since such a state was damaged or edited
+    by hand after the run wrote it."""
+    try:
+        yield
+    except TiktalkError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as err:
+        text = " ".join(str(err).split())
+        raise FormatError(f"not a state this run can restore, was it edited? ({type(err).__name__}: "
+                          f"{text[:200]})", path=path) from None
+
+
+TRAINER_STATE_FIELDS = ("global_step", "epoch", "step_in_epoch", "examples_seen", "world_size")
+
+
+def read_trainer_state(checkpoint: Path) -> dict[str, Any]:
+    """``trainer_state.json`` of checkpoint ``step-N``, checked: an object whose counts are
+    integers >= 0 (``world_size`` >= 1), whose ``global_step`` is N, and whose
+    ``train_config`` is an object."""
+    path = checkpoint / "trainer_state.json"
+    saved = read_json(path)
+    if not isinstance(saved, dict):
+        raise FormatError(f"expected an object, found {type(saved).__name__}", path=path)
+    for name in TRAINER_STATE_FIELDS:
+        value = saved.get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "world_size" else 0):
+            raise FormatError(f"must be an integer >= {1 if name == 'world_size' else 0}", path=path, field=name,
+                              value=value)
+    if not isinstance(saved.get("train_config"), dict):
+        raise FormatError("must be an object (the run's TrainConfig)", path=path, field="train_config",
+                          value=saved.get("train_config"))
+    match = STEP_DIR.match(checkpoint.name)
+    if match and int(match.group(1)) != saved["global_step"]:
+        raise FormatError(f"is {saved['global_step']} in checkpoint {checkpoint.name}", path=path,
+                          field="global_step")
+    return saved
 
 
 # ---------------------------------------------------------------- RNG states
@@ -127,6 +176,8 @@ def capture_rng_state() -> dict[str, Any]:
 
 
 def restore_rng_state(state: dict[str, Any]) -> None:
+    if not isinstance(state, dict):
+        raise TypeError(f"generator states must be an object, found {type(state).__name__}")
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     np.random.set_state(tuple(state["numpy"]))

@@ -68,9 +68,14 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if line.strip():
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError as err:
                 raise UsageError(f"{path}:{line_no}: not a JSON line ({err})") from err
+            step = row.get("step") if isinstance(row, dict) else None
+            if isinstance(step, bool) or not isinstance(step, int):
+                raise UsageError(f"{path}:{line_no}: not a metrics line (an object with an integer 'step'; "
+                                 f"was it edited?)")
+            rows.append(row)
     return rows
 
 

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import shutil
 import time
 import warnings
@@ -51,7 +52,13 @@ from typing import Any
 
 import torch
 
-from tiktalk.errors import MissingInputError, NonFiniteError, OutputExistsError, UsageError
+from tiktalk.errors import (
+    FormatError,
+    MissingInputError,
+    NonFiniteError,
+    OutputExistsError,
+    UsageError,
+)
 from tiktalk.io import atomic_directory, read_json, write_json
 from tiktalk.models.base import ChatModel
 from tiktalk.models.batching import (
@@ -68,7 +75,9 @@ from tiktalk.models.checkpoint import (
     checkpoint_dirs,
     latest_checkpoint,
     load_state,
+    read_trainer_state,
     restore_rng_state,
+    restoring,
     save_state,
 )
 from tiktalk.models.optim import LinearSchedule, named_losses, parameter_groups
@@ -224,15 +233,21 @@ def _check_resumable(saved: dict[str, Any], config: TrainConfig, world_size: int
         raise UsageError(f"cannot resume {where}: " + "; ".join(changes))
 
 
-def _restore_or_seed(model: ChatModel, checkpoint: Path | None, config: TrainConfig, world_size: int) -> TrainerState:
+def _restore_or_seed(model: ChatModel, checkpoint: Path | None, config: TrainConfig, world_size: int,
+                     epoch_steps: int) -> TrainerState:
     """Resumed: the checkpoint's weights (copied into ``model``) and position. Fresh: seed every generator."""
     if checkpoint is None:
         from accelerate.utils import set_seed
 
         set_seed(config.seed)
         return TrainerState()
-    saved = read_json(checkpoint / "trainer_state.json")
+    saved = read_trainer_state(checkpoint)
     _check_resumable(saved, config, world_size, checkpoint)
+    if saved["global_step"] != saved["epoch"] * epoch_steps + saved["step_in_epoch"] \
+            or saved["step_in_epoch"] > epoch_steps:
+        raise FormatError(f"the position (epoch {saved['epoch']}, step {saved['step_in_epoch']} of "
+                          f"{epoch_steps} per epoch) is not global step {saved['global_step']}; was it edited?",
+                          path=checkpoint / "trainer_state.json")
     # Load through the model's own from_pretrained, then copy weights into ``model``
     # (which may already sit on its device and be referenced by the caller).
     loaded = type(model).from_pretrained(checkpoint / "model")
@@ -262,15 +277,43 @@ def _start_session(
     )
 
 
-def _restore_optimisation(session: _Session, checkpoint: Path) -> None:
-    """Optimizer, scheduler and this rank's generators from the checkpoint."""
-    session.optimizer.load_state_dict(load_state(checkpoint, "optimizer"))
-    session.scheduler.load_state_dict(load_state(checkpoint, "scheduler"))
+def _restore_optimisation(session: _Session, checkpoint: Path, state: TrainerState) -> None:
+    """Optimizer, scheduler and this rank's generators from the checkpoint. ``load_state_dict``
+    takes any values; what a later step would trip on (a string learning rate, a moment of
+    another shape, a schedule at another step) is refused here, naming the file."""
+    with restoring(checkpoint / "optimizer.json"):
+        session.optimizer.load_state_dict(load_state(checkpoint, "optimizer"))
+        _check_optimizer_state(session.optimizer)
+    with restoring(checkpoint / "scheduler.json"):
+        session.scheduler.load_state_dict(load_state(checkpoint, "scheduler"))
+        scheduler = session.scheduler
+        if scheduler.last_epoch != state.global_step:
+            raise ValueError(f"the schedule is at step {scheduler.last_epoch!r}, the checkpoint at {state.global_step}")
+        rates = [float(base) * float(rule(scheduler.last_epoch))
+                 for base, rule in zip(scheduler.base_lrs, scheduler.lr_lambdas, strict=True)]
+        if not all(math.isfinite(rate) for rate in rates):
+            raise ValueError(f"learning rates {rates} are not finite")
     n_total = session.plan.total_steps
     if session.schedule.total_steps != n_total:  # load_state_dict restored the old horizon
         warnings.warn(f"resuming with {n_total} total steps instead of {session.schedule.total_steps}", stacklevel=3)
         session.schedule.total_steps = n_total
-    restore_rng_state(load_state(checkpoint, "rng")[f"rank{session.rank}"])
+    with restoring(checkpoint / "rng.json"):
+        restore_rng_state(load_state(checkpoint, "rng")[f"rank{session.rank}"])
+
+
+def _check_optimizer_state(optimizer) -> None:
+    """Every hyper-parameter a finite number, every per-parameter moment of its parameter's shape."""
+    for group in optimizer.param_groups:
+        for key in ("lr", "eps", "weight_decay", "betas"):
+            values = group.get(key)
+            values = values if isinstance(values, (list, tuple)) else [values]
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+                raise ValueError(f"param_groups {key} is {group.get(key)!r}, not a finite number")
+        for param in group["params"]:
+            for name, value in optimizer.state.get(param, {}).items():
+                if name != "step" and (not isinstance(value, torch.Tensor) or value.shape != param.shape):
+                    raise ValueError(f"state {name} has shape {getattr(value, 'shape', value)!r}, its parameter "
+                                     f"{tuple(param.shape)}")
 
 
 def _write_run_files(
@@ -482,10 +525,10 @@ def train(
     accelerator = _make_accelerator(config)
     plan = _plan_run(model, examples, config, accelerator.num_processes, allow_missing_features, feature_sources)
     checkpoint = _prepare_run_dir(accelerator, out, resume, overwrite)
-    state = _restore_or_seed(model, checkpoint, config, plan.world_size)
+    state = _restore_or_seed(model, checkpoint, config, plan.world_size, plan.steps_per_epoch)
     session = _start_session(accelerator, model, examples, config, out, plan)
     if checkpoint is not None:
-        _restore_optimisation(session, checkpoint)
+        _restore_optimisation(session, checkpoint, state)
     if session.is_main:
         _write_run_files(session, run_info, checkpoint, state)
 

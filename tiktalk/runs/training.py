@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tiktalk.errors import EmptyResultError, MissingInputError, UsageError
+from tiktalk.errors import EmptyResultError, FormatError, MissingInputError, UsageError
 
 
 @dataclass
@@ -92,11 +92,51 @@ def train_config(recipe: dict[str, Any] | None = None, given: dict[str, Any] | N
 # ---------------------------------------------------------------- resume: options from run.json
 
 
+# run.json fields a resumption reads: (field, types allowed, what the message says is expected)
+_RESUME_FIELDS: tuple[tuple[str, tuple[type, ...], str], ...] = (
+    ("model", (str,), "the run's model name"),
+    ("cli", (dict, type(None)), "an object (the options the run was started with)"),
+    ("cli.modalities", (str, list, type(None)), "a modality string"),
+    ("cli.init", (str, type(None)), "a path or null"),
+    ("cli.preset", (str, type(None)), "a preset name or null"),
+    ("cli.lm", (str, type(None)), "a path or null"),
+    ("cli.allow_missing_features", (bool, type(None)), "true or false"),
+    ("cli.model_options", (dict, type(None)), "an object FIELD: value or null"),
+    ("data", (dict,), "an object (the dataset the run read)"),
+    ("data.path", (str,), "the dataset path"),
+    ("data.split", (str,), "the split name"),
+    ("data.manifest_sha256", (str,), "the sha256 of the dataset's manifest"),
+    ("knowledge", (dict, type(None)), "an object or null"),
+    ("knowledge.resolved", (str, type(None)), "a path or null"),
+    ("knowledge.sha256", (str, type(None)), "a sha256 or null"),
+    ("train_config", (dict,), "an object (the run's TrainConfig)"),
+    ("resumed", (list, type(None)), "a list of earlier resumptions"),
+)
+
+_REQUIRED = ("model", "data", "train_config")
+
+
+def check_resumable_info(info: Any, where: Path) -> dict[str, Any]:
+    """run.json as a resumption reads it, every field it relies on of the right type; a
+    hand-edited file fails here with one :class:`FormatError` naming the field."""
+    if not isinstance(info, dict):
+        raise FormatError(f"expected an object, found {type(info).__name__}; the run cannot be resumed", path=where)
+    for name, types, expected in _RESUME_FIELDS:
+        parent, _, leaf = name.rpartition(".")
+        holder = info.get(parent) if parent else info
+        if not isinstance(holder, dict):
+            continue  # a null parent (cli, knowledge) was allowed above
+        value = holder.get(leaf)
+        if (leaf in holder or name in _REQUIRED) and not isinstance(value, types):
+            raise FormatError(f"must be {expected}, so the run cannot be resumed", path=where, field=name,
+                              value=value)
+    return info
+
+
 def saved_run_options(info: dict[str, Any], where: Path) -> RunOptions:
     """The RunOptions a run was started with, from its run.json (``where`` names it in errors)."""
+    check_resumable_info(info, where)
     cli = info.get("cli") or {}
-    if not isinstance(info.get("model"), str):
-        raise UsageError(f"{where}: field 'model' is missing, so the run cannot be resumed")
     data = info.get("data") or {}
     return RunOptions(
         model=info["model"],
@@ -155,7 +195,7 @@ def plan_resume(run: Path, given_options: dict[str, Any] | None = None,
     path = Path(run) / "run.json"
     if not path.exists():
         raise MissingInputError(f"--resume: {path} does not exist (nothing to resume in {run})")
-    info = read_json(path)
+    info = check_resumable_info(read_json(path), path)
     options = saved_run_options(info, path)
     conflicts = [
         _conflict(name, value, getattr(options, name))
@@ -315,7 +355,7 @@ def train_run(options: RunOptions, config, out: str | Path, *, resume: bool = Fa
                   "a trained causal-lm run (README, Training recipes)", file=sys.stderr)
         examples, info = load_examples(options.data, options.split, options.knowledge)
         if resume:
-            _check_same_inputs(read_json(run / "run.json"), info, run)
+            _check_same_inputs(check_resumable_info(read_json(run / "run.json"), run / "run.json"), info, run)
 
         from accelerate.utils import set_seed
 
@@ -397,6 +437,12 @@ class GenerateResult:
         return dataclasses.asdict(self)
 
 
+def _has_input(example) -> bool:
+    """Whether a dialogue gives a model anything to respond to."""
+    return (any(turn.strip() for turn in example.context) or bool(example.knowledge and example.knowledge.strip())
+            or example.frames is not None or example.audio is not None)
+
+
 def generate_responses(run: str | Path, out: str | Path, *, data: str = "sample", split: str = "test",
                        knowledge: str | None = None, step: int | None = None, limit: int | None = None,
                        batch_size: int = 16, device: str | None = None,
@@ -417,6 +463,11 @@ def generate_responses(run: str | Path, out: str | Path, *, data: str = "sample"
     examples, knowledge_info = load_examples(data, split, knowledge, limit)
     if not examples:
         raise EmptyResultError(f"split {split!r} of {data} has no dialogues: nothing to generate")
+    silent = [ex.dialogue_id for ex in examples if not _has_input(ex)]
+    if silent:  # a model would be handed an empty sequence
+        raise EmptyResultError(f"{len(silent)} of {len(examples)} dialogues of split {split!r} of {data} have "
+                               f"nothing to respond to (no context turn, knowledge or video features), e.g. "
+                               f"{silent[0]!r}; drop them from the dataset")
     examples = [dataclasses.replace(ex, response=None) for ex in examples]  # never show the target
     check_knowledge_budget(model, knowledge_info)
     kwargs = dict(options or {})
