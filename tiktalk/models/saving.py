@@ -6,6 +6,9 @@ One directory, written atomically (:func:`tiktalk.io.atomic_directory`)::
                           "model_type": <registry name>, "config": {...config fields...},
                           "library_versions": {...}}
     model.safetensors    the model's state dict (shared/tied tensors stored once)
+    config.json          the same config for transformers' Auto classes: ``model_type``
+                         ``tiktalk-<registry name>`` (:mod:`tiktalk.models.auto`; derived,
+                         ``tiktalk_model.json`` is the source of truth)
     tokenizer files      the tokenizer's own save_pretrained (tokenizer.json, ...)
 
 Nothing is pickled; loading rebuilds the modules from the config and loads the tensors
@@ -126,9 +129,12 @@ def load_weights(model: torch.nn.Module, directory: str | Path, file: str = WEIG
 
 def save_model_dir(model: torch.nn.Module, path: str | Path, model_type: str, config: Any,
                    tokenizer=None, *, overwrite: bool = True) -> None:
-    """Config JSON + safetensors (+ tokenizer files) into ``path``, atomically."""
+    """Config JSON (ours and ``config.json``) + safetensors (+ tokenizer files) into ``path``, atomically."""
+    from tiktalk.models.auto import AUTO_CONFIG_FILE, auto_config_dict
+
     with atomic_directory(Path(path), overwrite=overwrite) as tmp:
         write_model_config(tmp, model_type, config)
+        write_json(tmp / AUTO_CONFIG_FILE, auto_config_dict(model_type, config.to_dict()))
         save_weights(model, tmp)
         if tokenizer is not None:
             tokenizer.save_pretrained(str(tmp))
