@@ -173,7 +173,7 @@ def build_lm(config: PromptLMConfig, tokenizer=None):
             raise MissingInputError(f"lm_path {config.lm_path}: not a Hugging Face causal-LM directory "
                                     "(no config.json), nor a causal-lm run")
         from tiktalk.io import read_json
-        from tiktalk.models.auto import AUTO_PREFIX
+        from tiktalk.models.saving import AUTO_PREFIX
 
         lm_type = read_json(lm_dir / "config.json").get("model_type", "")
         if str(lm_type).startswith(AUTO_PREFIX):  # another of our saved models (config.json of ours)

@@ -23,27 +23,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-AUTO_PREFIX = "tiktalk-"
-AUTO_CONFIG_FILE = "config.json"
-
-
-def auto_model_type(name: str) -> str:
-    """The transformers ``model_type`` of the registry name ``name`` (``maria`` -> ``tiktalk-maria``)."""
-    return AUTO_PREFIX + name
-
-
-def _class_stem(name: str) -> str:
-    return "Tiktalk" + "".join(part.capitalize() for part in name.replace("_", "-").split("-"))
-
-
-def auto_config_dict(name: str, config_fields: dict[str, Any]) -> dict[str, Any]:
-    """The ``config.json`` of a saved ``name`` model with config ``config_fields``."""
-    from tiktalk.versions import library_versions
-
-    return {"model_type": auto_model_type(name), "architectures": [_class_stem(name) + "Model"],
-            "tiktalk_model": name, "tiktalk_config": config_fields,
-            "transformers_version": str(library_versions().get("transformers", ""))}
-
+from tiktalk.models.saving import auto_class_stem, auto_model_type
 
 _REGISTERED: dict[str, tuple[type, type]] = {}
 
@@ -57,7 +37,7 @@ def register_auto_classes(name: str) -> tuple[type, type]:
     from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 
     model_type = auto_model_type(name)
-    stem = _class_stem(name)
+    stem = auto_class_stem(name)
 
     class _Config(PretrainedConfig):
         def __init__(self, tiktalk_config: dict[str, Any] | None = None, tiktalk_model: str = name,
