@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from tiktalk.registry import Registry
 
 # Every subcommand group, in the order of `tiktalk --help`.
-COMMANDS: Registry = Registry("command", {
+COMMANDS: Registry = Registry("command", entry_points=None, entries={
     name: f"tiktalk.commands.{name}:register"
     for name in ("kg", "retrieval", "select", "data", "demo", "evaluate", "bench", "reproduce", "train", "probe",
                  "analyze", "label")

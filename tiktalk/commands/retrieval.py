@@ -73,6 +73,18 @@ def _add_background_option(p: argparse.ArgumentParser, default: str | None) -> N
                    "hub penalty averages (default 10)")
 
 
+def _add_prompt_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--query-prompt", default=None, metavar="TEXT",
+                   help="text put before each query, overriding a sentence-transformers encoder's own configured "
+                        "query prompt ('' for none; default: the model's; recorded in the index)")
+    p.add_argument("--passage-prompt", default=None, metavar="TEXT",
+                   help="text put before each passage (head), overriding the model's own document/passage prompt")
+
+
+def _prompt_options(args: argparse.Namespace) -> dict:
+    return {k: v for k in ("query_prompt", "passage_prompt") if (v := getattr(args, k, None)) is not None}
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     index_sub = add_group(sub, "index", "build and inspect FAISS indexes of C3KG heads")
 
@@ -81,6 +93,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trust-pickle", action="store_true", help="allow --kg to be a C3KG.GRAPH pickle")
     p.add_argument("--out", required=True, help="index directory (written atomically)")
     p.add_argument("--encoder", default=None, help=encoder_help("to encode the heads with"))
+    _add_prompt_options(p)
     p.add_argument("--factory", default="Flat", help="FAISS factory: Flat, HNSW32, IVF4096,Flat, IVF4096,PQ48, ...")
     p.add_argument("--kinds", default=None, help="comma-separated subset of event,phrase,entity,emotion "
                    "(default: every kind the KG has; 'event' = C3KG's own matcher)")
@@ -126,6 +139,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help='your own cases, {"context": [turns], "gold": head text or id} a line, scored among the '
                         "heads of --index (or of --kg, indexed in memory)")
     p.add_argument("--encoder", default=None, help=encoder_help("to evaluate, without --index"))
+    _add_prompt_options(p)
     _add_views_option(p, "the KG's nodes are encoded from, without --index (with it: the index's)")
     _add_background_option(p, default="sample")
     p.add_argument("--no-hub-correction", action="store_true", help="rank by plain cosine")
@@ -226,7 +240,8 @@ def _build(args: argparse.Namespace) -> int:
                         kinds=args.kinds, params=params, reuse_from=args.reuse_from, overwrite=args.overwrite,
                         batch_size=args.batch_size, progress=not args.json, use_gpu=not args.no_gpu,
                         trust_pickle=args.trust_pickle, background=args.background, hub_k=args.hub_k,
-                        views=args.views, pieces=args.pieces, threads=args.threads, on_notice=print_notice)
+                        views=args.views, pieces=args.pieces, threads=args.threads, on_notice=print_notice,
+                        **_prompt_options(args))
     m = index.manifest
     emit(args, {"out": str(index.path), **m},
          lambda r: f"wrote {r['out']}: {sum(r['counts'].values())} heads "
@@ -294,7 +309,7 @@ def _annotate(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     import kg
-    from retrieval.encoders import open_encoder
+    from retrieval.encoders import open_encoder, open_manifest_encoder
     from retrieval.evaluate import (
         PARAPHRASE_FILE,
         kdconv_recall,
@@ -321,7 +336,10 @@ def _eval(args: argparse.Namespace) -> int:
     if index is not None and args.views is not None:
         raise UsageError("--views and --index both name passage views: the index's are evaluated; drop --views")
     views = PassageViews.from_manifest(index.manifest.get("views")) if index is not None else PassageViews.parse(args.views)
-    encoder = open_encoder(index.manifest["encoder"]["name"] if index is not None else args.encoder, args.workers)
+    if index is not None and _prompt_options(args):
+        raise UsageError("--query-prompt/--passage-prompt and --index: the index's prompts are evaluated; drop them")
+    encoder = (open_manifest_encoder(index.manifest["encoder"], args.workers) if index is not None
+               else open_encoder(args.encoder, args.workers, **_prompt_options(args)))
     try:
         hub = None
         if not args.no_hub_correction and args.background not in (None, "none"):
