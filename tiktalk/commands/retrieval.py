@@ -118,7 +118,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_flag(p)
     p.set_defaults(func=_info)
 
-    p = index_sub.add_parser("eval", help="retrieval quality: recall@1/5/10, MRR, hub share and per-family recall "
+    p = index_sub.add_parser("eval", help="retrieval quality: recall@1/5/10, MRR, nDCG@10, MAP, hub share and per-family recall "
                              "on the paraphrase check, KdConv and your own JSONL; JSON and a plot")
     p.add_argument("--index", default=None, metavar="DIR",
                    help="an index directory: its encoder is evaluated and --data is scored among its heads "
@@ -144,6 +144,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_background_option(p, default="sample")
     p.add_argument("--no-hub-correction", action="store_true", help="rank by plain cosine")
     p.add_argument("--plot", default=None, metavar="PNG", help="write a bar plot of the results here")
+    p.add_argument("--run-file", default=None, metavar="FILE",
+                   help="write every ranked list scored as a TREC run (query ids <part>:<variant>:<n>)")
+    p.add_argument("--qrels-file", default=None, metavar="FILE",
+                   help="write the gold of every query scored as TREC qrels (read both with ir-measures or trec_eval)")
     _add_workers_option(p)
     p.add_argument("--kinds", default=None, help="node kinds indexed, comma-separated subset of "
                    "event,phrase,entity,emotion (default all; rows whose gold is of another kind are left out)")
@@ -312,6 +316,7 @@ def _eval(args: argparse.Namespace) -> int:
     from retrieval.encoders import open_encoder, open_manifest_encoder
     from retrieval.evaluate import (
         PARAPHRASE_FILE,
+        TrecCollector,
         kdconv_recall,
         paraphrase_recall,
         plot_eval,
@@ -340,6 +345,7 @@ def _eval(args: argparse.Namespace) -> int:
         raise UsageError("--query-prompt/--passage-prompt and --index: the index's prompts are evaluated; drop them")
     encoder = (open_manifest_encoder(index.manifest["encoder"], args.workers) if index is not None
                else open_encoder(args.encoder, args.workers, **_prompt_options(args)))
+    trec = TrecCollector() if args.run_file or args.qrels_file else None
     try:
         hub = None
         if not args.no_hub_correction and args.background not in (None, "none"):
@@ -348,10 +354,10 @@ def _eval(args: argparse.Namespace) -> int:
         result = {"encoder": {"name": encoder.name, "fingerprint": encoder.fingerprint},
                   "hub_correction": None if hub is None else hub.describe(),
                   "paraphrase": paraphrase_recall(encoder, graphs, args.kinds, variants, args.check or PARAPHRASE_FILE,
-                                                  cache_dir=args.cache, hub=hub, views=views)}
+                                                  cache_dir=args.cache, hub=hub, views=views, trec=trec)}
         if args.kdconv:
             result["kdconv"] = kdconv_recall(encoder, args.kdconv, variants, cache_dir=args.cache, hub=hub,
-                                             split=args.kdconv_split, pool=args.kdconv_pool)
+                                             split=args.kdconv_split, pool=args.kdconv_pool, trec=trec)
             if index is not None and "entity" in set(index.heads["kind"].to_list()):
                 from tiktalk.runs.select import kdconv_piece_report
 
@@ -365,9 +371,12 @@ def _eval(args: argparse.Namespace) -> int:
                                          background=None if hub is None else hub.fit, hub_k=_hub_k(args),
                                          views=views)
             result["data"] = user_recall(index, encoder, args.data, variants,
-                                         hub_weight=None if hub is None else hub.weight)
+                                         hub_weight=None if hub is None else hub.weight, trec=trec)
     finally:
         getattr(encoder, "close", lambda: None)()
+    if trec is not None:
+        trec.write(args.run_file, args.qrels_file)
+        result["trec"] = {"run_file": args.run_file, "qrels_file": args.qrels_file, "queries": len(trec.qrels)}
     if args.plot:
         plot_eval(result, args.plot)
         result["plot"] = args.plot
@@ -391,7 +400,8 @@ def _hub_setup(source: str, k: int):
 
 def _metrics_line(name: str, m: dict) -> str:
     recalls = " / ".join(f"{v:.3f}" for k, v in m.items() if k.startswith("recall@"))
-    return f"{name} {recalls}, MRR {m['mrr']:.3f} ({m['queries']})"
+    ranked = "".join(f", {label} {m[key]:.3f}" for key, label in (("ndcg@10", "nDCG@10"), ("map", "MAP")) if key in m)
+    return f"{name} {recalls}, MRR {m['mrr']:.3f}{ranked} ({m['queries']})"
 
 
 def _render_table(table: dict, indent: str) -> list[str]:
@@ -424,7 +434,7 @@ def _render_eval(result: dict) -> str:
                 f"k {hub['k']})")]
     para = result["paraphrase"]
     lines.append(f"paraphrase check {para['file']} (kinds {','.join(para['kinds'])}): "
-                 "recall@1 / @5 / @10, MRR (queries)")
+                 "recall@1 / @5 / @10, MRR, nDCG@10, MAP (queries)")
     for source, part in para["sources"].items():
         if "skipped" in part:
             lines.append(f"  {source}: skipped, {part['rows']} rows ({part['skipped']})")
@@ -452,4 +462,8 @@ def _render_eval(result: dict) -> str:
         lines += _render_table(data["table"], "    ")
     if "plot" in result:
         lines.append(f"plot: {result['plot']}")
+    if "trec" in result:
+        t = result["trec"]
+        lines.append(f"TREC ({t['queries']} queries): " + ", ".join(
+            f"{what} {t[key]}" for key, what in (("run_file", "run"), ("qrels_file", "qrels")) if t[key]))
     return "\n".join(lines)
