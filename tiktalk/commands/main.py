@@ -15,6 +15,7 @@ import contextlib
 import sys
 from collections.abc import Sequence
 
+from tiktalk.commands import fill_missing_help
 from tiktalk.registry import Registry
 
 # Every subcommand group, in the order of `tiktalk --help`.
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name in COMMANDS:
         COMMANDS.get(name)(sub)
+    fill_missing_help(parser)
     return parser
 
 

@@ -69,8 +69,13 @@ def _add_background_option(p: argparse.ArgumentParser, default: str | None) -> N
     p.add_argument("--background", default=default, metavar="SOURCE",
                    help="chit-chat contexts for the hub statistics: LCCC's JSON, a dataset directory, 'sample' "
                         f"(the shipped dataset's contexts), a JSONL of contexts, or 'none' (default: {default})")
-    p.add_argument("--hub-k", type=int, default=None, help="background contexts nearest each head that its "
-                   "hub penalty averages (default 10)")
+    p.add_argument("--hub-k", type=int, default=None, help=RegistryHelp(_hub_k_help))
+
+
+def _hub_k_help() -> str:
+    from retrieval.hubness import DEFAULT_HUB_K  # the default's one owner
+
+    return f"background contexts nearest each head that its hub penalty averages (default {DEFAULT_HUB_K})"
 
 
 def _add_prompt_options(p: argparse.ArgumentParser) -> None:

@@ -72,6 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="write one response per dialogue of a split as JSONL")
     add_run_input_arguments(p)
     p.add_argument("--out", required=True, metavar="JSONL", help='predictions: {"dialogue_id", "response"} per line')
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--batch-size", type=int, default=16, help="examples per generate call (default 16)")
     p.add_argument("--limit", type=int, default=None, help="only the first N dialogues")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
@@ -231,7 +232,7 @@ def _generate(args: argparse.Namespace) -> int:
     kwargs = {kw: getattr(args, dest) for dest, kw in GENERATE_OPTIONS.items() if getattr(args, dest) is not None}
     result = generate_responses(args.run, args.out, data=args.data, split=args.split, knowledge=args.knowledge,
                                 step=args.step, limit=args.limit, batch_size=args.batch_size, device=args.device,
-                                options=kwargs)
+                                options=kwargs, overwrite=args.overwrite)
     emit(args, result.as_dict(), lambda s: f"wrote {s['responses']} responses to {s['out']} in {s['seconds']} s")
     return 0
 

@@ -44,6 +44,8 @@ def read_jsonl_rows(path: Path | str) -> Iterator[tuple[int, Any]]:
     holding a lone surrogate (``\\ud800``), which no UTF-8 writer could store.
     """
     path = Path(path)
+    if not path.is_file():
+        raise MissingInputError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
     with open(path, "rb") as fh:
         for number, raw in enumerate(fh, start=1):
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):

@@ -529,15 +529,19 @@ class GenerateResult:
 def generate_responses(run: str | Path, out: str | Path, *, data: str = "sample", split: str = "test",
                        knowledge: str | None = None, step: int | None = None, limit: int | None = None,
                        batch_size: int = 16, device: str | None = None,
-                       options: dict[str, Any] | None = None) -> GenerateResult:
+                       options: dict[str, Any] | None = None, overwrite: bool = True) -> GenerateResult:
     """One response per dialogue of ``split`` (its first ``limit``) from a trained run, written
     to ``out`` as ``{"dialogue_id", "response"}`` JSONL. ``knowledge``: default the run's cache;
-    ``options``: ``ChatModel.generate`` keywords (num_beams, max_length, ...)."""
+    ``options``: ``ChatModel.generate`` keywords (num_beams, max_length, ...); ``overwrite``
+    False: an existing ``out`` is an error, raised before the model loads (``tiktalk generate``)."""
     import torch
     from tqdm.auto import tqdm
 
+    from tiktalk.errors import OutputExistsError
     from tiktalk.io import atomic_write_text
 
+    if not overwrite and Path(out).exists():
+        raise OutputExistsError(f"{out} already exists (pass --overwrite to replace it)")
     run = Path(run)
     model, info = load_run_model(run, step, device)
     knowledge = knowledge or ((info.get("knowledge") or {}).get("path"))
