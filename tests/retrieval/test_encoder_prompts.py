@@ -71,7 +71,8 @@ def test_an_encoder_without_prompts_refuses_them_by_name():
 def test_the_index_records_the_prompts_and_retrieval_reuses_them(prompted_minilm, tmp_path, capsys):
     out = tmp_path / "index"
     assert main(["index", "build", "--kg", "sample", "--out", str(out), "--encoder", f"st:{prompted_minilm}",
-                 "--query-prompt", "search: ", "--workers", "1", "--background", "none", "--json"]) == 0
+                 "--query-prompt", "search: ", "--kinds", "phrase", "--workers", "1", "--background", "none",
+                 "--json"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["encoder"]["options"] == {"query_prompt": "search: "}
     capsys.readouterr()
