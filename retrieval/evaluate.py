@@ -19,8 +19,11 @@ contexts (:mod:`retrieval.hubness`) and is ranked as the retriever ranks with th
 correction on; the hubness of a held-out background (top-1 hub share, k-occurrence skew)
 is reported plain and corrected. Per family: recall of the cases whose gold is of that flow
 family. ``hub_share``: the largest share of a benchmark's own queries one passage wins. A context's hits are merged by the retriever's own :func:`merge_hits` (per-turn
-queries, heads sharing a text). Metrics: recall@k and MRR (mean reciprocal rank of the
-first gold within the top ``max(ks)``, 0 beyond). Embeddings may be cached on disk
+queries, heads sharing a text). Metrics, computed by ``ir-measures`` (trec_eval's definitions)
+over each case's merged top ``max(ks)`` and its gold set: recall@k (``Success@k``: a gold in the
+top k), MRR (``RR@10``: the reciprocal rank of the first gold, 0 beyond), nDCG@10 and MAP
+(``AP@10``: over the top 10 retrieved, every gold counted). :class:`TrecCollector` keeps the
+same runs and qrels for TREC files (``index eval --run-file --qrels-file``). Embeddings may be cached on disk
 (``cache_dir``), keyed by encoder fingerprint and text, because encoding the 11k KdConv
 passages is the slow part. The command is ``tiktalk index eval``.
 """
@@ -130,6 +133,84 @@ def encode_cached(encoder: Encoder, texts: Sequence[str], kind: Kind, cache_dir:
     return out
 
 
+class TrecCollector:
+    """The ranked lists and gold sets an evaluation scored, as TREC run and qrels files.
+
+    Query ids are ``<part>:<variant>:<n>`` (part: ``kdconv``, ``paraphrase-sample``, ``data``...),
+    so one part's lines can be read back alone; document ids are passage rows (with
+    ``merge_texts``, the first row of each text). Scores fall with the rank, so any TREC tool
+    reads the same order."""
+
+    def __init__(self) -> None:
+        self.run: dict[str, dict[str, float]] = {}
+        self.qrels: dict[str, dict[str, int]] = {}
+
+    def add(self, qids: Sequence[str], run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]) -> None:
+        for qid in qids:
+            self.run[qid] = run.get(qid, {})
+            self.qrels[qid] = qrels[qid]
+
+    def write(self, run_file: str | Path | None, qrels_file: str | Path | None, tag: str = "tiktalk") -> None:
+        """``qid Q0 doc rank score tag`` / ``qid 0 doc relevance`` lines, each file atomically."""
+        from tiktalk.io import atomic_write_text
+
+        if run_file is not None:
+            lines = [f"{qid} Q0 {doc} {rank} {score:g} {tag}"
+                     for qid, docs in self.run.items()
+                     for rank, (doc, score) in enumerate(sorted(docs.items(), key=lambda d: -d[1]), start=1)]
+            atomic_write_text(run_file, "".join(line + "\n" for line in lines))
+        if qrels_file is not None:
+            lines = [f"{qid} 0 {doc} {rel}" for qid, docs in self.qrels.items() for doc, rel in docs.items()]
+            atomic_write_text(qrels_file, "".join(line + "\n" for line in lines))
+
+
+def _trec_lists(hits: list[list[int]], cases: Sequence[QualityCase], keys: list[str] | None, prefix: str
+                ) -> tuple[list[str], dict[str, dict[str, float]], dict[str, dict[str, int]]]:
+    """(query ids, run, qrels) of ranked ``hits`` against the cases' gold rows (``keys``: rows
+    sharing a text are one document, named by its first row)."""
+    first_row: dict[str, int] = {}
+    if keys is not None:
+        for i, key in enumerate(keys):
+            first_row.setdefault(key, i)
+    doc = (lambda i: str(first_row[keys[i]])) if keys is not None else str
+    qids = [f"{prefix}{n}" for n in range(len(cases))]
+    run = {q: {doc(i): float(len(rows) - r) for r, i in enumerate(rows)} for q, rows in zip(qids, hits) if rows}
+    qrels = {q: {doc(g): 1 for g in c.gold} for q, c in zip(qids, cases)}
+    return qids, run, qrels
+
+
+def _ir_measures(ks: Sequence[int]) -> dict[str, object]:
+    """Our metric names -> ir-measures measures."""
+    from ir_measures import AP, RR, Success, nDCG
+
+    depth = max(ks)
+    return {**{f"recall@{k}": Success @ k for k in ks}, "mrr": RR @ depth, "ndcg@10": nDCG @ 10, "map": AP @ depth}
+
+
+def measured(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]], qids: Sequence[str],
+             ks: Sequence[int] = KS) -> dict[str, dict[str, float]]:
+    """qid -> metric -> value (:func:`_ir_measures`' names) by ``ir-measures``; a query with
+    nothing retrieved scores 0 on every metric."""
+    import ir_measures
+
+    names = _ir_measures(ks)
+    name_of = {str(m): n for n, m in names.items()}
+    per_query = {q: dict.fromkeys(names, 0.0) for q in qids}
+    for metric in ir_measures.iter_calc(list(names.values()), qrels, run):
+        if metric.query_id in per_query:
+            per_query[metric.query_id][name_of[str(metric.measure)]] = float(metric.value)
+    return per_query
+
+
+def mean_metrics(per_query: Sequence[dict[str, float]]) -> dict[str, float]:
+    """The mean of each metric over ``per_query`` (4 decimals) and the query count."""
+    n = max(1, len(per_query))
+    names = list(per_query[0]) if per_query else []
+    out = {name: round(sum(q[name] for q in per_query) / n, 4) for name in names}
+    out["queries"] = len(per_query)
+    return out
+
+
 def metrics(ranks: Sequence[int | None], ks: Sequence[int] = KS) -> dict[str, float]:
     """Gold ranks (1-based, None = not in the top ``max(ks)``) -> recall@k, MRR, query count."""
     n = max(1, len(ranks))
@@ -187,10 +268,12 @@ def top1_share(hits: list[list[int]]) -> float:
 def recall_table(encoder: Encoder, passages: Sequence[str], cases: Sequence[QualityCase],
                  variants: dict[str, QueryConfig] | None = None, ks: Sequence[int] = KS,
                  cache_dir: Path | None = None, merge_texts: bool = False,
-                 penalty: np.ndarray | None = None, passage_vectors: np.ndarray | None = None) -> dict[str, dict]:
+                 penalty: np.ndarray | None = None, passage_vectors: np.ndarray | None = None,
+                 trec: TrecCollector | None = None, part: str = "eval") -> dict[str, dict]:
     """variant -> group -> metrics (groups: each case's ``group``, and ``all``, which also
     holds ``hub_share``), and ``families`` -> family -> group -> metrics when cases have one.
-    ``passage_vectors``: the passages already encoded (else encoded here)."""
+    ``passage_vectors``: the passages already encoded (else encoded here); ``trec``: also
+    collect the run and qrels, query ids ``<part>:<variant>:<n>``."""
     variants = variants or QUERY_VARIANTS
     if passage_vectors is None:
         passage_vectors = encode_cached(encoder, passages, "passage", cache_dir)
@@ -201,14 +284,18 @@ def recall_table(encoder: Encoder, passages: Sequence[str], cases: Sequence[Qual
     table: dict[str, dict] = {}
     for name, config in variants.items():
         hits = ranked_hits(encoder, passages, cases, config, max(ks), cache_dir, index, merge_texts, penalty)
-        ranks = _ranks(hits, cases, keys)
-        table[name] = {g: metrics([r for r, c in zip(ranks, cases) if c.group == g], ks) for g in groups}
+        qids, run, qrels = _trec_lists(hits, cases, keys, f"{part}:{name}:")
+        if trec is not None:
+            trec.add(qids, run, qrels)
+        by_qid = measured(run, qrels, qids, ks)
+        per_query = [by_qid[q] for q in qids]
+        table[name] = {g: mean_metrics([m for m, c in zip(per_query, cases) if c.group == g]) for g in groups}
         if groups != ["all"]:
-            table[name]["all"] = metrics(ranks, ks)
+            table[name]["all"] = mean_metrics(per_query)
         table[name]["all"]["hub_share"] = top1_share(hits)
         if families:
             table[name]["families"] = {
-                f: {g: metrics([r for r, c in zip(ranks, cases) if c.family == f and g in (c.group, "all")], ks)
+                f: {g: mean_metrics([m for m, c in zip(per_query, cases) if c.family == f and g in (c.group, "all")])
                     for g in [*groups, "all"] if any(c.family == f and g in (c.group, "all") for c in cases)}
                 for f in families}
     return table
@@ -256,17 +343,18 @@ def load_kdconv(data_dir: str | Path, max_dialogues: int | None = None, split: s
 
 def kdconv_recall(encoder: Encoder, data_dir: str | Path, variants: dict[str, QueryConfig] | None = None,
                   cache_dir: Path | None = None, max_dialogues: int | None = None,
-                  hub: HubSetup | None = None, split: str = "test", pool: str = "kb") -> dict:
-    """KdConv travel (:func:`load_kdconv`): recall@k, MRR and hub share per query variant
-    (default: the retriever's query); with ``hub``, ranked with the hub correction and the
-    background's hubness reported."""
+                  hub: HubSetup | None = None, split: str = "test", pool: str = "kb",
+                  trec: TrecCollector | None = None) -> dict:
+    """KdConv travel (:func:`load_kdconv`): recall@k, MRR, nDCG@10, MAP and hub share per query
+    variant (default: the retriever's query); with ``hub``, ranked with the hub correction and
+    the background's hubness reported; ``trec``: query ids ``kdconv:<variant>:<n>``."""
     passages, cases = load_kdconv(data_dir, max_dialogues, split, pool)
     variants = variants or {DEFAULT_VARIANT: QUERY_VARIANTS[DEFAULT_VARIANT]}
     vectors = encode_cached(encoder, passages, "passage", cache_dir)
     penalty, hub_report = _hub_parts(encoder, vectors, hub, cache_dir, QueryConfig(), passages)
     out = {"data": str(data_dir), "split": split, "pool": pool, "passages": len(passages), "queries": len(cases),
            "table": recall_table(encoder, passages, cases, variants, cache_dir=cache_dir, penalty=penalty,
-                                 passage_vectors=vectors)}
+                                 passage_vectors=vectors, trec=trec, part="kdconv")}
     if hub_report is not None:
         out["background_hubness"] = hub_report
     return out
@@ -295,8 +383,9 @@ def load_paraphrase_check(path: str | Path = PARAPHRASE_FILE) -> list[dict]:
 def paraphrase_recall(encoder: Encoder, graphs: dict[str, object | None], kinds: Sequence[str] | None = None,
                       variants: dict[str, QueryConfig] | None = None, path: str | Path = PARAPHRASE_FILE,
                       ks: Sequence[int] = KS, cache_dir: Path | None = None, hub: HubSetup | None = None,
-                      views: str | PassageViews | None = None) -> dict:
-    """Recall@k and MRR of the paraphrase check, per source and split.
+                      views: str | PassageViews | None = None, trec: TrecCollector | None = None) -> dict:
+    """Recall@k, MRR, nDCG@10 and MAP of the paraphrase check, per source and split
+    (``trec``: query ids ``paraphrase-<source>:<variant>:<n>``).
 
     ``graphs``: source -> KG whose nodes that source's rows are scored among (``sample``:
     the sample KG; ``c3kg``: a KG of the real head files, ``kg.load_kg(dir)``); a source
@@ -340,7 +429,7 @@ def paraphrase_recall(encoder: Encoder, graphs: dict[str, object | None], kinds:
         report["sources"][source] = {
             "passages": len(texts), "rows": len(scored), "left_out": {k: n for k, n in left_out.items() if n},
             "table": recall_table(encoder, texts, cases, variants, ks, cache_dir, merge_texts=True, penalty=penalty,
-                                  passage_vectors=vectors),
+                                  passage_vectors=vectors, trec=trec, part=f"paraphrase-{source}"),
         }
         if hub_report is not None:
             report["sources"][source]["background_hubness"] = hub_report
@@ -348,7 +437,8 @@ def paraphrase_recall(encoder: Encoder, graphs: dict[str, object | None], kinds:
 
 
 def user_recall(index, encoder: Encoder, path: str | Path, variants: dict[str, QueryConfig] | None = None,
-                ks: Sequence[int] = KS, hub_weight: float | None = DEFAULT_HUB_WEIGHT) -> dict:
+                ks: Sequence[int] = KS, hub_weight: float | None = DEFAULT_HUB_WEIGHT,
+                trec: TrecCollector | None = None) -> dict:
     """Recall of a JSONL of ``{"context": [turns], "gold": str, "title": str (optional)}``
     among the heads of ``index`` (a :class:`retrieval.index.HeadIndex`); ``gold`` is a head's
     text or id. Ranked as the retriever ranks (``hub_weight`` x its stored hub penalty when
@@ -384,23 +474,20 @@ def user_recall(index, encoder: Encoder, path: str | Path, variants: dict[str, Q
             "hub_corrected": penalty is not None,
             "table": recall_table(encoder, texts, cases, variants or {DEFAULT_VARIANT: QUERY_VARIANTS[DEFAULT_VARIANT]},
                                   ks, merge_texts=True, penalty=penalty,
-                                  passage_vectors=np.ascontiguousarray(index.embeddings))}
+                                  passage_vectors=np.ascontiguousarray(index.embeddings), trec=trec, part="data")}
 
 
 def variants_as_dict(variants: dict[str, QueryConfig] | None = None) -> dict[str, dict]:
     return {k: asdict(v) for k, v in (variants or QUERY_VARIANTS).items()}
 
 
-def plot_eval(result: dict, path: str | Path, variant: str = DEFAULT_VARIANT) -> None:
-    """One bar group per benchmark part (paraphrase sources by split, KdConv, your JSONL):
-    recall@1/5/10, MRR and the hub share of its queries (PNG, Agg backend).
+HIGHER_IS_BETTER = ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10", "map")
+LOWER_IS_BETTER = ("hub_share",)
 
-    ``result``: what ``tiktalk index eval --json`` prints."""
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def eval_plot_bars(result: dict, variant: str = DEFAULT_VARIANT) -> list[tuple[str, dict]]:
+    """(label, metrics) per benchmark part of an ``index eval`` result, in plot order; each
+    label names the part and its query count (``kdconv\nn=1234``)."""
     bars: list[tuple[str, dict]] = []
     for source, part in result.get("paraphrase", {}).get("sources", {}).items():
         table = part.get("table", {}).get(variant)
@@ -411,19 +498,41 @@ def plot_eval(result: dict, path: str | Path, variant: str = DEFAULT_VARIANT) ->
         table = result.get(name, {}).get("table", {}).get(variant)
         if table:
             bars.append((name, table["all"]))
+    return [(f"{label}\nn={m.get('queries', 0)}", m) for label, m in bars]
+
+
+def plot_eval(result: dict, path: str | Path, variant: str = DEFAULT_VARIANT) -> None:
+    """One bar group per benchmark part (paraphrase sources by split, KdConv, your JSONL), its
+    query count under it: recall@1/5/10, MRR, nDCG@10 and MAP (higher is better) in one panel,
+    the hub share of its queries (lower is better) in a separate one (PNG, Agg backend).
+
+    ``result``: what ``tiktalk index eval --json`` prints."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bars = eval_plot_bars(result, variant)
     if not bars:
         return
-    metrics_shown = ["recall@1", "recall@5", "recall@10", "mrr", "hub_share"]
-    fig, ax = plt.subplots(figsize=(max(6, 1.5 * len(bars)), 4))
-    width = 0.8 / len(metrics_shown)
-    for j, m in enumerate(metrics_shown):
-        ax.bar([i + j * width for i in range(len(bars))], [b[1].get(m, 0) for b in bars], width, label=m)
-    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(bars))])
-    ax.set_xticklabels([b[0] for b in bars], fontsize=8)
-    ax.set_ylim(0, 1)
+    fig, (high, low) = plt.subplots(1, 2, figsize=(max(7, 1.9 * len(bars) + 2), 4.2),
+                                    gridspec_kw={"width_ratios": [4, 1.2]})
+    for ax, shown, title in ((high, HIGHER_IS_BETTER, "higher is better"), (low, LOWER_IS_BETTER, "lower is better")):
+        shown = [m for m in shown if any(m in b[1] for b in bars)]
+        width = 0.8 / max(1, len(shown))
+        for j, m in enumerate(shown):
+            drawn = ax.bar([i + j * width for i in range(len(bars))], [b[1].get(m, 0) for b in bars], width,
+                           label=m)
+            if len(shown) == 1:
+                ax.bar_label(drawn, fmt="%.2f", fontsize=7)
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(bars))])
+        ax.set_xticklabels([b[0] for b in bars], fontsize=7)
+        ax.set_ylim(0, 1)
+        ax.set_title(title, fontsize=9)
+        if len(shown) > 1:
+            ax.legend(fontsize=7, ncol=3)
     corrected = "hub-corrected" if result.get("hub_correction") else "plain"
-    ax.set_title(f"{result.get('encoder', {}).get('name', '?')}, query {variant}, {corrected}", fontsize=9)
-    ax.legend(fontsize=7, ncol=3)
+    fig.suptitle(f"{result.get('encoder', {}).get('name', '?')}, query {variant}, {corrected}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -46,6 +46,7 @@ from retrieval.search import (
     apply_params,
     build_index,
     check_vectors,
+    make_index,
     on_gpu,
     search,
     search_penalized,
@@ -528,6 +529,7 @@ def build_head_index(
         raise OutputExistsError(f"{out} already exists (pass overwrite=True / --overwrite)")
     heads = head_table(graph, kinds)
     texts = heads["text"].to_list()
+    make_index(factory, int(encoder.dim), n_train=len(texts))  # a bad factory fails before any encoding
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()

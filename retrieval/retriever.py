@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 import kg
-from retrieval.encoders import Encoder, open_encoder
+from retrieval.encoders import Encoder, open_manifest_encoder
 from retrieval.hubness import DEFAULT_HUB_WEIGHT
 from retrieval.index import HeadIndex
 from retrieval.pieces import Piece, write_segment
@@ -227,7 +227,7 @@ class Retriever:
         :func:`retrieval.encoders.open_encoder`); close them with ``retriever.encoder.close()``.
         """
         index = HeadIndex.load(index_dir, verify=verify, on_notice=on_notice)
-        encoder = encoder or open_encoder(index.manifest["encoder"]["name"], workers)
+        encoder = encoder or open_manifest_encoder(index.manifest["encoder"], workers)
         if graph is None:
             graph = kg.load_kg(_manifest_kg(index_dir, index.manifest["kg"]), trust_pickle=trust_pickle)
         return cls(index, graph, encoder, config, budget=budget)

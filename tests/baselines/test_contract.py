@@ -114,6 +114,24 @@ class ChatModelContract:
         assert saved.file == MODEL_FILE and saved.model_type == self.model_name
         assert saved.config == json.loads(json.dumps(model.saved_config().to_dict()))
 
+    def test_transformers_auto_classes_open_the_save(self, tmp_path):
+        from transformers import AutoConfig, AutoModel
+
+        import baselines  # noqa: F401  (registers the tiktalk-* model types)
+
+        model = self.make_model().eval()
+        model.save_pretrained(tmp_path / "saved")
+        config = AutoConfig.from_pretrained(tmp_path / "saved")
+        if self.model_name == "causal-lm":  # its config.json is the LM's own (Hugging Face form)
+            assert config.model_type == model.lm.config.model_type
+            return
+        assert config.model_type == f"tiktalk-{self.model_name}"
+        assert config.tiktalk_config == json.loads(json.dumps(model.saved_config().to_dict()))
+        auto = AutoModel.from_pretrained(tmp_path / "saved")
+        batch = model.collate(make_examples(), train=False)
+        with torch.no_grad():
+            torch.testing.assert_close(auto(**batch).logits, model(**batch).logits, rtol=0, atol=0)
+
     def test_modalities_and_presets_are_declared_on_the_class(self):
         cls = get_model_class(self.model_name)
         assert "tiny" in cls.presets

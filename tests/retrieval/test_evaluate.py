@@ -28,6 +28,12 @@ def retriever_ranks(retriever) -> dict[str, list[int | None]]:
     return ranks
 
 
+def _same_recall(measured: dict, reference: dict) -> None:
+    """ir-measures' recall@k / MRR (what the tables report) equal the hand-written reference."""
+    assert {k: measured[k] for k in reference} == reference
+    assert 0 <= measured["ndcg@10"] <= 1 and 0 <= measured["map"] <= 1
+
+
 def test_metrics():
     m = metrics([1, 3, None, 10, 2], ks=(1, 5, 10))
     assert m == {"recall@1": 0.2, "recall@5": 0.6, "recall@10": 0.8, "mrr": round((1 + 1 / 3 + 0.1 + 0.5) / 5, 4),
@@ -59,7 +65,7 @@ def test_ranks_are_the_retrievers(sample_kg, hash_encoder):
     retriever = Retriever(index, sample_kg, hash_encoder, RetrieverConfig(top_k=max(KS), selection="paper"))
     ranks = retriever_ranks(retriever)
     for split, got in ranks.items():
-        assert report["sources"]["sample"]["table"][DEFAULT_VARIANT][split] == metrics(got)
+        _same_recall(report["sources"]["sample"]["table"][DEFAULT_VARIANT][split], metrics(got))
 
 
 def test_c3kg_rows_among_the_real_heads(hash_encoder):
@@ -90,7 +96,7 @@ def test_index_eval_command(capsys):
     assert "skipped" in sources["c3kg"]
     assert set(sources["sample"]["table"]) == {"last1", "last2"}
     m = sources["sample"]["table"]["last2"]["test"]
-    assert set(m) == {"recall@1", "recall@5", "recall@10", "mrr", "queries"}
+    assert set(m) == {"recall@1", "recall@5", "recall@10", "mrr", "ndcg@10", "map", "queries"}
     assert 0 <= m["recall@1"] <= m["recall@5"] <= m["recall@10"] <= 1
     assert main(["index", "eval", "--encoder", "hash:32"]) == 0
     assert re.search(r"c3kg: skipped, \d+ rows \(no KG given", capsys.readouterr().out)
@@ -111,7 +117,7 @@ def test_hub_corrected_ranks_are_the_retrievers(sample_kg, hash_encoder):
     ranks = retriever_ranks(retriever)
     part = report["sources"]["sample"]
     for split, got in ranks.items():
-        assert part["table"][DEFAULT_VARIANT][split] == metrics(got)
+        _same_recall(part["table"][DEFAULT_VARIANT][split], metrics(got))
     hubs = part["background_hubness"]
     assert hubs["in_sample"] and hubs["k"] == 5 and hubs["plain"]["queries"] == len(background.queries())
     # per family: each family's rows alone
@@ -121,7 +127,7 @@ def test_hub_corrected_ranks_are_the_retrievers(sample_kg, hash_encoder):
     for family, groups in families.items():
         got = [r for r, row in zip(ranks["dev"] + ranks["test"], [r for r in rows if r["split"] == "dev"]
                                    + [r for r in rows if r["split"] == "test"]) if kinds[row["kind"]] == family]
-        assert groups["all"] == metrics(got)
+        _same_recall(groups["all"], metrics(got))
 
 
 def test_kdconv_pools_and_splits(hash_encoder):
@@ -162,7 +168,7 @@ def test_user_jsonl(tmp_path, sample_index_dir, sample_kg, hash_encoder):
     for context, gold in ((["深夜来了个意式大饼", "看得我口水直流"], "有人买披萨"), (["今天好开心"], "开心")):
         texts = [h.text for h in retriever.retrieve(context).heads]
         got.append(texts.index(gold) + 1 if gold in texts else None)
-    assert {k: v for k, v in table["all"].items() if k != "hub_share"} == metrics(got)
+    _same_recall(table["all"], metrics(got))
     cases.write_text(json.dumps({"context": ["吃了"], "gold": "没有这个头"}, ensure_ascii=False) + "\n", encoding="utf-8")
     with pytest.raises(FormatError, match=r"cases.jsonl:1: field 'gold' '没有这个头' is no head text or id"):
         user_recall(index, hash_encoder, cases)
@@ -189,3 +195,31 @@ def test_index_eval_everything(tmp_path, capsys, sample_index_dir):
     assert "KdConv" in out and "background hubness" in out and "hub share" in out
     assert main(["index", "eval", "--index", str(sample_index_dir), "--encoder", "hash:8"]) == 2
     assert "--encoder and --index both name an encoder" in capsys.readouterr().err
+
+
+def test_index_eval_writes_trec_files_ir_measures_reads_back_to_the_same_ndcg(tmp_path, capsys):
+    import ir_measures
+
+    from retrieval.evaluate import eval_plot_bars
+
+    run_file, qrels_file, plot = tmp_path / "r.trec", tmp_path / "q.txt", tmp_path / "eval.png"
+    assert main(["index", "eval", "--encoder", "hash:32", "--kdconv", str(shared_path("kdconv_travel")),
+                 "--kdconv-pool", "gold", "--run-file", str(run_file), "--qrels-file", str(qrels_file),
+                 "--plot", str(plot), "--workers", "1", "--background", "none", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["trec"]["queries"] == len({line.split()[0] for line in qrels_file.read_text().splitlines()})
+    prefix = f"kdconv:{DEFAULT_VARIANT}:"
+    qrels = [q for q in ir_measures.read_trec_qrels(str(qrels_file)) if q.query_id.startswith(prefix)]
+    run = [r for r in ir_measures.read_trec_run(str(run_file)) if r.query_id.startswith(prefix)]
+    kdconv = result["kdconv"]["table"][DEFAULT_VARIANT]["all"]
+    assert len({q.query_id for q in qrels}) == kdconv["queries"] == result["kdconv"]["queries"]
+    # queries with nothing retrieved count 0, as the JSON counts them
+    per_query = {m.query_id: m.value for m in ir_measures.iter_calc([ir_measures.nDCG @ 10], qrels, run)}
+    ndcg = sum(per_query.values()) / kdconv["queries"]
+    assert round(ndcg, 4) == kdconv["ndcg@10"] and 0 < ndcg < 1
+    ap = ir_measures.calc_aggregate([ir_measures.AP @ 10], qrels, run)[ir_measures.AP @ 10]
+    assert abs(ap * len(per_query) / kdconv["queries"] - kdconv["map"]) < 1e-4
+    # the plot: every part labelled with its query count; the lower-is-better hub share apart
+    labels = [label for label, _ in eval_plot_bars(result)]
+    assert f"kdconv\nn={kdconv['queries']}" in labels
+    assert plot.read_bytes()[:4] == b"\x89PNG"

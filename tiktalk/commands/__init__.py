@@ -183,3 +183,50 @@ def importer_option_help(option: str) -> RegistryHelp:
                          for name, imp in IMPORTERS.items() if option in imp.options) or "read by no importer"
 
     return RegistryHelp(build)
+
+
+# ---------------------------------------------------------------- help texts of options declared without one
+
+# Options many commands share mean the same everywhere: one text each, filled in where a
+# declaration gave none ("command path" + flag first, then the flag alone).
+FALLBACK_HELP: dict[str, str] = {
+    "--overwrite": "replace the output if it exists",
+    "--trust-pickle": "allow a C3KG.GRAPH pickle as the KG (pickles can run code: only files you trust)",
+    "--threads": "FAISS / BLAS threads (default: the library's choice for the cores there are)",
+    "--batch-size": "texts or examples per batch",
+    "--seed": "random seed",
+    "--format": "table files: jsonl or parquet",
+    "--split": "the dataset split to use",
+    "kg convert sources": "release files or directories (CSV/TSV/JSON/pickle), or 'sample'",
+    "index info index": "an index directory",
+    "index build --batch-size": "texts per encoder call (default 256)",
+    "select train --train-split": "split whose responses the selector learns from (default train)",
+    "select train --val-split": "split it is checked on (default val)",
+    "data build --video-min-likes": "drop videos with fewer likes (default: the build config's)",
+    "data build --comment-min-likes": "drop comments with fewer likes (default: the build config's)",
+    "data build --val-fraction": "share of videos hashed into val (default: the build config's)",
+    "data build --test-fraction": "share of videos hashed into test (default: the build config's)",
+    "data build --split-seed": "salt of the video -> split hash (default: the build config's)",
+    "data lccc --out": "output dataset directory (written atomically)",
+    "human-eval export --split": "split whose dialogues are sampled (default test)",
+    "human-eval export --seed": "seed of the sample and of the blind order",
+    "reproduce --epochs": "training epochs per row (default: each model's recipe)",
+    "reproduce --batch-size": "micro-batch per row (default: each model's recipe)",
+    "reproduce --lr": "learning rate per row (default: each model's recipe)",
+    "reproduce --seed": "seed of every row's training",
+    "label export --task": "the labelling task the sheet is for",
+    "label export --out": "the sheet to write (CSV)",
+    "label export --seed": "seed of the sampled items and their order",
+    "label score --task": "the labelling task the sheets are for",
+}
+
+
+def fill_missing_help(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> None:
+    """Give every option and positional declared without a help text its :data:`FALLBACK_HELP`."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                fill_missing_help(sub, (*path, name))
+        elif action.help is None:
+            flag = action.option_strings[-1] if action.option_strings else action.dest
+            action.help = FALLBACK_HELP.get(" ".join((*path, flag))) or FALLBACK_HELP.get(flag)

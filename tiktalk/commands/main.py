@@ -20,10 +20,11 @@ import sys
 import typing
 from collections.abc import Sequence
 
+from tiktalk.commands import fill_missing_help
 from tiktalk.registry import Registry
 
 # Every subcommand group, in the order of `tiktalk --help`.
-COMMANDS: Registry = Registry("command", {
+COMMANDS: Registry = Registry("command", entry_points=None, entries={
     name: f"tiktalk.commands.{name}:register"
     for name in ("kg", "retrieval", "select", "data", "demo", "evaluate", "bench", "reproduce", "train", "probe",
                  "analyze", "label")
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name in COMMANDS:
         COMMANDS.get(name)(sub)
+    fill_missing_help(parser)
     return parser
 
 

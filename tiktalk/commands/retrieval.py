@@ -70,8 +70,25 @@ def _add_background_option(p: argparse.ArgumentParser, default: str | None) -> N
     p.add_argument("--background", default=default, metavar="SOURCE",
                    help="chit-chat contexts for the hub statistics: LCCC's JSON, a dataset directory, 'sample' "
                         f"(the shipped dataset's contexts), a JSONL of contexts, or 'none' (default: {default})")
-    p.add_argument("--hub-k", type=POSITIVE_INT.parse("--hub-k"), default=None, help="background contexts nearest each head that its "
-                   "hub penalty averages (default 10)")
+    p.add_argument("--hub-k", type=POSITIVE_INT.parse("--hub-k"), default=None, help=RegistryHelp(_hub_k_help))
+
+
+def _hub_k_help() -> str:
+    from retrieval.hubness import DEFAULT_HUB_K  # the default's one owner
+
+    return f"background contexts nearest each head that its hub penalty averages (default {DEFAULT_HUB_K})"
+
+
+def _add_prompt_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--query-prompt", default=None, metavar="TEXT",
+                   help="text put before each query, overriding a sentence-transformers encoder's own configured "
+                        "query prompt ('' for none; default: the model's; recorded in the index)")
+    p.add_argument("--passage-prompt", default=None, metavar="TEXT",
+                   help="text put before each passage (head), overriding the model's own document/passage prompt")
+
+
+def _prompt_options(args: argparse.Namespace) -> dict:
+    return {k: v for k in ("query_prompt", "passage_prompt") if (v := getattr(args, k, None)) is not None}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -82,6 +99,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trust-pickle", action="store_true", help="allow --kg to be a C3KG.GRAPH pickle")
     p.add_argument("--out", required=True, help="index directory (written atomically)")
     p.add_argument("--encoder", default=None, help=encoder_help("to encode the heads with"))
+    _add_prompt_options(p)
     p.add_argument("--factory", default="Flat", help="FAISS factory: Flat, HNSW32, IVF4096,Flat, IVF4096,PQ48, ...")
     p.add_argument("--kinds", default=None, help="comma-separated subset of event,phrase,entity,emotion "
                    "(default: every kind the KG has; 'event' = C3KG's own matcher)")
@@ -106,7 +124,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_flag(p)
     p.set_defaults(func=_info)
 
-    p = index_sub.add_parser("eval", help="retrieval quality: recall@1/5/10, MRR, hub share and per-family recall "
+    p = index_sub.add_parser("eval", help="retrieval quality: recall@1/5/10, MRR, nDCG@10, MAP, hub share and per-family recall "
                              "on the paraphrase check, KdConv and your own JSONL; JSON and a plot")
     p.add_argument("--index", default=None, metavar="DIR",
                    help="an index directory: its encoder is evaluated and --data is scored among its heads "
@@ -127,10 +145,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help='your own cases, {"context": [turns], "gold": head text or id} a line, scored among the '
                         "heads of --index (or of --kg, indexed in memory)")
     p.add_argument("--encoder", default=None, help=encoder_help("to evaluate, without --index"))
+    _add_prompt_options(p)
     _add_views_option(p, "the KG's nodes are encoded from, without --index (with it: the index's)")
     _add_background_option(p, default="sample")
     p.add_argument("--no-hub-correction", action="store_true", help="rank by plain cosine")
     p.add_argument("--plot", default=None, metavar="PNG", help="write a bar plot of the results here")
+    p.add_argument("--run-file", default=None, metavar="FILE",
+                   help="write every ranked list scored as a TREC run (query ids <part>:<variant>:<n>)")
+    p.add_argument("--qrels-file", default=None, metavar="FILE",
+                   help="write the gold of every query scored as TREC qrels (read both with ir-measures or trec_eval)")
     _add_workers_option(p)
     p.add_argument("--kinds", default=None, help="node kinds indexed, comma-separated subset of "
                    "event,phrase,entity,emotion (default all; rows whose gold is of another kind are left out)")
@@ -231,7 +254,8 @@ def _build(args: argparse.Namespace) -> int:
                         kinds=args.kinds, params=params, reuse_from=args.reuse_from, overwrite=args.overwrite,
                         batch_size=args.batch_size, progress=not args.json, use_gpu=not args.no_gpu,
                         trust_pickle=args.trust_pickle, background=args.background, hub_k=args.hub_k,
-                        views=args.views, pieces=args.pieces, threads=args.threads, on_notice=print_notice)
+                        views=args.views, pieces=args.pieces, threads=args.threads, on_notice=print_notice,
+                        **_prompt_options(args))
     m = index.manifest
     emit(args, {"out": str(index.path), **m},
          lambda r: f"wrote {r['out']}: {sum(r['counts'].values())} heads "
@@ -303,9 +327,10 @@ def _annotate(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     import kg
-    from retrieval.encoders import open_encoder
+    from retrieval.encoders import open_encoder, open_manifest_encoder
     from retrieval.evaluate import (
         PARAPHRASE_FILE,
+        TrecCollector,
         kdconv_recall,
         paraphrase_recall,
         plot_eval,
@@ -330,7 +355,11 @@ def _eval(args: argparse.Namespace) -> int:
     if index is not None and args.views is not None:
         raise UsageError("--views and --index both name passage views: the index's are evaluated; drop --views")
     views = PassageViews.from_manifest(index.manifest.get("views")) if index is not None else PassageViews.parse(args.views)
-    encoder = open_encoder(index.manifest["encoder"]["name"] if index is not None else args.encoder, args.workers)
+    if index is not None and _prompt_options(args):
+        raise UsageError("--query-prompt/--passage-prompt and --index: the index's prompts are evaluated; drop them")
+    encoder = (open_manifest_encoder(index.manifest["encoder"], args.workers) if index is not None
+               else open_encoder(args.encoder, args.workers, **_prompt_options(args)))
+    trec = TrecCollector() if args.run_file or args.qrels_file else None
     try:
         hub = None
         if not args.no_hub_correction and args.background not in (None, "none"):
@@ -339,10 +368,10 @@ def _eval(args: argparse.Namespace) -> int:
         result = {"encoder": {"name": encoder.name, "fingerprint": encoder.fingerprint},
                   "hub_correction": None if hub is None else hub.describe(),
                   "paraphrase": paraphrase_recall(encoder, graphs, args.kinds, variants, args.check or PARAPHRASE_FILE,
-                                                  cache_dir=args.cache, hub=hub, views=views)}
+                                                  cache_dir=args.cache, hub=hub, views=views, trec=trec)}
         if args.kdconv:
             result["kdconv"] = kdconv_recall(encoder, args.kdconv, variants, cache_dir=args.cache, hub=hub,
-                                             split=args.kdconv_split, pool=args.kdconv_pool)
+                                             split=args.kdconv_split, pool=args.kdconv_pool, trec=trec)
             if index is not None and "entity" in set(index.heads["kind"].to_list()):
                 from tiktalk.runs.select import kdconv_piece_report
 
@@ -356,9 +385,12 @@ def _eval(args: argparse.Namespace) -> int:
                                          background=None if hub is None else hub.fit, hub_k=_hub_k(args),
                                          views=views)
             result["data"] = user_recall(index, encoder, args.data, variants,
-                                         hub_weight=None if hub is None else hub.weight)
+                                         hub_weight=None if hub is None else hub.weight, trec=trec)
     finally:
         getattr(encoder, "close", lambda: None)()
+    if trec is not None:
+        trec.write(args.run_file, args.qrels_file)
+        result["trec"] = {"run_file": args.run_file, "qrels_file": args.qrels_file, "queries": len(trec.qrels)}
     if args.plot:
         plot_eval(result, args.plot)
         result["plot"] = args.plot
@@ -382,7 +414,8 @@ def _hub_setup(source: str, k: int):
 
 def _metrics_line(name: str, m: dict) -> str:
     recalls = " / ".join(f"{v:.3f}" for k, v in m.items() if k.startswith("recall@"))
-    return f"{name} {recalls}, MRR {m['mrr']:.3f} ({m['queries']})"
+    ranked = "".join(f", {label} {m[key]:.3f}" for key, label in (("ndcg@10", "nDCG@10"), ("map", "MAP")) if key in m)
+    return f"{name} {recalls}, MRR {m['mrr']:.3f}{ranked} ({m['queries']})"
 
 
 def _render_table(table: dict, indent: str) -> list[str]:
@@ -415,7 +448,7 @@ def _render_eval(result: dict) -> str:
                 f"k {hub['k']})")]
     para = result["paraphrase"]
     lines.append(f"paraphrase check {para['file']} (kinds {','.join(para['kinds'])}): "
-                 "recall@1 / @5 / @10, MRR (queries)")
+                 "recall@1 / @5 / @10, MRR, nDCG@10, MAP (queries)")
     for source, part in para["sources"].items():
         if "skipped" in part:
             lines.append(f"  {source}: skipped, {part['rows']} rows ({part['skipped']})")
@@ -443,4 +476,8 @@ def _render_eval(result: dict) -> str:
         lines += _render_table(data["table"], "    ")
     if "plot" in result:
         lines.append(f"plot: {result['plot']}")
+    if "trec" in result:
+        t = result["trec"]
+        lines.append(f"TREC ({t['queries']} queries): " + ", ".join(
+            f"{what} {t[key]}" for key, what in (("run_file", "run"), ("qrels_file", "qrels")) if t[key]))
     return "\n".join(lines)

@@ -63,6 +63,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in RUN with "
                    "the options saved in RUN/run.json (flags that contradict them are refused)")
     p.add_argument("--overwrite", action="store_true", help="replace RUN if it exists")
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="a TOML or YAML file of these options, keys the flags' names with underscores "
+                   "(model, preset, modalities, data, max_steps, seed, ...); flags given override it")
+    p.add_argument("--from-run", default=None, metavar="RUN",
+                   help="start from the options of an earlier run (its run.json); --config and flags override them")
     add_train_config_arguments(p)
     add_json_flag(p)
     p.set_defaults(func=_train_locked)
@@ -70,6 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="write one response per dialogue of a split as JSONL")
     add_run_input_arguments(p)
     p.add_argument("--out", required=True, metavar="JSONL", help='predictions: {"dialogue_id", "response"} per line')
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--batch-size", type=POSITIVE_INT.parse("--batch-size"), default=16, help="examples per generate call (default 16)")
     p.add_argument("--limit", type=POSITIVE_INT.parse("--limit"), default=None, help="only the first N dialogues")
     p.add_argument("--device", default=None, type=device_arg, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
@@ -182,22 +188,35 @@ def _train_locked(args: argparse.Namespace) -> int:
     """``tiktalk train``: the run layer's :func:`~tiktalk.runs.training.train_run`, as the only
     writer of RUN (a second one exits 2 naming this one)."""
     from tiktalk.models.base import get_model_class
-    from tiktalk.runs.training import check_new_run, plan_resume, train_run
+    from tiktalk.runs.training import (
+        check_new_run,
+        plan_resume,
+        seeded_options,
+        train_config,
+        train_run,
+    )
 
     run = Path(args.out)
     refuse_overlap(run, [("--data", args.data), ("--init", args.init), ("--knowledge", args.knowledge),
                          ("--lm", args.lm)], may_write_inside=("--data", "--init", "--lm"))
+    sources: dict[str, str] = {}
     if args.resume:
         if args.overwrite:
             raise UsageError("pass either --resume (continue RUN) or --overwrite (replace it), not both")
+        if args.config or args.from_run:
+            raise UsageError("--resume takes every option from RUN/run.json; drop --config / --from-run")
         options, config = plan_resume(run, explicit_run_options(args), explicit_train_options(args))
     else:
-        options = RunOptions(**explicit_run_options(args))
+        run_seed, train_seed, sources = seeded_options(args.config, args.from_run)
+        options = RunOptions(**{**run_seed, **explicit_run_options(args)})
         check_new_run(options)
-        config = train_config_from_args(args, get_model_class(options.model).recipe(
-            None if options.init else options.preset, options.model_options))
+        given = explicit_train_options(args)
+        if given.keys() & {"epochs", "max_steps"}:  # a flag's length replaces the seeded one
+            train_seed = {k: v for k, v in train_seed.items() if k not in ("epochs", "max_steps")}
+        config = train_config(get_model_class(options.model).recipe(
+            None if options.init else options.preset, options.model_options), {**train_seed, **given})
     summary = train_run(options, config, run, resume=args.resume, overwrite=args.overwrite,
-                        trust_pickle=args.trust_pickle, on_notice=print_notice).as_dict()
+                        trust_pickle=args.trust_pickle, on_notice=print_notice, seeded_from=sources).as_dict()
     emit(args, summary, lambda s: f"trained {s['model']} for {s['steps']} steps in {s['seconds']} s "
          + (f"(final loss {s['final_loss']:.4f})" if s["final_loss"] is not None else "(no new step)")
          + f"; run in {s['run']}")
@@ -222,7 +241,7 @@ def _generate(args: argparse.Namespace) -> int:
     kwargs = {kw: getattr(args, dest) for dest, kw in GENERATE_OPTIONS.items() if getattr(args, dest) is not None}
     result = generate_responses(args.run, args.out, data=args.data, split=args.split, knowledge=args.knowledge,
                                 step=args.step, limit=args.limit, batch_size=args.batch_size, device=args.device,
-                                options=kwargs)
+                                options=kwargs, overwrite=args.overwrite)
     emit(args, result.as_dict(), lambda s: f"wrote {s['responses']} responses to {s['out']} in {s['seconds']} s")
     return 0
 

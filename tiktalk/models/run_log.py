@@ -130,6 +130,9 @@ class MetricsWindow:
         if session.is_main:
             with open(session.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(row) + "\n")
+        # the same line to accelerate's trackers (--report-to; none registered: a no-op)
+        session.accelerator.log({f"train/{k}": v for k, v in row.items() if k != "step" and v is not None},
+                                step=state.global_step)
         self.reset()
         return row
 

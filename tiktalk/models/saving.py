@@ -6,6 +6,9 @@ One directory, written atomically (:func:`tiktalk.io.atomic_directory`)::
                           "model_type": <registry name>, "config": {...config fields...},
                           "library_versions": {...}}
     model.safetensors    the model's state dict (shared/tied tensors stored once)
+    config.json          the same config for transformers' Auto classes: ``model_type``
+                         ``tiktalk-<registry name>`` (:mod:`tiktalk.models.auto`; derived,
+                         ``tiktalk_model.json`` is the source of truth)
     tokenizer files      the tokenizer's own save_pretrained (tokenizer.json, ...)
 
 Nothing is pickled; loading rebuilds the modules from the config and loads the tensors
@@ -36,6 +39,28 @@ FORMAT = "tiktalk-model"
 FORMAT_VERSION = 1
 # Earlier releases' config files: file name -> model_type (None: named inside the file).
 LEGACY_FILES: dict[str, str | None] = {"maria_config.json": "maria", "model_config.json": None}
+AUTO_PREFIX = "tiktalk-"
+AUTO_CONFIG_FILE = "config.json"
+
+
+def auto_model_type(name: str) -> str:
+    """The transformers ``model_type`` of the registry name ``name`` (``maria`` -> ``tiktalk-maria``)."""
+    return AUTO_PREFIX + name
+
+
+def auto_class_stem(name: str) -> str:
+    """``maria`` -> ``TiktalkMaria``, ``blip2-img`` -> ``TiktalkBlip2Img`` (the Auto classes' names)."""
+    return "Tiktalk" + "".join(part.capitalize() for part in name.replace("_", "-").split("-"))
+
+
+def auto_config_dict(name: str, config_fields: dict[str, Any]) -> dict[str, Any]:
+    """The ``config.json`` (for transformers' Auto classes, :mod:`tiktalk.models.auto`) of a
+    saved ``name`` model with config ``config_fields``."""
+    return {"model_type": auto_model_type(name), "architectures": [auto_class_stem(name) + "Model"],
+            "tiktalk_model": name, "tiktalk_config": config_fields,
+            "transformers_version": str(library_versions().get("transformers", ""))}
+
+
 FORMAT_NAME = f"{MODEL_FILE} ({FORMAT} format {FORMAT_VERSION}) + {WEIGHTS_FILE}"
 
 
@@ -126,9 +151,10 @@ def load_weights(model: torch.nn.Module, directory: str | Path, file: str = WEIG
 
 def save_model_dir(model: torch.nn.Module, path: str | Path, model_type: str, config: Any,
                    tokenizer=None, *, overwrite: bool = True) -> None:
-    """Config JSON + safetensors (+ tokenizer files) into ``path``, atomically."""
+    """Config JSON (ours and ``config.json``) + safetensors (+ tokenizer files) into ``path``, atomically."""
     with atomic_directory(Path(path), overwrite=overwrite) as tmp:
         write_model_config(tmp, model_type, config)
+        write_json(tmp / AUTO_CONFIG_FILE, auto_config_dict(model_type, config.to_dict()))
         save_weights(model, tmp)
         if tokenizer is not None:
             tokenizer.save_pretrained(str(tmp))

@@ -21,10 +21,12 @@ from tiktalk.options import (
 
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
 LR_SCHEDULES = ("linear", "cosine", "constant")
+REPORT_TO = ("none", "tensorboard", "wandb")
 # Options that may change between an interrupted run and its resumption; any other
 # difference would change data order or the optimisation and is refused.
 RESUMABLE_CHANGES = frozenset(
-    {"max_steps", "epochs", "log_every", "save_every", "keep_checkpoints", "num_workers", "progress", "cpu"}
+    {"max_steps", "epochs", "log_every", "save_every", "keep_checkpoints", "num_workers", "progress", "cpu",
+     "report_to"}
 )
 
 
@@ -57,11 +59,16 @@ class TrainConfig:
     num_workers: int = field(default=0, metadata=bounded(COUNT, "DataLoader workers running collate"))
     find_unused_parameters: bool = field(default=True, metadata={"help": "DDP: allow parameters without gradient (modality subsets)"})
     progress: bool = field(default=True, metadata={"help": "show a tqdm progress bar"})
+    report_to: str = field(default="none", metadata={
+        "help": "also send the metrics lines to an experiment tracker (accelerate's): none, tensorboard "
+        "(event files under RUN/trackers/), wandb"})
 
     def __post_init__(self) -> None:
         check_fields(self)  # every numeric field's range, declared with it (tiktalk.options)
         if self.lr_schedule not in LR_SCHEDULES:
             raise UsageError(f"TrainConfig.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.report_to not in REPORT_TO:
+            raise UsageError(f"TrainConfig.report_to must be one of {REPORT_TO}, got {self.report_to!r}")
         if self.mixed_precision not in MIXED_PRECISION:
             raise UsageError(f"TrainConfig.mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}")
 

@@ -33,6 +33,7 @@ Run directory::
                                  features_present (fraction of examples per feature modality)
     RUN/metrics.jsonl            one line per logged step
     RUN/loss.png                 loss curves (matplotlib, Agg)
+    RUN/trackers/                with report_to: the tracker's files (tensorboard: tiktalk/events.*)
     RUN/checkpoints/step-N/      see tiktalk.models.checkpoint
     RUN/model/                   final save_pretrained
 """
@@ -161,16 +162,46 @@ def _mixed_precision(config: TrainConfig) -> str:
     return config.mixed_precision
 
 
-def _make_accelerator(config: TrainConfig):
-    """One accelerate ``Accelerator`` for the run (device, processes, autocast, DDP options)."""
-    from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs
+TRACKERS_DIR = "trackers"  # RUN/trackers/tiktalk/: tensorboard's event files
+TRACKER_PROJECT = "tiktalk"
 
+
+def _make_accelerator(config: TrainConfig, out: Path):
+    """One accelerate ``Accelerator`` for the run (device, processes, autocast, DDP options,
+    the experiment tracker of ``report_to``, logging under ``out``)."""
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration
+
+    tracking: dict[str, Any] = {}
+    if config.report_to != "none":
+        _check_tracker(config.report_to)
+        tracking = {"log_with": config.report_to, "project_config": ProjectConfiguration(
+            project_dir=str(out), logging_dir=str(out / TRACKERS_DIR))}
     return Accelerator(
         cpu=config.cpu,
         mixed_precision=_mixed_precision(config),
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=config.find_unused_parameters)],
+        **tracking,
     )
+
+
+def _check_tracker(name: str) -> None:
+    from accelerate.utils import is_tensorboard_available, is_wandb_available
+
+    available = {"tensorboard": is_tensorboard_available, "wandb": is_wandb_available}[name]()
+    if not available:
+        extra = " (in the dev extra)" if name == "tensorboard" else ""
+        raise UsageError(f"--report-to {name}: the package {name} is not installed; pip install {name}{extra}")
+
+
+def _start_trackers(session: _Session) -> None:
+    """accelerate's trackers (main process only, accelerate decides), with the run's options."""
+    if session.config.report_to == "none":
+        return
+    hparams = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in session.config.to_dict().items()}
+    init_kwargs = {"wandb": {"dir": str(session.out / TRACKERS_DIR)}} if session.config.report_to == "wandb" else {}
+    session.out.joinpath(TRACKERS_DIR).mkdir(parents=True, exist_ok=True)
+    session.accelerator.init_trackers(TRACKER_PROJECT, config=hparams, init_kwargs=init_kwargs)
 
 
 def _plan_run(
@@ -496,6 +527,7 @@ def _finish(session: _Session, state: TrainerState, last_saved: int) -> None:
         with atomic_directory(session.out / "model", overwrite=True) as tmp:
             session.model.save_pretrained(tmp)
         plot_metrics(session.out / "metrics.jsonl", session.out / "loss.png")
+    session.accelerator.end_training()  # flushes and closes the trackers (none: nothing)
     session.accelerator.wait_for_everyone()
 
 
@@ -522,7 +554,7 @@ def train(
     each step (tests use it to simulate a crash).
     """
     out = Path(out_dir)
-    accelerator = _make_accelerator(config)
+    accelerator = _make_accelerator(config, out)
     plan = _plan_run(model, examples, config, accelerator.num_processes, allow_missing_features, feature_sources)
     checkpoint = _prepare_run_dir(accelerator, out, resume, overwrite)
     state = _restore_or_seed(model, checkpoint, config, plan.world_size, plan.steps_per_epoch)
@@ -531,6 +563,7 @@ def train(
         _restore_optimisation(session, checkpoint, state)
     if session.is_main:
         _write_run_files(session, run_info, checkpoint, state)
+    _start_trackers(session)
 
     start_time, start_step, start_examples = time.perf_counter(), state.global_step, state.examples_seen
     last_loss, last_saved = _run_epochs(session, state, checkpoint is not None, on_step)

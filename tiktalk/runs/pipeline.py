@@ -31,10 +31,11 @@ def build_index(kg_source: str | Path, out: str | Path, *, encoder: str | None =
                 overwrite: bool = False, batch_size: int = 256, progress: bool = True, use_gpu: bool = True,
                 trust_pickle: bool = False, background: str | None = "sample", hub_k: int | None = None,
                 views: str | None = None, pieces: bool = False, threads: int | None = None,
-                on_notice: Notice = None):
+                on_notice: Notice = None, query_prompt: str | None = None, passage_prompt: str | None = None):
     """Encode the heads of the KG ``kg_source`` into the index directory ``out`` (``tiktalk
     index build``; ``background``: the contexts of the hub statistics, default the sample's;
-    ``pieces``: also encode every head's pieces, :class:`retrieval.pieces.PieceConfig` defaults)."""
+    ``pieces``: also encode every head's pieces, :class:`retrieval.pieces.PieceConfig` defaults;
+    ``query_prompt`` / ``passage_prompt``: a sentence-transformers encoder's prompt overrides)."""
     import kg
     from retrieval.encoders import open_encoder
     from retrieval.hubness import DEFAULT_HUB_K
@@ -46,7 +47,8 @@ def build_index(kg_source: str | Path, out: str | Path, *, encoder: str | None =
     configure_threads(threads)
     graph = kg.load_kg(kg_source, trust_pickle=trust_pickle)
     contexts = read_background_source(background)
-    opened = open_encoder(encoder, workers)
+    prompts = {k: v for k, v in (("query_prompt", query_prompt), ("passage_prompt", passage_prompt)) if v is not None}
+    opened = open_encoder(encoder, workers, **prompts)
     try:
         with output_lock(out, on_notice=on_notice):
             return build_head_index(

@@ -89,6 +89,131 @@ def train_config(recipe: dict[str, Any] | None = None, given: dict[str, Any] | N
     return TrainConfig(**{**recipe, **given})
 
 
+# ---------------------------------------------------------------- options from a file or an earlier run
+
+OPTIONS_FILE_SUFFIXES = (".toml", ".yaml", ".yml")
+
+
+def read_options_file(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(RunOptions fields, TrainConfig fields) of a TOML or YAML file of ``tiktalk train``
+    options: its keys are the flags' names with underscores (``model``, ``preset``,
+    ``modalities``, ``data``, ``max_steps``, ``seed``, ``report_to``...; dashes also read),
+    its values typed as the flags' are (a YAML ``3e-4``, which YAML reads as text, is read
+    as the number). An unknown key or a value of the wrong type is an error naming the file."""
+    from tiktalk.errors import FormatError
+    from tiktalk.models.train_config import TrainConfig
+
+    path = Path(path)
+    if path.suffix.lower() not in OPTIONS_FILE_SUFFIXES:
+        raise UsageError(f"--config {path}: expected a .toml, .yaml or .yml file")
+    if not path.is_file():
+        raise MissingInputError(f"--config {path}: no such file")
+    text = path.read_text(encoding="utf-8")
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    import yaml
+
+    try:
+        data = tomllib.loads(text) if path.suffix.lower() == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:  # the parsers' own errors name the line
+        raise FormatError(f"{path}: not valid {path.suffix[1:].upper()}: {err}".splitlines()[0]) from None
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise FormatError(f"{path}: expected a table of options (key = value), got {type(data).__name__}")
+    run_fields = {f.name: f for f in dataclasses.fields(RunOptions)}
+    train_fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    run_options: dict[str, Any] = {}
+    train_options: dict[str, Any] = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name in train_fields:
+            train_options[name] = _typed_option(path, name, value, _train_field_type(name))
+        elif name in run_fields:
+            run_options[name] = _run_option(path, name, value)
+        else:
+            raise UsageError(f"{path}: unknown option {key!r}; known: {', '.join(sorted({*run_fields, *train_fields}))}")
+    return run_options, train_options
+
+
+def _train_field_type(name: str) -> type:
+    import typing
+
+    from tiktalk.models.train_config import TrainConfig
+
+    hint = typing.get_type_hints(TrainConfig)[name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if args else hint
+
+
+def _typed_option(path: Path, name: str, value: Any, kind: type) -> Any:
+    if value is None:
+        return None
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+    elif kind in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if kind is float or float(value).is_integer():
+            return kind(value)
+    elif kind in (int, float) and isinstance(value, str):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    elif kind is str and isinstance(value, str):
+        return value
+    raise UsageError(f"{path}: option {name} = {value!r} must be {'true/false' if kind is bool else kind.__name__}")
+
+
+def _run_option(path: Path, name: str, value: Any) -> Any:
+    from tiktalk.models.modalities import parse_modalities
+
+    if name == "modalities":
+        if isinstance(value, list):
+            value = "+".join(map(str, value))
+        if not isinstance(value, str):
+            raise UsageError(f"{path}: option modalities = {value!r} must be text such as T+I+K")
+        return parse_modalities(value)
+    if name == "model_options":
+        if not isinstance(value, dict):
+            raise UsageError(f"{path}: option model_options = {value!r} must be a table of config fields")
+        return value
+    return _typed_option(path, name, value, bool if name == "allow_missing_features" else str)
+
+
+def seeded_options(config_file: str | Path | None = None, from_run: str | Path | None = None
+                   ) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    """The options a new run starts from before its flags: an earlier run's (``from_run``: its
+    run.json's options and train config), under those of ``config_file``
+    (:func:`read_options_file`). Returns (RunOptions fields, TrainConfig fields, the sources
+    as resolved paths, recorded in run.json); flags given override all of them."""
+    from tiktalk.io import read_json
+    from tiktalk.models.train_config import TrainConfig
+
+    run_options: dict[str, Any] = {}
+    train_options: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    if from_run is not None:
+        path = Path(from_run) / "run.json"
+        if not path.is_file():
+            raise MissingInputError(f"--from-run {from_run}: no run.json there (not a run directory of tiktalk train)")
+        info = read_json(path)
+        run_options = dataclasses.asdict(saved_run_options(info, path))
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        train_options = {k: v for k, v in (info.get("train_config") or {}).items() if k in fields}
+        sources["from_run"] = str(Path(from_run).resolve())
+    if config_file is not None:
+        file_run, file_train = read_options_file(config_file)
+        run_options.update(file_run)
+        if file_train.keys() & {"epochs", "max_steps"}:  # a file's length replaces the run's
+            train_options.pop("epochs", None)
+            train_options.pop("max_steps", None)
+        train_options.update(file_train)
+        sources["config"] = str(Path(config_file).resolve())
+    return run_options, train_options, sources
+
+
 # ---------------------------------------------------------------- resume: options from run.json
 
 
@@ -315,10 +440,12 @@ def check_new_run(options: RunOptions) -> None:
 
 
 def train_run(options: RunOptions, config, out: str | Path, *, resume: bool = False, overwrite: bool = False,
-              trust_pickle: bool = False, on_notice: Callable[[str], None] | None = None) -> TrainSummary:
+              trust_pickle: bool = False, on_notice: Callable[[str], None] | None = None,
+              seeded_from: dict[str, str] | None = None) -> TrainSummary:
     """Train ``options.model`` with ``config`` (a TrainConfig) into the run directory ``out``,
     holding its output lock; ``resume``: continue its latest checkpoint (``options`` and
-    ``config`` from :func:`plan_resume`). What ``tiktalk train`` does after parsing."""
+    ``config`` from :func:`plan_resume`). What ``tiktalk train`` does after parsing.
+    ``seeded_from``: where the options were seeded from (:func:`seeded_options`), for run.json."""
     from tiktalk.io import output_lock, read_json
     from tiktalk.models.base import get_model_class
     from tiktalk.models.checkpoint import latest_checkpoint
@@ -375,6 +502,8 @@ def train_run(options: RunOptions, config, out: str | Path, *, resume: bool = Fa
                        "preset": options.preset, "allow_missing_features": options.allow_missing_features,
                        "lm": str(Path(options.lm).resolve()) if options.lm else None,
                        "model_options": options.model_options, "recipe": recipe}
+        if seeded_from:
+            info["cli"]["seeded_from"] = dict(seeded_from)
         result = train(model, examples, config, run, run_info=info, resume=resume, overwrite=overwrite,
                        allow_missing_features=options.allow_missing_features,
                        feature_sources=info["data"]["feature_files"])
@@ -446,15 +575,19 @@ def _has_input(example) -> bool:
 def generate_responses(run: str | Path, out: str | Path, *, data: str = "sample", split: str = "test",
                        knowledge: str | None = None, step: int | None = None, limit: int | None = None,
                        batch_size: int = 16, device: str | None = None,
-                       options: dict[str, Any] | None = None) -> GenerateResult:
+                       options: dict[str, Any] | None = None, overwrite: bool = True) -> GenerateResult:
     """One response per dialogue of ``split`` (its first ``limit``) from a trained run, written
     to ``out`` as ``{"dialogue_id", "response"}`` JSONL. ``knowledge``: default the run's cache;
-    ``options``: ``ChatModel.generate`` keywords (num_beams, max_length, ...)."""
+    ``options``: ``ChatModel.generate`` keywords (num_beams, max_length, ...); ``overwrite``
+    False: an existing ``out`` is an error, raised before the model loads (``tiktalk generate``)."""
     import torch
     from tqdm.auto import tqdm
 
+    from tiktalk.errors import OutputExistsError
     from tiktalk.io import atomic_write_text
 
+    if not overwrite and Path(out).exists():
+        raise OutputExistsError(f"{out} already exists (pass --overwrite to replace it)")
     run = Path(run)
     model, info = load_run_model(run, step, device)
     knowledge = knowledge or ((info.get("knowledge") or {}).get("path"))
