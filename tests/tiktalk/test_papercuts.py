@@ -38,7 +38,7 @@ def test_evaluate_missing_predictions_is_one_line(tmp_path, capsys):
     missing = tmp_path / "missing.jsonl"
     assert main(["evaluate", "--predictions", str(missing), "--data", "sample"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and f"{missing}: no such file" in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1 and str(missing) in err and ("no such file" in err or "does not exist" in err) and "Traceback" not in err
 
 
 class _NoEncoding:
