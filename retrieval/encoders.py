@@ -649,3 +649,26 @@ def open_encoder(name: str | None = None, workers: int | None = 1, **kwargs) -> 
     if workers == 1:
         return get_encoder(name, **kwargs)
     return ParallelEncoder(name, workers, **kwargs)
+
+
+_PLURAL = {"query": "queries", "passage": "passages"}
+
+
+def encode_batches(encoder: Encoder, texts: Sequence[str], kind: Kind = "passage", *, batch_size: int = 256,
+                   progress: bool = False, desc: str | None = None) -> np.ndarray:
+    """``encoder.encode(texts, kind)`` in slices of ``batch_size``, with a tqdm bar (rate and
+    ETA, on stderr) when ``progress``; (n, dim) float32. Slices of an encoder on worker
+    processes hold a few of its batches per worker, so the workers stay busy."""
+    from tqdm.auto import tqdm
+
+    texts = _check_texts(texts)
+    workers = getattr(encoder, "workers", 1)
+    step = max(batch_size, 2 * workers * (getattr(encoder, "batch_size", None) or 64)) if workers > 1 else batch_size
+    out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
+    with tqdm(total=len(texts), desc=desc or f"encode {_PLURAL[kind]} ({encoder.name})", unit="text",
+              disable=not progress) as bar:
+        for start in range(0, len(texts), step):
+            batch = texts[start : start + step]
+            out[start : start + len(batch)] = encoder.encode(batch, kind=kind)
+            bar.update(len(batch))
+    return out

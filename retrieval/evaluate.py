@@ -24,8 +24,9 @@ over each case's merged top ``max(ks)`` and its gold set: recall@k (``Success@k`
 top k), MRR (``RR@10``: the reciprocal rank of the first gold, 0 beyond), nDCG@10 and MAP
 (``AP@10``: over the top 10 retrieved, every gold counted). :class:`TrecCollector` keeps the
 same runs and qrels for TREC files (``index eval --run-file --qrels-file``). Embeddings may be cached on disk
-(``cache_dir``), keyed by encoder fingerprint and text, because encoding the 11k KdConv
-passages is the slow part. The command is ``tiktalk index eval``.
+(``cache_dir``; ``index eval`` caches by default, :func:`default_embedding_cache`), keyed by encoder
+fingerprint, kind and texts, because encoding the 11k KdConv passages is the slow part; ``progress``
+shows a bar with ETA over every encoding. The command is ``tiktalk index eval``.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.encoders import Encoder, EnsembleEncoder, Kind, ParallelEncoder
+from retrieval.encoders import Encoder, EnsembleEncoder, Kind, ParallelEncoder, encode_batches
 from retrieval.hubness import DEFAULT_HUB_K, DEFAULT_HUB_WEIGHT, Background, hub_penalty, hubness
 from retrieval.index import KINDS, head_table, parse_kinds
 from retrieval.query import DEFAULT_VARIANT, QUERY_VARIANTS, QueryConfig, build_queries
@@ -84,15 +85,16 @@ class HubSetup:
 
 
 def _hub_parts(encoder: Encoder, passages: np.ndarray, hub: HubSetup | None, cache_dir: Path | None,
-               config: QueryConfig, texts: Sequence[str] | None = None) -> tuple[np.ndarray | None, dict | None]:
+               config: QueryConfig, texts: Sequence[str] | None = None, *,
+               progress: bool = False) -> tuple[np.ndarray | None, dict | None]:
     """Penalties of ``passages`` (n, d) and the held-out background's hubness, plain and
     corrected (``texts`` name the top hubs)."""
     if hub is None:
         return None, None
-    penalty = hub.weight * hub_penalty(passages, encode_cached(encoder, hub.fit.queries(config), "query", cache_dir),
-                                       hub.k)
+    penalty = hub.weight * hub_penalty(passages, encode_cached(encoder, hub.fit.queries(config), "query", cache_dir,
+                                                                     progress=progress), hub.k)
     measured = hub.held_out or hub.fit
-    queries = encode_cached(encoder, measured.queries(config), "query", cache_dir)
+    queries = encode_cached(encoder, measured.queries(config), "query", cache_dir, progress=progress)
     index = build_index(passages, "Flat", use_gpu=False)
     k = min(10, len(passages))
     report = {**hub.describe(), "in_sample": hub.held_out is None,
@@ -101,27 +103,39 @@ def _hub_parts(encoder: Encoder, passages: np.ndarray, hub: HubSetup | None, cac
     return penalty, report
 
 
+def default_embedding_cache() -> Path:
+    """Where ``index eval`` caches embeddings unless told otherwise: ``embeddings`` under the
+    per-user cache directory (:func:`tiktalk.io.user_cache_dir`: ``$TIKTALK_CACHE``, else
+    ``$XDG_CACHE_HOME/tiktalk``, else ``~/.cache/tiktalk``)."""
+    from tiktalk.io import user_cache_dir
+
+    return user_cache_dir() / "embeddings"
+
+
 def encode_cached(encoder: Encoder, texts: Sequence[str], kind: Kind, cache_dir: Path | None = None,
-                  batch_size: int = 256) -> np.ndarray:
+                  batch_size: int = 256, *, progress: bool = False) -> np.ndarray:
     """encoder.encode with an on-disk cache per (fingerprint, kind, texts); (n, dim) float32.
 
     An ensemble is cached member by member (in this process), so trying other weights or
-    member sets re-encodes nothing."""
+    member sets re-encodes nothing. ``progress``: a bar (with ETA) over what is encoded; a
+    cache hit encodes nothing and shows none."""
     texts = list(texts)
     if cache_dir is None:
-        return encoder.encode(texts, kind=kind)
+        return encode_batches(encoder, texts, kind, batch_size=batch_size, progress=progress)
     ensemble = encoder.local if isinstance(encoder, ParallelEncoder) else encoder
     if isinstance(ensemble, EnsembleEncoder):
-        return ensemble.combine([encode_cached(m, texts, kind, cache_dir, batch_size) for m in ensemble.members])
+        return ensemble.combine([encode_cached(m, texts, kind, cache_dir, batch_size, progress=progress)
+                                 for m in ensemble.members])
     digest = hashlib.sha256(json.dumps([encoder.fingerprint, kind, texts], ensure_ascii=False).encode()).hexdigest()
     path = Path(cache_dir) / f"{encoder.name.replace('/', '_').replace(':', '_')}-{kind}-{digest[:16]}.npy"
     if path.is_file():
-        return np.load(path, allow_pickle=False)
-    from tqdm.auto import tqdm
-
-    out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
-    for start in tqdm(range(0, len(texts), batch_size), desc=f"encode {kind} ({encoder.name})", leave=False):
-        out[start : start + batch_size] = encoder.encode(texts[start : start + batch_size], kind=kind)
+        try:
+            cached = np.load(path, allow_pickle=False)
+            if cached.shape == (len(texts), encoder.dim) and cached.dtype == np.float32:
+                return cached
+        except (OSError, ValueError):  # a damaged cache file: encode again and replace it
+            pass
+    out = encode_batches(encoder, texts, kind, batch_size=batch_size, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     import io
 
@@ -222,17 +236,18 @@ def metrics(ranks: Sequence[int | None], ks: Sequence[int] = KS) -> dict[str, fl
 
 def ranked_hits(encoder: Encoder, passages: Sequence[str], cases: Sequence[QualityCase], config: QueryConfig,
                 kmax: int = max(KS), cache_dir: Path | None = None, index=None, merge_texts: bool = False,
-                penalty: np.ndarray | None = None) -> list[list[int]]:
+                penalty: np.ndarray | None = None, *, progress: bool = False) -> list[list[int]]:
     """Each case's top ``kmax`` passage rows after the retriever's merge of hits.
 
     ``merge_texts``: passages sharing a text count once, as the retriever merges heads;
     ``penalty`` (n,): ranked by score - penalty, as the retriever ranks with the hub correction.
     """
-    index = index if index is not None else build_index(encode_cached(encoder, passages, "passage", cache_dir), "Flat")
+    if index is None:
+        index = build_index(encode_cached(encoder, passages, "passage", cache_dir, progress=progress), "Flat")
     queries = [build_queries(c.context, c.title, config) for c in cases]
     flat = sorted({q for qs in queries for q in qs})
     row_of = {q: i for i, q in enumerate(flat)}
-    vectors = encode_cached(encoder, flat, "query", cache_dir)
+    vectors = encode_cached(encoder, flat, "query", cache_dir, progress=progress)
     fetch = min(len(passages), 2 * kmax)  # extra, so merging texts still leaves kmax distinct hits
     scores, ids = search(index, vectors, fetch) if penalty is None else search_penalized(index, vectors, fetch, penalty)
     keys = list(passages) if merge_texts else None
@@ -269,21 +284,22 @@ def recall_table(encoder: Encoder, passages: Sequence[str], cases: Sequence[Qual
                  variants: dict[str, QueryConfig] | None = None, ks: Sequence[int] = KS,
                  cache_dir: Path | None = None, merge_texts: bool = False,
                  penalty: np.ndarray | None = None, passage_vectors: np.ndarray | None = None,
-                 trec: TrecCollector | None = None, part: str = "eval") -> dict[str, dict]:
+                 trec: TrecCollector | None = None, part: str = "eval", progress: bool = False) -> dict[str, dict]:
     """variant -> group -> metrics (groups: each case's ``group``, and ``all``, which also
     holds ``hub_share``), and ``families`` -> family -> group -> metrics when cases have one.
     ``passage_vectors``: the passages already encoded (else encoded here); ``trec``: also
     collect the run and qrels, query ids ``<part>:<variant>:<n>``."""
     variants = variants or QUERY_VARIANTS
     if passage_vectors is None:
-        passage_vectors = encode_cached(encoder, passages, "passage", cache_dir)
+        passage_vectors = encode_cached(encoder, passages, "passage", cache_dir, progress=progress)
     index = build_index(passage_vectors, "Flat")
     groups = sorted({c.group for c in cases})
     families = sorted({c.family for c in cases if c.family is not None})
     keys = list(passages) if merge_texts else None
     table: dict[str, dict] = {}
     for name, config in variants.items():
-        hits = ranked_hits(encoder, passages, cases, config, max(ks), cache_dir, index, merge_texts, penalty)
+        hits = ranked_hits(encoder, passages, cases, config, max(ks), cache_dir, index, merge_texts, penalty,
+                           progress=progress)
         qids, run, qrels = _trec_lists(hits, cases, keys, f"{part}:{name}:")
         if trec is not None:
             trec.add(qids, run, qrels)
@@ -344,17 +360,17 @@ def load_kdconv(data_dir: str | Path, max_dialogues: int | None = None, split: s
 def kdconv_recall(encoder: Encoder, data_dir: str | Path, variants: dict[str, QueryConfig] | None = None,
                   cache_dir: Path | None = None, max_dialogues: int | None = None,
                   hub: HubSetup | None = None, split: str = "test", pool: str = "kb",
-                  trec: TrecCollector | None = None) -> dict:
+                  trec: TrecCollector | None = None, progress: bool = False) -> dict:
     """KdConv travel (:func:`load_kdconv`): recall@k, MRR, nDCG@10, MAP and hub share per query
     variant (default: the retriever's query); with ``hub``, ranked with the hub correction and
     the background's hubness reported; ``trec``: query ids ``kdconv:<variant>:<n>``."""
     passages, cases = load_kdconv(data_dir, max_dialogues, split, pool)
     variants = variants or {DEFAULT_VARIANT: QUERY_VARIANTS[DEFAULT_VARIANT]}
-    vectors = encode_cached(encoder, passages, "passage", cache_dir)
-    penalty, hub_report = _hub_parts(encoder, vectors, hub, cache_dir, QueryConfig(), passages)
+    vectors = encode_cached(encoder, passages, "passage", cache_dir, progress=progress)
+    penalty, hub_report = _hub_parts(encoder, vectors, hub, cache_dir, QueryConfig(), passages, progress=progress)
     out = {"data": str(data_dir), "split": split, "pool": pool, "passages": len(passages), "queries": len(cases),
            "table": recall_table(encoder, passages, cases, variants, cache_dir=cache_dir, penalty=penalty,
-                                 passage_vectors=vectors, trec=trec, part="kdconv")}
+                                 passage_vectors=vectors, trec=trec, part="kdconv", progress=progress)}
     if hub_report is not None:
         out["background_hubness"] = hub_report
     return out
@@ -383,7 +399,8 @@ def load_paraphrase_check(path: str | Path = PARAPHRASE_FILE) -> list[dict]:
 def paraphrase_recall(encoder: Encoder, graphs: dict[str, object | None], kinds: Sequence[str] | None = None,
                       variants: dict[str, QueryConfig] | None = None, path: str | Path = PARAPHRASE_FILE,
                       ks: Sequence[int] = KS, cache_dir: Path | None = None, hub: HubSetup | None = None,
-                      views: str | PassageViews | None = None, trec: TrecCollector | None = None) -> dict:
+                      views: str | PassageViews | None = None, trec: TrecCollector | None = None,
+                      progress: bool = False) -> dict:
     """Recall@k, MRR, nDCG@10 and MAP of the paraphrase check, per source and split
     (``trec``: query ids ``paraphrase-<source>:<variant>:<n>``).
 
@@ -424,12 +441,13 @@ def paraphrase_recall(encoder: Encoder, graphs: dict[str, object | None], kinds:
                 raise FormatError(f"{path}: row {r['id']}: gold {r['gold']!r} is not a {r['kind']} node of "
                                   f"the {source} KG")
             cases.append(QualityCase(r["context"], r.get("title"), gold, r["split"], KINDS[r["kind"]][1]))
-        vectors = views.encode(graph, heads, lambda t: encode_cached(encoder, t, "passage", cache_dir))
-        penalty, hub_report = _hub_parts(encoder, vectors, hub, cache_dir, QueryConfig(), texts)
+        vectors = views.encode(graph, heads, lambda t: encode_cached(encoder, t, "passage", cache_dir, progress=progress))
+        penalty, hub_report = _hub_parts(encoder, vectors, hub, cache_dir, QueryConfig(), texts, progress=progress)
         report["sources"][source] = {
             "passages": len(texts), "rows": len(scored), "left_out": {k: n for k, n in left_out.items() if n},
             "table": recall_table(encoder, texts, cases, variants, ks, cache_dir, merge_texts=True, penalty=penalty,
-                                  passage_vectors=vectors, trec=trec, part=f"paraphrase-{source}"),
+                                  passage_vectors=vectors, trec=trec, part=f"paraphrase-{source}",
+                                  progress=progress),
         }
         if hub_report is not None:
             report["sources"][source]["background_hubness"] = hub_report
@@ -438,7 +456,7 @@ def paraphrase_recall(encoder: Encoder, graphs: dict[str, object | None], kinds:
 
 def user_recall(index, encoder: Encoder, path: str | Path, variants: dict[str, QueryConfig] | None = None,
                 ks: Sequence[int] = KS, hub_weight: float | None = DEFAULT_HUB_WEIGHT,
-                trec: TrecCollector | None = None) -> dict:
+                trec: TrecCollector | None = None, progress: bool = False) -> dict:
     """Recall of a JSONL of ``{"context": [turns], "gold": str, "title": str (optional)}``
     among the heads of ``index`` (a :class:`retrieval.index.HeadIndex`); ``gold`` is a head's
     text or id. Ranked as the retriever ranks (``hub_weight`` x its stored hub penalty when
@@ -474,7 +492,8 @@ def user_recall(index, encoder: Encoder, path: str | Path, variants: dict[str, Q
             "hub_corrected": penalty is not None,
             "table": recall_table(encoder, texts, cases, variants or {DEFAULT_VARIANT: QUERY_VARIANTS[DEFAULT_VARIANT]},
                                   ks, merge_texts=True, penalty=penalty,
-                                  passage_vectors=np.ascontiguousarray(index.embeddings), trec=trec, part="data")}
+                                  passage_vectors=np.ascontiguousarray(index.embeddings), trec=trec, part="data",
+                                  progress=progress)}
 
 
 def variants_as_dict(variants: dict[str, QueryConfig] | None = None) -> dict[str, dict]:

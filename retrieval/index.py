@@ -38,7 +38,7 @@ import numpy as np
 import polars as pl
 
 from kg.schema import FLOW_FAMILIES, FLOW_START_KINDS
-from retrieval.encoders import Encoder, encoder_manifest
+from retrieval.encoders import Encoder, encode_batches, encoder_manifest
 from retrieval.hubness import DEFAULT_HUB_K, DEFAULT_HUB_WEIGHT, Background, hub_penalty, hubness
 from retrieval.query import QueryConfig
 from retrieval.search import (
@@ -421,16 +421,18 @@ def piece_passages(graph, heads: pl.DataFrame, config) -> list[str]:
 
 
 def hub_statistics(encoder: Encoder, embeddings: np.ndarray, background: Background, k: int = DEFAULT_HUB_K,
-                   query: QueryConfig | None = None, texts: list[str] | None = None) -> tuple[np.ndarray, dict]:
+                   query: QueryConfig | None = None, texts: list[str] | None = None, *, batch_size: int = 256,
+                   progress: bool = False) -> tuple[np.ndarray, dict]:
     """Penalties (n,) of the heads against ``background`` encoded as queries, and the
     manifest entry: source, counts, k, query construction, and the background's hubness
     (in-sample) without and with the correction (at the default weight); ``texts`` name the
-    top hubs."""
+    top hubs; ``progress``: a bar (with ETA) over the background's encoding, the slow part."""
     query = query or QueryConfig()
     queries = background.queries(query)
     if not queries:
         raise UsageError(f"background {background.source} gives no non-empty queries")
-    vectors = encoder.encode(queries, kind="query")
+    vectors = encode_batches(encoder, queries, "query", batch_size=batch_size, progress=progress,
+                             desc=f"encode hub background ({encoder.name})")
     penalty = hub_penalty(embeddings, vectors, k)
     index = build_index(embeddings, "Flat", use_gpu=False)
     measure = min(10, len(embeddings))
@@ -440,19 +442,6 @@ def hub_statistics(encoder: Encoder, embeddings: np.ndarray, background: Backgro
              "hubness_in_sample": {"weight": DEFAULT_HUB_WEIGHT, "plain": before.as_dict(texts),
                                    "corrected": after.as_dict(texts)}}
     return penalty, entry
-
-
-def _encode_with_progress(encoder: Encoder, texts: list[str], batch_size: int, progress: bool,
-                          what: str = "encode passages") -> np.ndarray:
-    from tqdm.auto import tqdm
-
-    out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
-    with tqdm(total=len(texts), desc=f"{what} ({encoder.name})", unit="text", disable=not progress) as bar:
-        for start in range(0, len(texts), batch_size):
-            batch = texts[start : start + batch_size]
-            out[start : start + len(batch)] = encoder.encode(batch, kind="passage")
-            bar.update(len(batch))
-    return out
 
 
 def _reusable_embeddings(source: Path, encoder: Encoder, heads: pl.DataFrame, views: PassageViews,
@@ -539,7 +528,8 @@ def build_head_index(
         embeddings = _reusable_embeddings(source, encoder, heads, views, graph.content_sha256)
     reused = embeddings is not None
     if embeddings is None:
-        embeddings = views.encode(graph, heads, lambda t: _encode_with_progress(encoder, t, batch_size, progress))
+        embeddings = views.encode(graph, heads, lambda t: encode_batches(
+            encoder, t, "passage", batch_size=batch_size, progress=progress, desc=f"encode passages ({encoder.name})"))
     timings["encode_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -550,13 +540,15 @@ def build_head_index(
     if pieces is not None:
         t0 = time.perf_counter()
         passages = piece_passages(graph, heads, pieces)
-        piece_vectors = _encode_with_progress(encoder, passages, batch_size, progress, "encode pieces")
+        piece_vectors = encode_batches(encoder, passages, "passage", batch_size=batch_size, progress=progress,
+                                       desc=f"encode pieces ({encoder.name})")
         timings["pieces_s"] = time.perf_counter() - t0
 
     penalty, hub_entry = None, None
     if background is not None:
         t0 = time.perf_counter()
-        penalty, hub_entry = hub_statistics(encoder, embeddings, background, hub_k, texts=texts)
+        penalty, hub_entry = hub_statistics(encoder, embeddings, background, hub_k, texts=texts,
+                                             batch_size=batch_size, progress=progress)
         hub_entry = {"file": HUB_FILE, **hub_entry}
         timings["hub_s"] = time.perf_counter() - t0
 

@@ -49,18 +49,24 @@ def rank_metrics(scores: Sequence[np.ndarray], targets: Sequence[np.ndarray], ks
 
 
 def kdconv_piece_recall(retriever, data_dir: str | Path, *, split: str = "test", scorers: dict | None = None,
-                        max_dialogues: int | None = None, ks: Sequence[int] = KS) -> dict:
+                        max_dialogues: int | None = None, ks: Sequence[int] = KS, progress: bool = False) -> dict:
     """Piece-level recall of ``retriever``'s candidates under each of ``scorers`` (name -> a
-    scorer with ``score`` and ``abstain_below``; default: the retriever's own)."""
+    scorer with ``score`` and ``abstain_below``; default: the retriever's own); ``progress``:
+    bars (with ETA) over the background's encoding and the contexts' candidates."""
+    from tqdm.auto import tqdm
+
     cases = kdconv_turns(data_dir, split, max_dialogues)
     contexts = [c for c, _, _ in cases]
-    retriever.prepare_background(contexts)
+    retriever.prepare_background(contexts, progress=progress)
     batch, targets = [], []
+    bar = tqdm(total=len(contexts), desc="KdConv pieces: candidates", unit="context", disable=not progress)
     for start, built in retriever.candidate_chunks(contexts):
+        bar.update(len(built))
         for (_, response, attrs), c in zip(cases[start : start + len(built)], built):
             if c is not None:
                 batch.append(c)
                 targets.append(gold_piece_labels(c, attrs, response))
+    bar.close()
     out = {"data": str(data_dir), "split": split, "utterances": len(cases), "scored": len(batch),
            "candidates": round(float(np.mean([t.any() for t in targets])) if targets else 0.0, 4),
            "strategies": {}}

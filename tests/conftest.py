@@ -14,6 +14,18 @@ os.environ.setdefault("TIKTALK_SEARCH_BATCH", "faiss")
 SHARED_DATA = Path(os.environ.get("TIKTALK_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _session_cache(tmp_path_factory):
+    """Caches (``index eval``'s embeddings, the char vocabulary) in this session's own directory,
+    never the user's ~/.cache: no test reads another run's results."""
+    if "TIKTALK_CACHE" not in os.environ:
+        os.environ["TIKTALK_CACHE"] = str(tmp_path_factory.mktemp("tiktalk-cache"))
+        yield
+        del os.environ["TIKTALK_CACHE"]
+    else:
+        yield
+
+
 def shared_path(*parts: str) -> Path:
     """A path under ../shared/data, or skip the test saying what is missing."""
     path = SHARED_DATA.joinpath(*parts)

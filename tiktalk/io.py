@@ -74,6 +74,15 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def user_cache_dir() -> Path:
+    """The per-user cache root: ``$TIKTALK_CACHE``, else ``$XDG_CACHE_HOME/tiktalk``, else
+    ``~/.cache/tiktalk`` (created by whoever writes into it)."""
+    if os.environ.get("TIKTALK_CACHE"):
+        return Path(os.environ["TIKTALK_CACHE"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg and os.path.isabs(os.path.expanduser(xdg)) else Path.home() / ".cache") / "tiktalk"
+
+
 def canonical_json(obj: Any) -> str:
     """JSON with sorted keys and fixed separators: equal objects give equal bytes."""
     return json.dumps(obj, ensure_ascii=False, sort_keys=True, indent=2) + "\n"

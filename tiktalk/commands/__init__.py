@@ -21,6 +21,19 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
+def add_progress_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars on stderr (under --json they are also off when stderr is not a terminal)")
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars (tqdm, on stderr, with ETA) for long steps: off under ``--no-progress``, and
+    under ``--json`` when stderr is not a terminal (a pipe or a log file keeps only the result)."""
+    if getattr(args, "no_progress", False):
+        return False
+    return not getattr(args, "json", False) or sys.stderr.isatty()
+
+
 def emit(args: argparse.Namespace, result: Any, render: Callable[[Any], str] | None = None) -> None:
     """Print ``result`` as JSON under ``--json``, else as ``render(result)`` (or JSON).
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from tiktalk.commands import add_json_flag, emit
+from tiktalk.commands import add_json_flag, add_progress_flag, emit, show_progress
 from tiktalk.options import POSITIVE_INT
 
 
@@ -17,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--all", action="store_true",
                    help="train and evaluate every registered model, then print one Table-3-style comparison")
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (it needs Java)")
+    add_progress_flag(p)
     add_json_flag(p)
     p.set_defaults(func=_demo)
 
@@ -24,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _demo(args: argparse.Namespace) -> int:
     from tiktalk.runs.demo import run_demo
 
-    summary = run_demo(args.out, all_rows=args.all, steps=args.steps, meteor=not args.no_meteor)
+    summary = run_demo(args.out, all_rows=args.all, steps=args.steps, meteor=not args.no_meteor,
+                       progress=show_progress(args))
     if args.json:
         emit(args, summary)
     return 0

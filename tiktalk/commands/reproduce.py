@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from tiktalk.commands import add_json_flag, emit, encoder_help
+from tiktalk.commands import add_json_flag, add_progress_flag, emit, encoder_help, show_progress
 from tiktalk.errors import UsageError
 from tiktalk.options import COUNT, POSITIVE, POSITIVE_INT, SEED
 from tiktalk.paper import TABLE3
@@ -53,6 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--probe-limit", type=COUNT.parse("--probe-limit"), default=None,
                    help=f"kdconv: probe the first N test dialogues with gold knowledge (default {KDCONV_PROBE_LIMIT}; 0: all)")
     p.add_argument("--threads", type=POSITIVE_INT.parse("--threads"), default=None, help="kdconv: torch threads (default: torch's)")
+    add_progress_flag(p)
     add_json_flag(p)
     p.set_defaults(func=_reproduce)
 
@@ -110,7 +111,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     result = run_table3(models, args.out, data=data, split=args.split or "test", knowledge=args.knowledge,
                         index=args.index, kg=args.kg or "sample", encoder=args.encoder, inits=inits,
                         preset=args.preset, train_options=_train_options(args), meteor=not args.no_meteor,
-                        command=f"tiktalk reproduce --data {data} --models {models}")
+                        command=f"tiktalk reproduce --data {data} --models {models}", progress=show_progress(args))
     out = Path(args.out)
     emit(args, {"table": str(out / "table3.md"), "ours": {k: r.as_dict() for k, r in result.rows.items()}},
          lambda _: result.table + f"\n\nwritten: {out / 'table3.md'}")

@@ -10,9 +10,11 @@ from tiktalk.commands import (
     add_budget_options,
     add_group,
     add_json_flag,
+    add_progress_flag,
     emit,
     encoder_help,
     print_notice,
+    show_progress,
     views_help,
 )
 from tiktalk.options import COUNT, FINITE, POSITIVE_INT
@@ -116,6 +118,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "`select train` encode none per context (costs one encoding per distinct piece)")
     _add_workers_option(p)
     _add_background_option(p, default="sample")
+    add_progress_flag(p)
     add_json_flag(p)
     p.set_defaults(func=_build)
 
@@ -127,7 +130,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = index_sub.add_parser("eval", help="retrieval quality: recall@1/5/10, MRR, nDCG@10, MAP, hub share and per-family recall "
                              "on the paraphrase check, KdConv and your own JSONL; JSON and a plot")
     p.add_argument("--index", default=None, metavar="DIR",
-                   help="an index directory: its encoder is evaluated and --data is scored among its heads "
+                   help="an index directory: its encoder is evaluated and --cases is scored among its heads "
                         "(with its stored hub statistics)")
     p.add_argument("--kg", default="sample", help="KG the check's 'sample' rows are scored among (default sample)")
     p.add_argument("--c3kg-heads", default=None, metavar="DIR",
@@ -141,9 +144,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "recall (the dense selection's is always reported)")
     p.add_argument("--kdconv-pool", default="kb", choices=["kb", "gold"],
                    help="passages: every KB triple (default), or only the split's gold triples (easier)")
-    p.add_argument("--data", default=None, metavar="JSONL",
+    p.add_argument("--cases", default=None, metavar="JSONL",
                    help='your own cases, {"context": [turns], "gold": head text or id} a line, scored among the '
                         "heads of --index (or of --kg, indexed in memory)")
+    p.add_argument("--data", dest="data_deprecated", default=None, metavar="JSONL",
+                   help="deprecated alias of --cases (elsewhere --data names a dataset)")
     p.add_argument("--encoder", default=None, help=encoder_help("to evaluate, without --index"))
     _add_prompt_options(p)
     _add_views_option(p, "the KG's nodes are encoded from, without --index (with it: the index's)")
@@ -161,8 +166,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="query constructions, comma-separated, or 'all' (default: the retriever's default query); "
                         "known: " + ", ".join(QUERY_VARIANTS))
     p.add_argument("--check", default=None, metavar="JSONL", help="paraphrase-check file (default: the shipped one)")
-    p.add_argument("--cache", default=None, metavar="DIR", help="embedding cache directory")
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help="embedding cache directory, keyed by encoder fingerprint and texts (default: embeddings/ "
+                        "under $TIKTALK_CACHE, else $XDG_CACHE_HOME/tiktalk, else ~/.cache/tiktalk)")
+    p.add_argument("--no-cache", action="store_true", help="encode everything afresh and cache nothing")
     p.add_argument("--threads", type=POSITIVE_INT.parse("--threads"), default=None)
+    add_progress_flag(p)
     add_json_flag(p)
     p.set_defaults(func=_eval)
 
@@ -186,6 +195,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-empty", action="store_true", help="write a 0-row table when --data has no "
                    "dialogues (default: an error)")
     p.add_argument("--overwrite", action="store_true")
+    add_progress_flag(p)
     add_json_flag(p)
     p.set_defaults(func=_annotate)
 
@@ -252,7 +262,7 @@ def _build(args: argparse.Namespace) -> int:
         params = SearchParams(nprobe=args.nprobe or params.nprobe, ef_search=args.ef_search or params.ef_search)
     index = build_index(args.kg, args.out, encoder=args.encoder, workers=args.workers, factory=args.factory,
                         kinds=args.kinds, params=params, reuse_from=args.reuse_from, overwrite=args.overwrite,
-                        batch_size=args.batch_size, progress=not args.json, use_gpu=not args.no_gpu,
+                        batch_size=args.batch_size, progress=show_progress(args), use_gpu=not args.no_gpu,
                         trust_pickle=args.trust_pickle, background=args.background, hub_k=args.hub_k,
                         views=args.views, pieces=args.pieces, threads=args.threads, on_notice=print_notice,
                         **_prompt_options(args))
@@ -316,7 +326,7 @@ def _annotate(args: argparse.Namespace) -> int:
                               ("--selector", args.selector)], may_write_inside=("--data", "--index", "--kg", "--selector"))
 
     result = annotate_dialogues(_retriever(args), args.data, args.out, split=args.split, chunk_size=args.chunk_size,
-                                allow_empty=args.allow_empty, overwrite=args.overwrite, progress=not args.json,
+                                allow_empty=args.allow_empty, overwrite=args.overwrite, progress=show_progress(args),
                                 on_notice=print_notice)
     emit(args, result, lambda r: f"wrote {r['out']}: {r['rows']} dialogues in {r['chunks']} chunks "
          f"({r['chunks_reused']} reused from an interrupted run), knowledge cut to {r['budget'] or 'no budget'}, "
@@ -331,6 +341,7 @@ def _eval(args: argparse.Namespace) -> int:
     from retrieval.evaluate import (
         PARAPHRASE_FILE,
         TrecCollector,
+        default_embedding_cache,
         kdconv_recall,
         paraphrase_recall,
         plot_eval,
@@ -342,6 +353,15 @@ def _eval(args: argparse.Namespace) -> int:
     from tiktalk.errors import UsageError
 
     configure_threads(args.threads)
+    if args.data_deprecated is not None:
+        if args.cases is not None:
+            raise UsageError("--data is the deprecated name of --cases: give --cases alone")
+        print_notice("`index eval --data` is deprecated: use --cases (elsewhere --data names a dataset)")
+        args.cases = args.data_deprecated
+    if args.no_cache and args.cache is not None:
+        raise UsageError("--cache and --no-cache contradict each other: give one")
+    cache = None if args.no_cache else (args.cache or default_embedding_cache())
+    progress = show_progress(args)
     names = args.variants.split(",") if args.variants else [DEFAULT_VARIANT]
     if names == ["all"]:
         names = list(QUERY_VARIANTS)
@@ -366,26 +386,29 @@ def _eval(args: argparse.Namespace) -> int:
             hub = _hub_setup(args.background, _hub_k(args))
         graphs = {"sample": kg.load_kg(args.kg), "c3kg": kg.load_kg(args.c3kg_heads) if args.c3kg_heads else None}
         result = {"encoder": {"name": encoder.name, "fingerprint": encoder.fingerprint},
+                  "cache": None if cache is None else str(cache),
                   "hub_correction": None if hub is None else hub.describe(),
                   "paraphrase": paraphrase_recall(encoder, graphs, args.kinds, variants, args.check or PARAPHRASE_FILE,
-                                                  cache_dir=args.cache, hub=hub, views=views, trec=trec)}
+                                                  cache_dir=cache, hub=hub, views=views, trec=trec, progress=progress)}
         if args.kdconv:
-            result["kdconv"] = kdconv_recall(encoder, args.kdconv, variants, cache_dir=args.cache, hub=hub,
-                                             split=args.kdconv_split, pool=args.kdconv_pool, trec=trec)
+            result["kdconv"] = kdconv_recall(encoder, args.kdconv, variants, cache_dir=cache, hub=hub,
+                                             split=args.kdconv_split, pool=args.kdconv_pool, trec=trec,
+                                             progress=progress)
             if index is not None and "entity" in set(index.heads["kind"].to_list()):
                 from tiktalk.runs.select import kdconv_piece_report
 
                 result["kdconv_pieces"] = kdconv_piece_report(args.index, args.kdconv, split=args.kdconv_split,
-                                                              selector=args.selector, workers=args.workers)
+                                                              selector=args.selector, workers=args.workers,
+                                                              progress=progress)
         if args.selector and "kdconv_pieces" not in result:
             raise UsageError("--selector needs --kdconv and an --index over the KdConv KB")
-        if args.data:
+        if args.cases:
             if index is None:
-                index = build_head_index(graphs["sample"], encoder, None, kinds=args.kinds, progress=False,
+                index = build_head_index(graphs["sample"], encoder, None, kinds=args.kinds, progress=progress,
                                          background=None if hub is None else hub.fit, hub_k=_hub_k(args),
                                          views=views)
-            result["data"] = user_recall(index, encoder, args.data, variants,
-                                         hub_weight=None if hub is None else hub.weight, trec=trec)
+            result["data"] = user_recall(index, encoder, args.cases, variants,
+                                         hub_weight=None if hub is None else hub.weight, trec=trec, progress=progress)
     finally:
         getattr(encoder, "close", lambda: None)()
     if trec is not None:

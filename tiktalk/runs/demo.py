@@ -47,19 +47,19 @@ def stage_analysis(out: Path) -> dict:
             "table5": summary["tables"]["table5"]["counts"]}
 
 
-def stage_retrieval(out: Path) -> dict:
+def stage_retrieval(out: Path, progress: bool = True) -> dict:
     _banner("2. Retrieval: encode the heads, FAISS index, knowledge for a few contexts")
-    return run_retrieval_demo(out)
+    return run_retrieval_demo(out, progress=progress)
 
 
-def stage_annotate(out: Path) -> dict:
+def stage_annotate(out: Path, progress: bool = True) -> dict:
     from tiktalk.runs.experiments import prepare_knowledge
 
     _banner("3. Annotate: the knowledge cache every training run reads")
-    return {"knowledge": str(prepare_knowledge(out, "sample", index=str(out / "index")))}
+    return {"knowledge": str(prepare_knowledge(out, "sample", index=str(out / "index"), progress=progress))}
 
 
-def stage_train(out: Path, all_rows: bool, steps: int | None, meteor: bool) -> dict:
+def stage_train(out: Path, all_rows: bool, steps: int | None, meteor: bool, progress: bool = True) -> dict:
     """Tiny random models trained with their preset's recipe: the pipeline, not the paper's numbers."""
     from tiktalk.paper import parse_rows
     from tiktalk.runs.experiments import run_rows
@@ -68,7 +68,7 @@ def stage_train(out: Path, all_rows: bool, steps: int | None, meteor: bool) -> d
     rows = parse_rows("all" if all_rows else "maria+c3kg")
     options = {} if steps is None else {"max_steps": steps}
     results = {k: r.as_dict() for k, r in run_rows(rows, out, "sample", "test", out / "knowledge.parquet",
-                                                    options, meteor=meteor).items()}
+                                                    options, meteor=meteor, progress=progress).items()}
     _banner("4. Results on the sample test split (%): tiny random models (their preset recipe), beside the paper")
     print(comparison_markdown(results))
     return results
@@ -89,15 +89,18 @@ def stage_probe(out: Path):
 
 
 def run_demo(out: str | Path = "demo_out", *, all_rows: bool = False, steps: int | None = None,
-             meteor: bool = True) -> dict[str, Any]:
-    """Every stage on the samples into ``out``; what ``tiktalk demo --json`` prints."""
+             meteor: bool = True, progress: bool = True) -> dict[str, Any]:
+    """Every stage on the samples into ``out``; what ``tiktalk demo --json`` prints (``progress``:
+    bars with ETA on stderr over the encoding, the annotation and each training)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {}
     start = time.perf_counter()
-    for stage in (stage_analysis, stage_kg, stage_retrieval, stage_annotate):
-        summary[stage.__name__.removeprefix("stage_")] = stage(out)
-    summary["results"] = stage_train(out, all_rows, steps, meteor=meteor)
+    summary["analysis"] = stage_analysis(out)
+    summary["kg"] = stage_kg(out)
+    summary["retrieval"] = stage_retrieval(out, progress)
+    summary["annotate"] = stage_annotate(out, progress)
+    summary["results"] = stage_train(out, all_rows, steps, meteor=meteor, progress=progress)
     probe = stage_probe(out)
     summary["probe"] = probe.as_dict()
     summary["seconds"] = round(time.perf_counter() - start, 1)
@@ -114,7 +117,8 @@ DEMO_CONTEXTS: tuple[tuple[str, ...], ...] = (
 )
 
 
-def run_retrieval_demo(out_dir: str | Path, encoder: str | None = None, top_k: int = 3) -> dict:
+def run_retrieval_demo(out_dir: str | Path, encoder: str | None = None, top_k: int = 3, *,
+                       progress: bool = True) -> dict:
     """Build ``<out_dir>/index`` from the sample KG, print the knowledge for DEMO_CONTEXTS.
 
     Returns ``{"index": path, "results": [retrieval dicts]}``.
@@ -132,7 +136,7 @@ def run_retrieval_demo(out_dir: str | Path, encoder: str | None = None, top_k: i
     graph = kg.load_kg("sample")
     enc = get_encoder(encoder)
     # hub statistics from the shipped sample's contexts, as `tiktalk index build` makes them by default
-    index = build_head_index(graph, enc, out, overwrite=True, kg_source="sample", progress=True,
+    index = build_head_index(graph, enc, out, overwrite=True, kg_source="sample", progress=progress,
                              background=read_background("sample"))
     print(f"built {out}: {len(index)} heads {index.manifest['counts']}, {enc.name} d={enc.dim}")
     budget = knowledge_budget("maria")  # what the demo's Maria reads (its tiny preset's config)

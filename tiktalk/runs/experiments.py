@@ -108,7 +108,7 @@ def _slug(row: PaperRow) -> str:
 
 def prepare_knowledge(out: Path, data: str, *, knowledge: str | None = None, index: str | None = None,
                       kg: str = "sample", encoder: str | None = None, model: str = "maria",
-                      model_path: str | None = None) -> Path:
+                      model_path: str | None = None, progress: bool = True) -> Path:
     """The knowledge cache: given, or annotated with a given index, or index built first (into
     ``out/index``); linearised to ``model``'s knowledge budget (from ``model_path``, else its tiny preset)
     with the paper's head-major selection (what the Maria+C3KG row reproduces)."""
@@ -121,10 +121,11 @@ def prepare_knowledge(out: Path, data: str, *, knowledge: str | None = None, ind
     if index is None:
         index = str(out / "index")
         print(f"building the head index of {kg} in {index}", flush=True)
-        build_index(kg, index, encoder=encoder, overwrite=True)
+        build_index(kg, index, encoder=encoder, overwrite=True, progress=progress)
     cache = out / "knowledge.parquet"
     print(f"annotating {data} with {index} into {cache}", flush=True)
-    annotate_with_index(index, data, cache, knowledge_budget(model, model_path), config=RetrieverConfig(selection="paper"))
+    annotate_with_index(index, data, cache, knowledge_budget(model, model_path), config=RetrieverConfig(selection="paper"),
+                        progress=progress)
     return cache
 
 
@@ -151,9 +152,10 @@ def _slug(row: PaperRow) -> str:
 
 def run_row(row: PaperRow, out: Path, data: str, split: str, knowledge: Path | None,
             train_options: dict[str, Any] | None, init: str | None, preset: str, scorer,
-            references: dict[str, list[str]], facts: dict[str, Any] | None = None) -> RowResult:
+            references: dict[str, list[str]], facts: dict[str, Any] | None = None,
+            progress: bool = True) -> RowResult:
     """Train one row into ``out/runs/<row>`` (``train_options``: TrainConfig fields over the
-    model's recipe), generate for ``split`` into ``out/preds/<row>.jsonl``, score against its
+    model's recipe; ``progress``: the training bar with ETA on stderr), generate for ``split`` into ``out/preds/<row>.jsonl``, score against its
     references (``scorer``: a :class:`~tiktalk.metrics.MeteorScorer`, or False to skip METEOR)."""
     from tiktalk.metrics import distinct_responses, evaluate
     from tiktalk.models.base import get_model_class
@@ -167,7 +169,7 @@ def run_row(row: PaperRow, out: Path, data: str, split: str, knowledge: Path | N
                          knowledge=str(knowledge) if row.knowledge else None,
                          init=init, preset=None if init else preset)
     config = train_config(get_model_class(row.model).recipe(None if init else preset),
-                          {**(train_options or {}), "progress": False})
+                          {**(train_options or {}), "progress": progress})
     start = time.perf_counter()
     summary = train_run(options, config, run, overwrite=True)
     print(f"trained {row.model} for {summary.steps} steps in {summary.seconds} s", flush=True)
@@ -189,7 +191,8 @@ def run_row(row: PaperRow, out: Path, data: str, split: str, knowledge: Path | N
 
 def run_rows(rows: list[PaperRow], out: Path, data: str = "sample", split: str = "test",
              knowledge: Path | None = None, train_options: dict[str, Any] | None = None,
-             inits: dict[str, str] | None = None, preset: str = "tiny", meteor: bool = True) -> dict[str, RowResult]:
+             inits: dict[str, str] | None = None, preset: str = "tiny", meteor: bool = True,
+             progress: bool = True) -> dict[str, RowResult]:
     """:func:`run_row` for each row (one METEOR JVM for all), keyed by row."""
     import polars as pl
 
@@ -208,7 +211,7 @@ def run_rows(rows: list[PaperRow], out: Path, data: str = "sample", split: str =
         for row in rows:
             init = inits.get(row.key) or inits.get(row.model)
             results[row.key] = run_row(row, out, data, split, knowledge, train_options, init, preset,
-                                       scorer, references, facts)
+                                       scorer, references, facts, progress)
     return results
 
 
@@ -231,7 +234,7 @@ def run_table3(rows: str | list[PaperRow] = DEFAULT_ROWS, out: str | Path = "rep
                split: str = "test", knowledge: str | None = None, index: str | None = None, kg: str = "sample",
                encoder: str | None = None, inits: dict[str, str] | None = None, preset: str = "tiny",
                train_options: dict[str, Any] | None = None, meteor: bool = True,
-               command: str | None = None) -> Table3Result:
+               command: str | None = None, progress: bool = True) -> Table3Result:
     """Table 3 rows (``"maria+c3kg,dialogpt"``, ``"all"`` or PaperRows) on ``data``, into ``out``:
     one knowledge cache for the K rows (given, annotated with ``index``, or built from ``kg``;
     linearised for the first K row's model), every row trained, generated and scored;
@@ -251,8 +254,9 @@ def run_table3(rows: str | list[PaperRow] = DEFAULT_ROWS, out: str | Path = "rep
     if knowledge_rows:  # one cache, linearised for the first knowledge row's model
         first = knowledge_rows[0]
         cache = prepare_knowledge(out, data, knowledge=knowledge, index=index, kg=kg, encoder=encoder,
-                                  model=first.model, model_path=inits.get(first.key) or inits.get(first.model))
-    results = run_rows(paper_rows, out, data, split, cache, train_options, inits, preset, meteor=meteor)
+                                  model=first.model, model_path=inits.get(first.key) or inits.get(first.model), progress=progress)
+    results = run_rows(paper_rows, out, data, split, cache, train_options, inits, preset, meteor=meteor,
+                       progress=progress)
     command = command or f"tiktalk reproduce --data {data} --models {models}"
     note = (f"Ours: `{command}` ({'init ' + str(inits) if inits else 'preset ' + preset}, split {split}). "
             "Paper: TikTalk (ACM MM 2023) Table 3, test set.")

@@ -99,14 +99,15 @@ def annotate_dialogues(retriever, data: str | Path, out: str | Path, *, split: s
 
 
 def annotate_with_index(index: str | Path, data: str | Path, out: str | Path, budget: KnowledgeBudget | None,
-                        *, config=None, overwrite: bool = True, on_notice: Notice = None) -> dict[str, Any]:
+                        *, config=None, overwrite: bool = True, progress: bool = True,
+                        on_notice: Notice = None) -> dict[str, Any]:
     """``tiktalk annotate --index INDEX --data DATA --out OUT`` with ``config`` (a
     :class:`retrieval.RetrieverConfig`; None: its defaults) and ``budget``."""
     from retrieval.retriever import RetrieverConfig
 
     retriever = open_retriever(index, config=config or RetrieverConfig(), budget=budget, workers=None,
                                on_notice=on_notice)
-    return annotate_dialogues(retriever, data, out, overwrite=overwrite, on_notice=on_notice)
+    return annotate_dialogues(retriever, data, out, overwrite=overwrite, progress=progress, on_notice=on_notice)
 
 
 def import_dataset(importer: str, source: str | Path, out: str | Path, options=None, *, features=None,

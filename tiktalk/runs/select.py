@@ -61,7 +61,7 @@ def train_dataset_selector(data: str | Path, index: str | Path, out: str | Path,
 
 
 def kdconv_piece_report(index: str | Path, kdconv: str | Path, *, split: str = "test", selector: str | None = None,
-                        model: str | None = "maria", workers: int | None = 1) -> dict[str, Any]:
+                        model: str | None = "maria", workers: int | None = 1, progress: bool = False) -> dict[str, Any]:
     """Piece-level recall on a raw KdConv split (:func:`retrieval.piece_eval.kdconv_piece_recall`)
     of the ``dense`` selection over ``index`` (built over the KdConv KB) and, with
     ``selector``, the learned one, cut to ``model``'s knowledge budget."""
@@ -80,6 +80,6 @@ def kdconv_piece_report(index: str | Path, kdconv: str | Path, *, split: str = "
         scorers = {"dense": retriever.scorer}
         if selector is not None:
             scorers["learned"] = LearnedScorer.load(selector, retriever)
-        return kdconv_piece_recall(retriever, kdconv, split=split, scorers=scorers)
+        return kdconv_piece_recall(retriever, kdconv, split=split, scorers=scorers, progress=progress)
     finally:
         getattr(retriever.encoder, "close", lambda: None)()
