@@ -182,7 +182,7 @@ def test_index_eval_everything(tmp_path, capsys, sample_index_dir):
     cases.write_text(json.dumps({"context": ["今天好开心"], "gold": "开心"}, ensure_ascii=False) + "\n", encoding="utf-8")
     plot = tmp_path / "eval.png"
     args = ["index", "eval", "--index", str(sample_index_dir), "--kdconv", str(shared_path("kdconv_travel")),
-            "--kdconv-pool", "gold", "--data", str(cases), "--background", "sample", "--hub-k", "5",
+            "--kdconv-pool", "gold", "--cases", str(cases), "--background", "sample", "--hub-k", "5",
             "--plot", str(plot), "--workers", "1", "--json"]
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out)

@@ -4,6 +4,7 @@ knowledge budget read without building a model, and registry-built help texts.""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ def _close(a, b, path="") -> None:
         assert a == b, f"{path}: {a!r} != {b!r}"
 
 
-def test_table3_rows_from_python_match_the_cli_before_the_run_layer(tmp_path: Path) -> None:
+def test_table3_rows_from_python_match_the_cli_before_the_run_layer(tmp_path: Path, capsys) -> None:
     """The fixture is `tiktalk reproduce --models maria+c3kg,dialogpt --max-steps 2 --batch-size 8
     --seed 0 --no-meteor` as the CLI wrote it before the run layer (tests/fixtures)."""
     from tiktalk.runs.experiments import run_table3
@@ -39,6 +40,8 @@ def test_table3_rows_from_python_match_the_cli_before_the_run_layer(tmp_path: Pa
                         meteor=False)
     saved = json.loads((tmp_path / "table3.json").read_text(encoding="utf-8"))
     assert saved == json.loads(json.dumps(result.as_dict()))  # the file is the typed result
+    # each row's training shows its bar (steps, ETA) on stderr: progress is on unless turned off
+    assert len(re.findall(r"train: 100%[^\r\n]*2/2 \[[^\r\n]*\n", capsys.readouterr().err)) == 2  # one closed bar a row
     for key, row in saved["ours"].items():
         assert row.pop("seconds") >= 0
         # recorded since the fixture was made: how the row trained against its source's recipe
