@@ -87,7 +87,8 @@ def _reproduce_kdconv(args: argparse.Namespace) -> int:
     result = run_kdconv_suite(args.data, out, preset=args.preset, train_options=_train_options(args, KDCONV_TRAIN),
                               encoder=args.encoder, limit=KDCONV_LIMIT if args.limit is None else args.limit,
                               probe_limit=KDCONV_PROBE_LIMIT if args.probe_limit is None else args.probe_limit,
-                              meteor=not args.no_meteor, threads=args.threads, command=command)
+                              meteor=not args.no_meteor, threads=args.threads, command=command,
+                              progress=show_progress(args))
     emit(args, result.as_dict(), lambda _: result.table + f"\n\nwritten: {out / 'kdconv.json'}, {out / 'kdconv.md'}")
     return 0
 

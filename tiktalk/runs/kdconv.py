@@ -162,7 +162,8 @@ def prepare_dense_knowledge(prepared: KdconvPrepared, out: Path) -> Path:
     return cache
 
 
-def prepare_selected_knowledge(prepared: KdconvPrepared, out: Path) -> tuple[Path, dict[str, Any]]:
+def prepare_selected_knowledge(prepared: KdconvPrepared, out: Path, progress: bool = False,
+                               ) -> tuple[Path, dict[str, Any]]:
     """``out/knowledge-selected.parquet``: a selector trained on the training split's gold attrs
     (``out/selector``; its step and abstain threshold chosen on the val split, never the test
     split), then the learned selection of the same dialogues. Returns the cache and the
@@ -175,7 +176,7 @@ def prepare_selected_knowledge(prepared: KdconvPrepared, out: Path) -> tuple[Pat
     selector, cache = out / "selector", out / "knowledge-selected.parquet"
     print(f"training a selector on {prepared.data}'s gold attrs into {selector}", flush=True)
     summary = train_dataset_selector(prepared.data, prepared.index, selector, labels="gold",
-                                     max_tokens=prepared.budget.max_tokens, overwrite=True, progress=False)
+                                     max_tokens=prepared.budget.max_tokens, overwrite=True, progress=progress)
     print(f"learned piece selection into {cache}", flush=True)
     annotate_with_index(prepared.index, prepared.contexts, cache,
                         knowledge_budget("maria", max_tokens=prepared.budget.max_tokens),
@@ -229,11 +230,13 @@ class KdconvResult:
 def run_kdconv_suite(folder: str | Path, out: str | Path, *, preset: str = "tiny",
                      train_options: dict[str, Any] | None = None, encoder: str | None = None,
                      limit: int | None = KDCONV_LIMIT, probe_limit: int | None = KDCONV_PROBE_LIMIT,
-                     meteor: bool = True, threads: int | None = None, command: str | None = None) -> KdconvResult:
+                     meteor: bool = True, threads: int | None = None, command: str | None = None,
+                     progress: bool = True) -> KdconvResult:
     """Prepare (import, convert, index, annotate, gold knowledge), then train, generate, evaluate
     and probe every run of :func:`kdconv_runs`; write ``out/kdconv.json`` and ``out/kdconv.md``.
     ``train_options``: TrainConfig fields (default :data:`KDCONV_TRAIN`); ``limit`` /
-    ``probe_limit``: None or 0 = every dialogue; ``command``: how kdconv.md says it was made."""
+    ``probe_limit``: None or 0 = every dialogue; ``command``: how kdconv.md says it was made;
+    ``progress``: tqdm bars (stderr) for selector training and each run's training."""
     import polars as pl
 
     from retrieval.cache import read_knowledge_cache
@@ -263,7 +266,7 @@ def run_kdconv_suite(folder: str | Path, out: str | Path, *, preset: str = "tiny
     dense_cache = prepare_dense_knowledge(prepared, out)
     seconds["dense"] = round(time.perf_counter() - start, 1)
     start = time.perf_counter()
-    prepared.caches["selected"], selector = prepare_selected_knowledge(prepared, out)
+    prepared.caches["selected"], selector = prepare_selected_knowledge(prepared, out, progress)
     seconds["selector"] = round(time.perf_counter() - start, 1)
 
     data, probe_ids = prepared.data, prepared.probe_ids
@@ -290,7 +293,7 @@ def run_kdconv_suite(folder: str | Path, out: str | Path, *, preset: str = "tiny
             start = time.perf_counter()
             options = RunOptions(model="maria", preset=preset, modalities=modalities, data=str(data),
                                  knowledge=str(cache) if cache else None)
-            summary = train_run(options, train_config(recipe, {**train_options, "progress": False}), run,
+            summary = train_run(options, train_config(recipe, {**train_options, "progress": progress}), run,
                                 overwrite=True)
             generate_responses(run, preds, data=str(data), split="test", limit=len(prepared.generate_ids))
             predictions = [json.loads(line) for line in preds.read_text(encoding="utf-8").splitlines() if line.strip()]
