@@ -42,3 +42,22 @@ def test_summary_shows_goal_verdict_load_and_table7():
     assert "| `vs_torch_gemm` | 1.300 | <= 1.1 | **FAIL** |" in text
     assert "AMD EPYC (2 cores)" in text and "retrieval 1.5, table7 0.7" in text
     assert "| T+I | T | +20% | +75% |" in text
+
+
+def test_run_suite_finds_the_result_of_a_relative_out_from_any_directory(tmp_path, monkeypatch):
+    import json
+    import subprocess
+    from pathlib import Path
+
+    def fake_pytest(cmd, cwd, env, check, stdout):  # the suite resolves its out dir against its own cwd
+        out = Path(cwd) / env["TIKTALK_BENCH_OUT"]
+        assert out.is_absolute() and out.is_relative_to(tmp_path), out  # never the repository's ./bench_results
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "selection.json").write_text(json.dumps({"suite": "selection", "ratios": {"selection_overhead": 1.0}}))
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(subprocess, "run", fake_pytest)
+    monkeypatch.chdir(tmp_path)
+    result = bench.run_suite("selection", Path("bench_results"), quick=True)
+    assert result["ratios"] == {"selection_overhead": 1.0} and result["goals"]["selection_overhead"]["pass"] is True
+    assert (tmp_path / "bench_results" / "selection.json").is_file()

@@ -74,6 +74,7 @@ def run_suite(name: str, out: Path, quick: bool, extra: list[str] | None = None,
     from benchmarks.goals import judge
 
     bench_dir = benchmarks_dir()
+    out = Path(out).resolve()  # the suite runs from the repository root, the caller from anywhere
     file, result_name = (TABLE7_FILE, "table7") if table7 and name == "train" else (SUITES[name], name)
     result_file = out / f"{result_name}.json"
     result_file.unlink(missing_ok=True)  # never report a stale result
