@@ -527,8 +527,9 @@ def _finish(session: _Session, state: TrainerState, last_saved: int) -> None:
         with atomic_directory(session.out / "model", overwrite=True) as tmp:
             session.model.save_pretrained(tmp)
         plot_metrics(session.out / "metrics.jsonl", session.out / "loss.png")
-    session.accelerator.end_training()  # flushes and closes the trackers (none: nothing)
     session.accelerator.wait_for_everyone()
+    # flushes and closes the trackers (none: nothing); last, since it also ends the process group
+    session.accelerator.end_training()
 
 
 def train(
