@@ -502,12 +502,7 @@ def _read_bert_weights(path: Path, trust_pickle: bool = False) -> dict[str, torc
     if (path / "model.safetensors").exists():
         return read_safetensors(path / "model.safetensors")
     if (path / "pytorch_model.bin").exists():
-        if not trust_pickle:
-            raise UsageError(
-                f"{path / 'pytorch_model.bin'}: a pickle and no model.safetensors; pass trust_pickle=True "
-                "(CLI: --trust-pickle) if you trust its source, or convert it to safetensors"
-            )
-        return read_torch_pickle(path / "pytorch_model.bin")  # opted in; still tensors only
+        return read_torch_pickle(path / "pytorch_model.bin", trust_pickle=trust_pickle)  # tensors only
     raise UsageError(f"{path}: no model.safetensors or pytorch_model.bin")
 
 

@@ -128,9 +128,10 @@ def key_path_for(sheet_path: str | Path) -> Path:
     return sheet_path.with_name(sheet_path.stem + ".key.json")
 
 
-def write_sheet(path: str | Path, sheet: Sheet, overwrite: bool = False,
-                provenance: Mapping[str, Any] | None = None) -> Path:
-    """Write the CSV and its key (both atomically); returns the key's path."""
+def write_sheet_files(path: str | Path, columns: Sequence[str], rows: Sequence[Mapping[str, Any]],
+                      key: Mapping[str, Any], overwrite: bool = False) -> Path:
+    """A sheet CSV (BOM-prefixed, for spreadsheets) and its hidden key beside it, both written
+    atomically after checking neither exists (unless ``overwrite``); returns the key's path."""
     from tiktalk.io import atomic_write_text, write_json
 
     path = Path(path)
@@ -139,17 +140,23 @@ def write_sheet(path: str | Path, sheet: Sheet, overwrite: bool = False,
         if p.exists() and not overwrite:
             raise OutputExistsError(f"{p} exists (pass --overwrite to replace it)")
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(SHEET_COLUMNS), lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
-    writer.writerows(sheet.rows)
-    write_json(key_path, {
+    writer.writerows(rows)
+    write_json(key_path, dict(key))
+    atomic_write_text(path, "\ufeff" + buf.getvalue())
+    return key_path
+
+
+def write_sheet(path: str | Path, sheet: Sheet, overwrite: bool = False,
+                provenance: Mapping[str, Any] | None = None) -> Path:
+    """Write the CSV and its key (both atomically); returns the key's path."""
+    return write_sheet_files(path, SHEET_COLUMNS, sheet.rows, {
         "format": "tiktalk-human-eval-key", "version": 1, "criteria": list(CRITERIA),
         "scale": [SCALE[0], SCALE[-1]], "seed": sheet.seed, "n_requested": sheet.n_requested,
         "n_dialogues": sheet.n_dialogues, "systems": sheet.systems, **dict(provenance or {}),
         "items": sheet.key,
-    })
-    atomic_write_text(path, "\ufeff" + buf.getvalue())
-    return key_path
+    }, overwrite)
 
 
 # ----------------------------------------------------------------------------- score

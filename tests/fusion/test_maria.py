@@ -441,3 +441,17 @@ def test_pytorch_model_bin_needs_the_opt_in(tmp_path, tokenizer):
     model = MariaForDialogue.from_pretrained(tmp_path / "bert", trust_pickle=True, modalities=parse_modalities("T"), **SMALL)
     torch.testing.assert_close(model.state_dict()["bert.embeddings.word_embeddings.weight"],
                                bert.state_dict()["bert.embeddings.word_embeddings.weight"])
+
+
+def test_the_pickle_reader_itself_refuses_without_the_opt_in(tmp_path, monkeypatch):
+    from tiktalk.errors import UsageError
+    from tiktalk.models.weights import read_torch_pickle
+
+    bin_file = tmp_path / "pytorch_model.bin"
+    torch.save({"w": torch.ones(2)}, bin_file)
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("opened a pickle without the opt-in"))
+    for refused in (False, "yes", 1):  # only True opts in
+        with pytest.raises(UsageError, match=r"pytorch_model\.bin: a pickle.*trust_pickle=True"):
+            read_torch_pickle(bin_file, trust_pickle=refused)
+    monkeypatch.undo()
+    assert torch.equal(read_torch_pickle(bin_file, trust_pickle=True)["w"], torch.ones(2))

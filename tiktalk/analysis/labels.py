@@ -20,7 +20,6 @@ corpus and per level, and Fleiss' kappa (subjects = items, raters = sheets).
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import random
@@ -32,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from tiktalk.analysis.label_tasks import TASKS, LabelTask
-from tiktalk.errors import FormatError, MissingInputError, OutputExistsError, UsageError
-from tiktalk.human_eval import fleiss_kappa, key_path_for
+from tiktalk.errors import FormatError, MissingInputError, UsageError
+from tiktalk.human_eval import fleiss_kappa
 
 INFO_COLUMNS: tuple[str, ...] = ("item", "video_id", "title", "context", "response")
 SKIP = "skip"
@@ -103,22 +102,12 @@ def build_label_sheet(task: LabelTask, pools: Mapping[str, Sequence[Mapping[str,
 def write_label_sheet(path: str | Path, sheet: LabelSheet, overwrite: bool = False,
                       provenance: Mapping[str, Any] | None = None) -> Path:
     """Write the CSV and its key (both atomically); returns the key's path."""
-    from tiktalk.io import atomic_write_text, write_json
+    from tiktalk.human_eval import write_sheet_files
 
-    path = Path(path)
-    key_path = key_path_for(path)
-    for p in (path, key_path):
-        if p.exists() and not overwrite:
-            raise OutputExistsError(f"{p} exists (pass --overwrite to replace it)")
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(sheet_columns(sheet.task)), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(sheet.rows)
-    write_json(key_path, {"format": KEY_FORMAT, "version": 1, "task": sheet.task.name, "seed": sheet.seed,
-                          "n_requested": sheet.n_requested, "sampled": sheet.sampled, **dict(provenance or {}),
-                          "items": sheet.key})
-    atomic_write_text(path, "\ufeff" + buf.getvalue())
-    return key_path
+    return write_sheet_files(path, sheet_columns(sheet.task), sheet.rows, {
+        "format": KEY_FORMAT, "version": 1, "task": sheet.task.name, "seed": sheet.seed,
+        "n_requested": sheet.n_requested, "sampled": sheet.sampled, **dict(provenance or {}),
+        "items": sheet.key}, overwrite)
 
 
 def read_dialogue_list(path: str | Path, *, option: str, require_source: str | None = None) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from tiktalk.errors import FormatError, MissingInputError
+from tiktalk.errors import FormatError, MissingInputError, UsageError
 
 
 def _one_line(text: str, limit: int = 300) -> str:
@@ -54,13 +54,17 @@ def load_safetensors_into(model: torch.nn.Module, path: str | Path) -> None:
         raise FormatError(f"does not fit the model ({_one_line(str(err))})", path=path) from None
 
 
-def read_torch_pickle(path: str | Path) -> dict[str, torch.Tensor]:
+def read_torch_pickle(path: str | Path, *, trust_pickle: bool) -> dict[str, torch.Tensor]:
     """A ``pytorch_model.bin`` state dict, read by torch's weights-only unpickler.
 
-    Call only after the user opted in to pickles (``--trust-pickle``): even then nothing but
-    tensors and plain containers is unpickled, so a hostile file is refused, never run.
+    Only with ``trust_pickle=True``, the user's explicit opt-in (``--trust-pickle``); otherwise
+    refused before the file is opened. Even then nothing but tensors and plain containers is
+    unpickled, so a hostile file is refused, never run.
     """
     path = Path(path)
+    if trust_pickle is not True:
+        raise UsageError(f"{path}: a pickle and no model.safetensors; pass trust_pickle=True "
+                         "(CLI: --trust-pickle) if you trust its source, or convert it to safetensors")
     _check_file(path)
     try:
         with warnings.catch_warnings():  # (a protocol-version notice is no use to the user)
