@@ -77,43 +77,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_all)
 
 
+def _analysis(args: argparse.Namespace, run, render, **options) -> int:
+    """Run one analysis; with ``--out``, as the only writer of it (``writing``), else in memory."""
+    if args.out is None:
+        result = run(args.data, **options)
+    else:
+        with writing(args.out):
+            result = run(args.data, **options, out=args.out, overwrite=args.overwrite)
+    emit(args, result, render)
+    return 0
+
+
 def _stats(args: argparse.Namespace) -> int:
     from tiktalk.runs.analysis import render_stats, run_stats
 
-    if args.out is None:
-        result = run_stats(args.data)
-    else:
-        with writing(args.out):
-            result = run_stats(args.data, out=args.out, overwrite=args.overwrite)
-    emit(args, result, render_stats)
-    return 0
+    return _analysis(args, run_stats, render_stats)
 
 
 def _topics(args: argparse.Namespace) -> int:
     from tiktalk.runs.analysis import render_topics, run_topics
 
-    options = {"topics_file": args.topics, "encoder": args.encoder, "min_score": args.min_score}
-    if args.out is None:
-        result = run_topics(args.data, **options)
-    else:
-        with writing(args.out):
-            result = run_topics(args.data, **options, out=args.out, overwrite=args.overwrite)
-    emit(args, result, render_topics)
-    return 0
+    return _analysis(args, run_topics, render_topics, topics_file=args.topics, encoder=args.encoder,
+                     min_score=args.min_score)
 
 
 def _interests(args: argparse.Namespace) -> int:
     from tiktalk.runs.analysis import render_interests, run_interests
 
-    options = {"frames": args.frames, "clip": args.clip, "responses": args.responses, "split": args.split,
-               "device": args.device}
-    if args.out is None:
-        result = run_interests(args.data, **options)
-    else:
-        with writing(args.out):
-            result = run_interests(args.data, **options, out=args.out, overwrite=args.overwrite)
-    emit(args, result, render_interests)
-    return 0
+    return _analysis(args, run_interests, render_interests, frames=args.frames, clip=args.clip,
+                     responses=args.responses, split=args.split, device=args.device)
 
 
 def _all(args: argparse.Namespace) -> int:
