@@ -11,6 +11,8 @@ import os
 import re
 import resource
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -101,16 +103,19 @@ def test_a_read_only_directory_is_one_line_naming_the_path(read_only, argv):
     assert str(read_only) in line
 
 
-@pytest.fixture
-def size_limit():
-    """The file size limit of this process lowered to 3000 bytes (``ulimit -f``), with
-    SIGXFSZ ignored so that a write past it fails with EFBIG instead of killing the process."""
-    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
-    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (3000, old_limit[1]))
-    yield 3000
-    resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
-    signal.signal(signal.SIGXFSZ, old_handler)
+def _limit_file_size() -> None:
+    """In the child only: the file size limit lowered to 3000 bytes (``ulimit -f``), with
+    SIGXFSZ ignored so that a write past it fails with EFBIG instead of killing the process.
+    Lowering it in the test process itself broke CI: pytest's own output goes to a log file
+    already past 3000 bytes there, and its next write failed with EFBIG."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (3000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+
+def _run_limited(argv: list[str]) -> Result:
+    proc = subprocess.run([sys.executable, "-m", "tiktalk", *argv], check=False, capture_output=True, text=True,
+                          preexec_fn=_limit_file_size, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return Result(proc.returncode, proc.stdout, proc.stderr, ())
 
 
 @pytest.mark.parametrize("argv", [
@@ -119,10 +124,10 @@ def size_limit():
     ["index", "build", "--kg", "sample", "--out", "{tmp}/idx", "--encoder", "hash:32", "--workers", "1"],
     # FAISS' writer, which keeps no errno
 ], ids=lambda argv: " ".join(argv[:2]))
-def test_a_file_past_the_size_limit_is_one_line_naming_the_output(tmp_path, argv, size_limit):
+def test_a_file_past_the_size_limit_is_one_line_naming_the_output(tmp_path, argv):
     argv = [a.format(tmp=tmp_path) for a in argv]
     out = Path(argv[argv.index("--out") + 1])
-    line = _error_line(run_cli(argv), argv[0])
+    line = _error_line(_run_limited(argv), argv[0])
     assert line.endswith((f"{out}: File too large", f"{out}: File too large (the file size limit is 3000 bytes)"))
     assert not out.exists() and leftovers(out) == []
 
