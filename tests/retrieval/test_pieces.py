@@ -182,6 +182,29 @@ def test_a_value_up_to_split_over_stays_whole_and_a_longer_one_splits_into_part_
     assert len(parts) > 1 and all(p.part >= 0 and len(p.content) <= 20 for p in parts) and shortest_split <= 20
 
 
+def test_every_value_of_an_attribute_is_a_piece_unless_top_k_values_caps_them(tmp_path):
+    """An entity's five nearby sights are five pieces (the flows query's top_k_tails=2 used to
+    drop three of them); ``top_k_values`` caps them in the KG's rank order; settings saved before
+    the field existed read back with values capped as tails."""
+    sights = ["红砖美术馆", "木木美术馆", "三度半艺术空间", "白盒子艺术馆", "中国铁道博物馆东郊馆"]
+    kb = {"观复博物馆": [["观复博物馆", "周边景点", s] for s in sights] + [["观复博物馆", "门票", "100元"]]}
+    path = tmp_path / "kb_travel.json"
+    path.write_text(json.dumps(kb, ensure_ascii=False), encoding="utf-8")
+    graph = kg.load_kg(path)
+    ranked = [t.text for t in graph.attributes("观复博物馆")["周边景点"]]
+    assert sorted(ranked) == sorted(sights)
+
+    def nearby(config):
+        return [p.content for p in head_pieces(graph, "观复博物馆", config) if p.label == "周边景点"]
+
+    assert nearby(PieceConfig()) == ranked
+    assert nearby(PieceConfig(top_k_values=2)) == ranked[:2]
+    assert nearby(PieceConfig(top_k_tails=1, top_k_values=3)) == ranked[:3]  # tails cap ATOMIC relations only
+    legacy = {k: v for k, v in PieceConfig().as_dict().items() if k != "top_k_values"}
+    assert PieceConfig.from_dict(legacy).top_k_values == 2
+    assert PieceConfig.from_dict(PieceConfig().as_dict()) == PieceConfig()
+
+
 def test_catalog_builds_each_head_once(sample_kg, monkeypatch):
     import retrieval.pieces as pieces_module
 
