@@ -192,16 +192,29 @@ def head_pieces(graph: C3KG, head_id: str, config: PieceConfig | None = None) ->
     return out
 
 
-def write_segment(pieces: Iterable[Piece]) -> str:
+def write_segment(pieces: Iterable[Piece], tail_sep: str = LinearizeConfig.tail_sep) -> str:
     """Chosen pieces -> a segment: heads in order of their first piece, each head's pieces in
-    the given order after it (a head piece adds only its head)."""
+    the given order after it (a head piece adds only its head). Whole values of one attribute
+    (or tails of one relation) of a head share its name, as ``kg.linearize`` writes them:
+    ``周边景点：红砖美术馆、木木美术馆``, not the name again for each (5 tokens each of 69)."""
     groups: dict[str, list[str]] = {}
     heads: dict[str, str] = {}
+    named: dict[tuple[str, str, str, str], int] = {}  # (head, kind, label, name) -> its entry
     for p in pieces:
         texts = groups.setdefault(p.head_id, [])
         heads.setdefault(p.head_id, p.head)
-        if p.kind != "head" and p.text not in texts:
-            texts.append(p.text)
+        if p.kind == "head" or p.text in texts:
+            continue
+        name = p.text[: len(p.text) - len(p.content)] if p.part < 0 and p.text.endswith(p.content) else ""
+        key = (p.head_id, p.kind, p.label, name)
+        if name and key in named:
+            entry = texts[named[key]]
+            if p.content not in entry[len(name):].split(tail_sep):
+                texts[named[key]] = entry + tail_sep + p.content
+            continue
+        if name:
+            named[key] = len(texts)
+        texts.append(p.text)
     return HEAD_SEP.join(PIECE_SEP.join([heads[h], *texts]) for h, texts in groups.items())
 
 

@@ -236,6 +236,26 @@ def test_write_segment_format():
     assert write_segment([]) == ""
 
 
+def test_write_segment_names_an_attribute_once_for_its_values():
+    def value(head, label, content, part=-1):
+        text = content if part >= 0 else f"{label}：{content}"
+        return Piece(head, head, "attribute", label, content, text, value=content, part=part)
+
+    near_a, near_b, ticket = value("甲", "周边景点", "红砖美术馆"), value("甲", "周边景点", "木木美术馆"), value("甲", "门票", "60元")
+    # as kg.linearize writes the values of one attribute: its name once, values joined by tail_sep
+    assert write_segment([near_a, ticket, near_b]) == "甲，周边景点：红砖美术馆、木木美术馆，门票：60元"
+    assert write_segment([near_a, ticket, near_b], tail_sep="/") == "甲，周边景点：红砖美术馆/木木美术馆，门票：60元"
+    # other heads, description parts and pieces whose text does not end in their content stay apart
+    other = value("乙", "周边景点", "木木美术馆")
+    parts = [value("甲", "Information", "第一句。", 0), value("甲", "Information", "第二句。", 1)]
+    assert write_segment([near_a, other, *parts]) == "甲，周边景点：红砖美术馆，第一句。，第二句。；乙，周边景点：木木美术馆"
+    odd = Piece("甲", "甲", "attribute", "周边景点", "木木美术馆", "木木美术馆在周边")
+    assert write_segment([near_a, odd]) == "甲，周边景点：红砖美术馆，木木美术馆在周边"
+    # the same relation's tails share the relation's phrase too
+    goal = [Piece("丙", "丙", "relation", "xIntent", t, f"目的是{t}") for t in ("填饱肚子", "解馋")]
+    assert write_segment(goal) == "丙，目的是填饱肚子、解馋"
+
+
 def ranked_pieces(graph: kg.C3KG, rng: np.random.Generator, n_heads: int) -> list[Piece]:
     heads = sample_heads(graph)
     chosen = [heads[int(i)] for i in rng.choice(len(heads), n_heads, replace=False)]
