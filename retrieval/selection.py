@@ -284,6 +284,7 @@ FEATURES = (
     "content_in_last_turn", "content_overlap_context", "content_overlap_last_turn", "label_overlap_last_turn",
     "is_part", "part_recip", "prev_part_in_context", "length", "piece_penalty",
     *(f"kind_{k}" for k in PIECE_KINDS),
+    "named_turn_share", "named_turns", "named_in_first_turn", "named_inside_longer_name",
 )
 
 
@@ -301,6 +302,7 @@ def piece_features(c: Candidates) -> np.ndarray:
     whole_context = "".join(c.context)
     rows = []
     parts_seen: dict[tuple[str, str], float] = {}
+    heads = _head_mentions(c)
     for i, p in enumerate(c.pieces):
         content = p.content if p.kind != "head" else ""
         is_part = p.part >= 0
@@ -317,8 +319,31 @@ def piece_features(c: Candidates) -> np.ndarray:
             overlap_context, containment(content, last_bag), containment(label_text(p), last_bag),
             float(is_part), 1.0 / (1 + p.part) if is_part else 0.0, prev, len(p.text) / 40.0, c.piece_penalty[i],
             *(float(p.kind == k) for k in PIECE_KINDS),
+            *heads[p.head_id],
         ))
     return np.asarray(rows, dtype=np.float32).reshape(-1, len(FEATURES))
+
+
+def _head_mentions(c: Candidates) -> dict[str, tuple[float, float, float, float]]:
+    """Per candidate head, how the context names it: the share of turns that do, their count
+    (capped at 5, /5), whether the first turn does (a KdConv dialogue's topic), and whether
+    every mention lies inside a longer named head's name (``圆明园`` inside ``圆明园皇家皮影戏苑``).
+    Chosen by 5-fold CV on KdConv's training split: the right attribute of the wrong entity was
+    the commonest miss (used whole value in the segment where it fits 0.895 -> 0.907, val
+    0.908 -> 0.943)."""
+    turns = c.context
+    named = {p.head for p, ago in zip(c.pieces, c.named_ago) if ago >= 0}
+    out: dict[str, tuple[float, float, float, float]] = {}
+    for p in c.pieces:
+        if p.head_id in out:
+            continue
+        count = sum(p.head in t for t in turns)
+        longer = [o for o in named if o != p.head and p.head in o]
+        inside = bool(count and longer) and all(t.count(p.head) <= sum(t.count(o) for o in longer)
+                                                for t in turns if p.head in t)
+        out[p.head_id] = (count / max(len(turns), 1), min(count, 5) / 5, float(bool(turns) and p.head in turns[0]),
+                          float(inside))
+    return out
 
 
 # -- strategies

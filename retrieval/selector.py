@@ -43,7 +43,7 @@ from tiktalk.errors import FormatError, MissingInputError, UsageError
 
 CONFIG_FILE, WEIGHTS_FILE = "selector.json", "selector.safetensors"
 FORMAT = "tiktalk-selector"
-FORMAT_VERSION = 2  # 2: the last turn's bigrams per relation/attribute
+FORMAT_VERSION = 3  # 2: the last turn's bigrams per relation/attribute; 3: how the context names each head
 HEAD_LABEL, OTHER_LABEL = "<head>", "<other>"
 PART_MIN_OVERLAP = 0.5  # share of a part's bigrams the response repeats for the part to count as used
 

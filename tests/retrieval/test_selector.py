@@ -18,7 +18,7 @@ from retrieval.encoders import HashEncoder
 from retrieval.index import build_head_index
 from retrieval.pieces import Piece, PieceConfig
 from retrieval.retriever import Retriever, RetrieverConfig
-from retrieval.selection import Candidates, SelectionConfig, piece_features
+from retrieval.selection import FEATURES, Candidates, SelectionConfig, piece_features
 from retrieval.selector import (
     CONFIG_FILE,
     FORMAT,
@@ -452,3 +452,27 @@ def test_kdconv_piece_recall_ranks_against_a_literal_rank(mini):
     expected = {f"recall@{k}": round(sum(r <= k for r in ranks) / len(ranks), 4) for k in (1, 5, 10)}
     assert {k: learned_[k] for k in expected} == expected == {k: rank_metrics(scores, targets)[k] for k in expected}
     assert learned_["mrr"] == pytest.approx(sum(1 / r for r in ranks) / len(ranks), abs=1e-4)
+
+
+def test_head_mention_features_count_turns_and_see_a_name_inside_a_longer_one():
+    """The four features of how the context names a head, against a count by hand."""
+    pieces = [head("圆明园"), attribute("圆明园", "门票", "10元"), head("圆明园皇家皮影戏苑"),
+              attribute("圆明园皇家皮影戏苑", "开放时间", "8:00-18:00"), head("颐和园")]
+    c = candidates(["去过圆明园皇家皮影戏苑吗？", "没有，在哪？", "就在圆明园皇家皮影戏苑那边，颐和园旁边。"], pieces)
+    c.named_ago[:] = [0, 0, 0, 0, 0]
+    rows = piece_features(c)
+    columns = [FEATURES.index(n) for n in ("named_turn_share", "named_turns", "named_in_first_turn",
+                                            "named_inside_longer_name")]
+    got = {p.head: tuple(rows[i, columns].round(4)) for i, p in enumerate(pieces)}
+    # 圆明园 appears only inside the longer name: counted in 2 of 3 turns, but flagged as inside it
+    assert got["圆明园"] == (round(2 / 3, 4), 0.4, 1.0, 1.0)
+    assert got["圆明园皇家皮影戏苑"] == (round(2 / 3, 4), 0.4, 1.0, 0.0)
+    assert got["颐和园"] == (round(1 / 3, 4), 0.2, 0.0, 0.0)
+    # named on its own once as well: no longer inside
+    c2 = candidates([*c.context, "圆明园门票多少？"], pieces)
+    c2.named_ago[:] = 0
+    rows2 = piece_features(c2)
+    assert rows2[0, columns[3]] == 0.0 and rows2[0, columns[1]] == pytest.approx(0.6)
+    # a head the context does not name has all four at zero
+    c3 = candidates(["你好"], pieces)
+    assert not piece_features(c3)[:, columns].any()
