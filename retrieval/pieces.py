@@ -86,6 +86,9 @@ class PieceConfig:
     linearize: LinearizeConfig = field(default_factory=LinearizeConfig)
 
     def __post_init__(self) -> None:
+        if self.top_k_values is not None and (isinstance(self.top_k_values, bool) or not isinstance(self.top_k_values, int)
+                                              or self.top_k_values < 1):
+            raise UsageError(f"top_k_values ({self.top_k_values!r}) must be a whole number of at least 1, or None for all")
         if self.part_chars < 4 or self.split_over < self.part_chars:
             raise UsageError(f"part_chars ({self.part_chars}) must be at least 4 characters and split_over "
                              f"({self.split_over}) at least part_chars")

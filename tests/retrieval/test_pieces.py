@@ -203,6 +203,9 @@ def test_every_value_of_an_attribute_is_a_piece_unless_top_k_values_caps_them(tm
     legacy = {k: v for k, v in PieceConfig().as_dict().items() if k != "top_k_values"}
     assert PieceConfig.from_dict(legacy).top_k_values == 2
     assert PieceConfig.from_dict(PieceConfig().as_dict()) == PieceConfig()
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(UsageError, match=rf"top_k_values \({bad!r}\) must be a whole number"):
+            PieceConfig(top_k_values=bad)
 
 
 def test_catalog_builds_each_head_once(sample_kg, monkeypatch):
