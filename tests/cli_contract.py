@@ -18,6 +18,8 @@ import contextlib
 import io
 import os
 import re
+import subprocess
+import sys
 import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -48,6 +50,14 @@ def run_cli(argv: Sequence[str]) -> Result:
         except SystemExit as exc:  # argparse; never expected with valid flags
             code = exc.code if isinstance(exc.code, int) else 1
     return Result(code, out.getvalue(), err.getvalue(), tuple(str(w.message) for w in caught))
+
+
+def run_cli_process(argv: Sequence[str], preexec_fn: Callable[[], None] | None = None) -> Result:
+    """``python -m tiktalk ARGV`` in a child process (for what must not touch the test process,
+    such as a lowered resource limit set by ``preexec_fn`` in the child)."""
+    proc = subprocess.run([sys.executable, "-m", "tiktalk", *argv], check=False, capture_output=True, text=True,
+                          preexec_fn=preexec_fn, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return Result(proc.returncode, proc.stdout, proc.stderr, ())
 
 
 def leftovers(target: Path) -> list[str]:

@@ -11,13 +11,11 @@ import os
 import re
 import resource
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.cli_contract import Result, expect_error, leftovers, run_cli
+from tests.cli_contract import Result, expect_error, leftovers, run_cli, run_cli_process
 
 RAW = Path(__file__).resolve().parents[2] / "tiktalk" / "data" / "sample" / "raw"
 
@@ -30,14 +28,6 @@ def _error_line(result: Result, command: str) -> str:
     assert lines[0].startswith(f"tiktalk {command}: error: "), lines[0]
     assert "Traceback" not in result.err
     return lines[0]
-
-
-@pytest.fixture(scope="module")
-def index(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("fs") / "idx"
-    result = run_cli(["index", "build", "--kg", "sample", "--out", str(out), "--encoder", "hash:32", "--workers", "1"])
-    assert result.code == 0, result.err
-    return out
 
 
 @pytest.mark.parametrize("blocker", ["file", "symlink loop"])
@@ -112,12 +102,6 @@ def _limit_file_size() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (3000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 
 
-def _run_limited(argv: list[str]) -> Result:
-    proc = subprocess.run([sys.executable, "-m", "tiktalk", *argv], check=False, capture_output=True, text=True,
-                          preexec_fn=_limit_file_size, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    return Result(proc.returncode, proc.stdout, proc.stderr, ())
-
-
 @pytest.mark.parametrize("argv", [
     ["kg", "convert", "sample", "--out", "{tmp}/kg"],  # Polars' Parquet writer
     ["data", "build", str(RAW), "--out", "{tmp}/ds"],  # safetensors' writer
@@ -127,7 +111,7 @@ def _run_limited(argv: list[str]) -> Result:
 def test_a_file_past_the_size_limit_is_one_line_naming_the_output(tmp_path, argv):
     argv = [a.format(tmp=tmp_path) for a in argv]
     out = Path(argv[argv.index("--out") + 1])
-    line = _error_line(_run_limited(argv), argv[0])
+    line = _error_line(run_cli_process(argv, preexec_fn=_limit_file_size), argv[0])
     assert line.endswith((f"{out}: File too large", f"{out}: File too large (the file size limit is 3000 bytes)"))
     assert not out.exists() and leftovers(out) == []
 

@@ -19,14 +19,6 @@ KG_SAMPLE = Path(__file__).resolve().parents[2] / "kg" / "data" / "sample"
 RAW = Path(__file__).resolve().parents[2] / "tiktalk" / "data" / "sample" / "raw"
 
 
-@pytest.fixture(scope="module")
-def index(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("silent") / "idx"
-    result = run_cli(["index", "build", "--kg", "sample", "--out", str(out), "--encoder", "hash:32", "--workers", "1"])
-    assert result.code == 0, result.err
-    return out
-
-
 def _release_copy(tmp_path: Path) -> Path:
     return Path(shutil.copytree(KG_SAMPLE, tmp_path / "release", ignore=shutil.ignore_patterns("*.py", "*.md")))
 
