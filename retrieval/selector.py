@@ -16,8 +16,10 @@ Trained (``tiktalk select train``) on a dataset's training split, (context, resp
   than one dense vector of two turns). Binary cross-entropy per
   piece; a few hundred full-batch Adam steps, the best step by validation loss.
 - **Abstain**: the threshold on a context's best piece probability that maximises, on the
-  validation split, the share of contexts decided right (a segment holding a used piece, or
-  no segment where the response used none of the candidates).
+  validation split, the segments holding a used piece plus ``abstain_credit`` (default 0.5)
+  for each context left empty where the response used none of the candidates: an empty
+  segment for chit-chat is worth half a segment holding the needed piece (chosen on KdConv's
+  val split by tiny Marias, see docs/selection.md; 1 counts the two alike).
 
 Saved as ``selector.json`` (settings, label vocabulary, threshold, validation scores, and what
 it was built for: encoder fingerprint, index files, KG and data sha256) + ``selector.safetensors``;
@@ -29,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +42,7 @@ from kg.linearize import clean_piece as _clean
 from retrieval.pieces import Piece
 from retrieval.selection import FEATURES, Candidates, SelectionConfig, bigrams, containment
 from tiktalk.errors import FormatError, MissingInputError, UsageError
+from tiktalk.options import NON_NEGATIVE, bounded, check_fields, check_option
 
 CONFIG_FILE, WEIGHTS_FILE = "selector.json", "selector.safetensors"
 FORMAT = "tiktalk-selector"
@@ -204,6 +207,14 @@ class TrainSettings:
     # training split (a used whole value in the segment: 0.774 without the adapter, 0.832 with it)
     max_grams: int = 2000
     seed: int = 0
+    # what an empty segment where the response used no candidate is worth beside a segment
+    # holding a used piece (choose_threshold); 0.5 chosen on KdConv's val split: tiny Marias
+    # trained at the threshold it gives read their segments most (probe) and score as well
+    # (NLL) as at 1's stricter one, keeping far more of the knowledge responses use
+    abstain_credit: float = field(default=0.5, metadata=bounded(NON_NEGATIVE, "worth of a right abstention"))
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def train_model(train: Examples, val: Examples, vocab: Mapping[str, int], settings: TrainSettings,
@@ -254,12 +265,14 @@ def predict(model: SelectorModel, examples: Examples) -> list[np.ndarray]:
 
 
 def choose_threshold(scores: Sequence[np.ndarray], targets: Sequence[np.ndarray],
-                     hits: Sequence[bool] | None = None) -> tuple[float, dict]:
-    """The abstain threshold on a context's best probability that decides the most contexts
-    right: a context with a used candidate is right when kept and its segment holds a used
-    piece (``hits``; default: its best piece is used), a context without one when abstained.
-    Tried: 0 (never abstain), each context's best probability, and just above the highest
-    (always abstain); ties go to the lower threshold (less abstention)."""
+                     hits: Sequence[bool] | None = None, abstain_credit: float = 1.0) -> tuple[float, dict]:
+    """The abstain threshold on a context's best probability that maximises the kept contexts
+    whose segment holds a used piece (``hits``; default: its best piece is used) plus
+    ``abstain_credit`` per abstained context without a used candidate (1: the most contexts
+    decided right; 0: never abstain). Tried: 0 (never abstain), each context's best
+    probability, and just above the highest (always abstain); ties go to the lower threshold
+    (less abstention). ``decided_right`` reports the unweighted share at the chosen one."""
+    check_option("abstain_credit", abstain_credit, NON_NEGATIVE)
     best_prob = np.array([float(s.max()) if len(s) else 0.0 for s in scores])
     if hits is None:
         hits = [bool(len(s)) and bool(t[int(np.argmax(s))]) for s, t in zip(scores, targets)]
@@ -268,9 +281,11 @@ def choose_threshold(scores: Sequence[np.ndarray], targets: Sequence[np.ndarray]
     if not len(best_prob):
         return 0.0, {"decided_right": 0.0, "abstain_share": 0.0, "kept_hit": 0.0}
     candidates = np.unique(np.concatenate([[0.0], best_prob, [np.nextafter(best_prob.max(), np.inf)]]))
-    right = [float(np.mean(np.where(best_prob >= th, hit, none_used))) for th in candidates]
-    i = int(np.argmax(right))
-    return float(candidates[i]), {"decided_right": round(right[i], 4),
+    kept_hits = np.array([float(np.sum(hit & (best_prob >= th))) for th in candidates])
+    right_abstained = np.array([float(np.sum(none_used & (best_prob < th))) for th in candidates])
+    i = int(np.argmax(kept_hits + abstain_credit * right_abstained))
+    right = (kept_hits[i] + right_abstained[i]) / len(best_prob)
+    return float(candidates[i]), {"decided_right": round(float(right), 4),
                                   "abstain_share": round(float(np.mean(best_prob < candidates[i])), 4),
                                   "kept_hit": round(float(hit[~none_used].mean()), 4) if (~none_used).any() else 0.0}
 

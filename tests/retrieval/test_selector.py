@@ -42,7 +42,7 @@ from retrieval.selector import (
 )
 from tests.kdconv_mini import write_mini_kdconv
 from tiktalk.commands.main import main
-from tiktalk.errors import FormatError, MissingInputError
+from tiktalk.errors import FormatError, MissingInputError, UsageError
 from tiktalk.types import KnowledgeBudget
 
 # ------------------------------------------------------------------ labels on hand-made candidates
@@ -129,9 +129,10 @@ def test_pseudo_piece_labels():
 # ------------------------------------------------------------------ the abstain threshold
 
 
-def brute_force_threshold(scores, targets, hits=None) -> tuple[float, float]:
-    """Every threshold on a grid through, between and above the best probabilities: the best
-    share of contexts decided right and the lowest threshold reaching it."""
+def brute_force_threshold(scores, targets, hits=None, credit=1.0) -> tuple[float, float]:
+    """Every threshold on a grid through, between and above the best probabilities: at the
+    lowest threshold worth the most (hits kept + ``credit`` x right abstentions), the share of
+    contexts decided right, and that threshold."""
     best = [float(s.max()) if len(s) else 0.0 for s in scores]
     if hits is None:
         hits = [bool(len(s)) and bool(t[int(np.argmax(s))]) for s, t in zip(scores, targets)]
@@ -139,31 +140,36 @@ def brute_force_threshold(scores, targets, hits=None) -> tuple[float, float]:
     grid = sorted({*points, *((a + b) / 2 for a, b in pairwise(points)), points[-1] + 1.0})
     results = []
     for th in grid:
-        right = 0
+        worth, right = 0.0, 0
         for t, b, hit in zip(targets, best, hits):
             if b >= th:  # a segment: right when it holds a used piece
+                worth += bool(hit)
                 right += bool(hit)
-            else:  # abstained: right when no candidate was used
+            else:  # abstained: right when no candidate was used, worth the credit
+                worth += credit * (not t.any())
                 right += not t.any()
-        results.append((right / len(scores), th))
-    top = max(r for r, _ in results)
-    return top, min(th for r, th in results if r == top)
+        results.append((worth, right / len(scores), th))
+    top = max(w for w, _, _ in results)
+    return min((th, r) for w, r, th in results if w == top)[::-1]
 
 
+@pytest.mark.parametrize("credit", [1.0, 0.5, 0.0])
 @pytest.mark.parametrize("given_hits", [False, True], ids=["best-piece", "segment-hits"])
-def test_choose_threshold_against_a_brute_force_search(given_hits):
+def test_choose_threshold_against_a_brute_force_search(given_hits, credit):
     rng = np.random.default_rng(0)
     for case in range(200):
         n = int(rng.integers(1, 25))
         scores = [np.round(rng.random(int(rng.integers(1, 6))), 1).astype(np.float32) for _ in range(n)]  # ties
         targets = [(rng.random(len(s)) < 0.25).astype(np.float32) for s in scores]
         hits = [bool(t.any()) and rng.random() < 0.7 for t in targets] if given_hits else None
-        threshold, decided = choose_threshold(scores, targets, hits)
-        right, lowest = brute_force_threshold(scores, targets, hits)
+        threshold, decided = choose_threshold(scores, targets, hits, credit)
+        right, lowest = brute_force_threshold(scores, targets, hits, credit)
         best = np.array([float(s.max()) for s in scores])
         assert decided["decided_right"] == round(right, 4), case
-        # the same contexts abstain as at the lowest threshold that decides the most right
+        # the same contexts abstain as at the lowest threshold worth the most
         np.testing.assert_array_equal(best < threshold, best < lowest, err_msg=str(case))
+        if credit == 0.0:
+            assert threshold == 0.0, case
         assert decided["abstain_share"] == round(float(np.mean(best < threshold)), 4)
         if hits is None:
             hits = [bool(t[int(np.argmax(s))]) for s, t in zip(scores, targets)]
@@ -183,6 +189,17 @@ def test_choose_threshold_edges():
     threshold, decided = choose_threshold([np.array([0.2, 0.9]), np.array([0.4])], [np.zeros(2), np.zeros(1)])
     assert threshold > 0.9 and decided == {"decided_right": 1.0, "abstain_share": 1.0, "kept_hit": 0.0}
     assert choose_threshold([], []) == (0.0, {"decided_right": 0.0, "abstain_share": 0.0, "kept_hit": 0.0})
+    # a right abstention worth half a kept hit: abstain on the two unused contexts below both hits
+    scores = [np.array([0.1]), np.array([0.2]), np.array([0.3]), np.array([0.9])]
+    targets = [np.zeros(1), np.zeros(1), np.ones(1), np.ones(1)]
+    assert choose_threshold(scores, targets, abstain_credit=0.5)[0] == pytest.approx(0.3)
+    # now a used one scores lowest: losing it (1) for two right abstentions (2 x 0.5) is a tie,
+    # which goes to less abstention; at credit 1 the two abstentions win
+    scores[2] = np.array([0.05])
+    assert choose_threshold(scores, targets, abstain_credit=0.5)[0] == 0.0
+    assert choose_threshold(scores, targets, abstain_credit=1.0)[0] == pytest.approx(0.9)
+    with pytest.raises(UsageError, match="abstain_credit"):
+        choose_threshold(scores, targets, abstain_credit=float("nan"))
 
 
 # ------------------------------------------------------------------ training on the mini KdConv

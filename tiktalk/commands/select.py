@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from tiktalk.commands import RegistryHelp, add_group, add_json_flag, emit, print_notice
-from tiktalk.options import COUNT, POSITIVE, POSITIVE_INT, SEED
+from tiktalk.options import COUNT, NON_NEGATIVE, POSITIVE, POSITIVE_INT, SEED
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +17,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                 "named_heads": f"heads the context names, most recent first (default {DEFAULT_NAMED_HEADS})",
                 "steps": f"full-batch Adam steps (default {TrainSettings.steps})",
                 "lr": f"learning rate (default {TrainSettings.lr})",
-                "seed": f"seed (default {TrainSettings.seed})"}[name]
+                "seed": f"seed (default {TrainSettings.seed})",
+                "abstain_credit": "the abstain threshold maximises, on the val split, the segments holding a used "
+                                  "piece plus this much per empty segment where the response used none (default "
+                                  f"{TrainSettings.abstain_credit}; 1: the most contexts decided right; 0: never "
+                                  "abstain)"}[name]
 
     select_sub = add_group(sub, "select", "learned knowledge selection")
     p = select_sub.add_parser("train", help="fit a piece selector on a dataset's (context, response) pairs")
@@ -37,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help=RegistryHelp(lambda name=name: defaults(name)))
     p.add_argument("--lr", type=POSITIVE.parse("--lr"), default=None, help=RegistryHelp(lambda: defaults("lr")))
     p.add_argument("--seed", type=SEED.parse("--seed"), default=None, help=RegistryHelp(lambda: defaults("seed")))
+    p.add_argument("--abstain-credit", type=NON_NEGATIVE.parse("--abstain-credit"), default=None,
+                   help=RegistryHelp(lambda: defaults("abstain_credit")))
     p.add_argument("--model", default="maria", help="the model whose knowledge budget the validation segments are "
                    "cut to (default maria; 'none' with --max-tokens: characters)")
     p.add_argument("--max-tokens", type=POSITIVE_INT.parse("--max-tokens"), default=None, help="another budget length")
@@ -49,7 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _render(r: dict) -> str:
     v = r["validation"]
     return (f"wrote {r['out']}: labels from {r['labels_from']}; {r['train']['contexts']} training contexts, "
-            f"{100 * r['train']['contexts_with_label']:.1f}% with a used piece; threshold {r['threshold']:.3f}\n"
+            f"{100 * r['train']['contexts_with_label']:.1f}% with a used piece; threshold {r['threshold']:.3f} "
+            f"(abstain credit {r['training']['abstain_credit']})\n"
             f"val: used piece in segment {v['at_threshold']['used_in_segment']:.3f} "
             f"(no abstention {v['no_abstain']['used_in_segment']:.3f}, dense {v['dense']['used_in_segment']:.3f}), "
             f"abstain {v['at_threshold']['abstain_share']:.3f}")
@@ -64,7 +71,7 @@ def _train(args: argparse.Namespace) -> int:
     from tiktalk.runs.select import train_dataset_selector
 
     refuse_overlap(args.out, [("--data", args.data), ("--index", args.index)], may_write_inside=("--data", "--index"))
-    given = {"steps": args.steps, "lr": args.lr, "seed": args.seed}
+    given = {"steps": args.steps, "lr": args.lr, "seed": args.seed, "abstain_credit": args.abstain_credit}
     settings = dataclasses.replace(TrainSettings(), **{k: v for k, v in given.items() if v is not None})
     heads = {"candidate_heads": args.candidate_heads, "named_heads": args.named_heads}
     result = train_dataset_selector(
