@@ -13,6 +13,7 @@ import pytest
 
 from retrieval.retriever import RetrieverConfig
 from retrieval.search import SearchParams
+from retrieval.selector import TrainSettings
 from tests.cli_contract import expect_error, run_cli
 from tiktalk.build import BuildConfig
 from tiktalk.commands.main import build_parser
@@ -67,6 +68,8 @@ def test_bounds_describe_and_refuse_non_finite_values():
      r"argument --val-fraction: must be a finite number in \[0, 1\]"),
     (["data", "import", "x.jsonl", "--out", "{tmp}/d", "--test-fraction", "2"],
      r"argument --test-fraction: must be a finite number in \[0, 1\]"),
+    (["select", "train", "--data", "x", "--index", "{tmp}/i", "--out", "{tmp}/s", "--abstain-credit", "-0.5"],
+     r"argument --abstain-credit: must be a finite number >= 0, got '-0.5'"),
     (["annotate", "--index", "{tmp}/i", "--data", "x", "--out", "{tmp}/k", "--chunk-size", "0"],
      rf"argument --chunk-size: {INT_RANGE}"),
     (["annotate", "--index", "{tmp}/i", "--data", "x", "--out", "{tmp}/k", "--workers", "-2"],
@@ -108,6 +111,7 @@ def test_train_flags_and_train_config_share_one_declaration():
     (lambda: FeatureConfig(batch_size=-1), r"FeatureConfig.batch_size must be an integer in \[1, 2147483647\]"),
     (lambda: BuildConfig(val_fraction=math.nan), r"BuildConfig.val_fraction must be a finite number in \[0, 1\]"),
     (lambda: ImportOptions(val_fraction=math.inf), r"ImportOptions.val_fraction must be a finite number in \[0, 1\]"),
+    (lambda: TrainSettings(abstain_credit=math.nan), r"TrainSettings.abstain_credit must be a finite number >= 0"),
 ])
 def test_config_objects_refuse_out_of_range_values(make, pattern):
     with pytest.raises(UsageError, match=pattern):

@@ -258,6 +258,7 @@ def test_trained_selector_learns_the_asked_attribute(mini):
     assert meta["labels"][0] == HEAD_LABEL and meta["labels"][-1] == OTHER_LABEL
     assert meta["built_for"] == summary["built_for"] and meta["built_for"]["encoder"]["name"] == "hash:64"
     assert meta["data_sha256"] and meta["validation"] == v
+    assert meta["training"]["abstain_credit"] == TrainSettings().abstain_credit == 0.5
     # on the test split it fills the segment with the asked value of the named place
     retriever = learned(mini)
     turns = [["你去过天坛吗？", "去过，挺好玩的。", "需要门票吗？"], ["你去过长城吗？", "去过，挺好玩的。", "有电话吗？"]]
