@@ -132,7 +132,7 @@ def train_selector(retriever, train: Sequence[Turn], val: Sequence[Turn], out: s
     # a segment does not depend on the threshold (only whether it is written): hit = it holds a used piece
     hits = [any(p in {c.pieces[i] for i in np.flatnonzero(t)} for p in choose(c, s, budget, None)[0])
             for c, s, t in zip(va, val_scores, va_targets)]
-    threshold, decided = choose_threshold(val_scores, va_targets, hits, settings.abstain_credit)
+    threshold, decided = choose_threshold(val_scores, va_targets, hits, settings.abstain_credit, settings.abstain_rule)
     validation = {
         "split": "val", **decided,
         "at_threshold": segment_scores(va, val_scores, va_targets, budget, threshold),

@@ -212,9 +212,15 @@ class TrainSettings:
     # trained at the threshold it gives read their segments most (probe) and score as well
     # (NLL) as at 1's stricter one, keeping far more of the knowledge responses use
     abstain_credit: float = field(default=0.5, metadata=bounded(NON_NEGATIVE, "worth of a right abstention"))
+    # how the threshold is read from val (choose_threshold): "fitted" (a logistic fit of the
+    # odds, stable across selector seeds) or "step" (the best of the step function)
+    abstain_rule: str = "fitted"
 
     def __post_init__(self) -> None:
         check_fields(self)
+        if self.abstain_rule not in ABSTAIN_RULES:
+            raise UsageError(f"TrainSettings.abstain_rule {self.abstain_rule!r}: expected one of "
+                             f"{', '.join(ABSTAIN_RULES)}")
 
 
 def train_model(train: Examples, val: Examples, vocab: Mapping[str, int], settings: TrainSettings,
@@ -264,30 +270,77 @@ def predict(model: SelectorModel, examples: Examples) -> list[np.ndarray]:
     return [probs[o[i] : o[i + 1]] for i in range(len(o) - 1)]
 
 
+ABSTAIN_RULES = ("fitted", "step")
+
+
 def choose_threshold(scores: Sequence[np.ndarray], targets: Sequence[np.ndarray],
-                     hits: Sequence[bool] | None = None, abstain_credit: float = 1.0) -> tuple[float, dict]:
-    """The abstain threshold on a context's best probability that maximises the kept contexts
-    whose segment holds a used piece (``hits``; default: its best piece is used) plus
-    ``abstain_credit`` per abstained context without a used candidate (1: the most contexts
-    decided right; 0: never abstain). Tried: 0 (never abstain), each context's best
-    probability, and just above the highest (always abstain); ties go to the lower threshold
-    (less abstention). ``decided_right`` reports the unweighted share at the chosen one."""
+                     hits: Sequence[bool] | None = None, abstain_credit: float = 1.0,
+                     rule: str = "step") -> tuple[float, dict]:
+    """The abstain threshold on a context's best probability. A kept context is worth 1 when
+    its segment holds a used piece (``hits``; default: its best piece is used), an abstained
+    one ``abstain_credit`` when none of its candidates was used (1: the most contexts decided
+    right; 0: never abstain).
+
+    ``rule="step"``: the threshold that maximises that worth over these contexts. Tried: 0
+    (never abstain), each context's best probability, and just above the highest (always
+    abstain); ties go to the lower threshold (less abstention). Read off a step function of a
+    few hundred contexts, it moves with every one of them.
+    ``rule="fitted"``: a logistic regression (scikit-learn, default L2) of "holds a used
+    piece" against "none used" on the logit of the best probability (contexts whose used piece
+    the segment misses are worth 0 either way and left out); keeping is worth it where the
+    fitted odds reach ``abstain_credit``, so the threshold is where they equal it. Falls back to
+    ``step`` when a class is missing or the fitted slope is not positive (recorded as ``rule``).
+    ``decided_right`` reports the unweighted share decided right at the chosen threshold."""
     check_option("abstain_credit", abstain_credit, NON_NEGATIVE)
+    if rule not in ABSTAIN_RULES:
+        raise UsageError(f"abstain rule {rule!r}: expected one of {', '.join(ABSTAIN_RULES)}")
     best_prob = np.array([float(s.max()) if len(s) else 0.0 for s in scores])
     if hits is None:
         hits = [bool(len(s)) and bool(t[int(np.argmax(s))]) for s, t in zip(scores, targets)]
     hit = np.asarray(hits, dtype=bool)
     none_used = np.array([not t.any() for t in targets], dtype=bool)
     if not len(best_prob):
-        return 0.0, {"decided_right": 0.0, "abstain_share": 0.0, "kept_hit": 0.0}
-    candidates = np.unique(np.concatenate([[0.0], best_prob, [np.nextafter(best_prob.max(), np.inf)]]))
-    kept_hits = np.array([float(np.sum(hit & (best_prob >= th))) for th in candidates])
-    right_abstained = np.array([float(np.sum(none_used & (best_prob < th))) for th in candidates])
-    i = int(np.argmax(kept_hits + abstain_credit * right_abstained))
-    right = (kept_hits[i] + right_abstained[i]) / len(best_prob)
-    return float(candidates[i]), {"decided_right": round(float(right), 4),
-                                  "abstain_share": round(float(np.mean(best_prob < candidates[i])), 4),
-                                  "kept_hit": round(float(hit[~none_used].mean()), 4) if (~none_used).any() else 0.0}
+        return 0.0, {"decided_right": 0.0, "abstain_share": 0.0, "kept_hit": 0.0, "rule": rule}
+    threshold, used_rule, fit = None, rule, None
+    if rule == "fitted":
+        threshold, fit = _fitted_threshold(best_prob, hit, none_used, abstain_credit)
+        if threshold is None:
+            used_rule = f"step (fallback: {fit})"
+            fit = None
+    if threshold is None:
+        candidates = np.unique(np.concatenate([[0.0], best_prob, [np.nextafter(best_prob.max(), np.inf)]]))
+        kept_hits = np.array([float(np.sum(hit & (best_prob >= th))) for th in candidates])
+        right_abstained = np.array([float(np.sum(none_used & (best_prob < th))) for th in candidates])
+        threshold = float(candidates[int(np.argmax(kept_hits + abstain_credit * right_abstained))])
+    kept = best_prob >= threshold
+    right = float(np.mean(np.where(kept, hit, none_used)))
+    out = {"decided_right": round(right, 4), "abstain_share": round(float(np.mean(~kept)), 4),
+           "kept_hit": round(float(hit[~none_used].mean()), 4) if (~none_used).any() else 0.0, "rule": used_rule}
+    if fit is not None:
+        out["fit"] = fit
+    return threshold, out
+
+
+def _fitted_threshold(best_prob: np.ndarray, hit: np.ndarray, none_used: np.ndarray,
+                      credit: float) -> tuple[float | None, dict | str]:
+    """(threshold, {"intercept", "slope"}) of the ``fitted`` rule, or (None, why not)."""
+    from sklearn.linear_model import LogisticRegression
+
+    if credit == 0:
+        return 0.0, {"intercept": None, "slope": None}  # nothing is worth an abstention
+    rows = hit | none_used
+    if not hit[rows].any() or hit[rows].all():
+        return None, "the val contexts hold only one of 'used piece in segment' and 'none used'"
+    eps = 1e-6
+    p = np.clip(best_prob, eps, 1 - eps)
+    x = np.log(p / (1 - p))
+    model = LogisticRegression().fit(x[rows, None], hit[rows].astype(int))
+    intercept, slope = float(model.intercept_[0]), float(model.coef_[0, 0])
+    if slope <= 0:
+        return None, f"the fitted slope is {slope:.3g}: a higher probability is not likelier to hold a used piece"
+    z = (np.log(credit) - intercept) / slope  # logit of the best probability where the odds equal the credit
+    threshold = float(1 / (1 + np.exp(-np.clip(z, -700, 700))))
+    return threshold, {"intercept": round(intercept, 6), "slope": round(slope, 6)}
 
 
 # -- saving and loading

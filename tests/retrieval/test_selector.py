@@ -180,15 +180,16 @@ def test_choose_threshold_against_a_brute_force_search(given_hits, credit):
 def test_choose_threshold_edges():
     # every context's best piece used: never abstain
     threshold, decided = choose_threshold([np.array([0.2, 0.9]), np.array([0.4])], [np.array([0, 1]), np.ones(1)])
-    assert threshold == 0.0 and decided == {"decided_right": 1.0, "abstain_share": 0.0, "kept_hit": 1.0}
+    assert threshold == 0.0 and decided == {"decided_right": 1.0, "abstain_share": 0.0, "kept_hit": 1.0, "rule": "step"}
     # the used context scores highest: abstain on the others only
     threshold, decided = choose_threshold([np.array([0.2, 0.9]), np.array([0.4]), np.array([0.3])],
                                           [np.array([0, 1]), np.zeros(1), np.zeros(1)])
     assert threshold == pytest.approx(0.9) and decided["decided_right"] == 1.0
     # nothing used anywhere: abstaining on everything decides every context right
     threshold, decided = choose_threshold([np.array([0.2, 0.9]), np.array([0.4])], [np.zeros(2), np.zeros(1)])
-    assert threshold > 0.9 and decided == {"decided_right": 1.0, "abstain_share": 1.0, "kept_hit": 0.0}
-    assert choose_threshold([], []) == (0.0, {"decided_right": 0.0, "abstain_share": 0.0, "kept_hit": 0.0})
+    assert threshold > 0.9 and decided == {"decided_right": 1.0, "abstain_share": 1.0, "kept_hit": 0.0, "rule": "step"}
+    assert choose_threshold([], []) == (0.0, {"decided_right": 0.0, "abstain_share": 0.0, "kept_hit": 0.0,
+                                              "rule": "step"})
     # a right abstention worth half a kept hit: abstain on the two unused contexts below both hits
     scores = [np.array([0.1]), np.array([0.2]), np.array([0.3]), np.array([0.9])]
     targets = [np.zeros(1), np.zeros(1), np.ones(1), np.ones(1)]
@@ -200,6 +201,57 @@ def test_choose_threshold_edges():
     assert choose_threshold(scores, targets, abstain_credit=1.0)[0] == pytest.approx(0.9)
     with pytest.raises(UsageError, match="abstain_credit"):
         choose_threshold(scores, targets, abstain_credit=float("nan"))
+
+
+def logistic_contexts(n: int, a: float, b: float, seed: int):
+    """Contexts whose best probability is sigmoid(x), x ~ N(0, 2), and whose segment holds a
+    used piece with odds exp(a + b x) against none used (no context misses its used piece)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 2, n)
+    hit = rng.random(n) < 1 / (1 + np.exp(-(a + b * x)))
+    scores = [np.array([1 / (1 + np.exp(-v)), 0.0]) for v in x]
+    targets = [np.array([1.0, 0.0]) if h else np.zeros(2) for h in hit]
+    return scores, targets
+
+
+def test_fitted_threshold_finds_where_the_odds_equal_the_credit():
+    a, b = -1.0, 1.5
+    scores, targets = logistic_contexts(20000, a, b, seed=0)
+    for credit in (0.25, 0.5, 1.0, 2.0):
+        threshold, decided = choose_threshold(scores, targets, abstain_credit=credit, rule="fitted")
+        assert decided["rule"] == "fitted"
+        assert decided["fit"]["slope"] == pytest.approx(b, rel=0.05)
+        expected = 1 / (1 + np.exp(-(np.log(credit) - a) / b))
+        assert threshold == pytest.approx(expected, abs=0.02), credit
+        # the step rule on so many contexts lands near the same point
+        step, _ = choose_threshold(scores, targets, abstain_credit=credit, rule="step")
+        assert step == pytest.approx(expected, abs=0.06), credit
+    assert choose_threshold(scores, targets, abstain_credit=0.0, rule="fitted")[0] == 0.0
+
+
+def test_fitted_threshold_moves_less_than_the_step_one_across_samples():
+    spread = {}
+    for rule in ("fitted", "step"):
+        chosen = [choose_threshold(*logistic_contexts(250, -1.0, 1.5, seed), abstain_credit=0.5, rule=rule)[0]
+                  for seed in range(30)]
+        spread[rule] = float(np.std(chosen))
+    assert spread["fitted"] < 0.6 * spread["step"], spread
+
+
+def test_fitted_threshold_falls_back_to_the_step_rule():
+    scores = [np.array([0.2]), np.array([0.6]), np.array([0.9])]
+    only_hits = [np.ones(1)] * 3
+    threshold, decided = choose_threshold(scores, only_hits, abstain_credit=0.5, rule="fitted")
+    assert decided["rule"].startswith("step (fallback: the val contexts hold only one")
+    assert (threshold, "fit" in decided) == (choose_threshold(scores, only_hits, abstain_credit=0.5)[0], False)
+    # a higher probability less likely to hold a used piece: no odds to read a threshold from
+    backwards = [np.ones(1), np.zeros(1), np.zeros(1)]
+    _, decided = choose_threshold(scores, backwards, abstain_credit=0.5, rule="fitted")
+    assert decided["rule"].startswith("step (fallback: the fitted slope is")
+    with pytest.raises(UsageError, match="abstain rule 'odds'"):
+        choose_threshold(scores, backwards, rule="odds")
+    with pytest.raises(UsageError, match="TrainSettings.abstain_rule 'odds'"):
+        TrainSettings(abstain_rule="odds")
 
 
 # ------------------------------------------------------------------ training on the mini KdConv
@@ -259,6 +311,8 @@ def test_trained_selector_learns_the_asked_attribute(mini):
     assert meta["built_for"] == summary["built_for"] and meta["built_for"]["encoder"]["name"] == "hash:64"
     assert meta["data_sha256"] and meta["validation"] == v
     assert meta["training"]["abstain_credit"] == TrainSettings().abstain_credit == 0.5
+    assert meta["training"]["abstain_rule"] == "fitted"
+    assert v["rule"] == "fitted" or v["rule"].startswith("step (fallback: ")
     # on the test split it fills the segment with the asked value of the named place
     retriever = learned(mini)
     turns = [["你去过天坛吗？", "去过，挺好玩的。", "需要门票吗？"], ["你去过长城吗？", "去过，挺好玩的。", "有电话吗？"]]

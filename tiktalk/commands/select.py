@@ -43,6 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=SEED.parse("--seed"), default=None, help=RegistryHelp(lambda: defaults("seed")))
     p.add_argument("--abstain-credit", type=NON_NEGATIVE.parse("--abstain-credit"), default=None,
                    help=RegistryHelp(lambda: defaults("abstain_credit")))
+    p.add_argument("--abstain-rule", choices=("fitted", "step"), default=None,
+                   help="how the threshold is read from val: fitted (default: where a logistic fit of the odds "
+                        "of a used piece against none used equals the credit; stable across seeds) or step (the "
+                        "best threshold of the step function itself)")
     p.add_argument("--model", default="maria", help="the model whose knowledge budget the validation segments are "
                    "cut to (default maria; 'none' with --max-tokens: characters)")
     p.add_argument("--max-tokens", type=POSITIVE_INT.parse("--max-tokens"), default=None, help="another budget length")
@@ -56,7 +60,7 @@ def _render(r: dict) -> str:
     v = r["validation"]
     return (f"wrote {r['out']}: labels from {r['labels_from']}; {r['train']['contexts']} training contexts, "
             f"{100 * r['train']['contexts_with_label']:.1f}% with a used piece; threshold {r['threshold']:.3f} "
-            f"(abstain credit {r['training']['abstain_credit']})\n"
+            f"(abstain credit {r['training']['abstain_credit']}, rule {r['validation']['rule']})\n"
             f"val: used piece in segment {v['at_threshold']['used_in_segment']:.3f} "
             f"(no abstention {v['no_abstain']['used_in_segment']:.3f}, dense {v['dense']['used_in_segment']:.3f}), "
             f"abstain {v['at_threshold']['abstain_share']:.3f}")
@@ -71,7 +75,8 @@ def _train(args: argparse.Namespace) -> int:
     from tiktalk.runs.select import train_dataset_selector
 
     refuse_overlap(args.out, [("--data", args.data), ("--index", args.index)], may_write_inside=("--data", "--index"))
-    given = {"steps": args.steps, "lr": args.lr, "seed": args.seed, "abstain_credit": args.abstain_credit}
+    given = {"steps": args.steps, "lr": args.lr, "seed": args.seed, "abstain_credit": args.abstain_credit,
+             "abstain_rule": args.abstain_rule}
     settings = dataclasses.replace(TrainSettings(), **{k: v for k, v in given.items() if v is not None})
     heads = {"candidate_heads": args.candidate_heads, "named_heads": args.named_heads}
     result = train_dataset_selector(
