@@ -15,11 +15,12 @@ Trained (``tiktalk select train``) on a dataset's training split, (context, resp
   turn's character bigrams (``几点`` asks for opening hours, ``多少钱`` for the ticket: sharper
   than one dense vector of two turns). Binary cross-entropy per
   piece; a few hundred full-batch Adam steps, the best step by validation loss.
-- **Abstain**: the threshold on a context's best piece probability that maximises, on the
-  validation split, the segments holding a used piece plus ``abstain_credit`` (default 0.5)
-  for each context left empty where the response used none of the candidates: an empty
-  segment for chit-chat is worth half a segment holding the needed piece (chosen on KdConv's
-  val split by tiny Marias, see docs/selection.md; 1 counts the two alike).
+- **Abstain**: a threshold on a context's best piece probability, chosen on the validation
+  split: a segment holding a used piece is worth 1, an empty one where the response used none
+  of the candidates ``abstain_credit`` (default 0.5: chosen on KdConv's val split by tiny
+  Marias, see docs/selection.md). The threshold is where a logistic fit of the odds of the two
+  on the best probability equals the credit (``abstain_rule="fitted"``; ``"step"``: the best
+  threshold of the step function, which moves with every val context).
 
 Saved as ``selector.json`` (settings, label vocabulary, threshold, validation scores, and what
 it was built for: encoder fingerprint, index files, KG and data sha256) + ``selector.safetensors``;
