@@ -302,12 +302,11 @@ def choose_threshold(scores: Sequence[np.ndarray], targets: Sequence[np.ndarray]
     none_used = np.array([not t.any() for t in targets], dtype=bool)
     if not len(best_prob):
         return 0.0, {"decided_right": 0.0, "abstain_share": 0.0, "kept_hit": 0.0, "rule": rule}
-    threshold, used_rule, fit = None, rule, None
+    threshold, fit, used_rule = None, None, rule
     if rule == "fitted":
-        threshold, fit = _fitted_threshold(best_prob, hit, none_used, abstain_credit)
-        if threshold is None:
-            used_rule = f"step (fallback: {fit})"
-            fit = None
+        threshold, fit, why_not = _fitted_threshold(best_prob, hit, none_used, abstain_credit)
+        if why_not is not None:
+            used_rule = f"step (fallback: {why_not})"
     if threshold is None:
         candidates = np.unique(np.concatenate([[0.0], best_prob, [np.nextafter(best_prob.max(), np.inf)]]))
         kept_hits = np.array([float(np.sum(hit & (best_prob >= th))) for th in candidates])
@@ -322,26 +321,25 @@ def choose_threshold(scores: Sequence[np.ndarray], targets: Sequence[np.ndarray]
     return threshold, out
 
 
-def _fitted_threshold(best_prob: np.ndarray, hit: np.ndarray, none_used: np.ndarray,
-                      credit: float) -> tuple[float | None, dict | str]:
-    """(threshold, {"intercept", "slope"}) of the ``fitted`` rule, or (None, why not)."""
+def _fitted_threshold(best_prob: np.ndarray, hit: np.ndarray, none_used: np.ndarray, credit: float
+                      ) -> tuple[float | None, dict | None, str | None]:
+    """The ``fitted`` rule: (threshold, {"intercept", "slope"}, None), or (None, None, why not)."""
     from sklearn.linear_model import LogisticRegression
 
     if credit == 0:
-        return 0.0, {"intercept": None, "slope": None}  # nothing is worth an abstention
+        return 0.0, None, None  # nothing is worth an abstention: no fit needed
     rows = hit | none_used
     if not hit[rows].any() or hit[rows].all():
-        return None, "the val contexts hold only one of 'used piece in segment' and 'none used'"
-    eps = 1e-6
-    p = np.clip(best_prob, eps, 1 - eps)
+        return None, None, "the val contexts hold only one of 'used piece in segment' and 'none used'"
+    p = np.clip(best_prob, 1e-6, 1 - 1e-6)
     x = np.log(p / (1 - p))
     model = LogisticRegression().fit(x[rows, None], hit[rows].astype(int))
     intercept, slope = float(model.intercept_[0]), float(model.coef_[0, 0])
     if slope <= 0:
-        return None, f"the fitted slope is {slope:.3g}: a higher probability is not likelier to hold a used piece"
+        return None, None, f"the fitted slope is {slope:.3g}: a higher probability is not likelier to hold a used piece"
     z = (np.log(credit) - intercept) / slope  # logit of the best probability where the odds equal the credit
     threshold = float(1 / (1 + np.exp(-np.clip(z, -700, 700))))
-    return threshold, {"intercept": round(intercept, 6), "slope": round(slope, 6)}
+    return threshold, {"intercept": round(intercept, 6), "slope": round(slope, 6)}, None
 
 
 # -- saving and loading

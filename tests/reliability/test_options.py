@@ -70,6 +70,8 @@ def test_bounds_describe_and_refuse_non_finite_values():
      r"argument --test-fraction: must be a finite number in \[0, 1\]"),
     (["select", "train", "--data", "x", "--index", "{tmp}/i", "--out", "{tmp}/s", "--abstain-credit", "-0.5"],
      r"argument --abstain-credit: must be a finite number >= 0, got '-0.5'"),
+    (["select", "train", "--data", "x", "--index", "{tmp}/i", "--out", "{tmp}/s", "--abstain-rule", "odds"],
+     r"argument --abstain-rule: must be one of fitted, step, got 'odds'"),
     (["annotate", "--index", "{tmp}/i", "--data", "x", "--out", "{tmp}/k", "--chunk-size", "0"],
      rf"argument --chunk-size: {INT_RANGE}"),
     (["annotate", "--index", "{tmp}/i", "--data", "x", "--out", "{tmp}/k", "--workers", "-2"],

@@ -11,7 +11,7 @@ from tiktalk.options import COUNT, NON_NEGATIVE, POSITIVE, POSITIVE_INT, SEED
 def register(sub: argparse._SubParsersAction) -> None:
     def defaults(name: str) -> str:  # help read from the library when shown (no heavy import for --help)
         from retrieval.selection import DEFAULT_CANDIDATE_HEADS, DEFAULT_NAMED_HEADS
-        from retrieval.selector import TrainSettings
+        from retrieval.selector import ABSTAIN_RULES, TrainSettings
 
         return {"candidate_heads": f"dense heads whose pieces are candidates (default {DEFAULT_CANDIDATE_HEADS})",
                 "named_heads": f"heads the context names, most recent first (default {DEFAULT_NAMED_HEADS})",
@@ -21,7 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                 "abstain_credit": "the abstain threshold maximises, on the val split, the segments holding a used "
                                   "piece plus this much per empty segment where the response used none (default "
                                   f"{TrainSettings.abstain_credit}; 1: the most contexts decided right; 0: never "
-                                  "abstain)"}[name]
+                                  "abstain)",
+                "abstain_rule": f"how the threshold is read from val, one of {', '.join(ABSTAIN_RULES)} (default "
+                                f"{TrainSettings.abstain_rule}); fitted: where a logistic fit of the odds of a used "
+                                "piece against none used equals the credit (stable across seeds); step: the best "
+                                "threshold of the step function itself"}[name]
 
     select_sub = add_group(sub, "select", "learned knowledge selection")
     p = select_sub.add_parser("train", help="fit a piece selector on a dataset's (context, response) pairs")
@@ -43,10 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=SEED.parse("--seed"), default=None, help=RegistryHelp(lambda: defaults("seed")))
     p.add_argument("--abstain-credit", type=NON_NEGATIVE.parse("--abstain-credit"), default=None,
                    help=RegistryHelp(lambda: defaults("abstain_credit")))
-    p.add_argument("--abstain-rule", choices=("fitted", "step"), default=None,
-                   help="how the threshold is read from val: fitted (default: where a logistic fit of the odds "
-                        "of a used piece against none used equals the credit; stable across seeds) or step (the "
-                        "best threshold of the step function itself)")
+    p.add_argument("--abstain-rule", type=_abstain_rule, default=None,
+                   help=RegistryHelp(lambda: defaults("abstain_rule")))
     p.add_argument("--model", default="maria", help="the model whose knowledge budget the validation segments are "
                    "cut to (default maria; 'none' with --max-tokens: characters)")
     p.add_argument("--max-tokens", type=POSITIVE_INT.parse("--max-tokens"), default=None, help="another budget length")
@@ -54,6 +56,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true")
     add_json_flag(p)
     p.set_defaults(func=_train)
+
+
+def _abstain_rule(text: str) -> str:
+    from retrieval.selector import (
+        ABSTAIN_RULES,  # the library's list, read only when the flag is given
+    )
+
+    if text not in ABSTAIN_RULES:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(ABSTAIN_RULES)}, got {text!r}")
+    return text
 
 
 def _render(r: dict) -> str:
