@@ -59,9 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _abstain_rule(text: str) -> str:
-    from retrieval.selector import (
-        ABSTAIN_RULES,  # the library's list, read only when the flag is given
-    )
+    # the library's list, imported only when the flag is given (torch is heavy for --help)
+    from retrieval.selector import ABSTAIN_RULES
 
     if text not in ABSTAIN_RULES:
         raise argparse.ArgumentTypeError(f"must be one of {', '.join(ABSTAIN_RULES)}, got {text!r}")
