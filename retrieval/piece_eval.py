@@ -51,7 +51,7 @@ def rank_metrics(scores: Sequence[np.ndarray], targets: Sequence[np.ndarray], ks
 def kdconv_piece_recall(retriever, data_dir: str | Path, *, split: str = "test", scorers: dict | None = None,
                         max_dialogues: int | None = None, ks: Sequence[int] = KS, progress: bool = False) -> dict:
     """Piece-level recall of ``retriever``'s candidates under each of ``scorers`` (name -> a
-    scorer with ``score`` and ``abstain_below``; default: the retriever's own); ``progress``:
+    scorer with ``score`` and ``abstains``; default: the retriever's own); ``progress``:
     bars (with ETA) over the background's encoding and the contexts' candidates."""
     from tqdm.auto import tqdm
 
@@ -73,8 +73,8 @@ def kdconv_piece_recall(retriever, data_dir: str | Path, *, split: str = "test",
     for name, scorer in (scorers or {retriever.scorer.name: retriever.scorer}).items():
         scores = scorer.score(batch)
         in_segment = abstained = 0
-        for c, s, t in zip(batch, scores, targets):
-            pieces, abstain = choose(c, s, retriever.budget, scorer.abstain_below)
+        for c, s, t, a in zip(batch, scores, targets, scorer.abstains(batch, scores)):
+            pieces, abstain = choose(c, s, retriever.budget, bool(a))
             abstained += abstain
             used = {c.pieces[i] for i in np.flatnonzero(t)}
             in_segment += any(p in used for p in pieces)

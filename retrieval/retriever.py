@@ -178,7 +178,7 @@ class Retriever:
                 self.scorer = SELECTIONS.get(self.config.selection)(self.config.piece_selection)
             self.candidates = CandidateBuilder(self, self.scorer.config)
             if not self.config.abstain:
-                self.scorer.abstain_below = None
+                self.scorer.never_abstain()
 
     @property
     def selection_settings(self) -> dict:
@@ -325,15 +325,16 @@ class Retriever:
         """The piece selection's segments (see :mod:`retrieval.selection`)."""
         batch = self.candidates.build(contexts, queries, vectors)
         present = [c for c in batch if c is not None]
-        scores = iter(self.scorer.score(present))
+        scored = self.scorer.score(present)
+        decided = iter(zip(scored, self.scorer.abstains(present, scored)))
         rows = self._rows
         out = []
         for qs, c in zip(queries, batch):
             if c is None:
                 out.append(Retrieval(qs, [], "", pieces=[], abstained=False))
                 continue
-            s = next(scores)
-            pieces, abstained = choose(c, s, self.budget, self.scorer.abstain_below, self.scorer.config.max_pieces)
+            s, abstain = next(decided)
+            pieces, abstained = choose(c, s, self.budget, bool(abstain), self.scorer.config.max_pieces)
             head_score = {p.head_id: float(c.head_score[i]) for i, p in enumerate(c.pieces)}
             heads = [RetrievedHead(h, self._texts[rows[h]], self._kinds[rows[h]], self._families[rows[h]],
                                    head_score[h]) for h in dict.fromkeys(p.head_id for p in pieces)]

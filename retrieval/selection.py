@@ -359,6 +359,12 @@ class DenseScorer:
     def describe(self) -> dict:
         return {"name": self.name, "head_weight": self.config.head_weight}
 
+    def abstains(self, batch: Sequence[Candidates], scores: Sequence[np.ndarray]) -> np.ndarray:
+        return below_threshold(scores, self.abstain_below)
+
+    def never_abstain(self) -> None:
+        self.abstain_below = None
+
     def score(self, batch: Sequence[Candidates]) -> list[np.ndarray]:
         cfg = self.config
         return [(c.vectors @ c.query_vector - cfg.hub_weight * c.piece_penalty + cfg.head_weight * c.head_score
@@ -374,14 +380,22 @@ PAPER = None  # the head-major linearisation (Retriever.expand): no piece scorer
 DEFAULT_SELECTION = "dense"
 
 
-def choose(candidates: Candidates | None, scores: np.ndarray | None, budget, abstain_below: float | None,
+def below_threshold(scores: Sequence[np.ndarray], abstain_below: float | None) -> np.ndarray:
+    """(c,) bool: the contexts whose best piece scores under ``abstain_below`` (None: none)."""
+    if abstain_below is None:
+        return np.zeros(len(scores), dtype=bool)
+    return np.array([bool(len(s)) and float(np.max(s)) < abstain_below for s in scores], dtype=bool)
+
+
+def choose(candidates: Candidates | None, scores: np.ndarray | None, budget, abstain: bool = False,
            max_pieces: int | None = None) -> tuple[list[Piece], bool]:
-    """The pieces of one context's segment, best first, and whether it abstained."""
+    """The pieces of one context's segment, best first, and whether it abstained (``abstain``:
+    the scorer's decision, :meth:`abstains`)."""
     from retrieval.pieces import fill_segment
 
     if candidates is None or not candidates.pieces:
         return [], False
-    order = sorted(range(len(candidates.pieces)), key=lambda i: (-float(scores[i]), i))
-    if abstain_below is not None and float(scores[order[0]]) < abstain_below:
+    if abstain:
         return [], True
+    order = sorted(range(len(candidates.pieces)), key=lambda i: (-float(scores[i]), i))
     return fill_segment([candidates.pieces[i] for i in order], budget, max_pieces), False

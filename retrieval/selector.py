@@ -15,14 +15,19 @@ Trained (``tiktalk select train``) on a dataset's training split, (context, resp
   turn's character bigrams (``几点`` asks for opening hours, ``多少钱`` for the ticket: sharper
   than one dense vector of two turns). Binary cross-entropy per
   piece; a few hundred full-batch Adam steps, the best step by validation loss.
-- **Abstain**: a threshold on a context's best piece probability, chosen on the validation
-  split: a segment holding a used piece is worth 1, an empty one where the response used none
-  of the candidates ``abstain_credit`` (default 0.5: chosen on KdConv's val split by tiny
-  Marias, see docs/selection.md). The threshold is where a logistic fit of the odds of the two
-  on the best probability equals the credit (``abstain_rule="fitted"``; ``"step"``: the best
-  threshold of the step function, which moves with every val context).
+- **Abstain**: a segment holding a used piece is worth 1, an empty one where the response used
+  none of the candidates ``abstain_credit`` (default 0.5: chosen on KdConv's val split by tiny
+  Marias, see docs/selection.md); a context is kept where the odds of the first against the
+  second reach the credit. ``abstain_rule="context"`` (default, :class:`AbstainGate`): the odds
+  from a logistic regression on the best piece's logit and the context's own cues (does its
+  last turn, or the one before, ask a question; their lengths; the last turn's bigrams: a
+  reply to a question recites knowledge, a reply to an answer often asks the next question),
+  fitted on cross-fitted training-split probabilities and the val split. ``"fitted"``: a
+  threshold on the best probability, where a one-feature logistic fit on val reaches the
+  credit; ``"step"``: the best threshold of the step function on val, which moves with every
+  val context.
 
-Saved as ``selector.json`` (settings, label vocabulary, threshold, validation scores, and what
+Saved as ``selector.json`` (settings, label vocabulary, threshold or gate, validation scores, and what
 it was built for: encoder fingerprint, index files, KG and data sha256) + ``selector.safetensors``;
 :meth:`LearnedScorer.load` refuses a selector built for another encoder, index or KG.
 """
@@ -31,6 +36,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,13 +48,29 @@ from torch import nn
 
 from kg.linearize import clean_piece as _clean
 from retrieval.pieces import Piece
-from retrieval.selection import FEATURES, Candidates, SelectionConfig, bigrams, containment
+from retrieval.selection import (
+    FEATURES,
+    Candidates,
+    SelectionConfig,
+    below_threshold,
+    bigrams,
+    containment,
+)
 from tiktalk.errors import FormatError, MissingInputError, UsageError
-from tiktalk.options import NON_NEGATIVE, bounded, check_fields, check_option
+from tiktalk.options import (
+    COUNT,
+    FOLDS,
+    NON_NEGATIVE,
+    POSITIVE,
+    bounded,
+    check_fields,
+    check_option,
+)
 
 CONFIG_FILE, WEIGHTS_FILE = "selector.json", "selector.safetensors"
 FORMAT = "tiktalk-selector"
-FORMAT_VERSION = 3  # 2: the last turn's bigrams per relation/attribute; 3: how the context names each head
+FORMAT_VERSION = 4  # 2: the last turn's bigrams per relation/attribute; 3: how the context names each head; 4: gate
+READABLE_VERSIONS = (3, 4)  # a version 3 selector has no gate: its threshold decides
 HEAD_LABEL, OTHER_LABEL = "<head>", "<other>"
 PART_MIN_OVERLAP = 0.5  # share of a part's bigrams the response repeats for the part to count as used
 
@@ -213,9 +236,16 @@ class TrainSettings:
     # trained at the threshold it gives read their segments most (probe) and score as well
     # (NLL) as at 1's stricter one, keeping far more of the knowledge responses use
     abstain_credit: float = field(default=0.5, metadata=bounded(NON_NEGATIVE, "worth of a right abstention"))
-    # how the threshold is read from val (choose_threshold): "fitted" (a logistic fit of the
-    # odds, stable across selector seeds) or "step" (the best of the step function)
-    abstain_rule: str = "fitted"
+    # how the abstention is learned: "context" (AbstainGate: the best logit and the context's
+    # cues, on cross-fitted train + val), "fitted" (a threshold where a logistic fit of the odds
+    # on val reaches the credit) or "step" (the best threshold of the step function on val)
+    abstain_rule: str = "context"
+    # the gate's last-turn bigrams and L2 strength (scikit-learn's C), and the folds whose
+    # held-out probabilities it learns from; chosen by 5-fold CV on KdConv's training split
+    # (kept hits + 0.5 per right abstention: threshold 0.619, gate 0.660; flat for 300-1000 bigrams)
+    gate_grams: int = field(default=500, metadata=bounded(COUNT, "gate bigrams"))
+    gate_c: float = field(default=0.3, metadata=bounded(POSITIVE, "gate inverse L2 strength"))
+    gate_folds: int = field(default=5, metadata=bounded(FOLDS, "cross-fitting folds"))
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -271,7 +301,8 @@ def predict(model: SelectorModel, examples: Examples) -> list[np.ndarray]:
     return [probs[o[i] : o[i + 1]] for i in range(len(o) - 1)]
 
 
-ABSTAIN_RULES = ("fitted", "step")
+ABSTAIN_RULES = ("context", "fitted", "step")
+THRESHOLD_RULES = ("fitted", "step")
 
 
 def choose_threshold(scores: Sequence[np.ndarray], targets: Sequence[np.ndarray],
@@ -293,8 +324,8 @@ def choose_threshold(scores: Sequence[np.ndarray], targets: Sequence[np.ndarray]
     ``step`` when a class is missing or the fitted slope is not positive (recorded as ``rule``).
     ``decided_right`` reports the unweighted share decided right at the chosen threshold."""
     check_option("abstain_credit", abstain_credit, NON_NEGATIVE)
-    if rule not in ABSTAIN_RULES:
-        raise UsageError(f"abstain rule {rule!r}: expected one of {', '.join(ABSTAIN_RULES)}")
+    if rule not in THRESHOLD_RULES:
+        raise UsageError(f"threshold rule {rule!r}: expected one of {', '.join(THRESHOLD_RULES)}")
     best_prob = np.array([float(s.max()) if len(s) else 0.0 for s in scores])
     if hits is None:
         hits = [bool(len(s)) and bool(t[int(np.argmax(s))]) for s, t in zip(scores, targets)]
@@ -321,6 +352,16 @@ def choose_threshold(scores: Sequence[np.ndarray], targets: Sequence[np.ndarray]
     return threshold, out
 
 
+def decision_worth(abstains: Sequence[bool], hits: Sequence[bool], none_used: Sequence[bool]) -> dict[str, float]:
+    """Shares of contexts: kept with a used piece in the segment, abstained where none was used,
+    decided right (either), and abstained."""
+    a, h, n = (np.asarray(x, dtype=bool) for x in (abstains, hits, none_used))
+    if not len(a):
+        return {"kept_hit": 0.0, "right_abstained": 0.0, "decided_right": 0.0, "abstain_share": 0.0}
+    return {"kept_hit": float(np.mean(~a & h)), "right_abstained": float(np.mean(a & n)),
+            "decided_right": float(np.mean(np.where(a, n, h))), "abstain_share": float(np.mean(a))}
+
+
 def _fitted_threshold(best_prob: np.ndarray, hit: np.ndarray, none_used: np.ndarray, credit: float
                       ) -> tuple[float | None, dict | None, str | None]:
     """The ``fitted`` rule: (threshold, {"intercept", "slope"}, None), or (None, None, why not)."""
@@ -342,6 +383,102 @@ def _fitted_threshold(best_prob: np.ndarray, hit: np.ndarray, none_used: np.ndar
     return threshold, {"intercept": round(intercept, 6), "slope": round(slope, 6)}, None
 
 
+# -- the abstain gate (abstain_rule="context")
+ASKS = re.compile(r"[？?吗]")  # a turn that asks: its reply tends to recite knowledge
+GATE_CUES = ("best_logit", "last_turn_asks", "turn_before_asks", "last_turn_length", "turns")
+
+
+def best_logits(scores: Sequence[np.ndarray]) -> np.ndarray:
+    """(c,) the logit of each context's best piece probability (clipped to 1e-6)."""
+    p = np.clip(np.array([float(s.max()) if len(s) else 0.0 for s in scores]), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def context_cues(batch: Sequence[Candidates]) -> np.ndarray:
+    """(c, 4) what a context itself says about its reply: does its last turn ask, does the turn
+    before, log(1 + characters of the last turn), log(1 + turns)."""
+    rows = []
+    for c in batch:
+        last = c.context[-1] if c.context else ""
+        before = c.context[-2] if len(c.context) > 1 else ""
+        rows.append((float(bool(ASKS.search(last))), float(bool(ASKS.search(before))), math.log1p(len(last)),
+                     math.log1p(len(c.context))))
+    return np.array(rows, dtype=np.float64).reshape(len(batch), len(GATE_CUES) - 1)
+
+
+@dataclass
+class AbstainGate:
+    """Keep a context's segment where the fitted odds that it holds a used piece, against the
+    response using none of the candidates, reach ``credit``; else abstain. A logistic
+    regression on :data:`GATE_CUES` and the last turn's bigrams (``grams``), one weight each
+    (``coef``: (len(GATE_CUES) + len(grams),))."""
+
+    coef: np.ndarray
+    intercept: float
+    grams: dict[str, int]
+    credit: float
+
+    def design(self, batch: Sequence[Candidates], scores: Sequence[np.ndarray]) -> np.ndarray:
+        """(c, len(coef)) the gate's inputs."""
+        return np.hstack([best_logits(scores)[:, None], context_cues(batch),
+                          gram_indicators(batch, self.grams).astype(np.float64)])
+
+    def log_odds(self, batch: Sequence[Candidates], scores: Sequence[np.ndarray]) -> np.ndarray:
+        return self.design(batch, scores) @ self.coef + self.intercept
+
+    def abstains(self, batch: Sequence[Candidates], scores: Sequence[np.ndarray]) -> np.ndarray:
+        """(c,) bool."""
+        if not len(batch):
+            return np.zeros(0, dtype=bool)
+        if self.credit == 0:
+            return np.zeros(len(batch), dtype=bool)
+        return self.log_odds(batch, scores) < math.log(self.credit)
+
+    def as_dict(self) -> dict:
+        return {"cues": list(GATE_CUES), "grams": sorted(self.grams, key=self.grams.get),
+                "coef": [float(x) for x in self.coef], "intercept": float(self.intercept), "credit": self.credit}
+
+    @classmethod
+    def from_dict(cls, d: Mapping, path: Path) -> AbstainGate:
+        if not isinstance(d, Mapping) or d.get("cues") != list(GATE_CUES):
+            raise FormatError(f"expected cues {list(GATE_CUES)}; train the selector again", path=path,
+                              field="gate.cues", value=d.get("cues") if isinstance(d, Mapping) else d)
+        grams, coef = d.get("grams"), d.get("coef")
+        if not isinstance(grams, list) or not all(isinstance(g, str) for g in grams):
+            raise FormatError("must be a list of strings", path=path, field="gate.grams", value=grams)
+        if (not isinstance(coef, list) or len(coef) != len(GATE_CUES) + len(grams)
+                or not all(isinstance(x, (int, float)) and math.isfinite(x) for x in coef)):
+            raise FormatError(f"must be {len(GATE_CUES) + len(grams)} finite numbers", path=path, field="gate.coef",
+                              value=coef if not isinstance(coef, list) or len(coef) < 8 else f"{len(coef)} values")
+        for key in ("intercept", "credit"):
+            x = d.get(key)
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or (
+                    key == "credit" and x < 0):
+                raise FormatError("must be a finite number" + (" >= 0" if key == "credit" else ""), path=path,
+                                  field=f"gate.{key}", value=x)
+        return cls(np.array(coef, dtype=np.float64), float(d["intercept"]), {g: i for i, g in enumerate(grams)},
+                   float(d["credit"]))
+
+
+def fit_gate(batch: Sequence[Candidates], scores: Sequence[np.ndarray], hits: Sequence[bool],
+             none_used: Sequence[bool], credit: float, n_grams: int, c: float) -> tuple[AbstainGate | None, str | None]:
+    """An :class:`AbstainGate` from contexts whose segment holds a used piece (``hits``) or whose
+    response used none (``none_used``); the rest are worth 0 either way and left out. Returns
+    (gate, None), or (None, why not) when one of the two classes is missing."""
+    from sklearn.linear_model import LogisticRegression
+
+    hit, none = np.asarray(hits, dtype=bool), np.asarray(none_used, dtype=bool)
+    rows = np.flatnonzero(hit | none)
+    if not hit[rows].any() or hit[rows].all():
+        return None, "the contexts hold only one of 'used piece in segment' and 'none used'"
+    chosen = [batch[i] for i in rows]
+    gate = AbstainGate(np.zeros(0), 0.0, gram_vocabulary(chosen, n_grams), credit)
+    x = gate.design(chosen, [scores[i] for i in rows])
+    model = LogisticRegression(C=c, max_iter=5000).fit(x, hit[rows].astype(int))
+    gate.coef, gate.intercept = model.coef_[0].astype(np.float64), float(model.intercept_[0])
+    return gate, None
+
+
 # -- saving and loading
 def index_fingerprint(index) -> str:
     """The index's stored files (names and sha256), hashed: which index a selector was built on."""
@@ -356,7 +493,8 @@ def built_for(retriever) -> dict:
 
 
 def save_selector(out: str | Path, model: SelectorModel, vocab: Mapping[str, int], grams: Mapping[str, int],
-                  config: SelectionConfig, threshold: float, record: dict, *, overwrite: bool = False) -> Path:
+                  config: SelectionConfig, threshold: float | None, record: dict, *, gate: AbstainGate | None = None,
+                  overwrite: bool = False) -> Path:
     from safetensors.torch import save as save_tensors
 
     from tiktalk.io import atomic_directory, write_json
@@ -367,6 +505,7 @@ def save_selector(out: str | Path, model: SelectorModel, vocab: Mapping[str, int
             "labels": sorted(vocab, key=vocab.get), "last_turn_grams": sorted(grams, key=grams.get),
             "hidden": model.mlp[0].out_features,
             "dim": model.label_query.in_features, "selection": settings, "threshold": threshold,
+            "gate": None if gate is None else gate.as_dict(),
             **record, "versions": library_versions()}
     with atomic_directory(out, overwrite=overwrite) as tmp:
         (tmp / WEIGHTS_FILE).write_bytes(save_tensors({k: v.contiguous() for k, v in model.state_dict().items()}))
@@ -380,14 +519,24 @@ class LearnedScorer:
     name = "learned"
 
     def __init__(self, model: SelectorModel, vocab: dict[str, int], grams: dict[str, int], config: SelectionConfig,
-                 threshold: float, meta: dict | None = None) -> None:
+                 threshold: float | None, meta: dict | None = None, gate: AbstainGate | None = None) -> None:
         self.model, self.vocab, self.grams, self.config = model.eval(), vocab, grams, config
-        self.abstain_below = threshold
+        self.abstain_below, self.gate = threshold, gate
         self.meta = meta or {}
 
     def describe(self) -> dict:
         return {"name": self.name, "path": self.meta.get("path"), "threshold": self.abstain_below,
+                "abstain": "gate" if self.gate is not None else "threshold" if self.abstain_below is not None else "never",
                 "built_for": self.meta.get("built_for"), "validation": self.meta.get("validation")}
+
+    def abstains(self, batch: Sequence[Candidates], scores: Sequence[np.ndarray]) -> np.ndarray:
+        """(c,) bool: the contexts that get no segment (the gate's, else the threshold's)."""
+        if self.gate is not None:
+            return self.gate.abstains(batch, scores)
+        return below_threshold(scores, self.abstain_below)
+
+    def never_abstain(self) -> None:
+        self.abstain_below, self.gate = None, None
 
     def score(self, batch: Sequence[Candidates]) -> list[np.ndarray]:
         from retrieval.selection import piece_features
@@ -416,7 +565,7 @@ class LearnedScorer:
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise FormatError(f"not a selector (expected {FORMAT!r})", path=config_file, field="format",
                               value=meta.get("format") if isinstance(meta, dict) else meta)
-        if meta.get("format_version") != FORMAT_VERSION:
+        if meta.get("format_version") not in READABLE_VERSIONS:
             raise FormatError(f"format_version {FORMAT_VERSION} expected (this release's selector); train the "
                               "selector again", path=config_file, field="format_version",
                               value=meta.get("format_version"))
@@ -443,5 +592,13 @@ class LearnedScorer:
         grams = {gram: i for i, gram in enumerate(meta["last_turn_grams"])}
         model = SelectorModel(len(FEATURES), len(vocab), int(meta["dim"]), int(meta["hidden"]), len(grams))
         model.load_state_dict(load_tensors(weights_file.read_bytes()))
+        threshold, gate = meta.get("threshold"), meta.get("gate")
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
+            raise FormatError("must be a number or null", path=config_file, field="threshold", value=threshold)
+        if threshold is None and gate is None:
+            raise FormatError("a selector needs a threshold or a gate", path=config_file, field="threshold",
+                              value=None)
         meta["path"] = str(path)
-        return cls(model, vocab, grams, SelectionConfig.from_dict(meta["selection"]), float(meta["threshold"]), meta)
+        return cls(model, vocab, grams, SelectionConfig.from_dict(meta["selection"]),
+                   None if threshold is None else float(threshold), meta,
+                   None if gate is None else AbstainGate.from_dict(gate, config_file))

@@ -115,6 +115,7 @@ class Bounds:
 
 POSITIVE_INT = Bounds(int, 1, INT_LIMIT)
 COUNT = Bounds(int, 0, INT_LIMIT)  # zero allowed
+FOLDS = Bounds(int, 2, INT_LIMIT)  # cross-validation / cross-fitting folds
 SEED = Bounds(int, 0, 2**32 - 1)  # numpy's and torch's seeds
 POSITIVE = Bounds(float, 0, low_open=True)
 NON_NEGATIVE = Bounds(float, 0)

@@ -5,9 +5,11 @@ named place"), the save/load round trip, refusals, and `tiktalk select train` / 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from itertools import pairwise
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import polars as pl
@@ -18,18 +20,22 @@ from retrieval.encoders import HashEncoder
 from retrieval.index import build_head_index
 from retrieval.pieces import Piece, PieceConfig
 from retrieval.retriever import Retriever, RetrieverConfig
-from retrieval.selection import FEATURES, Candidates, SelectionConfig, piece_features
+from retrieval.selection import FEATURES, Candidates, SelectionConfig, bigrams, piece_features
 from retrieval.selector import (
     CONFIG_FILE,
     FORMAT,
+    GATE_CUES,
     HEAD_LABEL,
     OTHER_LABEL,
     WEIGHTS_FILE,
+    AbstainGate,
     LearnedScorer,
     SelectorMismatchError,
     TrainSettings,
     built_for,
     choose_threshold,
+    decision_worth,
+    fit_gate,
     gold_piece_labels,
     gram_vocabulary,
     label_key,
@@ -248,10 +254,77 @@ def test_fitted_threshold_falls_back_to_the_step_rule():
     backwards = [np.ones(1), np.zeros(1), np.zeros(1)]
     _, decided = choose_threshold(scores, backwards, abstain_credit=0.5, rule="fitted")
     assert decided["rule"].startswith("step (fallback: the fitted slope is")
-    with pytest.raises(UsageError, match="abstain rule 'odds'"):
+    with pytest.raises(UsageError, match="threshold rule 'odds'"):
         choose_threshold(scores, backwards, rule="odds")
     with pytest.raises(UsageError, match="TrainSettings.abstain_rule 'odds'"):
         TrainSettings(abstain_rule="odds")
+
+
+# ------------------------------------------------------------------ the abstain gate
+
+
+def _gate_contexts(n: int = 400, seed: int = 0):
+    """Contexts whose best probability says nothing (one distribution for all) and whose last
+    turn says everything: a question is answered with the used piece, a statement with none."""
+    rng = np.random.default_rng(seed)
+    asks, says = ["需要门票吗？", "几点开门？", "在哪里呀？", "有电话吗？"], ["好的，谢谢。", "嗯，我知道了。", "挺好的。", "那我去看看。"]
+    batch, scores, hits, none = [], [], [], []
+    for i in range(n):
+        question = i % 2 == 0
+        batch.append(SimpleNamespace(context=["你去过天坛吗？", (asks if question else says)[(i // 2) % 4]]))
+        scores.append(np.array([rng.uniform(0.3, 0.9), 0.1]))
+        hits.append(question)
+        none.append(not question)
+    return batch, scores, hits, none
+
+
+def test_gate_learns_what_a_threshold_cannot_see():
+    batch, scores, hits, none = _gate_contexts()
+    gate, why_not = fit_gate(batch, scores, hits, none, credit=0.5, n_grams=50, c=1.0)
+    assert why_not is None and dict(zip(GATE_CUES, gate.coef))["last_turn_asks"] > 0
+    abstains = gate.abstains(batch, scores)
+    assert abstains[1::2].mean() > 0.95 and abstains[::2].mean() < 0.05
+    # a threshold on the best probability decides about half of them right
+    targets = [np.array([float(h), 0.0]) for h in hits]
+    _, decided = choose_threshold(scores, targets, hits, abstain_credit=0.5, rule="fitted")
+    assert decided["decided_right"] < 0.7 and decision_worth(abstains, hits, none)["decided_right"] > 0.95
+
+
+def test_gate_log_odds_match_a_written_out_sum():
+    batch, scores, hits, none = _gate_contexts(120, seed=1)
+    gate, _ = fit_gate(batch, scores, hits, none, credit=0.5, n_grams=30, c=1.0)
+    grams = sorted(gate.grams, key=gate.grams.get)
+    written = []
+    for c, s in zip(batch, scores):
+        last, before = c.context[-1], c.context[-2]
+        p = float(s.max())
+        x = [math.log(p / (1 - p)), float(any(ch in last for ch in "？?吗")), float(any(ch in before for ch in "？?吗")),
+             math.log1p(len(last)), math.log1p(len(c.context))] + [float(g in bigrams(last)) for g in grams]
+        written.append(sum(w * v for w, v in zip(gate.coef, x)) + gate.intercept)
+    np.testing.assert_allclose(gate.log_odds(batch, scores), written, rtol=1e-9, atol=1e-9)
+    # kept exactly where the odds reach the credit; a credit of 0 never abstains
+    np.testing.assert_array_equal(gate.abstains(batch, scores), np.array(written) < math.log(0.5))
+    gate.credit = 0.0
+    assert not gate.abstains(batch, scores).any()
+
+
+def test_gate_round_trips_through_json_and_refuses_a_broken_one(tmp_path):
+    batch, scores, hits, none = _gate_contexts(80, seed=2)
+    gate, _ = fit_gate(batch, scores, hits, none, credit=0.5, n_grams=20, c=1.0)
+    path = tmp_path / "selector.json"
+    back = AbstainGate.from_dict(json.loads(json.dumps(gate.as_dict())), path)
+    np.testing.assert_array_equal(back.log_odds(batch, scores), gate.log_odds(batch, scores))
+    d = gate.as_dict()
+    with pytest.raises(FormatError, match=r"selector.json: field 'gate.coef': must be \d+ finite numbers"):
+        AbstainGate.from_dict({**d, "coef": d["coef"][:-1]}, path)
+    with pytest.raises(FormatError, match=r"field 'gate.cues': expected cues"):
+        AbstainGate.from_dict({**d, "cues": ["best_logit"]}, path)
+    with pytest.raises(FormatError, match=r"field 'gate.credit': must be a finite number >= 0 \(value -1\)"):
+        AbstainGate.from_dict({**d, "credit": -1}, path)
+    # one class only: nothing to fit, and it says so
+    assert fit_gate(batch, scores, [True] * len(batch), [False] * len(batch), 0.5, 20, 1.0)[0] is None
+    with pytest.raises(UsageError, match=r"TrainSettings.gate_folds must be an integer in \[2, 2147483647\], got 1"):
+        TrainSettings(gate_folds=1)
 
 
 # ------------------------------------------------------------------ training on the mini KdConv
@@ -311,8 +384,12 @@ def test_trained_selector_learns_the_asked_attribute(mini):
     assert meta["built_for"] == summary["built_for"] and meta["built_for"]["encoder"]["name"] == "hash:64"
     assert meta["data_sha256"] and meta["validation"] == v
     assert meta["training"]["abstain_credit"] == TrainSettings().abstain_credit == 0.5
-    assert meta["training"]["abstain_rule"] == "fitted"
-    assert v["rule"] == "fitted" or v["rule"].startswith("step (fallback: ")
+    assert meta["training"]["abstain_rule"] == "context" and v["rule"] == "context"
+    # the gate decides: no threshold; its cross-validated decisions on the training split are reported
+    assert meta["threshold"] is None and meta["gate"]["cues"] == list(GATE_CUES)
+    assert len(meta["gate"]["coef"]) == len(GATE_CUES) + len(meta["gate"]["grams"])
+    cv = v["gate"]["cross_validated"]
+    assert cv["decided_right"] >= 0.8 and cv["worth"] == round(cv["kept_hit"] + 0.5 * cv["right_abstained"], 4)
     # on the test split it fills the segment with the asked value of the named place
     retriever = learned(mini)
     turns = [["你去过天坛吗？", "去过，挺好玩的。", "需要门票吗？"], ["你去过长城吗？", "去过，挺好玩的。", "有电话吗？"]]
@@ -322,6 +399,33 @@ def test_trained_selector_learns_the_asked_attribute(mini):
     first = [r.pieces[0] for r in retriever.retrieve_batch(turns)]
     assert (first[0].head, first[0].label, first[0].content) == ("天坛", "门票", kb["天坛"]["门票"])
     assert (first[1].head, first[1].label, first[1].content) == ("长城", "电话", kb["长城"]["电话"])
+
+
+def test_gate_falls_back_to_a_threshold_and_no_abstain_turns_it_off(mini, tmp_path, capsys):
+    import dataclasses
+
+    from tiktalk.runs.select import train_dataset_selector
+
+    # more folds than training conversations: no gate, the fitted threshold instead, and why
+    few = train_dataset_selector(mini["data"], mini["index"], tmp_path / "few", model="none", max_tokens=69,
+                                 settings=dataclasses.replace(TrainSettings(), steps=60, gate_folds=1000),
+                                 progress=False)
+    assert few["validation"]["rule"].startswith("fitted (fallback: ") and "fewer than gate_folds=1000" in \
+        few["validation"]["rule"] and 0 <= few["threshold"] <= 1
+    assert learned(mini, selector=tmp_path / "few").scorer.gate is None
+    # the gate abstains on the chit-chat; --no-abstain (RetrieverConfig.abstain=False) never does
+    turns = [["你去过天坛吗？", "去过，挺好玩的。"], ["你好。", "你好呀。"], ["你去过天坛吗？", "去过。", "需要门票吗？"]]
+    gated = learned(mini).retrieve_batch(turns)
+    assert any(r.abstained for r in gated) and not gated[2].abstained
+    never = Retriever.load(mini["index"], config=RetrieverConfig(selection="learned", selector=str(mini["selector"]),
+                                                                 abstain=False), budget=KnowledgeBudget(69))
+    assert not any(r.abstained for r in never.retrieve_batch(turns)) and never.scorer.gate is None
+    with pytest.raises(SystemExit) as exited:
+        main(["select", "train", "--data", str(mini["data"]), "--index", str(mini["index"]), "--out",
+              str(tmp_path / "x"), "--gate-folds", "1"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --gate-folds: must be an integer in [2, 2147483647], got '1'" in err and not (tmp_path / "x").exists()
 
 
 def test_save_load_round_trip_gives_identical_scores(mini, tmp_path):
@@ -412,7 +516,8 @@ def test_load_refuses_another_encoder_kg_or_index(mini, tmp_path):
     # the same index rebuilt is the same index: accepted
     build_head_index(kb_graph, HashEncoder(64), tmp_path / "again", kg_source=str(mini["kb"]), progress=False,
                      pieces=PieceConfig())
-    assert learned(mini, tmp_path / "again").scorer.abstain_below == mini["summary"]["threshold"]
+    again = learned(mini, tmp_path / "again").scorer
+    assert again.abstain_below is None and again.gate.as_dict() == learned(mini).scorer.gate.as_dict()
 
 
 def test_load_refuses_what_is_not_a_selector(mini, tmp_path):
@@ -449,7 +554,8 @@ def test_cli_select_train_then_annotate_with_the_selector(mini, tmp_path, capsys
     assert main(["select", "train", "--data", str(mini["data"]), "--index", str(mini["index"]), "--out", str(out),
                  "--steps", "120", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["out"] == str(out) and result["labels_from"] == "gold" and 0 <= result["threshold"] <= 1
+    assert result["out"] == str(out) and result["labels_from"] == "gold" and result["threshold"] is None
+    assert result["validation"]["rule"] == "context" and result["training"]["gate_folds"] == 5
     assert result["training"]["steps"] == 120 and result["budget"]["max_tokens"] == 69  # Maria's budget
     assert result["validation"]["no_abstain"]["used_in_segment"] >= 0.8
     assert result["built_for"]["encoder"]["name"] == "hash:64"

@@ -196,7 +196,7 @@ def test_kdconv_suite_end_to_end(tmp_path: Path, capsys) -> None:
     assert use["selected"]["gold_value_in_segment"] >= 0.8
     assert use["selected"]["gold_value_in_segment"] > use["dense"]["gold_value_in_segment"]
     selector = test["selector"]
-    assert selector["labels_from"] == "gold" and 0 <= selector["threshold"] <= 1
+    assert selector["labels_from"] == "gold" and selector["validation"]["rule"] == "context"
     assert selector["validation"]["no_abstain"]["used_in_segment"] >= 0.8
     for run in saved["runs"].values():
         assert run["steps"] == 20 and run["metrics"]["dialogues"] == 12 and run["metrics"]["meteor"] is None

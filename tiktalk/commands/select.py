@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from tiktalk.commands import RegistryHelp, add_group, add_json_flag, emit, print_notice
-from tiktalk.options import COUNT, NON_NEGATIVE, POSITIVE, POSITIVE_INT, SEED
+from tiktalk.options import COUNT, FOLDS, NON_NEGATIVE, POSITIVE, POSITIVE_INT, SEED
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,14 +18,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                 "steps": f"full-batch Adam steps (default {TrainSettings.steps})",
                 "lr": f"learning rate (default {TrainSettings.lr})",
                 "seed": f"seed (default {TrainSettings.seed})",
-                "abstain_credit": "the abstain threshold maximises, on the val split, the segments holding a used "
-                                  "piece plus this much per empty segment where the response used none (default "
+                "abstain_credit": "what an empty segment where the response used no candidate is worth beside a "
+                                  "segment holding a used piece: a context is kept where the odds of the first "
+                                  "against the second reach it (default "
                                   f"{TrainSettings.abstain_credit}; 1: the most contexts decided right; 0: never "
                                   "abstain)",
-                "abstain_rule": f"how the threshold is read from val, one of {', '.join(ABSTAIN_RULES)} (default "
-                                f"{TrainSettings.abstain_rule}); fitted: where a logistic fit of the odds of a used "
-                                "piece against none used equals the credit (stable across seeds); step: the best "
-                                "threshold of the step function itself"}[name]
+                "abstain_rule": f"how the abstention is learned, one of {', '.join(ABSTAIN_RULES)} (default "
+                                f"{TrainSettings.abstain_rule}); context: a logistic gate on the best piece's logit "
+                                "and the context's cues (a question in its last turns, lengths, last-turn bigrams), "
+                                "fitted on cross-fitted train and val probabilities; fitted: a threshold on the best "
+                                "probability where a logistic fit on val reaches the credit; step: the best "
+                                "threshold of the step function on val",
+                "gate_folds": f"folds of the training split cross-fitted for the context gate (default "
+                              f"{TrainSettings.gate_folds})"}[name]
 
     select_sub = add_group(sub, "select", "learned knowledge selection")
     p = select_sub.add_parser("train", help="fit a piece selector on a dataset's (context, response) pairs")
@@ -49,6 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=RegistryHelp(lambda: defaults("abstain_credit")))
     p.add_argument("--abstain-rule", type=_abstain_rule, default=None,
                    help=RegistryHelp(lambda: defaults("abstain_rule")))
+    p.add_argument("--gate-folds", type=FOLDS.parse("--gate-folds"), default=None,
+                   help=RegistryHelp(lambda: defaults("gate_folds")))
     p.add_argument("--model", default="maria", help="the model whose knowledge budget the validation segments are "
                    "cut to (default maria; 'none' with --max-tokens: characters)")
     p.add_argument("--max-tokens", type=POSITIVE_INT.parse("--max-tokens"), default=None, help="another budget length")
@@ -69,8 +76,9 @@ def _abstain_rule(text: str) -> str:
 
 def _render(r: dict) -> str:
     v = r["validation"]
+    rule = "gate" if r["threshold"] is None else f"threshold {r['threshold']:.3f}"
     return (f"wrote {r['out']}: labels from {r['labels_from']}; {r['train']['contexts']} training contexts, "
-            f"{100 * r['train']['contexts_with_label']:.1f}% with a used piece; threshold {r['threshold']:.3f} "
+            f"{100 * r['train']['contexts_with_label']:.1f}% with a used piece; {rule} "
             f"(abstain credit {r['training']['abstain_credit']}, rule {r['validation']['rule']})\n"
             f"val: used piece in segment {v['at_threshold']['used_in_segment']:.3f} "
             f"(no abstention {v['no_abstain']['used_in_segment']:.3f}, dense {v['dense']['used_in_segment']:.3f}), "
@@ -87,7 +95,7 @@ def _train(args: argparse.Namespace) -> int:
 
     refuse_overlap(args.out, [("--data", args.data), ("--index", args.index)], may_write_inside=("--data", "--index"))
     given = {"steps": args.steps, "lr": args.lr, "seed": args.seed, "abstain_credit": args.abstain_credit,
-             "abstain_rule": args.abstain_rule}
+             "abstain_rule": args.abstain_rule, "gate_folds": args.gate_folds}
     settings = dataclasses.replace(TrainSettings(), **{k: v for k, v in given.items() if v is not None})
     heads = {"candidate_heads": args.candidate_heads, "named_heads": args.named_heads}
     result = train_dataset_selector(

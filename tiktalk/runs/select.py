@@ -11,14 +11,15 @@ LABEL_SOURCES = ("auto", "gold", "pseudo")
 
 
 def dataset_turns(data: str | Path, split: str) -> list:
-    """The (dialogue_id, context, response) pairs of one split of a dataset directory."""
+    """The (dialogue_id, context, response, video_id) turns of one split of a dataset directory."""
     import polars as pl
 
     from retrieval.select_train import Turn
     from tiktalk.dataset import load_dataset
 
     rows = load_dataset(data).dialogues.filter(pl.col("split") == split)
-    turns = [Turn(i, list(c), r) for i, c, r in rows.select("dialogue_id", "context", "response").iter_rows()]
+    turns = [Turn(i, list(c), r, v) for i, c, r, v in
+             rows.select("dialogue_id", "context", "response", "video_id").iter_rows()]
     if not turns:
         raise UsageError(f"{data}: split {split!r} has no dialogues")
     return turns
