@@ -218,6 +218,7 @@ def train_selector(retriever, train: Sequence[Turn], val: Sequence[Turn], out: s
     budget = retriever.budget
     val_hits = segment_hits(va, val_scores, va_targets, budget)
     threshold, gate, decided = None, None, {}
+    fitted_at = time.perf_counter()
     if settings.abstain_rule == "context":
         gate, decided = learn_gate(tr, tr_features, tr_targets, tr_turns, vocab, grams, val_x, va, val_scores,
                                    va_targets, val_hits, budget, settings, progress)
@@ -247,7 +248,8 @@ def train_selector(retriever, train: Sequence[Turn], val: Sequence[Turn], out: s
         "budget": None if budget is None else budget.as_dict(),
         "training": {**vars(settings), **record},
         "validation": validation,
-        "seconds": {"label": round(labelled_at - start, 1), "fit": round(time.perf_counter() - labelled_at, 1)},
+        "seconds": {"label": round(labelled_at - start, 1), "fit": round(fitted_at - labelled_at, 1),
+                    "abstention": round(time.perf_counter() - fitted_at, 1)},
     }
     config: SelectionConfig = retriever.scorer.config
     save_selector(out, model, vocab, grams, config, threshold, summary, gate=gate, overwrite=overwrite)
