@@ -158,7 +158,7 @@ def learn_gate(tr, tr_features, tr_targets, tr_turns, vocab, grams, val_x, va, v
     gate, why_not = fit(range(len(tr)))
     if gate is None:
         return None, {"why_not": why_not}
-    cv = {"kept_hit": [], "right_abstained": [], "decided_right": [], "abstain_share": []}
+    cv = {"kept_holding_used": [], "abstained_none_used": [], "decided_right": [], "abstain_share": []}
     for k in range(settings.gate_folds):
         held = np.flatnonzero(folds == k)
         fold_gate, _ = fit(np.flatnonzero(folds != k))
@@ -169,7 +169,8 @@ def learn_gate(tr, tr_features, tr_targets, tr_turns, vocab, grams, val_x, va, v
             cv[key].append(value)
     cross_validated = {key: round(float(np.mean(v)), 4) for key, v in cv.items() if v}
     if cross_validated:
-        cross_validated["worth"] = round(cross_validated["kept_hit"] + credit * cross_validated["right_abstained"], 4)
+        cross_validated["worth"] = round(cross_validated["kept_holding_used"]
+                                         + credit * cross_validated["abstained_none_used"], 4)
     val_worth = decision_worth(gate.abstains(va, val_scores), val_hits, va_none)
     record = {"rule": "context", "decided_right": round(val_worth["decided_right"], 4),
               "abstain_share": round(val_worth["abstain_share"], 4),

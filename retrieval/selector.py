@@ -357,8 +357,8 @@ def decision_worth(abstains: Sequence[bool], hits: Sequence[bool], none_used: Se
     decided right (either), and abstained."""
     a, h, n = (np.asarray(x, dtype=bool) for x in (abstains, hits, none_used))
     if not len(a):
-        return {"kept_hit": 0.0, "right_abstained": 0.0, "decided_right": 0.0, "abstain_share": 0.0}
-    return {"kept_hit": float(np.mean(~a & h)), "right_abstained": float(np.mean(a & n)),
+        return {"kept_holding_used": 0.0, "abstained_none_used": 0.0, "decided_right": 0.0, "abstain_share": 0.0}
+    return {"kept_holding_used": float(np.mean(~a & h)), "abstained_none_used": float(np.mean(a & n)),
             "decided_right": float(np.mean(np.where(a, n, h))), "abstain_share": float(np.mean(a))}
 
 

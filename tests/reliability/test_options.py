@@ -71,7 +71,7 @@ def test_bounds_describe_and_refuse_non_finite_values():
     (["select", "train", "--data", "x", "--index", "{tmp}/i", "--out", "{tmp}/s", "--abstain-credit", "-0.5"],
      r"argument --abstain-credit: must be a finite number >= 0, got '-0.5'"),
     (["select", "train", "--data", "x", "--index", "{tmp}/i", "--out", "{tmp}/s", "--abstain-rule", "odds"],
-     r"argument --abstain-rule: must be one of fitted, step, got 'odds'"),
+     r"argument --abstain-rule: must be one of context, fitted, step, got 'odds'"),
     (["annotate", "--index", "{tmp}/i", "--data", "x", "--out", "{tmp}/k", "--chunk-size", "0"],
      rf"argument --chunk-size: {INT_RANGE}"),
     (["annotate", "--index", "{tmp}/i", "--data", "x", "--out", "{tmp}/k", "--workers", "-2"],

@@ -389,7 +389,7 @@ def test_trained_selector_learns_the_asked_attribute(mini):
     assert meta["threshold"] is None and meta["gate"]["cues"] == list(GATE_CUES)
     assert len(meta["gate"]["coef"]) == len(GATE_CUES) + len(meta["gate"]["grams"])
     cv = v["gate"]["cross_validated"]
-    assert cv["decided_right"] >= 0.8 and cv["worth"] == round(cv["kept_hit"] + 0.5 * cv["right_abstained"], 4)
+    assert cv["decided_right"] >= 0.8 and cv["worth"] == round(cv["kept_holding_used"] + 0.5 * cv["abstained_none_used"], 4)
     # on the test split it fills the segment with the asked value of the named place
     retriever = learned(mini)
     turns = [["你去过天坛吗？", "去过，挺好玩的。", "需要门票吗？"], ["你去过长城吗？", "去过，挺好玩的。", "有电话吗？"]]
