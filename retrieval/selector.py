@@ -566,8 +566,8 @@ class LearnedScorer:
             raise FormatError(f"not a selector (expected {FORMAT!r})", path=config_file, field="format",
                               value=meta.get("format") if isinstance(meta, dict) else meta)
         if meta.get("format_version") not in READABLE_VERSIONS:
-            raise FormatError(f"format_version {FORMAT_VERSION} expected (this release's selector); train the "
-                              "selector again", path=config_file, field="format_version",
+            raise FormatError(f"format_version {' or '.join(map(str, READABLE_VERSIONS))} expected (what this "
+                              "release reads); train the selector again", path=config_file, field="format_version",
                               value=meta.get("format_version"))
         if meta.get("features") != list(FEATURES):
             raise FormatError(f"not this library's features {list(FEATURES)}; train the selector again",

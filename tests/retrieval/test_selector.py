@@ -546,6 +546,24 @@ def test_load_refuses_what_is_not_a_selector(mini, tmp_path):
         learned(mini, selector=empty)
 
 
+def test_a_version_3_selector_loads_with_its_threshold_and_a_newer_one_is_refused(mini, tmp_path):
+    old = tmp_path / "v3"
+    shutil.copytree(mini["selector"], old)
+    meta = json.loads((old / CONFIG_FILE).read_text(encoding="utf-8"))
+    v3 = {k: v for k, v in meta.items() if k != "gate"}
+    (old / CONFIG_FILE).write_text(json.dumps({**v3, "format_version": 3, "threshold": 0.5}), encoding="utf-8")
+    loaded = LearnedScorer.load(old)
+    assert loaded.gate is None and loaded.abstain_below == 0.5
+    scores = [np.array([0.4, 0.1]), np.array([0.7])]
+    assert loaded.abstains([None, None], scores).tolist() == [True, False]
+    (old / CONFIG_FILE).write_text(json.dumps({**meta, "format_version": 5}), encoding="utf-8")
+    with pytest.raises(FormatError, match=r"field 'format_version': format_version 3 or 4 expected .* \(value 5\)"):
+        LearnedScorer.load(old)
+    (old / CONFIG_FILE).write_text(json.dumps({**v3, "threshold": None}), encoding="utf-8")
+    with pytest.raises(FormatError, match=r"field 'threshold': a selector needs a threshold or a gate"):
+        LearnedScorer.load(old)
+
+
 # ------------------------------------------------------------------ the command line
 
 
