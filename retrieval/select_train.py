@@ -31,6 +31,7 @@ from retrieval.selector import (
     fit_gate,
     gold_piece_labels,
     gram_vocabulary,
+    hit_share,
     label_key,
     predict,
     pseudo_piece_labels,
@@ -173,9 +174,7 @@ def learn_gate(tr, tr_features, tr_targets, tr_turns, vocab, grams, val_x, va, v
                                          + credit * cross_validated["abstained_none_used"], 4)
     val_worth = decision_worth(gate.abstains(va, val_scores), val_hits, va_none)
     record = {"rule": "context", "decided_right": round(val_worth["decided_right"], 4),
-              "abstain_share": round(val_worth["abstain_share"], 4),
-              "kept_hit": round(float(np.mean([h for h, n in zip(val_hits, va_none) if not n]))
-                                if not all(va_none) else 0.0, 4),
+              "abstain_share": round(val_worth["abstain_share"], 4), "kept_hit": hit_share(val_hits, va_none),
               "gate": {"folds": settings.gate_folds, "train_contexts": len(tr), "val_contexts": len(va),
                        "grams": len(gate.grams), "cross_validated": cross_validated,
                        "val_note": "val is also among the gate's training rows: its figures are in-sample"}}

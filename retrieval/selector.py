@@ -326,7 +326,7 @@ def choose_threshold(scores: Sequence[np.ndarray], targets: Sequence[np.ndarray]
     check_option("abstain_credit", abstain_credit, NON_NEGATIVE)
     if rule not in THRESHOLD_RULES:
         raise UsageError(f"threshold rule {rule!r}: expected one of {', '.join(THRESHOLD_RULES)}")
-    best_prob = np.array([float(s.max()) if len(s) else 0.0 for s in scores])
+    best_prob = best_probabilities(scores)
     if hits is None:
         hits = [bool(len(s)) and bool(t[int(np.argmax(s))]) for s, t in zip(scores, targets)]
     hit = np.asarray(hits, dtype=bool)
@@ -343,13 +343,35 @@ def choose_threshold(scores: Sequence[np.ndarray], targets: Sequence[np.ndarray]
         kept_hits = np.array([float(np.sum(hit & (best_prob >= th))) for th in candidates])
         right_abstained = np.array([float(np.sum(none_used & (best_prob < th))) for th in candidates])
         threshold = float(candidates[int(np.argmax(kept_hits + abstain_credit * right_abstained))])
-    kept = best_prob >= threshold
-    right = float(np.mean(np.where(kept, hit, none_used)))
-    out = {"decided_right": round(right, 4), "abstain_share": round(float(np.mean(~kept)), 4),
-           "kept_hit": round(float(hit[~none_used].mean()), 4) if (~none_used).any() else 0.0, "rule": used_rule}
+    worth = decision_worth(best_prob < threshold, hit, none_used)
+    out = {"decided_right": round(worth["decided_right"], 4), "abstain_share": round(worth["abstain_share"], 4),
+           "kept_hit": hit_share(hit, none_used), "rule": used_rule}
     if fit is not None:
         out["fit"] = fit
     return threshold, out
+
+
+def best_probabilities(scores: Sequence[np.ndarray]) -> np.ndarray:
+    """(c,) each context's best piece probability (0 for a context without pieces)."""
+    return np.array([float(s.max()) if len(s) else 0.0 for s in scores])
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def hit_share(hits: Sequence[bool], none_used: Sequence[bool]) -> float:
+    """Of the contexts whose response used a candidate, the share whose segment holds one."""
+    h, n = np.asarray(hits, dtype=bool), np.asarray(none_used, dtype=bool)
+    return round(float(h[~n].mean()), 4) if (~n).any() else 0.0
+
+
+def one_class_only(hit: np.ndarray, rows: np.ndarray, which: str = "contexts") -> str | None:
+    """Why no odds can be fitted on ``rows`` (None: both classes are there)."""
+    if not hit[rows].any() or hit[rows].all():
+        return f"the {which} hold only one of 'used piece in segment' and 'none used'"
+    return None
 
 
 def decision_worth(abstains: Sequence[bool], hits: Sequence[bool], none_used: Sequence[bool]) -> dict[str, float]:
@@ -370,11 +392,10 @@ def _fitted_threshold(best_prob: np.ndarray, hit: np.ndarray, none_used: np.ndar
     if credit == 0:
         return 0.0, None, None  # nothing is worth an abstention: no fit needed
     rows = hit | none_used
-    if not hit[rows].any() or hit[rows].all():
-        return None, None, "the val contexts hold only one of 'used piece in segment' and 'none used'"
-    p = np.clip(best_prob, 1e-6, 1 - 1e-6)
-    x = np.log(p / (1 - p))
-    model = LogisticRegression().fit(x[rows, None], hit[rows].astype(int))
+    why_not = one_class_only(hit, rows, "val contexts")
+    if why_not is not None:
+        return None, None, why_not
+    model = LogisticRegression().fit(logit(best_prob)[rows, None], hit[rows].astype(int))
     intercept, slope = float(model.intercept_[0]), float(model.coef_[0, 0])
     if slope <= 0:
         return None, None, f"the fitted slope is {slope:.3g}: a higher probability is not likelier to hold a used piece"
@@ -386,12 +407,6 @@ def _fitted_threshold(best_prob: np.ndarray, hit: np.ndarray, none_used: np.ndar
 # -- the abstain gate (abstain_rule="context")
 ASKS = re.compile(r"[？?吗]")  # a turn that asks: its reply tends to recite knowledge
 GATE_CUES = ("best_logit", "last_turn_asks", "turn_before_asks", "last_turn_length", "turns")
-
-
-def best_logits(scores: Sequence[np.ndarray]) -> np.ndarray:
-    """(c,) the logit of each context's best piece probability (clipped to 1e-6)."""
-    p = np.clip(np.array([float(s.max()) if len(s) else 0.0 for s in scores]), 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
 
 
 def context_cues(batch: Sequence[Candidates]) -> np.ndarray:
@@ -406,6 +421,12 @@ def context_cues(batch: Sequence[Candidates]) -> np.ndarray:
     return np.array(rows, dtype=np.float64).reshape(len(batch), len(GATE_CUES) - 1)
 
 
+def gate_inputs(batch: Sequence[Candidates], scores: Sequence[np.ndarray], grams: Mapping[str, int]) -> np.ndarray:
+    """(c, len(GATE_CUES) + len(grams)) the gate's inputs: best logit, context cues, last-turn bigrams."""
+    return np.hstack([logit(best_probabilities(scores))[:, None], context_cues(batch),
+                      gram_indicators(batch, grams).astype(np.float64)])
+
+
 @dataclass
 class AbstainGate:
     """Keep a context's segment where the fitted odds that it holds a used piece, against the
@@ -418,13 +439,8 @@ class AbstainGate:
     grams: dict[str, int]
     credit: float
 
-    def design(self, batch: Sequence[Candidates], scores: Sequence[np.ndarray]) -> np.ndarray:
-        """(c, len(coef)) the gate's inputs."""
-        return np.hstack([best_logits(scores)[:, None], context_cues(batch),
-                          gram_indicators(batch, self.grams).astype(np.float64)])
-
     def log_odds(self, batch: Sequence[Candidates], scores: Sequence[np.ndarray]) -> np.ndarray:
-        return self.design(batch, scores) @ self.coef + self.intercept
+        return gate_inputs(batch, scores, self.grams) @ self.coef + self.intercept
 
     def abstains(self, batch: Sequence[Candidates], scores: Sequence[np.ndarray]) -> np.ndarray:
         """(c,) bool."""
@@ -469,14 +485,14 @@ def fit_gate(batch: Sequence[Candidates], scores: Sequence[np.ndarray], hits: Se
 
     hit, none = np.asarray(hits, dtype=bool), np.asarray(none_used, dtype=bool)
     rows = np.flatnonzero(hit | none)
-    if not hit[rows].any() or hit[rows].all():
-        return None, "the contexts hold only one of 'used piece in segment' and 'none used'"
+    why_not = one_class_only(hit, rows)
+    if why_not is not None:
+        return None, why_not
     chosen = [batch[i] for i in rows]
-    gate = AbstainGate(np.zeros(0), 0.0, gram_vocabulary(chosen, n_grams), credit)
-    x = gate.design(chosen, [scores[i] for i in rows])
-    model = LogisticRegression(C=c, max_iter=5000).fit(x, hit[rows].astype(int))
-    gate.coef, gate.intercept = model.coef_[0].astype(np.float64), float(model.intercept_[0])
-    return gate, None
+    grams = gram_vocabulary(chosen, n_grams)
+    model = LogisticRegression(C=c, max_iter=5000).fit(gate_inputs(chosen, [scores[i] for i in rows], grams),
+                                                       hit[rows].astype(int))
+    return AbstainGate(model.coef_[0].astype(np.float64), float(model.intercept_[0]), grams, credit), None
 
 
 # -- saving and loading
